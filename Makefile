@@ -1,0 +1,31 @@
+# The two commands: `make run` and `make test`. Both create the virtualenv on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+# With MONGODB_URI unset the server starts the embedded SecantusDB, data under ./data/,
+# listening on mongodb://127.0.0.1:27027/chat for jobs such as `python -m jobs.create_admin`.
+run: $(STAMP)
+	EMBEDDED_DB_PATH=$${EMBEDDED_DB_PATH:-data/db} EMBEDDED_DB_PORT=$${EMBEDDED_DB_PORT:-27027} $(PY) server.py
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,119 @@
+"""Configuration classes read from the environment (and a `.env` file)."""
+
+import os
+import sys
+
+from dotenv import load_dotenv
+
+load_dotenv()
+
+
+def _env(name, default=None):
+    value = os.environ.get(name)
+    return default if value is None or value.strip() == "" else value.strip()
+
+
+def _bool(name, default):
+    value = _env(name)
+    return default if value is None else value.lower() in ("1", "true", "yes", "on")
+
+
+def _int(name, default):
+    value = _env(name)
+    return default if value is None else int(value)
+
+
+def _list(name, default):
+    value = _env(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class Config:
+    """Settings shared by every environment; each one can be set from the environment."""
+
+    APP_ENV = "development"
+    HOST = _env("HOST", "127.0.0.1")
+    PORT = _int("PORT", 5000)
+    ASYNC_MODE = _env("ASYNC_MODE", "eventlet")
+    # eventlet's server stops accepting at 1024 connections by default.
+    MAX_CONNECTIONS = _int("MAX_CONNECTIONS", 10000)
+    MONGODB_URI = _env("MONGODB_URI") or _env("MONGO_URI")
+    # Where the embedded SecantusDB keeps its files when MONGODB_URI is unset.
+    EMBEDDED_DB_PATH = _env("EMBEDDED_DB_PATH", ":memory:")
+    EMBEDDED_DB_PORT = _int("EMBEDDED_DB_PORT", 0)
+    DB_TIMEOUT_MS = _int("DB_TIMEOUT_MS", 3000)
+    JWT_SECRET_KEY = _env("JWT_SECRET_KEY")
+    JWT_ALGORITHM = "HS256"
+    JWT_DECODE_ALGORITHMS = ["HS256"]
+    JWT_ACCESS_TOKEN_EXPIRES = _int("ACCESS_TOKEN_MINUTES", 15) * 60
+    JWT_REFRESH_TOKEN_EXPIRES = _int("REFRESH_TOKEN_DAYS", 30) * 86400
+    CORS_ORIGINS = _list("CORS_ORIGINS", ["*"])
+    REDIS_URL = _env("REDIS_URL")
+    SOCKETIO_CHANNEL = _env("SOCKETIO_CHANNEL", "chat-socketio")
+    ARCHIVE_AFTER_DAYS = _int("ARCHIVE_AFTER_DAYS", 30)
+    LOG_LEVEL = _env("LOG_LEVEL", "INFO").upper()
+    LOG_FORMAT = _env("LOG_FORMAT", "text").lower()
+    SENTRY_DSN = _env("SENTRY_DSN")
+    MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
+    SOCKET_MAX_BUFFER = _int("SOCKET_MAX_BUFFER", 1_000_000)
+    RATELIMIT_ENABLED = _bool("RATE_LIMITS_ENABLED", True)
+    RATELIMIT_STORAGE_URI = _env("REDIS_URL", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10/minute")
+    REGISTER_RATE_LIMIT = _env("REGISTER_RATE_LIMIT", "20/hour")
+    MESSAGE_RATE_LIMIT = _env("MESSAGE_RATE_LIMIT", "10/second")
+    # argon2id cost; the defaults are argon2-cffi's RFC 9106 "low memory" profile.
+    ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
+    ARGON2_MEMORY_COST = _int("ARGON2_MEMORY_COST", 65536)
+    ARGON2_PARALLELISM = _int("ARGON2_PARALLELISM", 4)
+
+
+# A literal secret is only acceptable where nothing real is protected.
+_LOCAL_SECRET = "local-development-secret-not-for-production-use"
+
+
+class DevelopmentConfig(Config):
+    """Local development: embedded database, permissive CORS."""
+
+    JWT_SECRET_KEY = Config.JWT_SECRET_KEY or _LOCAL_SECRET
+
+
+class TestingConfig(Config):
+    """The test suite: same behaviour, cheaper password hashing."""
+
+    APP_ENV = "testing"
+    TESTING = True
+    JWT_SECRET_KEY = Config.JWT_SECRET_KEY or _LOCAL_SECRET
+
+
+class ProductionConfig(Config):
+    """Production: secrets and the database must come from the environment."""
+
+    APP_ENV = "production"
+    HOST = _env("HOST", "0.0.0.0")
+    CORS_ORIGINS = _list("CORS_ORIGINS", [])
+    REQUIRED = ("JWT_SECRET_KEY", "MONGODB_URI")
+
+
+config_by_name = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_config(name=None):
+    """Return the config class for `name` (default: APP_ENV), refusing an incomplete production one."""
+    name = name or _env("APP_ENV", "development")
+    if name not in config_by_name:
+        sys.exit(f"APP_ENV must be one of {', '.join(config_by_name)}, not {name!r}")
+    config = config_by_name[name]
+    if name == "production":
+        missing = [var for var in config.REQUIRED if not getattr(config, var)]
+        if missing:
+            sys.exit(f"refusing to start in production: set {', '.join(missing)}")
+        if "*" in config.CORS_ORIGINS:
+            sys.exit("refusing to start in production: CORS_ORIGINS must list origins, not '*'")
+    return config

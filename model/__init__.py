@@ -1,0 +1,54 @@
+"""Database connection: `init_db(app)` connects MongoEngine and creates every index."""
+
+import logging
+import re
+
+import mongoengine
+from pymongo.uri_parser import parse_uri
+
+from model import embedded
+from model.archived_message import ArchivedMessage
+from model.membership import Membership
+from model.message import Message
+from model.revoked_token import RevokedToken
+from model.room import Room
+from model.user import User
+
+DOCUMENTS = (User, Room, Membership, Message, ArchivedMessage, RevokedToken)
+log = logging.getLogger(__name__)
+
+
+def redact(uri):
+    """Hide the password in a MongoDB URI, for logs."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", uri)
+
+
+def init_db(app):
+    """Connect to MONGODB_URI (or start the embedded store) and make sure every index exists."""
+    uri = app.config["MONGODB_URI"]
+    if not uri:
+        path = app.config["EMBEDDED_DB_PATH"]
+        log.warning("MONGODB_URI is unset: using the embedded SecantusDB store at %s", path)
+        _, uri = embedded.start_daemon(path, app.config["EMBEDDED_DB_PORT"] or None)
+        app.config["MONGODB_URI"] = uri
+    db_name = parse_uri(uri)["database"] or "chat"
+    mongoengine.disconnect()
+    mongoengine.connect(
+        db=db_name,
+        host=uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=app.config["DB_TIMEOUT_MS"],
+        connectTimeoutMS=app.config["DB_TIMEOUT_MS"],
+    )
+    log.info("database: %s (database %s)", redact(uri), db_name)
+    for document in DOCUMENTS:
+        document.ensure_indexes()
+
+
+def ping():
+    """Return True when the database answers a ping."""
+    try:
+        mongoengine.get_db().client.admin.command("ping")
+        return True
+    except Exception:  # any driver error means "down" to the health check
+        return False

@@ -1,0 +1,59 @@
+"""The embedded default database: a SecantusDB daemon (MongoDB wire protocol) on a free local port."""
+
+import atexit
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+
+def free_port():
+    """Return a TCP port nobody is listening on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent():
+    # Linux: the daemon gets SIGTERM when the process that started it dies, even by SIGKILL.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)
+
+
+def start_daemon(storage_path=":memory:", port=None, log_path=os.devnull, timeout=30):
+    """Start `secantusd-py`, wait until it accepts connections, return (process, mongodb URI)."""
+    exe = shutil.which("secantusd-py") or os.path.join(os.path.dirname(sys.executable), "secantusd-py")
+    if not os.path.exists(exe):
+        raise RuntimeError("MONGODB_URI is unset and SecantusDB is not installed (pip install -r requirements-dev.txt)")
+    if storage_path != ":memory:":
+        os.makedirs(storage_path, exist_ok=True)
+    port = port or free_port()
+    cmd = [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage_path, "--log-level", "WARNING"]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    atexit.register(stop_daemon, proc)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"secantusd-py exited with {proc.returncode}; see {log_path}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, f"mongodb://127.0.0.1:{port}/chat"
+        except OSError:
+            time.sleep(0.1)
+    stop_daemon(proc)
+    raise RuntimeError(f"secantusd-py did not listen on port {port} within {timeout}s")
+
+
+def stop_daemon(proc):
+    """Stop a daemon started by `start_daemon`, giving it time to close its storage cleanly."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

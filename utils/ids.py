@@ -1,0 +1,16 @@
+"""ObjectId parsing that never raises on client input."""
+
+from bson import ObjectId
+from bson.errors import InvalidId
+
+
+def parse_id(value):
+    """Return `value` as an ObjectId, or None when it is not a valid 24-hex id."""
+    if isinstance(value, ObjectId):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        return ObjectId(value)
+    except InvalidId:
+        return None

@@ -1,0 +1,93 @@
+"""marshmallow helpers: strict loading into the contract's validation_error, and shared fields."""
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from utils.errors import ValidationFailed
+from utils.ids import parse_id
+from utils.timefmt import iso
+
+
+class StrictSchema(Schema):
+    """A schema that rejects unknown fields, so operator keys such as `$gt` never get through."""
+
+    class Meta:
+        unknown = RAISE
+
+
+def load(schema, data):
+    """Validate `data` with `schema`, raising ValidationFailed with per-field details."""
+    if not isinstance(data, dict):
+        raise ValidationFailed("payload must be an object", {"_schema": ["Expected an object."]})
+    try:
+        return schema.load(data)
+    except ValidationError as err:
+        raise ValidationFailed("invalid input", _flatten(err.messages)) from None
+
+
+def _flatten(messages):
+    """Turn marshmallow's nested messages into `{field: [reasons]}`."""
+    if isinstance(messages, list):
+        return {"_schema": [str(m) for m in messages]}
+    flat = {}
+    for field, value in messages.items():
+        if isinstance(value, dict):
+            flat[field] = [str(item) for inner in value.values() for item in _as_list(inner)]
+        else:
+            flat[field] = [str(item) for item in _as_list(value)]
+    return flat
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+class Trimmed(fields.String):
+    """A string stripped of surrounding white space before its length is validated."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+class StrictBool(fields.Boolean):
+    """A JSON boolean: `true` or `false`, not "yes" or 1."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class ObjectIdString(fields.String):
+    """A 24-hex ObjectId given as a string, loaded as an ObjectId."""
+
+    default_error_messages = {"invalid_id": "Not a valid id."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        oid = parse_id(super()._deserialize(value, attr, data, **kwargs))
+        if oid is None:
+            raise self.make_error("invalid_id")
+        return oid
+
+
+class IsoDateTime(fields.Field):
+    """Dump an aware datetime as ISO-8601 UTC with milliseconds and `Z`."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return iso(value)
+
+
+class IdField(fields.Field):
+    """Dump an ObjectId (or None) as its hex string."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else str(value)
+
+
+def room_ref(**kwargs):
+    """The `room` field of requests and events: an id or a room name; absent means `general`."""
+    return fields.String(validate=validate.Length(min=1, max=64), load_default=None, allow_none=True, **kwargs)
+
+
+def page_limit():
+    """The `limit` query field: 1..100, default 50."""
+    return fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))

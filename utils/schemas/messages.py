@@ -1,0 +1,50 @@
+"""Schemas for messages: history queries, sends, edits, and the message object."""
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from utils.schemas import IdField, IsoDateTime, ObjectIdString, StrictSchema, Trimmed, page_limit, room_ref
+
+BODY = validate.Length(min=1, max=4000)
+
+
+class HistoryQuery(StrictSchema):
+    room = room_ref()
+    limit = page_limit()
+    before = ObjectIdString(load_default=None)
+    after = ObjectIdString(load_default=None)
+    archived = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def one_cursor(self, data, **kwargs):
+        if data.get("before") and data.get("after"):
+            raise ValidationError("Give before or after, not both.", "before")
+
+
+class SendSchema(StrictSchema):
+    room = room_ref()
+    message_body = Trimmed(data_key="messageBody", required=True, validate=BODY)
+    client_id = fields.String(
+        data_key="clientId", load_default=None, allow_none=True, validate=validate.Length(min=1, max=128)
+    )
+
+
+class EditSchema(StrictSchema):
+    message_body = Trimmed(data_key="messageBody", required=True, validate=BODY)
+
+
+class MessageSchema(StrictSchema):
+    id = IdField()
+    room = IdField()
+    user_id = IdField(data_key="userId")
+    user_name = fields.String(data_key="userName")
+    message_body = fields.String(data_key="messageBody")
+    time_stamp = IsoDateTime(data_key="timeStamp")
+    client_id = fields.String(data_key="clientId", allow_none=True)
+    edited_at = IsoDateTime(data_key="editedAt")
+    deleted = fields.Boolean()
+    archived = fields.Boolean()
+
+
+class MessagePageSchema(StrictSchema):
+    messages = fields.List(fields.Nested(MessageSchema))
+    next_cursor = fields.String(data_key="nextCursor", allow_none=True)

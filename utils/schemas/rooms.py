@@ -1,0 +1,57 @@
+"""Schemas for rooms and their members."""
+
+from marshmallow import fields, validate
+
+from utils.schemas import IdField, IsoDateTime, ObjectIdString, StrictBool, StrictSchema, Trimmed, page_limit
+from utils.schemas.accounts import UserSchema
+
+ROOM_NAME = validate.Length(min=1, max=64)
+DESCRIPTION = validate.Length(max=500)
+ASSIGNABLE_ROLES = ("moderator", "member", "readonly")
+
+
+class RoomCreateSchema(StrictSchema):
+    name = Trimmed(required=True, validate=ROOM_NAME)
+    description = Trimmed(load_default="", validate=DESCRIPTION)
+    private = StrictBool(load_default=False)
+
+
+class RoomUpdateSchema(StrictSchema):
+    name = Trimmed(validate=ROOM_NAME)
+    description = Trimmed(validate=DESCRIPTION)
+
+
+class RoomListQuery(StrictSchema):
+    limit = page_limit()
+    cursor = ObjectIdString(load_default=None)
+
+
+class MemberRoleSchema(StrictSchema):
+    role = fields.String(required=True, validate=validate.OneOf(ASSIGNABLE_ROLES))
+
+
+class RoomSchema(StrictSchema):
+    id = IdField()
+    name = fields.String()
+    description = fields.String()
+    private = fields.Boolean()
+    created_by = IdField(data_key="createdBy")
+    created_at = IsoDateTime(data_key="createdAt")
+    member_count = fields.Integer(data_key="memberCount")
+    my_role = fields.String(data_key="myRole", allow_none=True)
+
+
+class RoomPageSchema(StrictSchema):
+    rooms = fields.List(fields.Nested(RoomSchema))
+    next_cursor = fields.String(data_key="nextCursor", allow_none=True)
+
+
+class MemberSchema(StrictSchema):
+    user = fields.Nested(UserSchema)
+    role = fields.String()
+    joined_at = IsoDateTime(data_key="joinedAt")
+    online = fields.Boolean()
+
+
+class MemberListSchema(StrictSchema):
+    members = fields.List(fields.Nested(MemberSchema))
