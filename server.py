@@ -1,0 +1,101 @@
+"""The chat service: `create_app()` wires the parts; `python server.py` serves them on eventlet."""
+
+import os
+
+if __name__ == "__main__" and os.environ.get("ASYNC_MODE", "eventlet") == "eventlet":
+    # Before anything imports socket or threading, so the database driver cooperates with eventlet.
+    import eventlet
+
+    eventlet.monkey_patch()
+
+import logging
+
+from flask import Flask
+from flask_cors import CORS
+
+import model
+from config import load_config
+from config.logs import configure_logging
+from middleware.errors import register_error_handlers
+from middleware.request_log import register_request_logging
+from routes import register_blueprints
+from services.rooms import ensure_general_room
+from sockets import register_socket_handlers
+from utils.extensions import jwt, limiter, socketio
+
+log = logging.getLogger("chat")
+
+
+def create_app(config_name=None):
+    """Build the Flask app: config, logs, extensions, database, HTTP and Socket.IO handlers."""
+    app = Flask(__name__)
+    register_config(app, config_name)
+    register_logging(app)
+    register_sentry(app)
+    register_extensions(app)
+    register_database(app)
+    register_request_logging(app)
+    register_error_handlers(app)
+    register_blueprints(app)
+    register_socket_handlers(socketio)
+    return app
+
+
+def register_config(app, config_name):
+    app.config.from_object(load_config(config_name))
+    app.json.sort_keys = False
+
+
+def register_logging(app):
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
+
+
+def register_sentry(app):
+    if app.config["SENTRY_DSN"]:
+        import sentry_sdk
+        from sentry_sdk.integrations.flask import FlaskIntegration
+
+        sentry_sdk.init(dsn=app.config["SENTRY_DSN"], integrations=[FlaskIntegration()], send_default_pii=False)
+
+
+def register_extensions(app):
+    origins = app.config["CORS_ORIGINS"]
+    CORS(app, resources={r"/api/*": {"origins": origins}}, expose_headers=["X-Request-ID", "Retry-After"])
+    jwt.init_app(app)
+    limiter.init_app(app)
+    socketio.init_app(
+        app,
+        async_mode=app.config["ASYNC_MODE"],
+        message_queue=app.config["REDIS_URL"],
+        channel=app.config["SOCKETIO_CHANNEL"],
+        cors_allowed_origins="*" if "*" in origins else origins,
+        max_http_buffer_size=app.config["SOCKET_MAX_BUFFER"],
+    )
+
+
+def register_database(app):
+    model.init_db(app)
+    with app.app_context():
+        ensure_general_room()
+
+
+def serve(app):
+    """Serve on HOST:PORT with eventlet's WSGI server, acks not delayed by Nagle's algorithm."""
+    import socket
+
+    import eventlet.wsgi
+
+    listener = eventlet.listen((app.config["HOST"], app.config["PORT"]))
+    # Accepted sockets inherit TCP_NODELAY from the listener on Linux.
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    log.info("serving on http://%s:%s", app.config["HOST"], app.config["PORT"])
+    eventlet.wsgi.server(listener, app, log_output=False, max_size=app.config["MAX_CONNECTIONS"])
+
+
+app = create_app()
+
+if __name__ == "__main__":
+    if app.config["ASYNC_MODE"] == "eventlet":
+        serve(app)
+    else:
+        socketio.run(app, host=app.config["HOST"], port=app.config["PORT"], allow_unsafe_werkzeug=True)

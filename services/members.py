@@ -1,0 +1,60 @@
+"""Room members: listing with presence, roles, removal."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from model.membership import Membership
+from model.room import GENERAL
+from model.user import User
+from services import notify, presence, rooms, users
+from services.permissions import check_can_remove, check_can_set_role
+from utils.timefmt import utcnow
+
+
+@dataclass
+class MemberView:
+    user: User
+    role: str
+    joined_at: datetime
+    online: bool
+
+
+def add_to_general(user):
+    """Make a new user a member of `general`."""
+    rooms.ensure_general_room()
+    rooms.add_member(rooms.find(GENERAL).id, user.id, "member")
+
+
+def list_members(ref, user):
+    """Return the members of a room the caller may see, each with whether they are online."""
+    room, _ = rooms.access(ref, user)
+    memberships = list(Membership.objects(room=room.id).order_by("joined_at"))
+    users = {u.id: u for u in User.objects(id__in=[m.user for m in memberships])}
+    online = presence.online_users(str(room.id))
+    return [
+        MemberView(users[m.user], m.role, m.joined_at, str(m.user) in online) for m in memberships if m.user in users
+    ]
+
+
+def do_set_member_role(ref, target_id, new_role, user):
+    """Add a member or change a member's role, as the role table allows."""
+    room, role = rooms.access(ref, user)
+    target = users.get_user(target_id)
+    check_can_set_role(user, role, rooms.role_of(room.id, target.id), new_role)
+    membership = Membership.objects(room=room.id, user=target.id).modify(
+        upsert=True, new=True, set__role=new_role, set_on_insert__joined_at=utcnow()
+    )
+    return MemberView(
+        target, membership.role, membership.joined_at, str(target.id) in presence.online_users(str(room.id))
+    )
+
+
+def do_remove_member(ref, target_id, user):
+    """Remove a member; their sockets stop receiving the room at once."""
+    room, role = rooms.access(ref, user)
+    target = users.get_user(target_id)
+    if target.id == user.id:
+        return rooms.do_leave_room(ref, user)
+    check_can_remove(user, role, rooms.role_of(room.id, target.id))
+    Membership.objects(room=room.id, user=target.id).delete()
+    notify.notify_member_removed(room.id, target.id)

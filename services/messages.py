@@ -1,0 +1,97 @@
+"""Messages: history pages, idempotent sends, edits, soft deletes."""
+
+from mongoengine import NotUniqueError
+
+from model.archived_message import ArchivedMessage
+from model.message import Message
+from services import notify, rooms
+from services.permissions import check_can_delete_message, check_can_edit_message, check_can_post
+from services.ratelimit import check_message_rate
+from utils.errors import NotFound
+from utils.ids import parse_id
+from utils.timefmt import utcnow
+
+
+def history(user, room_ref, limit, before=None, after=None, archived=False):
+    """Return (messages, nextCursor) of a room the caller may read.
+
+    No cursor: the newest `limit`, newest first. `before`: older ones, newest first.
+    `after`: newer ones, oldest first. nextCursor continues in the same direction, or is None.
+    """
+    room, _ = rooms.access(room_ref, user)
+    document = ArchivedMessage if archived else Message
+    query = document.objects(room=room.id)
+    if after:
+        query = query.filter(id__gt=after).order_by("id")
+    else:
+        query = query.filter(id__lt=before) if before else query
+        query = query.order_by("-id")
+    page = list(query.limit(limit + 1))
+    next_cursor = str(page[limit - 1].id) if len(page) > limit else None
+    return page[:limit], next_cursor
+
+
+def do_send_message(user, room_ref, body, client_id=None):
+    """Store a message and broadcast it; return (message, created).
+
+    A retry with a clientId this user already used returns the stored message and
+    broadcasts nothing: the unique (userId, clientId) index decides, even under a race.
+    """
+    room, role = rooms.access(room_ref, user)
+    check_can_post(room, user, role)
+    check_message_rate(user)
+    message = Message(
+        room=room.id,
+        user_id=user.id,
+        user_name=user.username,
+        message_body=body,
+        time_stamp=utcnow(),
+        client_id=client_id,
+    )
+    try:
+        message.save(force_insert=True, validate=False)
+    except NotUniqueError:
+        return _original(user, client_id), False
+    notify.notify_message(message)
+    return message, True
+
+
+def _original(user, client_id):
+    return (
+        Message.objects(user_id=user.id, client_id=client_id).first()
+        or ArchivedMessage.objects(user_id=user.id, client_id=client_id).first()
+    )
+
+
+def _readable_message(user, message_id):
+    oid = parse_id(message_id)
+    message = Message.objects(id=oid).first() if oid else None
+    if message is None:
+        raise NotFound.message(message_id)
+    try:
+        room, role = rooms.access(message.room, user)
+    except NotFound:
+        raise NotFound.message(message_id) from None
+    return message, room, role
+
+
+def do_edit_message(user, message_id, body):
+    """Change a message's body (its author only) and broadcast `message_updated`."""
+    message, _, _ = _readable_message(user, message_id)
+    check_can_edit_message(message, user)
+    updated = Message.objects(id=message.id, deleted=False).modify(
+        new=True, set__message_body=body, set__edited_at=utcnow()
+    )
+    if updated is None:
+        raise NotFound.message(message_id)
+    notify.notify_message_updated(updated)
+    return updated
+
+
+def do_delete_message(user, message_id):
+    """Soft-delete a message (author, room owner/moderators, admins) and broadcast `message_deleted`."""
+    message, _, role = _readable_message(user, message_id)
+    check_can_delete_message(message, user, role)
+    deleted = Message.objects(id=message.id, deleted=False).modify(set__deleted=True, set__message_body="")
+    if deleted is not None:
+        notify.notify_message_deleted(message)

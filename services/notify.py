@@ -1,0 +1,79 @@
+"""Every Socket.IO emit lives here, called by the services once their write has succeeded.
+
+Socket.IO rooms are named by the room's id string.
+"""
+
+from services import presence
+from utils.extensions import socketio
+from utils.schemas.messages import MessageSchema
+
+NAMESPACE = "/"
+_message_schema = MessageSchema()
+
+
+def message_payload(message):
+    """Return the wire form of a message."""
+    return _message_schema.dump(message)
+
+
+def notify_message(message):
+    """Broadcast a new message to its room, the sender's sockets included."""
+    socketio.emit("message", message_payload(message), to=str(message.room))
+
+
+def notify_message_updated(message):
+    """Broadcast an edited message."""
+    socketio.emit("message_updated", message_payload(message), to=str(message.room))
+
+
+def notify_message_deleted(message):
+    """Broadcast that a message was deleted."""
+    room = str(message.room)
+    socketio.emit("message_deleted", {"id": str(message.id), "room": room}, to=room)
+
+
+def notify_joined(room, user_id, user_name, skip_sid=None):
+    """Tell a room that a user came online in it."""
+    socketio.emit("user_joined", {"room": room, "userId": user_id, "userName": user_name}, to=room, skip_sid=skip_sid)
+    socketio.emit("presence", {"room": room, "userId": user_id, "online": True}, to=room, skip_sid=skip_sid)
+
+
+def notify_left(room, user_id, user_name):
+    """Tell a room that a user's last socket left it."""
+    socketio.emit("user_left", {"room": room, "userId": user_id, "userName": user_name}, to=room)
+    socketio.emit("presence", {"room": room, "userId": user_id, "online": False}, to=room)
+
+
+def notify_typing(room, user_id, user_name, typing, skip_sid):
+    """Tell everyone else in the room that a user is (or stopped) typing."""
+    payload = {"room": room, "userId": user_id, "userName": user_name, "typing": typing}
+    socketio.emit("typing", payload, to=room, skip_sid=skip_sid)
+
+
+def notify_member_removed(room_id, user_id):
+    """Take a removed member's sockets out of the room at once."""
+    room = str(room_id)
+    for sid in presence.sids_in_room(room, str(user_id)):
+        _evict(sid, room)
+
+
+def notify_room_deleted(room_id):
+    """Tell a deleted room's sockets, then take every one of them out of it."""
+    room = str(room_id)
+    socketio.emit("room_deleted", {"room": room}, to=room)
+    for sid in presence.sids_in_room(room):
+        _evict(sid, room)
+    socketio.close_room(room, namespace=NAMESPACE)
+
+
+def _evict(sid, room):
+    socketio.server.leave_room(sid, room, namespace=NAMESPACE)
+    entry = presence.entry(sid)
+    if entry and presence.leave(sid, room):
+        notify_left(room, entry.user_id, entry.user_name)
+
+
+def notify_token_revoked(jti):
+    """Disconnect the sockets that authenticated with a revoked access token."""
+    for sid in presence.sids_with_token(jti):
+        socketio.server.disconnect(sid, namespace=NAMESPACE)

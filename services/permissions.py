@@ -1,0 +1,66 @@
+"""The contract's role table, as `check_*` functions shared by REST and Socket.IO."""
+
+from utils.errors import Forbidden, NotFound
+
+POSTERS = ("owner", "moderator", "member")
+MANAGERS = ("owner", "moderator")
+LIMITED = (None, "member", "readonly")
+
+
+def is_admin(user):
+    return user.role == "admin"
+
+
+def check_can_read(room, user, role):
+    """Public rooms are readable by everyone; private ones are invisible (404) to outsiders."""
+    if room.private and role is None and not is_admin(user):
+        raise NotFound.room(room.id)
+
+
+def check_can_post(room, user, role):
+    """Owners, moderators, members and admins post; readonly members and outsiders do not."""
+    check_can_read(room, user, role)
+    if role in POSTERS or is_admin(user):
+        return
+    if role == "readonly":
+        raise Forbidden("readonly members cannot post in this room")
+    raise Forbidden("join the room to post in it")
+
+
+def check_can_edit_message(message, user):
+    """Only the author edits a message."""
+    if message.user_id != user.id:
+        raise Forbidden("only the author can edit a message")
+
+
+def check_can_delete_message(message, user, role):
+    """The author, the room's owner and moderators, and admins delete a message."""
+    if message.user_id != user.id and role not in MANAGERS and not is_admin(user):
+        raise Forbidden("only the author, the room's owner or moderators can delete a message")
+
+
+def check_can_manage_room(room, user, role):
+    """Editing or deleting a room is for its owner and admins."""
+    check_can_read(room, user, role)
+    if role != "owner" and not is_admin(user):
+        raise Forbidden("only the room's owner can change it")
+
+
+def check_can_set_role(user, role, target_role, new_role):
+    """Owners set any role but owner; moderators add or demote only members and readonly users."""
+    if target_role == "owner":
+        raise Forbidden("the owner's role cannot be changed")
+    if is_admin(user) or role == "owner":
+        return
+    if role == "moderator" and target_role in LIMITED and new_role in ("member", "readonly"):
+        return
+    raise Forbidden("your role does not allow this change")
+
+
+def check_can_remove(user, role, target_role):
+    """Owners remove anyone but themselves; moderators remove members and readonly users."""
+    if target_role == "owner":
+        raise Forbidden("the owner cannot be removed; delete the room instead")
+    if is_admin(user) or role == "owner" or (role == "moderator" and target_role in LIMITED):
+        return
+    raise Forbidden("your role does not allow removing this member")

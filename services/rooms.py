@@ -1,0 +1,189 @@
+"""Rooms: lookup with visibility, listing, create, update, delete, join, leave."""
+
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
+
+from mongoengine import NotUniqueError
+from pymongo.errors import DuplicateKeyError
+
+from model.archived_message import ArchivedMessage
+from model.membership import Membership
+from model.message import Message
+from model.room import GENERAL, Room
+from services import notify
+from services.permissions import check_can_manage_room, check_can_read, is_admin
+from utils.errors import Conflict, Forbidden, NotFound
+from utils.ids import parse_id
+from utils.timefmt import utcnow
+
+
+@dataclass
+class RoomView:
+    """A room as one caller sees it: the stored fields plus its member count and the caller's role."""
+
+    id: object
+    name: str
+    description: str
+    private: bool
+    created_by: object
+    created_at: datetime
+    member_count: int
+    my_role: str | None
+
+
+def ensure_general_room():
+    """Create the public `general` room unless it exists; safe when many processes start at once."""
+    # Another process may win the race; the unique index keeps one room.
+    with suppress(NotUniqueError, DuplicateKeyError):
+        Room.objects(name_key=GENERAL).update_one(
+            upsert=True,
+            set_on_insert__name=GENERAL,
+            set_on_insert__description="The room everyone is in",
+            set_on_insert__private=False,
+            set_on_insert__created_by=None,
+            set_on_insert__created_at=utcnow(),
+        )
+
+
+def find(ref):
+    """Return the room named by id or name (None means `general`), or None."""
+    ref = GENERAL if ref is None else ref
+    oid = parse_id(ref)
+    room = Room.objects(id=oid).first() if oid else None
+    return room or Room.objects(name_key=ref.lower()).first()
+
+
+def role_of(room_id, user_id):
+    """Return the user's role in the room, or None when not a member."""
+    membership = Membership.objects(room=room_id, user=user_id).only("role").first()
+    return membership.role if membership else None
+
+
+def access(ref, user):
+    """Return (room, caller's role) for a room the caller may see; others are 404."""
+    room = find(ref)
+    if room is None:
+        raise NotFound.room(ref)
+    role = role_of(room.id, user.id)
+    check_can_read(room, user, role)
+    return room, role
+
+
+def describe(rooms, user):
+    """Return a RoomView per room, with member counts and the caller's roles in two queries."""
+    ids = [room.id for room in rooms]
+    counts = {
+        row["_id"]: row["n"]
+        for row in Membership.objects(room__in=ids).aggregate([{"$group": {"_id": "$room", "n": {"$sum": 1}}}])
+    }
+    roles = {m.room: m.role for m in Membership.objects(room__in=ids, user=user.id).only("room", "role")}
+    return [
+        RoomView(
+            room.id,
+            room.name,
+            room.description,
+            room.private,
+            room.created_by,
+            room.created_at,
+            counts.get(room.id, 0),
+            roles.get(room.id),
+        )
+        for room in rooms
+    ]
+
+
+def describe_one(room, user):
+    """Return the RoomView of one room."""
+    return describe([room], user)[0]
+
+
+def list_rooms(user, limit, cursor):
+    """Return (rooms, nextCursor): public rooms and the caller's private ones, newest first."""
+    query = Room.objects
+    if not is_admin(user):
+        mine = Membership.objects(user=user.id).distinct("room")
+        query = Room.objects(__raw__={"$or": [{"private": False}, {"_id": {"$in": mine}}]})
+    if cursor:
+        query = query.filter(id__lt=cursor)
+    rooms = list(query.order_by("-id").limit(limit + 1))
+    next_cursor = str(rooms[limit - 1].id) if len(rooms) > limit else None
+    return describe(rooms[:limit], user), next_cursor
+
+
+def do_create_room(user, name, description, private):
+    """Create a room with the caller as its owner; 409 when the name is taken."""
+    room = Room(
+        name=name,
+        name_key=name.lower(),
+        description=description,
+        private=private,
+        created_by=user.id,
+        created_at=utcnow(),
+    )
+    try:
+        room.save(force_insert=True)
+    except NotUniqueError:
+        raise Conflict(f"room name {name!r} is taken", {"name": ["Already taken."]}) from None
+    Membership(room=room.id, user=user.id, role="owner", joined_at=room.created_at).save(force_insert=True)
+    return describe_one(room, user)
+
+
+def do_update_room(ref, user, changes):
+    """Rename or re-describe a room (owner, admins)."""
+    room, role = access(ref, user)
+    check_can_manage_room(room, user, role)
+    if "name" in changes and room.name_key == GENERAL and changes["name"].lower() != GENERAL:
+        raise Forbidden("the general room cannot be renamed")
+    updates = {f"set__{field}": value for field, value in changes.items()}
+    if "name" in changes:
+        updates["set__name_key"] = changes["name"].lower()
+    if updates:
+        try:
+            room = Room.objects(id=room.id).modify(new=True, **updates) or room
+        except NotUniqueError:
+            raise Conflict(f"room name {changes['name']!r} is taken", {"name": ["Already taken."]}) from None
+    return describe_one(room, user)
+
+
+def do_delete_room(ref, user):
+    """Delete a room with its memberships and messages (owner, admins); `general` stays."""
+    room, role = access(ref, user)
+    check_can_manage_room(room, user, role)
+    if room.name_key == GENERAL:
+        raise Forbidden("the general room cannot be deleted")
+    room.delete()
+    Membership.objects(room=room.id).delete()
+    Message.objects(room=room.id).delete()
+    ArchivedMessage.objects(room=room.id).delete()
+    notify.notify_room_deleted(room.id)
+
+
+def do_join_room(ref, user):
+    """Make the caller a member of a public room (private rooms: members and admins only)."""
+    room, role = access(ref, user)
+    if role is None:
+        if room.private and not is_admin(user):
+            raise NotFound.room(ref)
+        add_member(room.id, user.id, "member")
+    return room
+
+
+def add_member(room_id, user_id, role):
+    """Make the user a member with `role` unless already one; concurrent joins keep one membership."""
+    # A concurrent join may insert it first; the unique index keeps one membership.
+    with suppress(NotUniqueError, DuplicateKeyError):
+        Membership.objects(room=room_id, user=user_id).update_one(
+            upsert=True, set_on_insert__role=role, set_on_insert__joined_at=utcnow()
+        )
+
+
+def do_leave_room(ref, user):
+    """End the caller's membership; the owner and `general` cannot be left."""
+    room, role = access(ref, user)
+    if room.name_key == GENERAL:
+        raise Forbidden("everyone stays in the general room")
+    if role == "owner":
+        raise Forbidden("the owner cannot leave; delete the room instead")
+    Membership.objects(room=room.id, user=user.id).delete()
+    notify.notify_member_removed(room.id, user.id)

@@ -1,0 +1,22 @@
+"""Users by id, and the admin promotion that no request can perform."""
+
+from model.user import User
+from utils.errors import NotFound
+from utils.ids import parse_id
+
+
+def get_user(user_id):
+    """Return the user with this id, or raise NotFound."""
+    oid = parse_id(user_id)
+    user = User.objects(id=oid).first() if oid else None
+    if user is None:
+        raise NotFound.user(user_id)
+    return user
+
+
+def do_make_admin(username):
+    """Give `username` the global admin role; return the user."""
+    user = User.objects(username_key=username.lower()).modify(new=True, set__role="admin")
+    if user is None:
+        raise NotFound(f"no user named {username!r}")
+    return user
