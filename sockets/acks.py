@@ -1,0 +1,46 @@
+"""The ack contract: every event answers `{"ok": true, ...}` or `{"ok": false, "error": {...}}`."""
+
+import logging
+from functools import wraps
+
+from flask import request
+
+from services import presence
+from utils.errors import AppError, InternalError, Unauthorized
+from utils.schemas import load
+
+log = logging.getLogger("chat.socket")
+
+
+def socket_event(schema):
+    """Validate the payload with `schema`, call the handler with (user, data), turn failures into error acks."""
+
+    def decorate(handler):
+        @wraps(handler)
+        def wrapper(*args):
+            user_id, room = None, None
+            try:
+                entry = presence.entry(request.sid)
+                if entry is None:
+                    raise Unauthorized("connection is not authenticated")
+                user_id = entry.user_id
+                data = load(schema, args[0] if args else {})
+                room = data.get("room")
+                result = {"ok": True, **handler(entry.user, data)}
+                outcome = "ok"
+            except AppError as error:
+                result, outcome = {"ok": False, **error.to_dict()}, error.code
+            except Exception:
+                log.exception("socket event %s failed", handler.__name__)
+                result, outcome = {"ok": False, **InternalError().to_dict()}, "internal_error"
+            log.info(
+                "socket %s %s",
+                handler.__name__,
+                outcome,
+                extra={"event": handler.__name__, "user": user_id, "room": room, "outcome": outcome},
+            )
+            return result
+
+        return wrapper
+
+    return decorate
