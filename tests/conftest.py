@@ -1,0 +1,98 @@
+"""Fixtures: the database daemon (or TEST_MONGODB_URI), a live server, a clean database per test."""
+
+import os
+
+import pymongo
+import pytest
+
+from model import embedded
+from tests.support import Api, LiveServer, SocketClient, register
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory):
+    """A MongoDB wire-protocol server: TEST_MONGODB_URI, or a SecantusDB daemon of our own."""
+    if os.environ.get("TEST_MONGODB_URI"):
+        yield os.environ["TEST_MONGODB_URI"]
+        return
+    log = tmp_path_factory.mktemp("db") / "secantusd.log"
+    proc, uri = embedded.start_daemon(":memory:", log_path=str(log))
+    yield uri.rsplit("/", 1)[0] + "/chat_test"
+    embedded.stop_daemon(proc)
+
+
+@pytest.fixture(scope="session")
+def db(mongo_uri):
+    client = pymongo.MongoClient(mongo_uri, tz_aware=True)
+    yield client.get_default_database()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def server_factory(mongo_uri, tmp_path_factory):
+    """Start extra servers with their own settings; all are stopped at the end of the session."""
+    started = []
+    log_dir = tmp_path_factory.mktemp("servers")
+
+    def start(uri=None, **env):
+        server = LiveServer(uri or mongo_uri, log_dir, **env)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(server_factory):
+    """The shared live server (rate limits off)."""
+    return server_factory()
+
+
+@pytest.fixture(autouse=True)
+def clean_db(request):
+    """Every test that touches the database starts from an empty one (the `general` room stays)."""
+    if "db" not in request.fixturenames and "server" not in request.fixturenames:
+        yield
+        return
+    database = request.getfixturevalue("db")
+    for name in database.list_collection_names():
+        query = {"name_key": {"$ne": "general"}} if name == "rooms" else {}
+        database[name].delete_many(query)
+    yield
+
+
+@pytest.fixture
+def api(server):
+    return Api(server.url)
+
+
+@pytest.fixture
+def make_user(api, db):
+    """Register users through the API; `make_user(admin=True)` promotes one in the database."""
+
+    def make(username=None, admin=False, **extra):
+        user = register(api, username, **extra)
+        if admin:
+            from bson import ObjectId
+
+            db.users.update_one({"_id": ObjectId(user.id)}, {"$set": {"role": "admin"}})
+        return user
+
+    return make
+
+
+@pytest.fixture
+def connect(server):
+    """Open real Socket.IO connections to the live server; all are closed after the test."""
+    clients = []
+
+    def open_socket(user=None, url=None, **kwargs):
+        client = SocketClient(url or server.url, user.token if user else None, **kwargs)
+        clients.append(client)
+        return client.connect()
+
+    yield open_socket
+    for client in clients:
+        client.close()

@@ -1,0 +1,176 @@
+"""Test helpers: a live server process, a REST client, users, and a recording Socket.IO client."""
+
+import itertools
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import socketio
+
+from model.embedded import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
+_names = itertools.count(1)
+
+
+class LiveServer:
+    """`python server.py` in a subprocess, on a free port, with its log in a file."""
+
+    def __init__(self, mongo_uri, log_dir, **env):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(log_dir) / f"server-{self.port}.log"
+        self.env = {
+            **os.environ,
+            "APP_ENV": "testing",
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "MONGODB_URI": mongo_uri,
+            "JWT_SECRET_KEY": TEST_SECRET,
+            "RATE_LIMITS_ENABLED": "false",
+            "ARGON2_TIME_COST": "1",
+            "ARGON2_MEMORY_COST": "8192",
+            "ARGON2_PARALLELISM": "1",
+            "PYTHONUNBUFFERED": "1",
+            **{key: str(value) for key, value in env.items()},
+        }
+        self.proc = None
+
+    def start(self, timeout=30):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "server.py"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if requests.get(self.url + "/api/health", timeout=1).status_code in (200, 503):
+                    return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Api:
+    """A small REST client bound to one server: `api.post("/api/send", token, json=...)`."""
+
+    def __init__(self, url):
+        self.url = url
+        self.http = requests.Session()
+
+    def request(self, method, path, token=None, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, self.url + path, headers=headers, timeout=10, **kwargs)
+
+    def get(self, path, token=None, **kwargs):
+        return self.request("GET", path, token, **kwargs)
+
+    def post(self, path, token=None, **kwargs):
+        return self.request("POST", path, token, **kwargs)
+
+    def put(self, path, token=None, **kwargs):
+        return self.request("PUT", path, token, **kwargs)
+
+    def patch(self, path, token=None, **kwargs):
+        return self.request("PATCH", path, token, **kwargs)
+
+    def delete(self, path, token=None, **kwargs):
+        return self.request("DELETE", path, token, **kwargs)
+
+
+@dataclass
+class ChatUser:
+    id: str
+    username: str
+    token: str
+    refresh: str
+    password: str
+
+
+def register(api, username=None, password="password-123", **extra):
+    """Register a fresh user through the API and return it with its tokens."""
+    username = username or f"user{next(_names)}"
+    response = api.post("/api/auth/register", json={"username": username, "password": password, **extra})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return ChatUser(body["user"]["id"], username, body["accessToken"], body["refreshToken"], password)
+
+
+def assert_error(response, status, code):
+    """Assert the contract's error shape with this status and code; return the error object."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return body["error"]
+
+
+class SocketClient:
+    """python-socketio's real client, recording every server event it receives."""
+
+    def __init__(self, url, token=None, transports=None, auth=True, **connect_kwargs):
+        self.sio = socketio.Client(reconnection=False)
+        self.events = []
+        self.cond = threading.Condition()
+        self.sio.on("*", self._record)
+        self.url, self.token, self.transports, self.auth = url, token, transports, auth
+        self.connect_kwargs = connect_kwargs
+
+    def _record(self, event, *args):
+        with self.cond:
+            self.events.append((event, args[0] if args else None))
+            self.cond.notify_all()
+
+    def connect(self):
+        auth = {"token": self.token} if self.auth and self.token is not None else None
+        self.sio.connect(
+            self.url, auth=auth, transports=self.transports or ["websocket"], wait_timeout=10, **self.connect_kwargs
+        )
+        return self
+
+    def call(self, event, *args, timeout=10):
+        return self.sio.call(event, *args, timeout=timeout)
+
+    def received(self, event):
+        with self.cond:
+            return [data for name, data in self.events if name == event]
+
+    def wait_for(self, event, predicate=lambda data: True, timeout=5):
+        """Wait until an `event` matching `predicate` arrives; return its data."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for name, data in self.events:
+                    if name == event and predicate(data):
+                        return data
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no {event!r} within {timeout}s; got {self.events}")
+                self.cond.wait(remaining)
+
+    def close(self):
+        if self.sio.connected:
+            self.sio.disconnect()

@@ -1,0 +1,124 @@
+"""Accounts over REST: register, login, refresh rotation, logout revocation, me."""
+
+import time
+
+import jwt
+import pytest
+
+from tests.support import TEST_SECRET, assert_error, register
+
+
+def test_register_returns_user_and_tokens_without_secrets(api):
+    response = api.post("/api/auth/register", json={"username": "Alice", "password": "password-123", "displayName": "Al"})
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"user", "accessToken", "refreshToken"}
+    assert set(body["user"]) == {"id", "username", "displayName", "role", "createdAt"}
+    assert body["user"]["username"] == "Alice" and body["user"]["displayName"] == "Al"
+    assert body["user"]["role"] == "user"
+    assert body["user"]["createdAt"].endswith("Z") and len(body["user"]["createdAt"]) == 24
+    assert "password" not in response.text and "argon2" not in response.text
+
+
+def test_new_user_is_a_member_of_general(api, make_user):
+    user = make_user()
+    rooms = api.get("/api/rooms", user.token).json()["rooms"]
+    general = [room for room in rooms if room["name"] == "general"]
+    assert general and general[0]["myRole"] == "member" and general[0]["private"] is False
+
+
+def test_username_taken_is_a_conflict_whatever_the_case(api, make_user):
+    make_user("bob")
+    assert_error(api.post("/api/auth/register", json={"username": "BOB", "password": "password-123"}), 409, "conflict")
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"username": "ab", "password": "password-123"}, "username"),
+        ({"username": "a" * 33, "password": "password-123"}, "username"),
+        ({"username": "bad name!", "password": "password-123"}, "username"),
+        ({"username": "carol", "password": "short"}, "password"),
+        ({"username": "carol", "password": "x" * 129}, "password"),
+        ({"username": {"$gt": ""}, "password": "password-123"}, "username"),
+        ({"password": "password-123"}, "username"),
+        ({"username": "carol", "password": "password-123", "role": "admin"}, "role"),
+    ],
+)
+def test_register_validation(api, body, field):
+    error = assert_error(api.post("/api/auth/register", json=body), 400, "validation_error")
+    assert field in error["details"]
+
+
+def test_login_and_me(api, make_user):
+    user = make_user("dave")
+    response = api.post("/api/auth/login", json={"username": "DAVE", "password": user.password})
+    assert response.status_code == 200
+    token = response.json()["accessToken"]
+    me = api.get("/api/users/me", token).json()
+    assert me["id"] == user.id and me["username"] == "dave"
+
+
+def test_unknown_user_and_wrong_password_answer_alike(api, make_user):
+    make_user("erin")
+    wrong = assert_error(api.post("/api/auth/login", json={"username": "erin", "password": "nope-nope"}), 401, "unauthorized")
+    unknown = assert_error(
+        api.post("/api/auth/login", json={"username": "nobody", "password": "nope-nope"}), 401, "unauthorized"
+    )
+    assert wrong == unknown
+
+
+def test_refresh_rotates_and_the_old_refresh_token_stops_working(api, make_user):
+    user = make_user()
+    response = api.post("/api/auth/refresh", user.refresh)
+    assert response.status_code == 200
+    pair = response.json()
+    assert set(pair) == {"accessToken", "refreshToken"}
+    assert api.get("/api/users/me", pair["accessToken"]).status_code == 200
+    assert_error(api.post("/api/auth/refresh", user.refresh), 401, "unauthorized")
+    assert api.post("/api/auth/refresh", pair["refreshToken"]).status_code == 200
+
+
+def test_token_types_are_not_interchangeable(api, make_user):
+    user = make_user()
+    assert_error(api.get("/api/users/me", user.refresh), 401, "unauthorized")
+    assert_error(api.post("/api/auth/refresh", user.token), 401, "unauthorized")
+
+
+def test_logout_revokes_the_access_token_and_its_refresh_token(api, make_user):
+    user = make_user()
+    assert api.post("/api/auth/logout", user.token).status_code == 204
+    assert_error(api.get("/api/users/me", user.token), 401, "unauthorized")
+    assert_error(api.post("/api/auth/refresh", user.refresh), 401, "unauthorized")
+    again = api.post("/api/auth/login", json={"username": user.username, "password": user.password})
+    assert api.get("/api/users/me", again.json()["accessToken"]).status_code == 200
+
+
+def _forge(claims, key=TEST_SECRET, algorithm="HS256"):
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def test_bad_tokens_are_unauthorized(api, make_user):
+    user = make_user()
+    claims = jwt.decode(user.token, TEST_SECRET, algorithms=["HS256"])
+    expired = _forge({**claims, "exp": int(time.time()) - 10})
+    foreign = _forge(claims, key="another-secret-0123456789abcdef0123456789")
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    for token in (expired, foreign, unsigned, "garbage", user.token[:-3] + "abc"):
+        assert_error(api.get("/api/users/me", token), 401, "unauthorized")
+    assert_error(api.get("/api/users/me"), 401, "unauthorized")
+    assert_error(api.get("/api/users/me", headers={"Authorization": "Basic abc"}), 401, "unauthorized")
+
+
+def test_no_request_can_become_admin(api, make_user):
+    user = make_user()
+    response = api.patch("/api/users/me", user.token, json={"role": "admin"})
+    assert_error(response, 405, "method_not_allowed")
+    assert api.get("/api/users/me", user.token).json()["role"] == "user"
+
+
+def test_register_is_open_but_the_rest_needs_a_token(api):
+    for method, path in [("GET", "/api/users/me"), ("GET", "/api/rooms"), ("GET", "/api/messages"), ("POST", "/api/send")]:
+        assert_error(api.request(method, path), 401, "unauthorized")
+    assert api.get("/api/health").status_code == 200
+    assert register(api).token

@@ -1,0 +1,60 @@
+"""Configuration: production refuses to start without its secrets; MONGO_URI is an alias."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import ROOT, TEST_SECRET
+
+
+def _start(env, timeout=30):
+    clean = {k: v for k, v in os.environ.items() if k not in ("MONGODB_URI", "MONGO_URI", "JWT_SECRET_KEY")}
+    return subprocess.run(
+        [sys.executable, "server.py"],
+        cwd=ROOT,
+        env={**clean, "PORT": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    "env, missing",
+    [
+        ({"JWT_SECRET_KEY": TEST_SECRET}, "MONGODB_URI"),
+        ({"MONGODB_URI": "mongodb://127.0.0.1:1/x"}, "JWT_SECRET_KEY"),
+        ({}, "JWT_SECRET_KEY, MONGODB_URI"),
+    ],
+)
+def test_production_refuses_to_start_without_its_secrets(env, missing):
+    result = _start({"APP_ENV": "production", **env})
+    assert result.returncode != 0
+    assert missing in result.stderr
+
+
+def test_production_refuses_a_wildcard_origin():
+    env = {"APP_ENV": "production", "JWT_SECRET_KEY": TEST_SECRET, "MONGODB_URI": "mongodb://x/y", "CORS_ORIGINS": "*"}
+    result = _start(env)
+    assert result.returncode != 0 and "CORS_ORIGINS" in result.stderr
+
+
+def test_mongo_uri_is_accepted_as_an_alias(server_factory, mongo_uri):
+    server = server_factory(MONGODB_URI="", MONGO_URI=mongo_uri)
+    assert mongo_uri.split("/")[2] in server.log()
+
+
+def test_create_admin_command(api, make_user, server):
+    user = make_user()
+    env = {**os.environ, "MONGODB_URI": server.env["MONGODB_URI"], "JWT_SECRET_KEY": TEST_SECRET}
+    result = subprocess.run(
+        [sys.executable, "-m", "jobs.create_admin", user.username], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert api.get("/api/users/me", user.token).json()["role"] == "admin"
+    missing = subprocess.run(
+        [sys.executable, "-m", "jobs.create_admin", "no-such-user"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert missing.returncode == 1 and "no-such-user" in missing.stderr
