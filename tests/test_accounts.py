@@ -9,7 +9,9 @@ from tests.support import TEST_SECRET, assert_error, register
 
 
 def test_register_returns_user_and_tokens_without_secrets(api):
-    response = api.post("/api/auth/register", json={"username": "Alice", "password": "password-123", "displayName": "Al"})
+    response = api.post(
+        "/api/auth/register", json={"username": "Alice", "password": "password-123", "displayName": "Al"}
+    )
     assert response.status_code == 201
     body = response.json()
     assert set(body) == {"user", "accessToken", "refreshToken"}
@@ -61,7 +63,9 @@ def test_login_and_me(api, make_user):
 
 def test_unknown_user_and_wrong_password_answer_alike(api, make_user):
     make_user("erin")
-    wrong = assert_error(api.post("/api/auth/login", json={"username": "erin", "password": "nope-nope"}), 401, "unauthorized")
+    wrong = assert_error(
+        api.post("/api/auth/login", json={"username": "erin", "password": "nope-nope"}), 401, "unauthorized"
+    )
     unknown = assert_error(
         api.post("/api/auth/login", json={"username": "nobody", "password": "nope-nope"}), 401, "unauthorized"
     )
@@ -118,7 +122,12 @@ def test_no_request_can_become_admin(api, make_user):
 
 
 def test_register_is_open_but_the_rest_needs_a_token(api):
-    for method, path in [("GET", "/api/users/me"), ("GET", "/api/rooms"), ("GET", "/api/messages"), ("POST", "/api/send")]:
+    for method, path in [
+        ("GET", "/api/users/me"),
+        ("GET", "/api/rooms"),
+        ("GET", "/api/messages"),
+        ("POST", "/api/send"),
+    ]:
         assert_error(api.request(method, path), 401, "unauthorized")
     assert api.get("/api/health").status_code == 200
     assert register(api).token

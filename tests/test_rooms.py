@@ -1,0 +1,139 @@
+"""Rooms over REST: create, list with pagination, visibility, update, delete, join, leave, members."""
+
+import pytest
+
+from tests.support import assert_error
+
+
+def _room(api, user, name, private=False, **extra):
+    response = api.post("/api/rooms", user.token, json={"name": name, "private": private, **extra})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_create_room_makes_the_caller_owner(api, make_user):
+    owner = make_user()
+    room = _room(api, owner, "  lounge  ", description="chill")
+    assert set(room) == {"id", "name", "description", "private", "createdBy", "createdAt", "memberCount", "myRole"}
+    assert room["name"] == "lounge" and room["description"] == "chill" and room["private"] is False
+    assert room["createdBy"] == owner.id and room["myRole"] == "owner" and room["memberCount"] == 1
+
+
+def test_room_names_are_unique(api, make_user):
+    user = make_user()
+    _room(api, user, "dupe")
+    assert_error(api.post("/api/rooms", user.token, json={"name": "DUPE"}), 409, "conflict")
+    assert_error(api.post("/api/rooms", user.token, json={"name": "general"}), 409, "conflict")
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"name": ""}, {"name": "   "}, {"name": "x" * 65}, {"name": "a", "private": "yes"}, {"name": 5}]
+)
+def test_create_room_validation(api, make_user, body):
+    assert_error(api.post("/api/rooms", make_user().token, json=body), 400, "validation_error")
+
+
+def test_list_shows_public_rooms_and_my_private_ones_newest_first(api, make_user):
+    alice, bob = make_user(), make_user()
+    _room(api, alice, "a-public")
+    secret = _room(api, alice, "a-secret", private=True)
+    _room(api, bob, "b-public")
+    names = [room["name"] for room in api.get("/api/rooms", bob.token).json()["rooms"]]
+    assert names == ["b-public", "a-public", "general"]
+    names = [room["name"] for room in api.get("/api/rooms", alice.token).json()["rooms"]]
+    assert names == ["b-public", "a-secret", "a-public", "general"]
+    assert_error(api.get(f"/api/rooms/{secret['id']}", bob.token), 404, "not_found")
+
+
+def test_room_list_pagination(api, make_user):
+    user = make_user()
+    for i in range(4):
+        _room(api, user, f"room-{i}")
+    first = api.get("/api/rooms?limit=2", user.token).json()
+    assert [r["name"] for r in first["rooms"]] == ["room-3", "room-2"] and first["nextCursor"]
+    second = api.get(f"/api/rooms?limit=2&cursor={first['nextCursor']}", user.token).json()
+    assert [r["name"] for r in second["rooms"]] == ["room-1", "room-0"] and second["nextCursor"]
+    last = api.get(f"/api/rooms?limit=2&cursor={second['nextCursor']}", user.token).json()
+    assert [r["name"] for r in last["rooms"]] == ["general"] and last["nextCursor"] is None
+    exact = api.get("/api/rooms?limit=5", user.token).json()
+    assert len(exact["rooms"]) == 5 and exact["nextCursor"] is None
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "cursor=nope", "cursor=1", "sort=name"])
+def test_room_list_bad_queries(api, make_user, query):
+    assert_error(api.get(f"/api/rooms?{query}", make_user().token), 400, "validation_error")
+
+
+def test_get_room_by_id_or_name(api, make_user):
+    user = make_user()
+    room = _room(api, user, "by-name")
+    assert api.get(f"/api/rooms/{room['id']}", user.token).json()["name"] == "by-name"
+    assert api.get("/api/rooms/by-name", user.token).json()["id"] == room["id"]
+
+
+def test_update_and_delete_room(api, make_user):
+    owner = make_user()
+    room = _room(api, owner, "old-name")
+    updated = api.patch(f"/api/rooms/{room['id']}", owner.token, json={"name": "new-name", "description": "d"})
+    assert updated.status_code == 200 and updated.json()["name"] == "new-name"
+    _room(api, owner, "taken")
+    assert_error(api.patch(f"/api/rooms/{room['id']}", owner.token, json={"name": "taken"}), 409, "conflict")
+    assert_error(api.patch(f"/api/rooms/{room['id']}", owner.token, json={"owner": "me"}), 400, "validation_error")
+    assert api.delete(f"/api/rooms/{room['id']}", owner.token).status_code == 204
+    assert_error(api.get(f"/api/rooms/{room['id']}", owner.token), 404, "not_found")
+
+
+def test_general_cannot_be_deleted_renamed_or_left(api, make_user):
+    admin = make_user(admin=True)
+    assert_error(api.delete("/api/rooms/general", admin.token), 403, "forbidden")
+    assert_error(api.patch("/api/rooms/general", admin.token, json={"name": "other"}), 403, "forbidden")
+    assert_error(api.post("/api/rooms/general/leave", admin.token), 403, "forbidden")
+
+
+def test_join_and_leave_public_room(api, make_user):
+    owner, guest = make_user(), make_user()
+    room = _room(api, owner, "open")
+    joined = api.post(f"/api/rooms/{room['id']}/join", guest.token)
+    assert joined.status_code == 200 and joined.json()["myRole"] == "member" and joined.json()["memberCount"] == 2
+    assert api.post(f"/api/rooms/{room['id']}/join", guest.token).json()["memberCount"] == 2
+    assert api.post(f"/api/rooms/{room['id']}/leave", guest.token).status_code == 204
+    assert api.get(f"/api/rooms/{room['id']}", guest.token).json()["myRole"] is None
+    assert_error(api.post(f"/api/rooms/{room['id']}/leave", owner.token), 403, "forbidden")
+
+
+def test_private_room_join_needs_membership(api, make_user):
+    owner, guest = make_user(), make_user()
+    room = _room(api, owner, "closed", private=True)
+    assert_error(api.post(f"/api/rooms/{room['id']}/join", guest.token), 404, "not_found")
+    assert api.put(f"/api/rooms/{room['id']}/members/{guest.id}", owner.token, json={"role": "member"}).ok
+    assert api.post(f"/api/rooms/{room['id']}/join", guest.token).json()["myRole"] == "member"
+
+
+def test_members_list_add_change_remove(api, make_user):
+    owner, guest = make_user(), make_user()
+    room = _room(api, owner, "team", private=True)
+    added = api.put(f"/api/rooms/{room['id']}/members/{guest.id}", owner.token, json={"role": "readonly"})
+    assert added.status_code == 200
+    assert set(added.json()) == {"user", "role", "joinedAt", "online"} and added.json()["role"] == "readonly"
+    listed = api.get(f"/api/rooms/{room['id']}/members", guest.token).json()["members"]
+    assert [(m["user"]["id"], m["role"], m["online"]) for m in listed] == [
+        (owner.id, "owner", False),
+        (guest.id, "readonly", False),
+    ]
+    assert api.delete(f"/api/rooms/{room['id']}/members/{guest.id}", owner.token).status_code == 204
+    assert_error(api.get(f"/api/rooms/{room['id']}/members", guest.token), 404, "not_found")
+
+
+@pytest.mark.parametrize("body", [{"role": "owner"}, {"role": "admin"}, {}, {"role": 1}])
+def test_member_role_validation(api, make_user, body):
+    owner, guest = make_user(), make_user()
+    room = _room(api, owner, "roles")
+    response = api.put(f"/api/rooms/{room['id']}/members/{guest.id}", owner.token, json=body)
+    assert_error(response, 400, "validation_error")
+
+
+def test_unknown_member_user_is_404(api, make_user):
+    owner = make_user()
+    room = _room(api, owner, "ghosts")
+    path = f"/api/rooms/{room['id']}/members/ffffffffffffffffffffffff"
+    assert_error(api.put(path, owner.token, json={"role": "member"}), 404, "not_found")
