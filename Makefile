@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+JS_STAMP := tests/js/node_modules/.installed
 
 .PHONY: run test lint format clean
 
@@ -16,7 +17,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	EMBEDDED_DB_PATH=$${EMBEDDED_DB_PATH:-data/db} EMBEDDED_DB_PORT=$${EMBEDDED_DB_PORT:-27027} $(PY) server.py
 
-test: $(STAMP)
+# The browser's socket.io-client, for the end-to-end test run by node.
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
+test: $(STAMP) $(JS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -28,4 +34,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache tests/js/node_modules

@@ -1,12 +1,16 @@
 """Configuration: production refuses to start without its secrets; MONGO_URI is an alias."""
 
+import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
+import pymongo
 import pytest
+import requests
 
-from tests.support import ROOT, TEST_SECRET
+from tests.support import ROOT, TEST_SECRET, LiveServer
 
 
 def _start(env, timeout=30):
@@ -58,3 +62,25 @@ def test_create_admin_command(api, make_user, server):
         [sys.executable, "-m", "jobs.create_admin", "no-such-user"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert missing.returncode == 1 and "no-such-user" in missing.stderr
+
+
+def test_json_logs(server_factory):
+    server = server_factory(LOG_FORMAT="json")
+    requests.get(server.url + "/api/health", headers={"X-Request-ID": "json-probe"}, timeout=5)
+    records = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    probe = [r for r in records if r.get("request_id") == "json-probe"]
+    assert probe and probe[0]["status"] == 200 and probe[0]["path"] == "/api/health" and "duration_ms" in probe[0]
+
+
+def test_general_is_created_once_when_servers_start_together(server_factory, mongo_uri, tmp_path):
+    uri = mongo_uri.rsplit("/", 1)[0] + "/race_general"
+    servers = [LiveServer(uri, tmp_path) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(LiveServer.start, servers))
+        with pymongo.MongoClient(uri) as client:
+            assert client.get_default_database().rooms.count_documents({"name_key": "general"}) == 1
+            client.drop_database("race_general")
+    finally:
+        for server in servers:
+            server.stop()

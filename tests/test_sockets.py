@@ -1,0 +1,232 @@
+"""The Socket.IO contract through the real server and python-socketio's client."""
+
+import threading
+
+import jwt
+import pytest
+import socketio
+
+from tests.support import TEST_SECRET, SocketClient
+
+
+def _room(api, user, name, private=False):
+    return api.post("/api/rooms", user.token, json={"name": name, "private": private}).json()["id"]
+
+
+def _refused(url, **kwargs):
+    """Connect and return the connect_error payload the server answered with."""
+    errors = []
+    sio = socketio.Client(reconnection=False)
+    sio.on("connect_error", lambda data=None: errors.append(data))
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        sio.connect(url, transports=["websocket"], wait_timeout=5, **kwargs)
+    return errors[0]
+
+
+def test_connect_refuses_missing_bad_expired_refresh_and_revoked_tokens(server, api, make_user):
+    user, revoked = make_user(), make_user()
+    api.post("/api/auth/logout", revoked.token)
+    claims = jwt.decode(user.token, TEST_SECRET, algorithms=["HS256"])
+    expired = jwt.encode({**claims, "exp": 1}, TEST_SECRET, algorithm="HS256")
+    for auth in (None, {}, {"token": "garbage"}, {"token": expired}, {"token": user.refresh}, {"token": revoked.token}):
+        error = _refused(server.url, auth=auth)
+        assert error["data"]["error"]["code"] == "unauthorized", error
+        assert error["message"]
+
+
+def test_token_in_the_query_string_is_accepted(server, make_user):
+    user = make_user()
+    client = SocketClient(server.url + f"?token={user.token}", auth=False).connect()
+    try:
+        assert client.call("join", {})["ok"] is True
+    finally:
+        client.close()
+
+
+def test_join_ack_lists_online_members_and_tells_the_room(connect, make_user):
+    alice, bob = make_user(), make_user()
+    a = connect(alice)
+    ack = a.call("join", {})
+    assert ack["ok"] is True and len(ack["room"]) == 24
+    assert ack["members"] == [{"userId": alice.id, "userName": alice.username}]
+    b = connect(bob)
+    ack = b.call("join", {"room": "general"})
+    assert sorted(m["userId"] for m in ack["members"]) == sorted([alice.id, bob.id])
+    joined = a.wait_for("user_joined")
+    assert joined == {"room": ack["room"], "userId": bob.id, "userName": bob.username}
+    assert a.wait_for("presence") == {"room": ack["room"], "userId": bob.id, "online": True}
+    assert not b.received("user_joined")
+
+
+def test_message_is_acked_once_stored_and_broadcast_to_the_room_only(api, connect, make_user):
+    alice, bob, carol = make_user(), make_user(), make_user()
+    side = _room(api, carol, "side")
+    a, b, c = connect(alice), connect(bob), connect(carol)
+    a.call("join", {})
+    b.call("join", {})
+    c.call("join", {"room": side})
+    ack = a.call("message", {"messageBody": "hello all", "clientId": "a-1"})
+    assert ack["ok"] is True
+    stored = api.get("/api/messages", alice.token).json()["messages"]
+    assert stored == [ack["message"]]
+    assert b.wait_for("message") == ack["message"]
+    assert a.wait_for("message") == ack["message"]
+    c.call("message", {"room": side, "messageBody": "side talk"})
+    c.wait_for("message")
+    assert [m["messageBody"] for m in b.received("message")] == ["hello all"]
+    assert [m["messageBody"] for m in c.received("message")] == ["side talk"]
+
+
+def test_retry_after_a_lost_ack_returns_the_original_and_broadcasts_once(api, connect, make_user, db):
+    alice, bob = make_user(), make_user()
+    a, b = connect(alice), connect(bob)
+    a.call("join", {})
+    b.call("join", {})
+    first = a.call("message", {"messageBody": "once", "clientId": "retry-1"})
+    again = a.call("message", {"messageBody": "once", "clientId": "retry-1"})
+    assert again == first
+    b.wait_for("message")
+    b.call("typing", {"typing": True})  # a round trip after which any second broadcast would have arrived
+    assert len(b.received("message")) == 1
+    assert db.messages.count_documents({"client_id": "retry-1"}) == 1
+
+
+def test_rest_send_edit_and_delete_reach_sockets(api, connect, make_user):
+    alice, bob = make_user(), make_user()
+    b = connect(bob)
+    b.call("join", {})
+    sent = api.post("/api/send", alice.token, json={"messageBody": "via rest"}).json()
+    assert b.wait_for("message") == sent
+    edited = api.patch(f"/api/messages/{sent['id']}", alice.token, json={"messageBody": "edited"}).json()
+    assert b.wait_for("message_updated") == edited
+    api.delete(f"/api/messages/{sent['id']}", alice.token)
+    assert b.wait_for("message_deleted") == {"id": sent["id"], "room": sent["room"]}
+
+
+def test_left_stops_delivery_and_user_left_waits_for_the_last_tab(api, connect, make_user):
+    alice, bob = make_user(), make_user()
+    watcher = connect(bob)
+    watcher.call("join", {})
+    tab1, tab2 = connect(alice), connect(alice)
+    room = tab1.call("join", {})["room"]
+    tab2.call("join", {})
+    assert len([e for e in watcher.received("user_joined") if e["userId"] == alice.id]) <= 1
+    assert tab1.call("left", {}) == {"ok": True, "room": room}
+    api.post("/api/send", bob.token, json={"messageBody": "after left"})
+    tab2.wait_for("message")
+    assert not tab1.received("message")
+    assert not [e for e in watcher.received("user_left") if e["userId"] == alice.id]
+    tab2.close()
+    left = watcher.wait_for("user_left", lambda e: e["userId"] == alice.id)
+    assert left == {"room": room, "userId": alice.id, "userName": alice.username}
+    assert watcher.wait_for("presence", lambda e: e["online"] is False)["userId"] == alice.id
+    members = {m["user"]["id"]: m["online"] for m in api.get(f"/api/rooms/{room}/members", bob.token).json()["members"]}
+    assert members[alice.id] is False and members[bob.id] is True
+
+
+def test_typing_goes_to_the_others_only(connect, make_user):
+    alice, bob = make_user(), make_user()
+    a, b = connect(alice), connect(bob)
+    assert a.call("typing", {"typing": True})["error"]["code"] == "forbidden"
+    room = a.call("join", {})["room"]
+    b.call("join", {})
+    assert a.call("typing", {"typing": True}) == {"ok": True}
+    assert b.wait_for("typing") == {"room": room, "userId": alice.id, "userName": alice.username, "typing": True}
+    b.call("typing", {"typing": False})
+    a.wait_for("typing")
+    assert [e["userId"] for e in a.received("typing")] == [bob.id]
+
+
+def test_sync_returns_what_was_missed_oldest_first(api, connect, make_user):
+    alice, bob = make_user(), make_user()
+    a = connect(alice)
+    a.call("join", {})
+    seen = a.call("message", {"messageBody": "before the gap"})["message"]
+    a.close()
+    missed = [api.post("/api/send", bob.token, json={"messageBody": f"missed {i}"}).json() for i in range(3)]
+    again = connect(alice)
+    again.call("join", {})
+    ack = again.call("sync", {"after": seen["id"]})
+    assert ack["ok"] is True and ack["messages"] == missed and ack["nextCursor"] is None
+    page = again.call("sync", {"after": seen["id"], "limit": 2})
+    assert page["messages"] == missed[:2] and page["nextCursor"] == missed[1]["id"]
+
+
+def test_private_rooms_need_membership_and_removal_is_live(api, connect, make_user):
+    owner, guest = make_user(), make_user()
+    room = _room(api, owner, "private", private=True)
+    o, g = connect(owner), connect(guest)
+    o.call("join", {"room": room})
+    assert g.call("join", {"room": room})["error"]["code"] == "not_found"
+    api.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": "member"})
+    assert g.call("join", {"room": room})["ok"] is True
+    o.call("message", {"room": room, "messageBody": "first"})
+    g.wait_for("message")
+    api.delete(f"/api/rooms/{room}/members/{guest.id}", owner.token)
+    o.wait_for("user_left", lambda e: e["userId"] == guest.id)
+    o.call("message", {"room": room, "messageBody": "after removal"})
+    o.wait_for("message", lambda m: m["messageBody"] == "after removal")
+    assert [m["messageBody"] for m in g.received("message")] == ["first"]
+    assert g.call("message", {"room": room, "messageBody": "let me in"})["error"]["code"] == "not_found"
+
+
+def test_readonly_can_no_longer_post(api, connect, make_user):
+    owner, guest = make_user(), make_user()
+    room = _room(api, owner, "announcements")
+    g = connect(guest)
+    g.call("join", {"room": room})
+    assert g.call("message", {"room": room, "messageBody": "hi"})["ok"] is True
+    api.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": "readonly"})
+    ack = g.call("message", {"room": room, "messageBody": "still?"})
+    assert ack == {"ok": False, "error": {"code": "forbidden", "message": ack["error"]["message"]}}
+
+
+def test_room_deletion_evicts_its_sockets(api, connect, make_user):
+    owner = make_user()
+    room = _room(api, owner, "doomed")
+    o = connect(owner)
+    o.call("join", {"room": room})
+    api.delete(f"/api/rooms/{room}", owner.token)
+    assert o.wait_for("room_deleted") == {"room": room}
+    assert o.call("message", {"room": room, "messageBody": "anyone?"})["error"]["code"] == "not_found"
+
+
+def test_logout_disconnects_that_tokens_sockets(api, connect, make_user):
+    user = make_user()
+    client = connect(user)
+    disconnected = threading.Event()
+    client.sio.on("disconnect", lambda *args: disconnected.set())
+    api.post("/api/auth/logout", user.token)
+    assert disconnected.wait(5)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "a string",
+        42,
+        [1, 2],
+        {"room": {"$gt": ""}, "messageBody": "x"},
+        {"messageBody": {"$where": "1"}},
+        {"messageBody": "x" * 100_000},
+        {"messageBody": "x", "nested": {"a": {"b": [1, {"c": 2}]}}},
+        {"room": "ffffffffffffffffffffffff", "messageBody": "x"},
+        {"room": "x" * 65, "messageBody": "x"},
+        {"messageBody": "x", "userId": "000000000000000000000000", "userName": "admin"},
+    ],
+)
+def test_hostile_payloads_get_error_acks_and_the_connection_survives(connect, make_user, payload):
+    client = connect(make_user())
+    for event in ("message", "join", "typing", "sync", "left"):
+        ack = client.call(event, payload)
+        assert ack["ok"] is False and ack["error"]["code"] in ("validation_error", "not_found"), (event, ack)
+    assert client.sio.connected and client.call("join", {})["ok"] is True
+
+
+def test_long_polling_transport(connect, make_user):
+    alice = make_user()
+    client = connect(alice, transports=["polling"])
+    assert client.sio.transport() == "polling"
+    client.call("join", {})
+    ack = client.call("message", {"messageBody": "over polling"})
+    assert client.wait_for("message") == ack["message"]
