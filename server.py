@@ -4,11 +4,16 @@ import os
 
 if __name__ == "__main__" and os.environ.get("ASYNC_MODE", "eventlet") == "eventlet":
     # Before anything imports socket or threading, so the database driver cooperates with eventlet.
+    import warnings
+
+    # eventlet is the stack's choice; its import-time deprecation banner is noise in every log.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     import eventlet
 
     eventlet.monkey_patch()
 
 import logging
+import sys
 
 from flask import Flask
 from flask_cors import CORS
@@ -81,9 +86,13 @@ def register_database(app):
 
 def serve(app):
     """Serve on HOST:PORT with eventlet's WSGI server, acks not delayed by Nagle's algorithm."""
+    import signal
     import socket
 
     import eventlet.wsgi
+
+    # Exit through SystemExit so atexit hooks run (the embedded database stops cleanly).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
     listener = eventlet.listen((app.config["HOST"], app.config["PORT"]))
     # Accepted sockets inherit TCP_NODELAY from the listener on Linux.

@@ -10,7 +10,7 @@ import pymongo
 import pytest
 import requests
 
-from tests.support import ROOT, TEST_SECRET, LiveServer
+from tests.support import ROOT, TEST_SECRET, Api, LiveServer, register
 
 
 def _start(env, timeout=30):
@@ -84,3 +84,19 @@ def test_general_is_created_once_when_servers_start_together(server_factory, mon
     finally:
         for server in servers:
             server.stop()
+
+
+def test_embedded_database_keeps_its_data_across_a_restart(tmp_path):
+    env = {"MONGODB_URI": "", "EMBEDDED_DB_PATH": str(tmp_path / "db")}
+    first = LiveServer("", tmp_path, **env).start()
+    try:
+        assert "using the embedded SecantusDB store" in first.log()
+        register(Api(first.url), "survivor")
+    finally:
+        first.stop()
+    second = LiveServer("", tmp_path, **env).start()
+    try:
+        login = Api(second.url).post("/api/auth/login", json={"username": "survivor", "password": "password-123"})
+        assert login.status_code == 200
+    finally:
+        second.stop()
