@@ -8,13 +8,14 @@ from pymongo.uri_parser import parse_uri
 
 from model import embedded
 from model.archived_message import ArchivedMessage
+from model.job_lease import JobLease
 from model.membership import Membership
 from model.message import Message
 from model.revoked_token import RevokedToken
 from model.room import Room
 from model.user import User
 
-DOCUMENTS = (User, Room, Membership, Message, ArchivedMessage, RevokedToken)
+DOCUMENTS = (User, Room, Membership, Message, ArchivedMessage, RevokedToken, JobLease)
 log = logging.getLogger(__name__)
 
 

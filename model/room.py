@@ -13,6 +13,10 @@ class Room(Document):
     private = BooleanField(default=False)
     created_by = ObjectIdField(null=True)
     created_at = DateTimeField(required=True)
+    # Messages with ids up to this one live in the archive, later ones in the live collection.
+    # The archiver moves it forward between copying a batch and deleting it, so each message
+    # is read from exactly one place at every moment.
+    archived_before = ObjectIdField(null=True)
 
     meta = {
         "collection": "rooms",

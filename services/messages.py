@@ -19,16 +19,26 @@ def history(user, room_ref, limit, before=None, after=None, archived=False):
     `after`: newer ones, oldest first. nextCursor continues in the same direction, or is None.
     """
     room, _ = rooms.access(room_ref, user)
-    document = ArchivedMessage if archived else Message
-    query = document.objects(room=room.id)
+    ids = _window(room.archived_before, archived)
+    if ids is None:
+        return [], None
     if after:
-        query = query.filter(id__gt=after).order_by("id")
-    else:
-        query = query.filter(id__lt=before) if before else query
-        query = query.order_by("-id")
+        ids["$gt"] = max(ids.get("$gt", after), after)
+    if before:
+        ids["$lt"] = before
+    document = ArchivedMessage if archived else Message
+    query = document.objects(__raw__={"room": room.id, **({"_id": ids} if ids else {})})
+    query = query.order_by("id" if after else "-id")
     page = list(query.limit(limit + 1))
     next_cursor = str(page[limit - 1].id) if len(page) > limit else None
     return page[:limit], next_cursor
+
+
+def _window(watermark, archived):
+    """The ids a read may show: live ones above the room's archive watermark, archived ones at or below it."""
+    if archived:
+        return {"$lte": watermark} if watermark else None
+    return {"$gt": watermark} if watermark else {}
 
 
 def do_send_message(user, room_ref, body, client_id=None):
@@ -72,6 +82,8 @@ def _readable_message(user, message_id):
         room, role = rooms.access(message.room, user)
     except NotFound:
         raise NotFound.message(message_id) from None
+    if room.archived_before and message.id <= room.archived_before:
+        raise NotFound(f"message {message_id} is archived")
     return message, room, role
 
 

@@ -6,6 +6,7 @@ Socket.IO rooms are named by the room's id string.
 from services import presence
 from utils.extensions import socketio
 from utils.schemas.messages import MessageSchema
+from utils.timefmt import iso
 
 NAMESPACE = "/"
 _message_schema = MessageSchema()
@@ -77,3 +78,9 @@ def notify_token_revoked(jti):
     """Disconnect the sockets that authenticated with a revoked access token."""
     for sid in presence.sids_with_token(jti):
         socketio.server.disconnect(sid, namespace=NAMESPACE)
+
+
+def notify_messages_archived(room_id, before):
+    """Tell a room that its messages older than `before` moved to the archive."""
+    room = str(room_id)
+    socketio.emit("messages_archived", {"room": room, "before": iso(before)}, to=room)

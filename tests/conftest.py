@@ -6,7 +6,7 @@ import pymongo
 import pytest
 
 from model import embedded
-from tests.support import Api, LiveServer, SocketClient, register
+from tests.support import Api, LiveServer, RedisServer, SocketClient, register
 
 
 @pytest.fixture(scope="session")
@@ -96,3 +96,11 @@ def connect(server):
     yield open_socket
     for client in clients:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A private redis-server on a free port, for the message queue."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server.start()
+    server.stop()

@@ -1,0 +1,235 @@
+"""The archiver as cron runs it (`python -m jobs.archive`), against the real database daemon."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from bson import ObjectId
+
+from tests.support import ROOT, TEST_SECRET, assert_error
+
+_serial = iter(range(1, 10**9))
+
+
+def _old_id(days_ago):
+    """A unique ObjectId whose time is `days_ago` days back."""
+    stamp = int((datetime.now(UTC) - timedelta(days=days_ago)).timestamp())
+    return ObjectId(stamp.to_bytes(4, "big") + next(_serial).to_bytes(8, "big"))
+
+
+def _seed(db, room_id, count, days_ago, user_id=None):
+    """Insert `count` messages as the server stores them, `days_ago` days old; return their ids."""
+    user_id = ObjectId(user_id) if user_id else ObjectId()
+    docs = []
+    for i in range(count):
+        oid = _old_id(days_ago)
+        docs.append(
+            {
+                "_id": oid,
+                "room": ObjectId(room_id),
+                "user_id": user_id,
+                "user_name": "seed",
+                "message_body": f"old {i}",
+                "time_stamp": oid.generation_time,
+                "deleted": False,
+            }
+        )
+    for start in range(0, len(docs), 5000):
+        db.messages.insert_many(docs[start : start + 5000])
+    return [doc["_id"] for doc in docs]
+
+
+def _job(server, *args, env=None, prelude="", timeout=120, wait=True):
+    """Run the archiver as cron would; `prelude` is Python run first (to inject a failure)."""
+    code = f"{prelude}\nimport sys\nfrom jobs.archive import main\nsys.exit(main(sys.argv[1:]))"
+    full_env = {**os.environ, "MONGODB_URI": server.env["MONGODB_URI"], "JWT_SECRET_KEY": TEST_SECRET, **(env or {})}
+    cmd = [sys.executable, "-c", code, *args]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def _general(api, user):
+    return api.get("/api/rooms/general", user.token).json()["id"]
+
+
+def _everything(api, user, room, archived):
+    """Page through a room's history and return every message id."""
+    ids, cursor = [], None
+    while True:
+        query = f"/api/messages?room={room}&limit=100&archived={str(archived).lower()}"
+        page = api.get(query + (f"&before={cursor}" if cursor else ""), user.token).json()
+        ids += [m["id"] for m in page["messages"]]
+        cursor = page["nextCursor"]
+        if not cursor:
+            return ids
+
+
+def _assert_each_once(db, ids):
+    """Assert every seeded message is stored somewhere (each test starts from an empty database)."""
+    live = {d["_id"] for d in db.messages.find({}, {"_id": 1})}
+    archived = {d["_id"] for d in db.archived_messages.find({}, {"_id": 1})}
+    assert live | archived == set(ids), "a message was lost"
+    return live, archived
+
+
+def test_moves_messages_older_than_the_cutoff_and_history_reads_both(server, api, make_user, db):
+    user = make_user()
+    room = _general(api, user)
+    old = _seed(db, room, 5, days_ago=40)
+    recent = [api.post("/api/send", user.token, json={"messageBody": f"new {i}"}).json()["id"] for i in range(3)]
+    result = _job(server)
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout.strip().splitlines()[-1]
+    assert "scanned 5, moved 5, batches 1" in summary and "older than 30 days" in summary
+    assert db.messages.count_documents({}) == 3 and db.archived_messages.count_documents({}) == 5
+    assert _everything(api, user, room, archived=False) == recent[::-1]
+    assert _everything(api, user, room, archived=True) == [str(i) for i in old[::-1]]
+    page = api.get(f"/api/messages?archived=true&limit=2&room={room}", user.token).json()
+    assert [m["archived"] for m in page["messages"]] == [True, True] and page["nextCursor"] == str(old[3])
+    after = api.get(f"/api/messages?archived=true&after={old[0]}&limit=10", user.token).json()["messages"]
+    assert [m["id"] for m in after] == [str(i) for i in old[1:]]
+    assert_error(api.patch(f"/api/messages/{old[0]}", user.token, json={"messageBody": "x"}), 404, "not_found")
+
+
+def test_by_room_and_by_age(server, api, make_user, db):
+    user = make_user()
+    general = _general(api, user)
+    side = api.post("/api/rooms", user.token, json={"name": "side"}).json()["id"]
+    _seed(db, general, 4, days_ago=40)
+    side_old = _seed(db, side, 3, days_ago=40)
+    _seed(db, side, 2, days_ago=10)
+    result = _job(server, "--room", side, "--batch-size", "2")
+    assert "scanned 3, moved 3, batches 2, rooms 1" in result.stdout
+    assert {d["_id"] for d in db.archived_messages.find()} == set(side_old)
+    assert "moved 6, batches 2" in _job(server, "--older-than-days", "7", "--batch-size", "4").stdout
+
+
+def test_dry_run_moves_nothing_and_a_rerun_is_a_no_op(server, api, make_user, db):
+    user = make_user()
+    _seed(db, _general(api, user), 7, days_ago=40)
+    dry = _job(server, "--dry-run", "--batch-size", "5")
+    assert dry.returncode == 0 and "would move 7 messages older than 30 days in 2 batches" in dry.stdout
+    assert db.archived_messages.count_documents({}) == 0 and db.messages.count_documents({}) == 7
+    assert "moved 7" in _job(server).stdout
+    again = _job(server)
+    assert again.returncode == 0 and "scanned 0, moved 0, batches 0" in again.stdout
+
+
+FAIL_AFTER_COPY = """
+import services.archive as archive
+def _interrupted(live, archive_collection, batch):
+    raise RuntimeError("injected failure between copy and delete")
+archive._delete_copied = _interrupted
+"""
+
+
+def test_interrupted_between_copy_and_delete_then_rerun(server, api, make_user, db):
+    user = make_user()
+    room = _general(api, user)
+    ids = _seed(db, room, 6, days_ago=40)
+    failed = _job(server, "--batch-size", "4", prelude=FAIL_AFTER_COPY)
+    assert failed.returncode == 1 and "injected failure" in failed.stderr
+    live, archived = _assert_each_once(db, ids)
+    assert live & archived, "the failure should have left copies in both places"
+    seen = _everything(api, user, room, archived=False) + _everything(api, user, room, archived=True)
+    assert sorted(seen) == sorted(str(i) for i in ids), "a reader saw a message twice or not at all"
+    rerun = _job(server, "--batch-size", "4")
+    assert rerun.returncode == 0, rerun.stderr
+    live, archived = _assert_each_once(db, ids)
+    assert not live and archived == set(ids)
+    assert db.archived_messages.count_documents({}) == 6
+
+
+def test_sigkill_mid_run_then_rerun_loses_nothing(server, api, make_user, db):
+    user = make_user()
+    ids = _seed(db, _general(api, user), 12000, days_ago=40)
+    env = {"ARCHIVE_LEASE_SECONDS": "1"}
+    proc = _job(server, "--batch-size", "3000", env=env, wait=False)
+    deadline = time.monotonic() + 60
+    while db.archived_messages.estimated_document_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    live, _ = _assert_each_once(db, ids)
+    assert live, "the run was killed before it finished"
+    time.sleep(1.5)  # the killed run's lease expires
+    rerun = _job(server, "--batch-size", "3000", env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    live, _archived = _assert_each_once(db, ids)
+    assert not live and db.archived_messages.count_documents({}) == 12000
+    print(f"\nrerun after SIGKILL: {rerun.stdout.strip()}")
+
+
+def test_a_held_lease_makes_a_second_run_wait_its_turn(server, api, make_user, db):
+    user = make_user()
+    _seed(db, _general(api, user), 3, days_ago=40)
+    db.job_leases.insert_one(
+        {"_id": "archive", "owner": "someone", "expires_at": datetime.now(UTC) + timedelta(minutes=5)}
+    )
+    blocked = _job(server)
+    assert blocked.returncode == 0 and "another run is in progress" in blocked.stdout
+    assert db.archived_messages.count_documents({}) == 0
+    db.job_leases.update_one({"_id": "archive"}, {"$set": {"expires_at": datetime.now(UTC) - timedelta(seconds=1)}})
+    assert "moved 3" in _job(server).stdout
+    assert db.job_leases.count_documents({}) == 0
+
+
+def test_two_concurrent_runs_move_each_message_once(server, api, make_user, db):
+    user = make_user()
+    ids = _seed(db, _general(api, user), 8000, days_ago=40)
+    runs = [_job(server, "--batch-size", "1000", wait=False) for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    moved = sum(int(out.split("moved ")[1].split(",")[0]) for out, _ in outputs if "moved " in out)
+    assert moved == 8000
+    live, _archived = _assert_each_once(db, ids)
+    assert not live and db.archived_messages.count_documents({}) == 8000
+
+
+def test_unreachable_database_fails_fast(server):
+    started = time.monotonic()
+    result = _job(server, env={"MONGODB_URI": "mongodb://127.0.0.1:1/nowhere", "DB_TIMEOUT_MS": "1000"})
+    assert result.returncode == 1 and "cannot reach the database" in result.stderr
+    assert time.monotonic() - started < 15
+
+
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["--batch-size", "0"], "--batch-size"),
+        (["--batch-size", "lots"], "--batch-size"),
+        (["--older-than-days", "-1"], "--older-than-days"),
+        (["--room", "not-an-id"], "--room"),
+        (["--room", "ffffffffffffffffffffffff"], "--room"),
+        (["--frobnicate"], "--frobnicate"),
+    ],
+)
+def test_bad_arguments_exit_2_naming_the_flag(server, args, flag):
+    result = _job(server, *args)
+    assert result.returncode == 2 and flag in result.stderr
+
+
+def test_archived_history_keeps_private_rooms_private(server, api, make_user, db):
+    owner, outsider = make_user(), make_user()
+    room = api.post("/api/rooms", owner.token, json={"name": "vault", "private": True}).json()["id"]
+    _seed(db, room, 2, days_ago=40)
+    _job(server)
+    assert len(api.get(f"/api/messages?room={room}&archived=true", owner.token).json()["messages"]) == 2
+    assert_error(api.get(f"/api/messages?room={room}&archived=true", outsider.token), 404, "not_found")
+
+
+def test_sockets_hear_messages_archived_through_the_queue(server_factory, redis_url, connect, make_user, db, api):
+    node = server_factory(REDIS_URL=redis_url)
+    user = make_user()
+    client = connect(user, url=node.url)
+    room = client.call("join", {})["room"]
+    _seed(db, room, 2, days_ago=40)
+    result = _job(node, env={"REDIS_URL": redis_url})
+    assert result.returncode == 0, result.stderr
+    event = client.wait_for("messages_archived", timeout=10)
+    assert event["room"] == room and event["before"].endswith("Z")
