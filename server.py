@@ -13,7 +13,6 @@ if __name__ == "__main__" and os.environ.get("ASYNC_MODE", "eventlet") == "event
     eventlet.monkey_patch()
 
 import logging
-import sys
 
 from flask import Flask
 from flask_cors import CORS
@@ -24,9 +23,11 @@ from config.logs import configure_logging
 from middleware.errors import register_error_handlers
 from middleware.request_log import register_request_logging
 from routes import register_blueprints
+from services import cluster
 from services.rooms import ensure_general_room
 from sockets import register_socket_handlers
 from utils.extensions import jwt, limiter, socketio
+from utils.queue import QueueManager
 
 log = logging.getLogger("chat")
 
@@ -43,6 +44,7 @@ def create_app(config_name=None):
     register_error_handlers(app)
     register_blueprints(app)
     register_socket_handlers(socketio)
+    register_cluster(app)
     return app
 
 
@@ -68,11 +70,11 @@ def register_extensions(app):
     CORS(app, resources={r"/api/*": {"origins": origins}}, expose_headers=["X-Request-ID", "Retry-After"])
     jwt.init_app(app)
     limiter.init_app(app)
+    queue = app.config["REDIS_URL"]
     socketio.init_app(
         app,
         async_mode=app.config["ASYNC_MODE"],
-        message_queue=app.config["REDIS_URL"],
-        channel=app.config["SOCKETIO_CHANNEL"],
+        client_manager=QueueManager(queue, app.config["SOCKETIO_CHANNEL"]) if queue else None,
         cors_allowed_origins="*" if "*" in origins else origins,
         max_http_buffer_size=app.config["SOCKET_MAX_BUFFER"],
     )
@@ -84,21 +86,43 @@ def register_database(app):
         ensure_general_room()
 
 
+def register_cluster(app):
+    app.extensions["cluster"] = cluster.start(app)
+
+
 def serve(app):
-    """Serve on HOST:PORT with eventlet's WSGI server, acks not delayed by Nagle's algorithm."""
+    """Serve on HOST:PORT with eventlet's WSGI server, acks not delayed by Nagle's algorithm.
+
+    SIGTERM (a deploy, a scale-down) drains: sockets are told to go (clients reconnect to
+    another process), no connection is accepted any more, requests in flight finish, and
+    the process exits within SHUTDOWN_TIMEOUT seconds, through SystemExit so atexit hooks
+    run (the embedded database stops cleanly).
+    """
     import signal
     import socket
 
+    import eventlet
     import eventlet.wsgi
-
-    # Exit through SystemExit so atexit hooks run (the embedded database stops cleanly).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
     listener = eventlet.listen((app.config["HOST"], app.config["PORT"]))
     # Accepted sockets inherit TCP_NODELAY from the listener on Linux.
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    main = eventlet.getcurrent()
+
+    def drain():
+        log.info("SIGTERM: draining")
+        cluster.stop(app.extensions["cluster"])
+        # A hard stop for requests that do not finish in time.
+        eventlet.spawn_after(app.config["SHUTDOWN_TIMEOUT"], main.throw, SystemExit(0))
+        main.throw(SystemExit(0))  # leaves the accept loop; the server then waits for requests in flight
+
+    signal.signal(signal.SIGTERM, lambda *_: eventlet.spawn_n(drain))
     log.info("serving on http://%s:%s", app.config["HOST"], app.config["PORT"])
-    eventlet.wsgi.server(listener, app, log_output=False, max_size=app.config["MAX_CONNECTIONS"])
+    try:
+        eventlet.wsgi.server(listener, app, log_output=False, max_size=app.config["MAX_CONNECTIONS"])
+    finally:
+        listener.close()
+    log.info("stopped")
 
 
 app = create_app()

@@ -52,6 +52,10 @@ class Config:
     CORS_ORIGINS = _list("CORS_ORIGINS", ["*"])
     REDIS_URL = _env("REDIS_URL")
     SOCKETIO_CHANNEL = _env("SOCKETIO_CHANNEL", "chat-socketio")
+    # A process that stops refreshing its liveness for this long counts as gone (its users go offline).
+    NODE_TTL_SECONDS = _int("NODE_TTL_SECONDS", 15)
+    # SIGTERM waits at most this long for requests in flight.
+    SHUTDOWN_TIMEOUT = _int("SHUTDOWN_TIMEOUT", 10)
     ARCHIVE_AFTER_DAYS = _int("ARCHIVE_AFTER_DAYS", 30)
     LOG_LEVEL = _env("LOG_LEVEL", "INFO").upper()
     LOG_FORMAT = _env("LOG_FORMAT", "text").lower()
@@ -61,6 +65,8 @@ class Config:
     RATELIMIT_ENABLED = _bool("RATE_LIMITS_ENABLED", True)
     RATELIMIT_STORAGE_URI = _env("REDIS_URL", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
+    # With Redis down, limits fail open rather than failing every request.
+    RATELIMIT_SWALLOW_ERRORS = True
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10/minute")
     REGISTER_RATE_LIMIT = _env("REGISTER_RATE_LIMIT", "20/hour")
     MESSAGE_RATE_LIMIT = _env("MESSAGE_RATE_LIMIT", "10/second")

@@ -22,16 +22,20 @@ def do_socket_leave(sid, user, ref):
         raise NotFound.room(ref)
     room_id = str(room.id)
     socketio.server.leave_room(sid, room_id, namespace=notify.NAMESPACE)
-    if presence.leave(sid, room_id):
+    if presence.leave(sid, room_id, str(user.id)):
         notify.notify_left(room_id, str(user.id), user.username)
     return room_id
+
+
+def _joined_rooms(sid):
+    """The rooms this process's Socket.IO server has the socket in (evictions from any process included)."""
+    return [room for room in socketio.server.rooms(sid, namespace=notify.NAMESPACE) if room != sid]
 
 
 def do_typing(sid, user, ref, typing):
     """Relay a typing indicator to the rest of a room this socket has joined."""
     room = rooms.find(ref)
-    entry = presence.entry(sid)
-    if room is None or entry is None or str(room.id) not in entry.rooms:
+    if room is None or str(room.id) not in _joined_rooms(sid):
         raise Forbidden("join the room before sending typing indicators")
     notify.notify_typing(str(room.id), str(user.id), user.username, typing, skip_sid=sid)
 
@@ -41,5 +45,5 @@ def do_disconnect(sid):
     entry = presence.entry(sid)
     if entry is None:
         return
-    for room_id in presence.unregister(sid):
+    for room_id in presence.unregister(sid, _joined_rooms(sid)):
         notify.notify_left(room_id, entry.user_id, entry.user_name)

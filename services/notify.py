@@ -52,26 +52,29 @@ def notify_typing(room, user_id, user_name, typing, skip_sid):
 
 
 def notify_member_removed(room_id, user_id):
-    """Take a removed member's sockets out of the room at once."""
+    """Take a removed member's sockets, on every process, out of the room at once."""
     room = str(room_id)
+    online = presence.online_users(room)
     for sid in presence.sids_in_room(room, str(user_id)):
-        _evict(sid, room)
+        _evict(sid, room, str(user_id), online.get(str(user_id), ""))
 
 
 def notify_room_deleted(room_id):
     """Tell a deleted room's sockets, then take every one of them out of it."""
     room = str(room_id)
     socketio.emit("room_deleted", {"room": room}, to=room)
-    for sid in presence.sids_in_room(room):
-        _evict(sid, room)
+    online = presence.online_users(room)
+    for user_id, user_name in online.items():
+        for sid in presence.sids_in_room(room, user_id):
+            _evict(sid, room, user_id, user_name)
     socketio.close_room(room, namespace=NAMESPACE)
 
 
-def _evict(sid, room):
+def _evict(sid, room, user_id, user_name):
+    # The socket may be on another process: leave_room then travels through the message queue.
     socketio.server.leave_room(sid, room, namespace=NAMESPACE)
-    entry = presence.entry(sid)
-    if entry and presence.leave(sid, room):
-        notify_left(room, entry.user_id, entry.user_name)
+    if presence.leave(sid, room, user_id):
+        notify_left(room, user_id, user_name)
 
 
 def notify_token_revoked(jti):

@@ -1,17 +1,18 @@
-"""Who is connected, and in which rooms: one entry per socket, counted per user.
+"""Who is connected, and in which rooms, counted per user across every server process.
 
-A user with several tabs is online in a room while any of their sockets is in it, so
-`enter` reports only the first socket and `leave` only the last.
+This process keeps its own sockets (sid -> user and token); a store keeps the shared
+picture: in memory for one process, in Redis (`services/presence_redis.py`) when REDIS_URL
+is set. A user with several tabs, on any processes, is online in a room while any of their
+sockets is in it: `enter` reports only the first socket and `leave` only the last.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
 class SocketEntry:
     user: object
     jti: str
-    rooms: set = field(default_factory=set)
 
     @property
     def user_id(self):
@@ -22,13 +23,60 @@ class SocketEntry:
         return self.user.username
 
 
+class MemoryStore:
+    """The shared picture for a single process."""
+
+    def __init__(self):
+        self.rooms = {}  # room id -> {sid: (user id, user name)}
+        self.tokens = {}  # jti -> {sid}
+
+    def add(self, room, sid, user_id, user_name):
+        members = self.rooms.setdefault(room, {})
+        first = all(uid != user_id for uid, _ in members.values())
+        members[sid] = (user_id, user_name)
+        return first
+
+    def remove(self, room, sid, user_id):
+        members = self.rooms.get(room, {})
+        if members.pop(sid, None) is None:
+            return False
+        if not members:
+            self.rooms.pop(room, None)
+        return all(uid != user_id for uid, _ in members.values())
+
+    def online(self, room):
+        return dict(self.rooms.get(room, {}).values())
+
+    def sids(self, room, user_id=None):
+        return {sid for sid, (uid, _) in self.rooms.get(room, {}).items() if user_id in (None, uid)}
+
+    def add_token(self, jti, sid, expires_in):
+        self.tokens.setdefault(jti, set()).add(sid)
+
+    def remove_token(self, jti, sid):
+        sids = self.tokens.get(jti, set())
+        sids.discard(sid)
+        if not sids:
+            self.tokens.pop(jti, None)
+
+    def token_sids(self, jti):
+        return set(self.tokens.get(jti, ()))
+
+
 _sockets = {}
-_rooms = {}  # room id -> {user id -> set of sids}
+_store = MemoryStore()
 
 
-def register(sid, user, jti):
-    """Remember an authenticated socket and its user."""
-    _sockets[sid] = SocketEntry(user, jti)
+def use_store(store):
+    """Replace the shared store (Redis when REDIS_URL is set)."""
+    global _store
+    _store = store
+
+
+def register(sid, user, claims):
+    """Remember an authenticated socket, its user and its access token."""
+    _sockets[sid] = SocketEntry(user, claims["jti"])
+    _store.add_token(claims["jti"], sid, max(1, claims["exp"] - claims["iat"]))
 
 
 def entry(sid):
@@ -36,56 +84,41 @@ def entry(sid):
     return _sockets.get(sid)
 
 
-def enter(sid, room_id):
-    """Put the socket in the room; True when it is the user's first socket there."""
+def local_sids():
+    """Return the sids connected to this process."""
+    return list(_sockets)
+
+
+def enter(sid, room):
+    """Count the socket in the room; True when it is its user's first socket there."""
     socket = _sockets[sid]
-    socket.rooms.add(room_id)
-    sids = _rooms.setdefault(room_id, {}).setdefault(socket.user_id, set())
-    first = not sids
-    sids.add(sid)
-    return first
+    return _store.add(room, sid, socket.user_id, socket.user_name)
 
 
-def leave(sid, room_id):
-    """Take the socket out of the room; True when it was the user's last socket there."""
-    socket = _sockets.get(sid)
-    if socket is None or room_id not in socket.rooms:
-        return False
-    socket.rooms.discard(room_id)
-    users = _rooms.get(room_id, {})
-    sids = users.get(socket.user_id, set())
-    sids.discard(sid)
-    if sids:
-        return False
-    users.pop(socket.user_id, None)
-    if not users:
-        _rooms.pop(room_id, None)
-    return True
+def leave(sid, room, user_id):
+    """Stop counting a socket in the room; True when it was its user's last socket there."""
+    return _store.remove(room, sid, user_id)
 
 
-def unregister(sid):
-    """Forget a socket; return the rooms in which it was its user's last socket."""
-    socket = _sockets.get(sid)
+def unregister(sid, rooms):
+    """Forget a socket; return the rooms (of `rooms`) in which it was its user's last socket."""
+    socket = _sockets.pop(sid, None)
     if socket is None:
         return []
-    last_in = [room_id for room_id in list(socket.rooms) if leave(sid, room_id)]
-    _sockets.pop(sid, None)
-    return last_in
+    _store.remove_token(socket.jti, sid)
+    return [room for room in rooms if _store.remove(room, sid, socket.user_id)]
 
 
-def online_users(room_id):
-    """Return {userId: userName} of the users with a socket in the room."""
-    return {user_id: _sockets[next(iter(sids))].user_name for user_id, sids in _rooms.get(room_id, {}).items()}
+def online_users(room):
+    """Return {userId: userName} of the users with a socket in the room, on any process."""
+    return _store.online(room)
 
 
-def sids_in_room(room_id, user_id=None):
-    """Return the sids in the room, of one user or of everyone."""
-    users = _rooms.get(room_id, {})
-    if user_id is not None:
-        return set(users.get(user_id, ()))
-    return {sid for sids in users.values() for sid in sids}
+def sids_in_room(room, user_id=None):
+    """Return the sids counted in the room, of one user or of everyone, on any process."""
+    return _store.sids(room, user_id)
 
 
 def sids_with_token(jti):
-    """Return the sids that authenticated with this access token."""
-    return [sid for sid, socket in _sockets.items() if socket.jti == jti]
+    """Return the sids, on any process, that authenticated with this access token."""
+    return _store.token_sids(jti)

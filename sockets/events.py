@@ -19,7 +19,7 @@ def connect(auth=None):
         user, claims = tokens.authenticate(token or request.args.get("token"))
     except AppError as error:
         raise ConnectionRefusedError(error.message, error.to_dict()) from None
-    presence.register(request.sid, user, claims["jti"])
+    presence.register(request.sid, user, claims)
 
 
 def disconnect(reason=None):

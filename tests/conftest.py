@@ -40,6 +40,9 @@ def server_factory(mongo_uri, tmp_path_factory):
         return server.start()
 
     yield start
+    for server in started:  # signal all first: each takes about a second to drain
+        if server.proc.poll() is None:
+            server.proc.terminate()
     for server in started:
         server.stop()
 

@@ -1,0 +1,204 @@
+"""Several server processes behaving as one through Redis: broadcast, presence, evictions, faults, deploy."""
+
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, Api, LiveServer, RedisServer, SocketClient, assert_error
+
+
+@pytest.fixture
+def nodes(server_factory, redis_url):
+    """Two server processes on one database and one Redis, on a channel of their own."""
+    env = {"REDIS_URL": redis_url, "SOCKETIO_CHANNEL": f"chat-{uuid.uuid4().hex[:8]}", "NODE_TTL_SECONDS": 3}
+    return server_factory(**env), server_factory(**env)
+
+
+def test_broadcast_crosses_nodes_both_ways(nodes, connect, make_user):
+    a_node, b_node = nodes
+    alice, bob = make_user(), make_user()
+    a, b = connect(alice, url=a_node.url), connect(bob, url=b_node.url)
+    a.call("join", {})
+    b.call("join", {})
+    sent = a.call("message", {"messageBody": "from A"})["message"]
+    assert b.wait_for("message") == sent
+    back = b.call("message", {"messageBody": "from B"})["message"]
+    assert a.wait_for("message", lambda m: m["id"] == back["id"]) == back
+
+
+def test_rest_send_on_one_node_reaches_sockets_on_the_other(nodes, connect, make_user):
+    a_node, b_node = nodes
+    alice, bob = make_user(), make_user()
+    b = connect(bob, url=b_node.url)
+    b.call("join", {})
+    sent = Api(a_node.url).post("/api/send", alice.token, json={"messageBody": "over REST on A"}).json()
+    assert b.wait_for("message") == sent
+
+
+def test_presence_and_multi_tab_across_nodes(nodes, connect, make_user):
+    a_node, b_node = nodes
+    alice, bob = make_user(), make_user()
+    watcher = connect(bob, url=a_node.url)
+    room = watcher.call("join", {})["room"]
+    tab_a, tab_b = connect(alice, url=a_node.url), connect(alice, url=b_node.url)
+    tab_a.call("join", {})
+    ack = tab_b.call("join", {})
+    assert sorted(m["userId"] for m in ack["members"]) == sorted([alice.id, bob.id])
+    watcher.wait_for("user_joined", lambda e: e["userId"] == alice.id)
+    tab_a.call("left", {})
+    members = Api(b_node.url).get(f"/api/rooms/{room}/members", bob.token).json()["members"]
+    assert {m["user"]["id"]: m["online"] for m in members}[alice.id] is True
+    tab_b.close()
+    watcher.wait_for("user_left", lambda e: e["userId"] == alice.id)
+    assert len([e for e in watcher.received("user_joined") if e["userId"] == alice.id]) == 1
+    assert len([e for e in watcher.received("user_left") if e["userId"] == alice.id]) == 1
+
+
+def test_removal_on_one_node_evicts_sockets_on_the_other(nodes, connect, make_user):
+    a_node, b_node = nodes
+    owner, guest = make_user(), make_user()
+    api_a = Api(a_node.url)
+    room = api_a.post("/api/rooms", owner.token, json={"name": "crew", "private": True}).json()["id"]
+    api_a.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": "member"})
+    o, g = connect(owner, url=a_node.url), connect(guest, url=b_node.url)
+    o.call("join", {"room": room})
+    g.call("join", {"room": room})
+    api_a.delete(f"/api/rooms/{room}/members/{guest.id}", owner.token)
+    o.wait_for("user_left", lambda e: e["userId"] == guest.id)
+    o.call("message", {"room": room, "messageBody": "guest is gone"})
+    o.wait_for("message")
+    assert g.call("typing", {"room": room, "typing": True})["error"]["code"] in ("forbidden", "not_found")
+    assert not g.received("message")
+
+
+def test_logout_on_one_node_disconnects_sockets_on_the_other(nodes, connect, make_user):
+    a_node, b_node = nodes
+    user = make_user()
+    client = connect(user, url=b_node.url)
+    gone = threading.Event()
+    client.sio.on("disconnect", lambda *args: gone.set())
+    Api(a_node.url).post("/api/auth/logout", user.token)
+    assert gone.wait(5)
+
+
+def test_a_killed_node_takes_its_users_offline_within_the_expiry(nodes, server_factory, connect, make_user):
+    a_node, _ = nodes
+    doomed = server_factory(**{k: a_node.env[k] for k in ("REDIS_URL", "SOCKETIO_CHANNEL", "NODE_TTL_SECONDS")})
+    alice, bob = make_user(), make_user()
+    watcher = connect(bob, url=a_node.url)
+    room = watcher.call("join", {})["room"]
+    victim = connect(alice, url=doomed.url)
+    victim.call("join", {})
+    watcher.wait_for("user_joined", lambda e: e["userId"] == alice.id)
+    doomed.proc.send_signal(signal.SIGKILL)
+    left = watcher.wait_for("user_left", lambda e: e["userId"] == alice.id, timeout=10)
+    assert left == {"room": room, "userId": alice.id, "userName": alice.username}
+    members = Api(a_node.url).get(f"/api/rooms/{room}/members", bob.token).json()["members"]
+    assert {m["user"]["id"]: m["online"] for m in members}[alice.id] is False
+
+
+def test_redis_restart_mid_conversation(server_factory, connect, make_user, tmp_path):
+    redis = RedisServer(tmp_path)
+    redis.start()
+    env = {"REDIS_URL": redis.url, "SOCKETIO_CHANNEL": "chat-restart"}
+    a_node, b_node = server_factory(**env), server_factory(**env)
+    alice, bob = make_user(), make_user()
+    a, b = connect(alice, url=a_node.url), connect(bob, url=b_node.url)
+    a.call("join", {})
+    b.call("join", {})
+    a.call("message", {"messageBody": "before"})
+    b.wait_for("message")
+    redis.stop()
+    down = a.call("message", {"messageBody": "while redis is down"})
+    assert down["ok"] is True, "sends still store and ack"
+    assert a.wait_for("message", lambda m: m["id"] == down["message"]["id"])
+    health = Api(a_node.url).get("/api/health")
+    assert health.status_code == 503 and health.json()["queue"] == "down" and health.json()["db"] == "ok"
+    a.call("message", {"messageBody": "still down"})
+    assert a_node.log().count("message queue) unreachable") == 1, "the outage is logged once"
+    redis.start()
+    deadline, delivered = time.monotonic() + 30, False
+    while not delivered and time.monotonic() < deadline:
+        sent = a.call("message", {"messageBody": "after the restart"})["message"]
+        try:
+            b.wait_for("message", lambda m, sent=sent: m["id"] == sent["id"], timeout=1)
+            delivered = True
+        except AssertionError:
+            pass
+    assert delivered, "broadcasts resumed without restarting the servers"
+    assert Api(a_node.url).get("/api/health").json() == {"status": "ok", "db": "ok", "queue": "ok"}
+    redis.stop()
+
+
+def test_sigterm_drains_sockets_and_exits(server_factory, mongo_uri, make_user, tmp_path):
+    node = server_factory()
+    user = make_user()
+    client = SocketClient(node.url, user.token).connect()
+    client.call("join", {})
+    gone = threading.Event()
+    client.sio.on("disconnect", lambda *args: gone.set())
+    acked = client.call("message", {"messageBody": "acked before shutdown"})["message"]
+    started = time.monotonic()
+    node.proc.send_signal(signal.SIGTERM)
+    assert gone.wait(10), "clients are told to go"
+    node.proc.wait(15)
+    assert time.monotonic() - started < 12 and node.proc.returncode == 0
+    assert "SIGTERM: draining" in node.log()
+    client.close()
+    other = LiveServer(mongo_uri, tmp_path).start()
+    try:
+        stored = Api(other.url).get("/api/messages", user.token).json()["messages"]
+        assert stored[0]["id"] == acked["id"]
+    finally:
+        other.stop()
+
+
+def _procfile_web():
+    line = next(line for line in Path(ROOT, "Procfile").read_text().splitlines() if line.startswith("web:"))
+    return line.split(":", 1)[1].strip()
+
+
+def _serve_as_written(cmd, env, tmp_path):
+    log = open(tmp_path / "procfile.log", "wb")  # noqa: SIM115 - closed with the process below
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, log
+
+
+@pytest.mark.parametrize("runner", ["shell", "honcho"])
+def test_procfile_web_command_serves_sockets(runner, server, make_user, tmp_path):
+    port = LiveServer("", tmp_path).port
+    venv_bin = str(Path(os.sys.executable).parent)
+    env = {**server.env, "PORT": str(port), "PATH": venv_bin + os.pathsep + os.environ["PATH"], "HOST": "127.0.0.1"}
+    if runner == "shell":
+        cmd = ["bash", "-c", _procfile_web()]
+    else:
+        cmd = [os.path.join(venv_bin, "honcho"), "start", "-p", str(port), "web"]
+        env.pop("PORT")
+    proc, log = _serve_as_written(cmd, env, tmp_path)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if Api(url).get("/api/health").status_code == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        user = make_user()
+        client = SocketClient(url, user.token).connect()
+        client.call("join", {})
+        ack = client.call("message", {"messageBody": f"served by {shlex.quote(runner)}"})
+        assert client.wait_for("message") == ack["message"]
+        client.close()
+        assert_error(Api(url).get("/api/users/me"), 401, "unauthorized")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+        log.close()
