@@ -5,41 +5,47 @@ from flask import g
 from middleware.auth import auth_required
 from middleware.limits import login_per_address, login_per_username, register_per_address
 from services import accounts, tokens
-from utils.http import json_body
-from utils.schemas import load
+from utils.api import endpoint
 from utils.schemas.accounts import LoginSchema, RegisterSchema, SessionSchema, TokenPairSchema, UserSchema
 
 
-def _session(user, status):
+def _session(user):
     access, refresh = tokens.issue_pair(user)
-    return SessionSchema().dump({"user": user, "access_token": access, "refresh_token": refresh}), status
+    return {"user": user, "access_token": access, "refresh_token": refresh}
 
 
 @register_per_address
-def register():
-    data = load(RegisterSchema(), json_body())
-    return _session(accounts.do_register(**data), 201)
+@endpoint(body=RegisterSchema(), response=SessionSchema(), status=201, errors=(409, 429))
+def register(body):
+    """Create an account (a member of `general`) and sign it in."""
+    return _session(accounts.do_register(**body))
 
 
 @login_per_address
 @login_per_username
-def login():
-    data = load(LoginSchema(), json_body())
-    return _session(accounts.check_credentials(data["username"], data["password"]), 200)
+@endpoint(body=LoginSchema(), response=SessionSchema(), errors=(429,))
+def login(body):
+    """Sign in with username and password."""
+    return _session(accounts.check_credentials(body["username"], body["password"]))
 
 
 @auth_required(token_type="refresh")
+@endpoint(response=TokenPairSchema())
 def refresh():
+    """Trade a refresh token (as the bearer token) for a new pair; the old one stops working."""
     access, refresh_token = tokens.do_refresh(g.user, g.claims)
-    return TokenPairSchema().dump({"access_token": access, "refresh_token": refresh_token})
+    return {"access_token": access, "refresh_token": refresh_token}
 
 
 @auth_required
+@endpoint(status=204)
 def logout():
+    """Revoke this access token and its refresh token; its sockets are disconnected."""
     tokens.do_logout(g.claims)
-    return "", 204
 
 
 @auth_required
+@endpoint(response=UserSchema())
 def me():
-    return UserSchema().dump(g.user)
+    """The caller's account."""
+    return g.user

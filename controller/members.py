@@ -4,23 +4,26 @@ from flask import g
 
 from middleware.auth import auth_required
 from services import members
-from utils.http import json_body
-from utils.schemas import load
+from utils.api import endpoint
 from utils.schemas.rooms import MemberListSchema, MemberRoleSchema, MemberSchema
 
 
 @auth_required
+@endpoint(response=MemberListSchema(), errors=(404,))
 def list_members(room_id):
-    return MemberListSchema().dump({"members": members.list_members(room_id, g.user)})
+    """The room's members, each with their role and whether they are online."""
+    return {"members": members.list_members(room_id, g.user)}
 
 
 @auth_required
-def set_member(room_id, user_id):
-    data = load(MemberRoleSchema(), json_body())
-    return MemberSchema().dump(members.do_set_member_role(room_id, user_id, data["role"], g.user))
+@endpoint(body=MemberRoleSchema(), response=MemberSchema(), errors=(403, 404))
+def set_member(room_id, user_id, body):
+    """Add a member or change a member's role."""
+    return members.do_set_member_role(room_id, user_id, body["role"], g.user)
 
 
 @auth_required
+@endpoint(status=204, errors=(403, 404))
 def remove_member(room_id, user_id):
+    """Remove a member; their sockets leave the room at once."""
     members.do_remove_member(room_id, user_id, g.user)
-    return "", 204

@@ -1,36 +1,39 @@
 """Messages: history, send, edit, delete."""
 
-from flask import g, request
+from flask import g
 
 from middleware.auth import auth_required
 from services import messages
-from utils.http import json_body
-from utils.schemas import load
+from utils.api import endpoint
 from utils.schemas.messages import EditSchema, HistoryQuery, MessagePageSchema, MessageSchema, SendSchema
 
 
 @auth_required
-def history():
-    query = load(HistoryQuery(), request.args.to_dict())
+@endpoint(query=HistoryQuery(), response=MessagePageSchema(), errors=(404,))
+def history(query):
+    """A page of a room's history (default `general`); `archived=true` reads the archive."""
     room = query.pop("room")
     page, next_cursor = messages.history(g.user, room, **query)
-    return MessagePageSchema().dump({"messages": page, "next_cursor": next_cursor})
+    return {"messages": page, "next_cursor": next_cursor}
 
 
 @auth_required
-def send():
-    data = load(SendSchema(), json_body())
-    message, created = messages.do_send_message(g.user, data["room"], data["message_body"], data["client_id"])
-    return MessageSchema().dump(message), 201 if created else 200
+@endpoint(body=SendSchema(), response=MessageSchema(), status=201, also=(200,), errors=(403, 404, 429))
+def send(body):
+    """Store a message and broadcast it; a repeated clientId returns the original (200)."""
+    message, created = messages.do_send_message(g.user, body["room"], body["message_body"], body["client_id"])
+    return message, 201 if created else 200
 
 
 @auth_required
-def edit(message_id):
-    data = load(EditSchema(), json_body())
-    return MessageSchema().dump(messages.do_edit_message(g.user, message_id, data["message_body"]))
+@endpoint(body=EditSchema(), response=MessageSchema(), errors=(403, 404))
+def edit(message_id, body):
+    """Change a message's body (its author only); broadcasts `message_updated`."""
+    return messages.do_edit_message(g.user, message_id, body["message_body"])
 
 
 @auth_required
+@endpoint(status=204, errors=(403, 404))
 def delete(message_id):
+    """Soft-delete a message; broadcasts `message_deleted`."""
     messages.do_delete_message(g.user, message_id)
-    return "", 204

@@ -1,52 +1,59 @@
 """Rooms: list, create, read, update, delete, join, leave."""
 
-from flask import g, request
+from flask import g
 
 from middleware.auth import auth_required
 from services import rooms
-from utils.http import json_body
-from utils.schemas import load
+from utils.api import endpoint
 from utils.schemas.rooms import RoomCreateSchema, RoomListQuery, RoomPageSchema, RoomSchema, RoomUpdateSchema
 
 
 @auth_required
-def list_rooms():
-    query = load(RoomListQuery(), request.args.to_dict())
+@endpoint(query=RoomListQuery(), response=RoomPageSchema())
+def list_rooms(query):
+    """Public rooms and the caller's private rooms, newest first."""
     page, next_cursor = rooms.list_rooms(g.user, query["limit"], query["cursor"])
-    return RoomPageSchema().dump({"rooms": page, "next_cursor": next_cursor})
+    return {"rooms": page, "next_cursor": next_cursor}
 
 
 @auth_required
-def create_room():
-    data = load(RoomCreateSchema(), json_body())
-    return RoomSchema().dump(rooms.do_create_room(g.user, **data)), 201
+@endpoint(body=RoomCreateSchema(), response=RoomSchema(), status=201, errors=(409,))
+def create_room(body):
+    """Create a room; the caller is its owner."""
+    return rooms.do_create_room(g.user, **body)
 
 
 @auth_required
+@endpoint(response=RoomSchema(), errors=(404,))
 def get_room(room_id):
+    """One room, by id or name."""
     room, _ = rooms.access(room_id, g.user)
-    return RoomSchema().dump(rooms.describe_one(room, g.user))
+    return rooms.describe_one(room, g.user)
 
 
 @auth_required
-def update_room(room_id):
-    changes = load(RoomUpdateSchema(), json_body())
-    return RoomSchema().dump(rooms.do_update_room(room_id, g.user, changes))
+@endpoint(body=RoomUpdateSchema(), response=RoomSchema(), errors=(403, 404, 409))
+def update_room(room_id, body):
+    """Rename or re-describe a room (owner, admins)."""
+    return rooms.do_update_room(room_id, g.user, body)
 
 
 @auth_required
+@endpoint(status=204, errors=(403, 404))
 def delete_room(room_id):
+    """Delete a room with its members and messages (owner, admins)."""
     rooms.do_delete_room(room_id, g.user)
-    return "", 204
 
 
 @auth_required
+@endpoint(response=RoomSchema(), errors=(404,))
 def join_room(room_id):
-    room = rooms.do_join_room(room_id, g.user)
-    return RoomSchema().dump(rooms.describe_one(room, g.user))
+    """Become a member of a public room (private rooms: members only)."""
+    return rooms.describe_one(rooms.do_join_room(room_id, g.user), g.user)
 
 
 @auth_required
+@endpoint(status=204, errors=(403, 404))
 def leave_room(room_id):
+    """End the caller's membership."""
     rooms.do_leave_room(room_id, g.user)
-    return "", 204

@@ -26,4 +26,5 @@ def auth_required(view=None, token_type="access"):
         g.user, g.claims = tokens.authenticate(bearer_token(), token_type)
         return view(*args, **kwargs)
 
+    wrapper.auth = token_type
     return wrapper

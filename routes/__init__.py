@@ -1,16 +1,19 @@
 """URL map: each module's RULES bind paths to controller functions, nothing else."""
 
 from flask import Blueprint
+from flask_swagger_ui import get_swaggerui_blueprint
 
-from routes import accounts, health, messages, rooms
+from routes import accounts, docs, health, messages, rooms
 
-MODULES = (accounts, rooms, messages, health)
+MODULES = (accounts, rooms, messages, health, docs)
 
 
 def register_blueprints(app):
-    """Mount one blueprint per module under /api."""
+    """Mount one blueprint per module under /api, and the rendered API docs at /api/docs."""
     for module in MODULES:
         blueprint = Blueprint(module.__name__.rsplit(".", 1)[-1], module.__name__)
         for method, path, view in module.RULES:
             blueprint.add_url_rule(path, view_func=view, methods=[method])
         app.register_blueprint(blueprint, url_prefix="/api")
+    # Swagger UI's assets come from the flask-swagger-ui package, so the page works offline.
+    app.register_blueprint(get_swaggerui_blueprint("/api/docs", "/api/openapi.json"), url_prefix="/api/docs")

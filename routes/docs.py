@@ -1,0 +1,3 @@
+from controller import docs
+
+RULES = [("GET", "/openapi.json", docs.openapi)]

@@ -1,0 +1,61 @@
+"""API documentation: the OpenAPI document covers every route and validates; the AsyncAPI one every event."""
+
+import re
+
+import yaml
+from openapi_spec_validator import validate
+
+from routes import MODULES, docs
+from sockets import HANDLERS
+from tests.support import ROOT
+
+
+def test_openapi_validates_and_covers_every_route(api):
+    spec = api.get("/api/openapi.json").json()
+    validate(spec)
+    assert spec["openapi"].startswith("3.1")
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for module in MODULES:
+        if module is docs:
+            continue  # the document does not describe itself
+        for method, path, view in module.RULES:
+            openapi_path = "/api" + re.sub(r"<([^>]+)>", r"{\1}", path)
+            operation = spec["paths"][openapi_path][method.lower()]
+            assert operation["summary"] and "500" in operation["responses"]
+            if getattr(view, "auth", None):
+                assert operation["security"] == [{"bearer": []}] and "401" in operation["responses"]
+            if "requestBody" in operation:
+                assert {"400", "413"} <= set(operation["responses"])
+
+
+def test_openapi_describes_bodies_queries_and_errors(api):
+    spec = api.get("/api/openapi.json").json()
+    send = spec["paths"]["/api/send"]["post"]
+    body = send["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(spec["components"]["schemas"][body]["properties"]) == {"room", "messageBody", "clientId"}
+    assert {"200", "201", "429"} <= set(send["responses"]) and "Retry-After" in send["responses"]["429"]["headers"]
+    history = spec["paths"]["/api/messages"]["get"]
+    assert {p["name"] for p in history["parameters"]} == {"room", "limit", "before", "after", "archived"}
+    error = spec["components"]["schemas"]["Error"]
+    assert error["required"] == ["error"]
+
+
+def test_docs_page_works_offline(api):
+    page = api.get("/api/docs/")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    assert not re.search(r"(src|href)=\"https?://", page.text), "assets must not come from a CDN"
+    assert api.get("/api/docs/swagger-ui-bundle.js").status_code == 200
+
+
+def test_asyncapi_lists_every_event_in_both_directions():
+    document = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text())
+    assert document["asyncapi"].startswith("3.")
+    messages = document["components"]["messages"]
+
+    def events(action):
+        refs = [op["messages"][0]["$ref"] for op in document["operations"].values() if op["action"] == action]
+        return {messages[ref.rsplit("/", 1)[1]]["name"] for ref in refs}
+
+    assert events("receive") == set(HANDLERS)
+    emitted = set(re.findall(r'emit\(\s*"(\w+)"', (ROOT / "services" / "notify.py").read_text()))
+    assert emitted and events("send") == emitted

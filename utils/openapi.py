@@ -1,0 +1,81 @@
+"""The OpenAPI 3.1 document, built from the URL map and each view's `endpoint(...)` declaration."""
+
+import re
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import fields
+
+from utils.schemas import IdField, IsoDateTime, ObjectIdString
+from utils.schemas.errors import ErrorSchema
+
+ERROR_TEXT = {
+    400: "`validation_error` (schema) or `bad_json` (not a JSON object)",
+    401: "`unauthorized`: no, bad, expired or revoked token",
+    403: "`forbidden`: the caller's role does not allow it",
+    404: "`not_found`: unknown id, or a private room the caller cannot see",
+    409: "`conflict`: the name is taken",
+    413: "`payload_too_large`: the body is over MAX_CONTENT_LENGTH",
+    429: "`rate_limited`: over a limit; see Retry-After",
+    500: "`internal_error`",
+}
+
+
+def build_spec(app):
+    """Return the OpenAPI document of every /api route as a dict."""
+    marshmallow = MarshmallowPlugin()
+    spec = APISpec(
+        title="Chat backend",
+        version="1.0.0",
+        openapi_version="3.1.0",
+        plugins=[marshmallow],
+        info={"description": "REST half of the chat contract. Socket.IO events: docs/asyncapi.yaml."},
+    )
+    marshmallow.map_to_openapi_type(IdField, fields.String)
+    marshmallow.map_to_openapi_type(ObjectIdString, fields.String)
+    marshmallow.map_to_openapi_type(IsoDateTime, fields.DateTime)
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    spec.components.schema("Error", schema=ErrorSchema)
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        operation = getattr(app.view_functions[rule.endpoint], "operation", None)
+        if operation is None:
+            continue
+        view = app.view_functions[rule.endpoint]
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            spec.path(path=path, operations={method.lower(): _operation(rule, view, operation)})
+    return spec.to_dict()
+
+
+def _operation(rule, view, operation):
+    auth = getattr(view, "auth", None)
+    parameters = [
+        {"in": "path", "name": name, "required": True, "schema": {"type": "string"}} for name in rule.arguments
+    ]
+    if operation.query is not None:
+        parameters.append({"in": "query", "schema": operation.query})
+    result = {"summary": operation.summary, "operationId": rule.endpoint.replace(".", "_"), "responses": {}}
+    if parameters:
+        result["parameters"] = parameters
+    if operation.body is not None:
+        result["requestBody"] = {"required": True, "content": {"application/json": {"schema": operation.body}}}
+    for status in operation.statuses:
+        response = {"description": "success" if status < 400 else "a dependency is down"}
+        if status != 204 and operation.response is not None:
+            response["content"] = {"application/json": {"schema": operation.response}}
+        result["responses"][str(status)] = response
+    errors = set(operation.errors) | {500}
+    if auth:
+        result["security"] = [{"bearer": []}]
+        errors.add(401)
+    if operation.body is not None or operation.query is not None:
+        errors.add(400)
+    if operation.body is not None:
+        errors.add(413)
+    for status in sorted(errors):
+        result["responses"][str(status)] = {
+            "description": ERROR_TEXT[status],
+            "content": {"application/json": {"schema": "Error"}},
+            **({"headers": {"Retry-After": {"schema": {"type": "integer"}}}} if status == 429 else {}),
+        }
+    return result
