@@ -60,6 +60,8 @@ class Config:
     LOG_LEVEL = _env("LOG_LEVEL", "INFO").upper()
     LOG_FORMAT = _env("LOG_FORMAT", "text").lower()
     SENTRY_DSN = _env("SENTRY_DSN")
+    # The browser demo at /demo.
+    DEMO_UI = _bool("DEMO_UI", False)
     MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
     SOCKET_MAX_BUFFER = _int("SOCKET_MAX_BUFFER", 1_000_000)
     RATELIMIT_ENABLED = _bool("RATE_LIMITS_ENABLED", True)
@@ -81,7 +83,9 @@ _LOCAL_SECRET = "local-development-secret-not-for-production-use"
 
 
 class DevelopmentConfig(Config):
-    """Local development: embedded database, permissive CORS."""
+    """Local development: embedded database, permissive CORS, the browser demo."""
+
+    DEMO_UI = _bool("DEMO_UI", True)
 
     JWT_SECRET_KEY = Config.JWT_SECRET_KEY or _LOCAL_SECRET
 

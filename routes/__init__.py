@@ -1,11 +1,14 @@
 """URL map: each module's RULES bind paths to controller functions, nothing else."""
 
-from flask import Blueprint
+from pathlib import Path
+
+from flask import Blueprint, redirect
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from routes import accounts, docs, health, messages, rooms
 
 MODULES = (accounts, rooms, messages, health, docs)
+DEMO = Path(__file__).resolve().parent.parent / "demo"
 
 
 def register_blueprints(app):
@@ -17,3 +20,8 @@ def register_blueprints(app):
         app.register_blueprint(blueprint, url_prefix="/api")
     # Swagger UI's assets come from the flask-swagger-ui package, so the page works offline.
     app.register_blueprint(get_swaggerui_blueprint("/api/docs", "/api/openapi.json"), url_prefix="/api/docs")
+    if app.config["DEMO_UI"]:
+        demo = Blueprint("demo", __name__, static_folder=str(DEMO), static_url_path="/demo")
+        for path in ("/demo", "/demo/"):
+            demo.add_url_rule(path, f"index{path.count('/')}", lambda: redirect("/demo/index.html"))
+        app.register_blueprint(demo)
