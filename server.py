@@ -22,6 +22,7 @@ from config import load_config
 from config.logs import configure_logging
 from middleware.errors import register_error_handlers
 from middleware.request_log import register_request_logging
+from middleware.security import register_security
 from routes import register_blueprints
 from services import cluster
 from services.rooms import ensure_general_room
@@ -45,6 +46,7 @@ def create_app(config_name=None):
     register_blueprints(app)
     register_socket_handlers(socketio)
     register_cluster(app)
+    register_security(app)
     return app
 
 
@@ -107,6 +109,12 @@ def serve(app):
     listener = eventlet.listen((app.config["HOST"], app.config["PORT"]))
     # Accepted sockets inherit TCP_NODELAY from the listener on Linux.
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    scheme = "http"
+    if app.config["SSL_CERTFILE"]:
+        listener = eventlet.wrap_ssl(
+            listener, certfile=app.config["SSL_CERTFILE"], keyfile=app.config["SSL_KEYFILE"], server_side=True
+        )
+        scheme = "https"
     main = eventlet.getcurrent()
 
     def drain():
@@ -117,7 +125,7 @@ def serve(app):
         main.throw(SystemExit(0))  # leaves the accept loop; the server then waits for requests in flight
 
     signal.signal(signal.SIGTERM, lambda *_: eventlet.spawn_n(drain))
-    log.info("serving on http://%s:%s", app.config["HOST"], app.config["PORT"])
+    log.info("serving on %s://%s:%s", scheme, app.config["HOST"], app.config["PORT"])
     try:
         eventlet.wsgi.server(listener, app, log_output=False, max_size=app.config["MAX_CONNECTIONS"])
     finally:

@@ -72,6 +72,13 @@ class Config:
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10/minute")
     REGISTER_RATE_LIMIT = _env("REGISTER_RATE_LIMIT", "20/hour")
     MESSAGE_RATE_LIMIT = _env("MESSAGE_RATE_LIMIT", "10/second")
+    TYPING_RATE_LIMIT = _env("TYPING_RATE_LIMIT", "5/second")
+    # Reverse proxies in front of the app (Heroku's router is one): X-Forwarded-* from that
+    # many hops is trusted, so limits key on the real client address and cannot be spoofed.
+    TRUSTED_PROXY_HOPS = _int("TRUSTED_PROXY_HOPS", 0)
+    # Direct TLS for `python server.py` (`make run`), without a proxy in front.
+    SSL_CERTFILE = _env("SSL_CERTFILE")
+    SSL_KEYFILE = _env("SSL_KEYFILE")
     # argon2id cost; the defaults are argon2-cffi's RFC 9106 "low memory" profile.
     ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
     ARGON2_MEMORY_COST = _int("ARGON2_MEMORY_COST", 65536)
@@ -104,7 +111,9 @@ class ProductionConfig(Config):
     APP_ENV = "production"
     HOST = _env("HOST", "0.0.0.0")
     CORS_ORIGINS = _list("CORS_ORIGINS", [])
+    TRUSTED_PROXY_HOPS = _int("TRUSTED_PROXY_HOPS", 1)
     REQUIRED = ("JWT_SECRET_KEY", "MONGODB_URI")
+    MIN_SECRET_LENGTH = 32
 
 
 config_by_name = {
@@ -124,6 +133,10 @@ def load_config(name=None):
         missing = [var for var in config.REQUIRED if not getattr(config, var)]
         if missing:
             sys.exit(f"refusing to start in production: set {', '.join(missing)}")
+        if len(config.JWT_SECRET_KEY) < config.MIN_SECRET_LENGTH:
+            sys.exit(
+                f"refusing to start in production: JWT_SECRET_KEY needs {config.MIN_SECRET_LENGTH} characters or more"
+            )
         if "*" in config.CORS_ORIGINS:
             sys.exit("refusing to start in production: CORS_ORIGINS must list origins, not '*'")
     return config

@@ -6,6 +6,8 @@ import sys
 from flask import g, has_request_context
 from pythonjsonlogger.json import JsonFormatter
 
+QUIET = ("pymongo", "engineio", "socketio", "urllib3", "redis", "limits")
+
 
 class RequestIdFilter(logging.Filter):
     """Add `request_id` to every record logged while a request is handled."""
@@ -26,3 +28,6 @@ def configure_logging(level, fmt):
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # At DEBUG these log whole commands and packets: documents, message bodies, tokens.
+    for name in QUIET:
+        logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.WARNING))

@@ -1,6 +1,7 @@
 """Socket membership of rooms: join, leave, typing, disconnect, with presence kept per user."""
 
 from services import notify, presence, rooms
+from services.ratelimit import check_rate
 from utils.errors import Forbidden, NotFound
 from utils.extensions import socketio
 
@@ -37,6 +38,7 @@ def do_typing(sid, user, ref, typing):
     room = rooms.find(ref)
     if room is None or str(room.id) not in _joined_rooms(sid):
         raise Forbidden("join the room before sending typing indicators")
+    check_rate(user, "typing")
     notify.notify_typing(str(room.id), str(user.id), user.username, typing, skip_sid=sid)
 
 

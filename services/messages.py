@@ -6,7 +6,7 @@ from model.archived_message import ArchivedMessage
 from model.message import Message
 from services import notify, rooms
 from services.permissions import check_can_delete_message, check_can_edit_message, check_can_post
-from services.ratelimit import check_message_rate
+from services.ratelimit import check_rate
 from utils.errors import NotFound
 from utils.ids import parse_id
 from utils.timefmt import utcnow
@@ -49,7 +49,7 @@ def do_send_message(user, room_ref, body, client_id=None):
     """
     room, role = rooms.access(room_ref, user)
     check_can_post(room, user, role)
-    check_message_rate(user)
+    check_rate(user, "message")
     message = Message(
         room=room.id,
         user_id=user.id,

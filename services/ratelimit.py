@@ -1,4 +1,6 @@
-"""The per-user message limit, shared by `POST /api/send` and the `message` event."""
+"""Per-user limits on socket and send traffic: MESSAGE_RATE_LIMIT (shared by `POST /api/send`
+and the `message` event) and TYPING_RATE_LIMIT. The counters live in Flask-Limiter's storage,
+so with REDIS_URL set every process counts against the same budget."""
 
 import time
 
@@ -9,21 +11,22 @@ from utils.errors import RateLimited
 from utils.extensions import limiter
 from utils.outage import Outage
 
-outage = Outage("rate-limit storage", "message limits are not enforced until it is back")
+outage = Outage("rate-limit storage", "message and typing limits are not enforced until it is back")
 
 
-def check_message_rate(user):
-    """Count one message for this user; raise RateLimited when over MESSAGE_RATE_LIMIT."""
+def check_rate(user, action):
+    """Count one `action` ("message" or "typing") for this user; raise RateLimited when over its limit."""
     config = current_app.config
     if not config["RATELIMIT_ENABLED"]:
         return
-    item = parse(config["MESSAGE_RATE_LIMIT"])
+    setting = config[f"{action.upper()}_RATE_LIMIT"]
+    item = parse(setting)
     try:
-        allowed = limiter.limiter.hit(item, "message", str(user.id))
-        reset_at, _ = (0, 0) if allowed else limiter.limiter.get_window_stats(item, "message", str(user.id))
+        allowed = limiter.limiter.hit(item, action, str(user.id))
+        reset_at, _ = (0, 0) if allowed else limiter.limiter.get_window_stats(item, action, str(user.id))
     except Exception as error:  # storage errors come from redis-py or limits; fail open
         outage.failed(error)
         return
     outage.recovered()
     if not allowed:
-        raise RateLimited(reset_at - time.time(), f"at most {config['MESSAGE_RATE_LIMIT']} messages")
+        raise RateLimited(reset_at - time.time(), f"at most {setting} {action} events")

@@ -34,8 +34,10 @@ def socket_event(schema):
                 log.exception("socket event %s failed", handler.__name__)
                 result, outcome = {"ok": False, **InternalError().to_dict()}, "internal_error"
             log.info(
-                "socket %s %s",
+                "socket %s user=%s room=%s outcome=%s",
                 handler.__name__,
+                user_id,
+                room,
                 outcome,
                 extra={"event": handler.__name__, "user": user_id, "room": room, "outcome": outcome},
             )

@@ -25,7 +25,9 @@ class LiveServer:
 
     def __init__(self, mongo_uri, log_dir, **env):
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        # With SSL_CERTFILE the server speaks TLS; its self-signed certificate is the one to trust.
+        self.verify = str(env["SSL_CERTFILE"]) if env.get("SSL_CERTFILE") else True
+        self.url = f"{'https' if env.get('SSL_CERTFILE') else 'http'}://127.0.0.1:{self.port}"
         self.log_path = Path(log_dir) / f"server-{self.port}.log"
         self.env = {
             **os.environ,
@@ -53,7 +55,7 @@ class LiveServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if requests.get(self.url + "/api/health", timeout=1).status_code in (200, 503):
+                if requests.get(self.url + "/api/health", timeout=1, verify=self.verify).status_code in (200, 503):
                     return self
             except requests.ConnectionError:
                 time.sleep(0.1)
@@ -75,15 +77,19 @@ class LiveServer:
 class Api:
     """A small REST client bound to one server: `api.post("/api/send", token, json=...)`."""
 
-    def __init__(self, url):
+    def __init__(self, url, verify=True):
         self.url = url
         self.http = requests.Session()
+        self.http.verify = verify
 
     def request(self, method, path, token=None, **kwargs):
         headers = kwargs.pop("headers", {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        return self.http.request(method, self.url + path, headers=headers, timeout=10, **kwargs)
+        # Explicit: requests lets REQUESTS_CA_BUNDLE override a session's own `verify`.
+        return self.http.request(
+            method, self.url + path, headers=headers, timeout=10, verify=self.http.verify, **kwargs
+        )
 
     def get(self, path, token=None, **kwargs):
         return self.request("GET", path, token, **kwargs)
@@ -132,8 +138,8 @@ def assert_error(response, status, code):
 class SocketClient:
     """python-socketio's real client, recording every server event it receives."""
 
-    def __init__(self, url, token=None, transports=None, auth=True, **connect_kwargs):
-        self.sio = socketio.Client(reconnection=False)
+    def __init__(self, url, token=None, transports=None, auth=True, client_options=None, **connect_kwargs):
+        self.sio = socketio.Client(reconnection=False, **(client_options or {}))
         self.events = []
         self.cond = threading.Condition()
         self.sio.on("*", self._record)
