@@ -23,7 +23,7 @@ def register(body):
 
 @login_per_address
 @login_per_username
-@endpoint(body=LoginSchema(), response=SessionSchema(), errors=(429,))
+@endpoint(body=LoginSchema(), response=SessionSchema(), errors=(401, 429))
 def login(body):
     """Sign in with username and password."""
     return _session(accounts.check_credentials(body["username"], body["password"]))

@@ -6,7 +6,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields
 
-from utils.schemas import IdField, IsoDateTime, ObjectIdString
+from utils.schemas import IdField, IsoDateTime, ObjectIdString, Trimmed
 from utils.schemas.errors import ErrorSchema
 
 ERROR_TEXT = {
@@ -34,6 +34,7 @@ def build_spec(app):
     marshmallow.map_to_openapi_type(IdField, fields.String)
     marshmallow.map_to_openapi_type(ObjectIdString, fields.String)
     marshmallow.map_to_openapi_type(IsoDateTime, fields.DateTime)
+    marshmallow.converter.add_attribute_function(_trimmed_length)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Error", schema=ErrorSchema)
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
@@ -45,6 +46,14 @@ def build_spec(app):
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             spec.path(path=path, operations={method.lower(): _operation(rule, view, operation)})
     return spec.to_dict()
+
+
+def _trimmed_length(converter, field, ret):
+    """Trimmed fields count their length after trimming, which JSON Schema cannot say: describe it."""
+    if isinstance(field, Trimmed) and ("minLength" in ret or "maxLength" in ret):
+        low, high = ret.pop("minLength", 0), ret.pop("maxLength", None)
+        return {"description": f"{low} to {high} characters after trimming white space"}
+    return {}
 
 
 def _operation(rule, view, operation):

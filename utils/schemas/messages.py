@@ -40,7 +40,7 @@ class MessageSchema(StrictSchema):
     message_body = fields.String(data_key="messageBody")
     time_stamp = IsoDateTime(data_key="timeStamp")
     client_id = fields.String(data_key="clientId", allow_none=True)
-    edited_at = IsoDateTime(data_key="editedAt")
+    edited_at = IsoDateTime(data_key="editedAt", allow_none=True)
     deleted = fields.Boolean()
     archived = fields.Boolean()
 

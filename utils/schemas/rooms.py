@@ -35,7 +35,7 @@ class RoomSchema(StrictSchema):
     name = fields.String()
     description = fields.String()
     private = fields.Boolean()
-    created_by = IdField(data_key="createdBy")
+    created_by = IdField(data_key="createdBy", allow_none=True)
     created_at = IsoDateTime(data_key="createdAt")
     member_count = fields.Integer(data_key="memberCount")
     my_role = fields.String(data_key="myRole", allow_none=True)
