@@ -12,7 +12,7 @@ from model.membership import Membership
 from model.message import Message
 from model.room import GENERAL, Room
 from services import notify
-from services.permissions import check_can_manage_room, check_can_read, is_admin
+from services.permissions import POSTERS, check_can_manage_room, check_can_post, check_can_read, is_admin
 from utils.errors import Conflict, Forbidden, NotFound
 from utils.ids import parse_id
 from utils.timefmt import utcnow
@@ -52,6 +52,34 @@ def find(ref):
     oid = parse_id(ref)
     room = Room.objects(id=oid).first() if oid else None
     return room or Room.objects(name_key=ref.lower()).first()
+
+
+_general_id = []
+
+
+def general_id():
+    """The id of `general`, which is never deleted or renamed, looked up once per process."""
+    if not _general_id:
+        _general_id.append(find(GENERAL).id)
+    return _general_id[0]
+
+
+def postable(ref, user):
+    """Return the id of a room the user may post in.
+
+    The hot path of every send: a room named by id (or omitted) whose membership says
+    owner, moderator or member costs one indexed read. Memberships go before their room
+    does, so one that exists names a live room. Anything else (names, admins, errors) takes
+    the full lookup for the right answer.
+    """
+    oid = general_id() if ref is None else parse_id(ref)
+    if oid is not None:
+        membership = Membership._get_collection().find_one({"room": oid, "user": user.id}, {"role": 1, "_id": 0})
+        if membership and membership["role"] in POSTERS:
+            return oid
+    room, role = access(ref, user)
+    check_can_post(room, user, role)
+    return room.id
 
 
 def role_of(room_id, user_id):
@@ -152,8 +180,9 @@ def do_delete_room(ref, user):
     check_can_manage_room(room, user, role)
     if room.name_key == GENERAL:
         raise Forbidden("the general room cannot be deleted")
-    room.delete()
+    # Memberships first: the send path trusts a membership to name a live room.
     Membership.objects(room=room.id).delete()
+    room.delete()
     Message.objects(room=room.id).delete()
     ArchivedMessage.objects(room=room.id).delete()
     notify.notify_room_deleted(room.id)

@@ -1,8 +1,10 @@
 """Messages over REST: history pages, idempotent sends, edits, soft deletes."""
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from bson import ObjectId
 
 from tests.support import assert_error
 
@@ -169,3 +171,31 @@ def test_rooms_do_not_leak_into_each_other(api, make_user):
     _send(api, user, "in general")
     assert _ids(api.get(f"/api/messages?room={room['id']}", user.token)) == ["in side"]
     assert _ids(api.get("/api/messages?room=general", user.token)) == ["in general"]
+
+
+def test_history_pages_cross_long_quiet_gaps(api, make_user, db):
+    user = make_user()
+    room = api.get("/api/rooms/general", user.token).json()["id"]
+    ages = [timedelta(days=d) for d in (700, 400, 90, 3)] + [timedelta(hours=2), timedelta(minutes=1)]
+    ids = []
+    for n, age in enumerate(ages):
+        stamp = int((datetime.now(UTC) - age).timestamp())
+        oid = ObjectId(stamp.to_bytes(4, "big") + n.to_bytes(8, "big"))
+        db.messages.insert_one({"_id": oid, "room": ObjectId(room), "user_id": ObjectId(user.id),
+                                "user_name": user.username, "message_body": f"age {n}",
+                                "time_stamp": oid.generation_time, "deleted": False})  # fmt: skip
+        ids.append(str(oid))
+    newest_first, cursor = [], None
+    while True:
+        page = api.get("/api/messages?limit=2" + (f"&before={cursor}" if cursor else ""), user.token).json()
+        newest_first += [m["id"] for m in page["messages"]]
+        cursor = page["nextCursor"]
+        if not cursor:
+            break
+    assert newest_first == ids[::-1]
+    oldest_first, cursor = [], ids[0]
+    while cursor:
+        page = api.get(f"/api/messages?limit=2&after={cursor}", user.token).json()
+        oldest_first += [m["id"] for m in page["messages"]]
+        cursor = page["nextCursor"]
+    assert oldest_first == ids[1:]

@@ -1,0 +1,80 @@
+// Fan-out load generator on the real socket.io-client. CLIENTS sockets (spread over the given
+// URLs, one per server process) join one room; SENDERS of them send MESSAGES each, at RATE
+// per second per sender (0: each sender sends as soon as its previous ack arrives). Every
+// client records each delivery. Prints one JSON line.
+// node loadgen.js '{"urls": [...], "tokens": [...], "room": "...", "senders": 5, "messages": 60, "rate": 20}'
+const { io } = require("socket.io-client");
+const { performance } = require("perf_hooks");
+
+const cfg = JSON.parse(process.argv[2]);
+const tag = Math.random().toString(36).slice(2, 8);
+
+const pct = (sorted, p) => (sorted.length ? +sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))].toFixed(2) : null);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function connect(url, token) {
+  return new Promise((resolve, reject) => {
+    const s = io(url, { transports: ["websocket"], auth: { token }, reconnection: false, timeout: 20000 });
+    s.once("connect", () => resolve(s));
+    s.once("connect_error", (e) => reject(new Error("connect_error " + JSON.stringify(e.data || e.message))));
+  });
+}
+
+(async () => {
+  const sockets = [];
+  for (let i = 0; i < cfg.tokens.length; i++) sockets.push(await connect(cfg.urls[i % cfg.urls.length], cfg.tokens[i]));
+  for (const s of sockets) {
+    const ack = await s.timeout(20000).emitWithAck("join", { room: cfg.room });
+    if (!ack.ok) throw new Error("join failed " + JSON.stringify(ack));
+  }
+  if (cfg.hold) {
+    console.log(JSON.stringify({ connected: sockets.length }));
+    await new Promise((r) => process.stdin.once("data", r));
+  }
+  const sentAt = new Map();
+  const latencies = [];
+  const seen = sockets.map(() => new Set());
+  let deliveries = 0, dupes = 0;
+  sockets.forEach((s, i) => s.on("message", (m) => {
+    const t = performance.now();
+    if (!m || !sentAt.has(m.clientId)) return;
+    if (seen[i].has(m.clientId)) { dupes++; return; }
+    seen[i].add(m.clientId);
+    deliveries++;
+    latencies.push(t - sentAt.get(m.clientId));
+  }));
+  await sleep(200);
+  const acks = [];
+  let errors = 0;
+  const start = performance.now();
+  await Promise.all(sockets.slice(0, cfg.senders).map(async (s, k) => {
+    const pending = [];
+    for (let i = 0; i < cfg.messages; i++) {
+      if (cfg.rate) {
+        const wait = start + (i * 1000) / cfg.rate - performance.now();
+        if (wait > 0) await sleep(wait);
+      }
+      const clientId = `${tag}-${k}-${i}`;
+      const t = performance.now();
+      sentAt.set(clientId, t);
+      const sent = s.timeout(60000).emitWithAck("message", { room: cfg.room, messageBody: "x".repeat(64) + ` ${k}:${i}`, clientId })
+        .then((a) => (a && a.ok ? acks.push(performance.now() - t) : errors++), () => errors++);
+      if (cfg.rate) pending.push(sent); else await sent;
+    }
+    await Promise.all(pending);
+  }));
+  const expected = cfg.senders * cfg.messages * sockets.length;
+  const deadline = performance.now() + 30000;
+  while (deliveries < expected && performance.now() < deadline) await sleep(20);
+  const seconds = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  acks.sort((a, b) => a - b);
+  sockets.forEach((s) => s.close());
+  console.log(JSON.stringify({
+    clients: sockets.length, senders: cfg.senders, messages: cfg.messages, rate: cfg.rate, sent: cfg.senders * cfg.messages,
+    acked: acks.length, errors, expected, deliveries, lost: expected - deliveries, dupes, seconds: +seconds.toFixed(3),
+    deliveriesPerS: +(deliveries / seconds).toFixed(1), ackP50: pct(acks, 50), ackP99: pct(acks, 99),
+    latP50: pct(latencies, 50), latP99: pct(latencies, 99),
+  }));
+  process.exit(0);
+})().catch((e) => { console.log(JSON.stringify({ error: String(e.message || e) })); process.exit(1); });

@@ -1,0 +1,288 @@
+"""`make bench`: this server against a minimal Node + Socket.IO peer, on one fresh database daemon.
+
+Scenarios (each run alternately against both servers, the median of --repeat runs kept):
+- steady: 50 clients, 5 senders at 20 msg/s each; judge delivery latency.
+- burst: 100 clients, 10 senders, each sending as soon as its previous ack arrives; judge deliveries/s.
+- burst with two server processes behind Redis (clients spread over both).
+- history: GET /api/messages, 50 a page, random `before` cursors, on a room of 100k messages.
+- scaling: 10, 100, 500, 1000 clients in a room; RSS per connection, latency and throughput.
+Writes docs/bench-results.json, docs/bench-results.md and docs/bench-scaling.png.
+"""
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+import pymongo
+import requests
+from bson import ObjectId
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from model.embedded import free_port, start_daemon, stop_daemon  # noqa: E402
+from tests.support import Api, LiveServer, RedisServer, register  # noqa: E402
+
+BENCH = ROOT / "bench"
+DOCS = ROOT / "docs"
+
+
+class NodePeer:
+    """bench/ref_server.js on a free port."""
+
+    def __init__(self, mongo_uri, log_dir):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {"PORT": str(self.port), "MONGODB_URI": mongo_uri, "PATH": "/usr/bin:/bin"}
+        self.log = open(Path(log_dir) / "ref.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(["node", "ref_server.js"], cwd=BENCH, env=env, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                requests.get(self.url + "/socket.io/?EIO=4&transport=polling", timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("ref_server.js did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+def loadgen(urls, tokens, room, senders, messages, rate, hold=None):
+    """Run bench/loadgen.js; with `hold`, call hold() once every client has joined."""
+    config = json.dumps({"urls": urls, "tokens": tokens, "room": room, "senders": senders, "messages": messages,
+                         "rate": rate, "hold": hold is not None})  # fmt: skip
+    proc = subprocess.Popen(["node", "loadgen.js", config], cwd=BENCH, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    if hold is not None:
+        json.loads(proc.stdout.readline())
+        hold()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    out = json.loads(proc.communicate(timeout=600)[0].strip().splitlines()[-1])
+    if "error" in out:
+        raise RuntimeError(out["error"])
+    return out
+
+
+def rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+class ProjectSide:
+    """Users and a room on our server; tokens for the load generator."""
+
+    def __init__(self, url, users):
+        api = Api(url)
+        with ThreadPoolExecutor(8) as pool:
+            self.tokens = [u.token for u in pool.map(lambda _: register(api), range(users))]
+        room = api.post("/api/rooms", self.tokens[0], json={"name": f"bench-{ObjectId()}"}).json()
+        self.room = room["id"]
+
+
+def median_run(runs):
+    """The run with the median deliveries/s, plus every run's key figures."""
+    runs = sorted(runs, key=lambda r: r["deliveriesPerS"])
+    return {
+        **runs[len(runs) // 2],
+        "runs": [{k: r[k] for k in ("deliveriesPerS", "latP99", "lost", "dupes")} for r in runs],
+    }
+
+
+def fanout(sides, scenario, repeat):
+    results = {name: [] for name in sides}
+    for _ in range(repeat):
+        for name, (urls, tokens, room) in sides.items():
+            results[name].append(loadgen(urls, tokens[: scenario["clients"]], room, **scenario["load"]))
+    return {name: median_run(runs) for name, runs in results.items()}
+
+
+def history(url, token, db, room, requests_count=2000):
+    """Seed 100k messages over 30 days in a room; time random pages; show the query plan."""
+    now = int(time.time())
+    oids = sorted(ObjectId((now - 30 * 86400 + i * 26).to_bytes(4, "big") + os.urandom(8)) for i in range(100_000))
+    user = ObjectId()
+    for start in range(0, len(oids), 10_000):
+        db.messages.insert_many(
+            [{"_id": o, "room": ObjectId(room), "user_id": user, "user_name": "seed", "message_body": "x" * 64,
+              "time_stamp": o.generation_time, "deleted": False} for o in oids[start : start + 10_000]]
+        )  # fmt: skip
+    cursor = random.choice(oids[1000:])
+    # The first query history() makes for a `before` page: the 10 minutes below the cursor.
+    window = {"$lt": cursor, "$gte": ObjectId.from_datetime(cursor.generation_time - timedelta(seconds=600))}
+    plan = db.messages.find({"room": ObjectId(room), "_id": window}).sort("_id", -1).limit(51).explain()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+
+    def page(_):
+        started = time.perf_counter()
+        response = session.get(
+            f"{url}/api/messages", params={"room": room, "limit": 50, "before": str(random.choice(oids))}
+        )
+        assert response.status_code == 200 and len(response.json()["messages"]) <= 50
+        return (time.perf_counter() - started) * 1000
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        timings = sorted(pool.map(page, range(requests_count)))
+    seconds = time.perf_counter() - started
+    return {
+        "messages": len(oids),
+        "requests": requests_count,
+        "requestsPerS": round(requests_count / seconds, 1),
+        "p50": round(timings[len(timings) // 2], 2),
+        "p99": round(timings[int(len(timings) * 0.99)], 2),
+        "plan": _stages(plan["queryPlanner"]["winningPlan"]),
+        "docsExamined": plan.get("executionStats", {}).get("totalDocsExamined"),
+    }
+
+
+def _stages(plan):
+    stage = plan.get("stage")
+    index = f" {plan['indexName']}" if "indexName" in plan else ""
+    inner = plan.get("inputStage")
+    return f"{stage}{index}" + (f" <- {_stages(inner)}" if inner else "")
+
+
+def _sample_rss(into, pid):
+    into.append(rss_kib(pid))
+
+
+def scaling(server, peer, project_tokens, project_room, sizes):
+    rows = []
+    for clients in sizes:
+        for name, (url, pid, tokens, room) in {
+            "python": (server.url, server.proc.pid, project_tokens, project_room),
+            "node": (peer.url, peer.proc.pid, [f"u{i}" for i in range(clients)], "bench-scale"),
+        }.items():
+            before, during = rss_kib(pid), []
+            out = loadgen([url], tokens[:clients], room, 2, 20, 0, hold=partial(_sample_rss, during, pid))
+            per_connection = round((during[0] - before) / clients, 1)
+            figures = {k: out[k] for k in ("deliveriesPerS", "latP50", "latP99", "lost", "dupes")}
+            rows.append({"server": name, "clients": clients, "rssPerConnectionKiB": per_connection, **figures})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sizes", default="10,100,500,1000")
+    parser.add_argument("--out", default=str(DOCS))
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    daemon, base = start_daemon(":memory:", log_path=str(work / "db.log"))
+    uri = base.rsplit("/", 1)[0]
+    redis = RedisServer(work)
+    redis.start()
+    env = {"LOG_LEVEL": "WARNING"}
+    server = LiveServer(uri + "/chat", work, **env).start()
+    peer = NodePeer(uri + "/ref", work)
+    pair = [LiveServer(uri + "/chat", work, REDIS_URL=redis.url, **env).start() for _ in range(2)]
+    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": f"{os.cpu_count()} cores", "repeat": args.repeat}
+    try:
+        side = ProjectSide(server.url, max([*sizes, 100]))
+        ref_tokens = [f"u{i}" for i in range(max([*sizes, 100]))]
+        steady = {"clients": 50, "load": {"senders": 5, "messages": 60, "rate": 20}}
+        burst = {"clients": 100, "load": {"senders": 10, "messages": 100, "rate": 0}}
+        sides = {"python": ([server.url], side.tokens, side.room), "node": ([peer.url], ref_tokens, "bench")}
+        results["steady"] = fanout(sides, steady, args.repeat)
+        print("steady", json.dumps(results["steady"]), flush=True)
+        results["burst"] = fanout(sides, burst, args.repeat)
+        print("burst", json.dumps(results["burst"]), flush=True)
+        two = {"python x2 (redis)": ([p.url for p in pair], side.tokens, side.room)}
+        results["burst"].update(fanout(two, burst, args.repeat))
+        print("burst x2", json.dumps(results["burst"]["python x2 (redis)"]), flush=True)
+        with pymongo.MongoClient(uri + "/chat") as client:
+            history_room = Api(server.url).post("/api/rooms", side.tokens[0], json={"name": "history"}).json()["id"]
+            results["history"] = history(server.url, side.tokens[0], client.get_default_database(), history_room)
+        print("history", json.dumps(results["history"]), flush=True)
+        results["scaling"] = scaling(server, peer, side.tokens, side.room, sizes)
+    finally:
+        for proc in (server, *pair):
+            proc.stop()
+        peer.stop()
+        redis.stop()
+        stop_daemon(daemon)
+    write(results, Path(args.out))
+
+
+def write(results, out):
+    out.mkdir(exist_ok=True)
+    (out / "bench-results.json").write_text(json.dumps(results, indent=2) + "\n")
+    steady, burst, hist = results["steady"], results["burst"], results["history"]
+    ratio = burst["python"]["deliveriesPerS"] / burst["node"]["deliveriesPerS"]
+    ratio2 = burst["python x2 (redis)"]["deliveriesPerS"] / burst["node"]["deliveriesPerS"]
+    p99 = steady["python"]["latP99"] / steady["node"]["latP99"]
+    lost = sum(r["lost"] + r["dupes"] for s in (steady, burst) for v in s.values() for r in v["runs"])
+    lost += sum(r["lost"] + r["dupes"] for r in results["scaling"])
+    lines = [
+        f"Measured {results['date']} on {results['machine']} (median of {results['repeat']} runs).",
+        "",
+        "| scenario | python | node | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| steady: delivery p50 / p99 (ms) | {steady['python']['latP50']} / {steady['python']['latP99']} | "
+        f"{steady['node']['latP50']} / {steady['node']['latP99']} | p99 {p99:.2f}x | p99 at most 2x |",
+        f"| burst: deliveries/s, 1 process | {burst['python']['deliveriesPerS']} | {burst['node']['deliveriesPerS']} | "
+        f"{ratio:.2f}x | at least 0.5x |",
+        f"| burst: deliveries/s, 2 processes + Redis | {burst['python x2 (redis)']['deliveriesPerS']} | "
+        f"{burst['node']['deliveriesPerS']} | {ratio2:.2f}x | at least 1.0x |",
+        f"| lost + duplicated deliveries, all runs | {lost} | | | 0 |",
+        "",
+        f"History: {hist['requestsPerS']} requests/s, p50 {hist['p50']} ms, p99 {hist['p99']} ms, 50 a page of "
+        f"{hist['messages']} messages; plan `{hist['plan']}`, {hist['docsExamined']} documents examined.",
+        "",
+        "| server | clients | RSS per connection (KiB) | deliveries/s | latency p50 / p99 (ms) |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {r['server']} | {r['clients']} | {r['rssPerConnectionKiB']} | {r['deliveriesPerS']} | "
+            f"{r['latP50']} / {r['latP99']} |"
+            for r in results["scaling"]
+        ],
+    ]
+    (out / "bench-results.md").write_text("\n".join(lines) + "\n")
+    plot(results["scaling"], out / "bench-scaling.png")
+    print("\n".join(lines))
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (lat, thr) = plt.subplots(1, 2, figsize=(11, 4))
+    for server in ("python", "node"):
+        mine = [r for r in rows if r["server"] == server]
+        clients = [r["clients"] for r in mine]
+        lat.plot(clients, [r["latP99"] for r in mine], marker="o", label=f"{server} p99")
+        lat.plot(clients, [r["latP50"] for r in mine], marker=".", linestyle="--", label=f"{server} p50")
+        thr.plot(clients, [r["deliveriesPerS"] for r in mine], marker="o", label=server)
+    for axis, title in ((lat, "delivery latency (ms)"), (thr, "deliveries per second")):
+        axis.set_xscale("log")
+        axis.set_xlabel("clients in the room")
+        axis.set_title(title)
+        axis.legend()
+        axis.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+if __name__ == "__main__":
+    main()
