@@ -4,7 +4,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JS_STAMP := tests/js/node_modules/.installed
 
-.PHONY: run test lint format clean
+BENCH_STAMP := bench/node_modules/.installed
+
+.PHONY: run test lint format clean bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -25,6 +27,14 @@ $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
 test: $(STAMP) $(JS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The fan-out benchmark against the Node peer; writes docs/bench-results.{json,md} and docs/bench-scaling.png.
+$(BENCH_STAMP): bench/package.json bench/package-lock.json
+	cd bench && npm ci --no-audit --no-fund --loglevel=error
+	touch $(BENCH_STAMP)
+
+bench: $(STAMP) $(BENCH_STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -34,4 +44,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf $(VENV) data .pytest_cache tests/js/node_modules
+	rm -rf $(VENV) data .pytest_cache tests/js/node_modules bench/node_modules

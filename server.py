@@ -23,6 +23,7 @@ from config.logs import configure_logging
 from middleware.errors import register_error_handlers
 from middleware.request_log import register_request_logging
 from middleware.security import register_security
+from middleware.websocket import register_websocket_options
 from routes import register_blueprints
 from services import cluster
 from services.rooms import ensure_general_room
@@ -47,6 +48,7 @@ def create_app(config_name=None):
     register_socket_handlers(socketio)
     register_cluster(app)
     register_security(app)
+    register_websocket_options(app)
     return app
 
 
@@ -100,12 +102,18 @@ def serve(app):
     the process exits within SHUTDOWN_TIMEOUT seconds, through SystemExit so atexit hooks
     run (the embedded database stops cleanly).
     """
+    import resource
     import signal
     import socket
 
     import eventlet
     import eventlet.wsgi
 
+    # Every connection is a file descriptor: a default soft limit of 1024 would stop the
+    # process long before MAX_CONNECTIONS, so take the hard limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     listener = eventlet.listen((app.config["HOST"], app.config["PORT"]))
     # Accepted sockets inherit TCP_NODELAY from the listener on Linux.
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -64,6 +64,8 @@ class Config:
     DEMO_UI = _bool("DEMO_UI", False)
     MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
     SOCKET_MAX_BUFFER = _int("SOCKET_MAX_BUFFER", 1_000_000)
+    # permessage-deflate costs a compression per recipient of every broadcast frame.
+    WEBSOCKET_COMPRESSION = _bool("WEBSOCKET_COMPRESSION", False)
     RATELIMIT_ENABLED = _bool("RATE_LIMITS_ENABLED", True)
     RATELIMIT_STORAGE_URI = _env("REDIS_URL", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
