@@ -2,11 +2,13 @@
 // URLs, one per server process) join one room; SENDERS of them send MESSAGES each, at RATE
 // per second per sender (0: each sender sends as soon as its previous ack arrives). Every
 // client records each delivery. Prints one JSON line.
-// node loadgen.js '{"urls": [...], "tokens": [...], "room": "...", "senders": 5, "messages": 60, "rate": 20}'
+// node loadgen.js config.json, the file holding {"urls": [...], "tokens": [...], "room": "...",
+// "senders": 5, "messages": 60, "rate": 20, "hold": false}
+const fs = require("fs");
 const { io } = require("socket.io-client");
 const { performance } = require("perf_hooks");
 
-const cfg = JSON.parse(process.argv[2]);
+const cfg = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 const tag = Math.random().toString(36).slice(2, 8);
 
 const pct = (sorted, p) => (sorted.length ? +sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))].toFixed(2) : null);

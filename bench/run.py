@@ -62,9 +62,11 @@ class NodePeer:
 
 def loadgen(urls, tokens, room, senders, messages, rate, hold=None):
     """Run bench/loadgen.js; with `hold`, call hold() once every client has joined."""
-    config = json.dumps({"urls": urls, "tokens": tokens, "room": room, "senders": senders, "messages": messages,
-                         "rate": rate, "hold": hold is not None})  # fmt: skip
-    proc = subprocess.Popen(["node", "loadgen.js", config], cwd=BENCH, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    config = {"urls": urls, "tokens": tokens, "room": room, "senders": senders, "messages": messages, "rate": rate,
+              "hold": hold is not None}  # fmt: skip
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
+        json.dump(config, file)  # a thousand tokens do not fit on a command line
+    proc = subprocess.Popen(["node", "loadgen.js", file.name], cwd=BENCH, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True)  # fmt: skip
     if hold is not None:
         json.loads(proc.stdout.readline())
@@ -72,6 +74,7 @@ def loadgen(urls, tokens, room, senders, messages, rate, hold=None):
         proc.stdin.write("go\n")
         proc.stdin.flush()
     out = json.loads(proc.communicate(timeout=600)[0].strip().splitlines()[-1])
+    os.unlink(file.name)
     if "error" in out:
         raise RuntimeError(out["error"])
     return out
