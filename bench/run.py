@@ -212,11 +212,12 @@ def main():
         two = {"python x2 (redis)": ([p.url for p in pair], side.tokens, side.room)}
         results["burst"].update(fanout(two, burst, args.repeat))
         print("burst x2", json.dumps(results["burst"]["python x2 (redis)"]), flush=True)
+        results["scaling"] = scaling(server, peer, side.tokens, side.room, sizes)
+        # Last: seeding 100k messages keeps the shared daemon busy for a while afterwards.
         with pymongo.MongoClient(uri + "/chat") as client:
             history_room = Api(server.url).post("/api/rooms", side.tokens[0], json={"name": "history"}).json()["id"]
             results["history"] = history(server.url, side.tokens[0], client.get_default_database(), history_room)
         print("history", json.dumps(results["history"]), flush=True)
-        results["scaling"] = scaling(server, peer, side.tokens, side.room, sizes)
     finally:
         for proc in (server, *pair):
             proc.stop()
