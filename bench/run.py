@@ -272,12 +272,12 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     fig, (lat, thr) = plt.subplots(1, 2, figsize=(11, 4))
-    for server in ("python", "node"):
+    for server, color in (("python", "tab:blue"), ("node", "tab:orange")):
         mine = [r for r in rows if r["server"] == server]
         clients = [r["clients"] for r in mine]
-        lat.plot(clients, [r["latP99"] for r in mine], marker="o", label=f"{server} p99")
-        lat.plot(clients, [r["latP50"] for r in mine], marker=".", linestyle="--", label=f"{server} p50")
-        thr.plot(clients, [r["deliveriesPerS"] for r in mine], marker="o", label=server)
+        lat.plot(clients, [r["latP99"] for r in mine], color=color, marker="o", label=f"{server} p99")
+        lat.plot(clients, [r["latP50"] for r in mine], color=color, marker=".", linestyle="--", label=f"{server} p50")
+        thr.plot(clients, [r["deliveriesPerS"] for r in mine], color=color, marker="o", label=server)
     for axis, title in ((lat, "delivery latency (ms)"), (thr, "deliveries per second")):
         axis.set_xscale("log")
         axis.set_xlabel("clients in the room")
