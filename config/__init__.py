@@ -44,6 +44,8 @@ class Config:
     EMBEDDED_DB_PATH = _env("EMBEDDED_DB_PATH", ":memory:")
     EMBEDDED_DB_PORT = _int("EMBEDDED_DB_PORT", 0)
     DB_TIMEOUT_MS = _int("DB_TIMEOUT_MS", 3000)
+    # Connections per process to the database (pymongo's default is 100).
+    DB_MAX_POOL_SIZE = _int("DB_MAX_POOL_SIZE", 100)
     JWT_SECRET_KEY = _env("JWT_SECRET_KEY")
     JWT_ALGORITHM = "HS256"
     JWT_DECODE_ALGORITHMS = ["HS256"]

@@ -40,6 +40,7 @@ def init_db(app):
         tz_aware=True,
         serverSelectionTimeoutMS=app.config["DB_TIMEOUT_MS"],
         connectTimeoutMS=app.config["DB_TIMEOUT_MS"],
+        maxPoolSize=app.config["DB_MAX_POOL_SIZE"],
     )
     log.info("database: %s (database %s)", redact(uri), db_name)
     for document in DOCUMENTS:
