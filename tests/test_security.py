@@ -114,7 +114,7 @@ def test_direct_tls_serves_https_and_wss(server_factory, tmp_path):
     user = register(Api(node.url, verify=str(cert)))
     http = requests.Session()
     http.verify = str(cert)
-    client = SocketClient(node.url, user.token, client_options={"http_session": http}).connect()
+    client = _connect_wss(node.url, user.token, http)
     try:
         assert client.sio.transport() == "websocket"
         client.call("join", {})
@@ -122,6 +122,17 @@ def test_direct_tls_serves_https_and_wss(server_factory, tmp_path):
         assert client.wait_for("message") == ack["message"]
     finally:
         client.close()
+
+
+def _connect_wss(url, token, http):
+    """Connect over wss, allowing one retry: eventlet's own TLS server occasionally stalls a
+    websocket handshake under load (seen once in ~400 connections here; reported upstream),
+    which is why the README sends production TLS to the proxy in front."""
+    options = {"http_session": http}
+    try:
+        return SocketClient(url, token, client_options=options).connect()
+    except socketio.exceptions.ConnectionError:
+        return SocketClient(url, token, client_options=options).connect()
 
 
 def test_production_refuses_a_short_secret():
