@@ -53,28 +53,26 @@ def notify_typing(room, user_id, user_name, typing, skip_sid):
 
 def notify_member_removed(room_id, user_id):
     """Take a removed member's sockets, on every process, out of the room at once."""
-    room = str(room_id)
-    online = presence.online_users(room)
-    for sid in presence.sids_in_room(room, str(user_id)):
-        _evict(sid, room, str(user_id), online.get(str(user_id), ""))
+    _evict(str(room_id), str(user_id))
 
 
 def notify_room_deleted(room_id):
     """Tell a deleted room's sockets, then take every one of them out of it."""
     room = str(room_id)
     socketio.emit("room_deleted", {"room": room}, to=room)
-    online = presence.online_users(room)
-    for user_id, user_name in online.items():
-        for sid in presence.sids_in_room(room, user_id):
-            _evict(sid, room, user_id, user_name)
+    _evict(room)
     socketio.close_room(room, namespace=NAMESPACE)
 
 
-def _evict(sid, room, user_id, user_name):
-    # The socket may be on another process: leave_room then travels through the message queue.
-    socketio.server.leave_room(sid, room, namespace=NAMESPACE)
-    if presence.leave(sid, room, user_id):
-        notify_left(room, user_id, user_name)
+def _evict(room, user_id=None):
+    """Take the room's sockets (of one user, or everyone's) out of it; tell it who went offline."""
+    for sid, (uid, name) in presence.sockets_in_room(room).items():
+        if user_id not in (None, uid):
+            continue
+        # The socket may be on another process: leave_room then travels through the message queue.
+        socketio.server.leave_room(sid, room, namespace=NAMESPACE)
+        if presence.leave(sid, room, uid):
+            notify_left(room, uid, name)
 
 
 def notify_token_revoked(jti):

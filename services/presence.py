@@ -44,11 +44,8 @@ class MemoryStore:
             self.rooms.pop(room, None)
         return all(uid != user_id for uid, _ in members.values())
 
-    def online(self, room):
-        return dict(self.rooms.get(room, {}).values())
-
-    def sids(self, room, user_id=None):
-        return {sid for sid, (uid, _) in self.rooms.get(room, {}).items() if user_id in (None, uid)}
+    def sockets(self, room):
+        return dict(self.rooms.get(room, {}))
 
     def add_token(self, jti, sid, expires_in):
         self.tokens.setdefault(jti, set()).add(sid)
@@ -109,14 +106,14 @@ def unregister(sid, rooms):
     return [room for room in rooms if _store.remove(room, sid, socket.user_id)]
 
 
+def sockets_in_room(room):
+    """Return {sid: (userId, userName)} of the sockets counted in the room, on any process."""
+    return _store.sockets(room)
+
+
 def online_users(room):
     """Return {userId: userName} of the users with a socket in the room, on any process."""
-    return _store.online(room)
-
-
-def sids_in_room(room, user_id=None):
-    """Return the sids counted in the room, of one user or of everyone, on any process."""
-    return _store.sids(room, user_id)
+    return dict(sockets_in_room(room).values())
 
 
 def sids_with_token(jti):

@@ -137,7 +137,8 @@ class RedisStore:
     def remove(self, room, sid, user_id):
         return bool(self._remove(keys=[self._room(room)], args=[sid, user_id, self._node_prefix]))
 
-    def _live_entries(self, room):
+    @_guarded(dict)
+    def sockets(self, room):
         entries = {sid: value.split("|", 2) for sid, value in self.redis.hgetall(self._room(room)).items()}
         nodes = sorted({node for node, _, _ in entries.values()})
         pipe = self.redis.pipeline()
@@ -145,14 +146,6 @@ class RedisStore:
             pipe.exists(self._node_prefix + node)
         alive = dict(zip(nodes, pipe.execute(), strict=True))
         return {sid: (uid, name) for sid, (node, uid, name) in entries.items() if alive[node]}
-
-    @_guarded(dict)
-    def online(self, room):
-        return dict(self._live_entries(room).values())
-
-    @_guarded(set)
-    def sids(self, room, user_id=None):
-        return {sid for sid, (uid, _) in self._live_entries(room).items() if user_id in (None, uid)}
 
     @_guarded(None)
     def add_token(self, jti, sid, expires_in):
