@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from model.membership import Membership
-from model.room import GENERAL
 from model.user import User
 from services import notify, presence, rooms, users
 from services.permissions import check_can_remove, check_can_set_role
@@ -21,8 +20,7 @@ class MemberView:
 
 def add_to_general(user):
     """Make a new user a member of `general`."""
-    rooms.ensure_general_room()
-    rooms.add_member(rooms.find(GENERAL).id, user.id, "member")
+    rooms.add_member(rooms.general_id(), user.id, "member")
 
 
 def list_members(ref, user):

@@ -58,7 +58,7 @@ _general_id = []
 
 
 def general_id():
-    """The id of `general`, which is never deleted or renamed, looked up once per process."""
+    """The id of `general` (created at start-up, never deleted or renamed), looked up once per process."""
     if not _general_id:
         _general_id.append(find(GENERAL).id)
     return _general_id[0]
