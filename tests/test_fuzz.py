@@ -97,7 +97,7 @@ def test_schemathesis_finds_no_server_error_and_no_spec_violation(server, tmp_pa
             "--exclude-path", "/api/auth/logout",  # it would revoke the token the rest of the run uses
             "--max-examples", "25", "--seed", "7", "--report-dir", str(tmp_path),
         ],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,  # its example cache stays out of the tree
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:]
     generated = re.search(r"(\d+) generated", result.stdout)
