@@ -29,7 +29,7 @@ from bson import ObjectId
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from model.embedded import free_port, start_daemon, stop_daemon  # noqa: E402
+from model.embedded import free_port, start_daemon, stop_daemon, with_database  # noqa: E402
 from tests.support import Api, LiveServer, RedisServer, register  # noqa: E402
 
 BENCH = ROOT / "bench"
@@ -190,14 +190,13 @@ def main():
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="bench-"))
-    daemon, base = start_daemon(":memory:", log_path=str(work / "db.log"))
-    uri = base.rsplit("/", 1)[0]
+    daemon, uri = start_daemon(":memory:", log_path=str(work / "db.log"))
     redis = RedisServer(work)
     redis.start()
     env = {"LOG_LEVEL": "WARNING"}
-    server = LiveServer(uri + "/chat", work, **env).start()
-    peer = NodePeer(uri + "/ref", work)
-    pair = [LiveServer(uri + "/chat", work, REDIS_URL=redis.url, **env).start() for _ in range(2)]
+    server = LiveServer(uri, work, **env).start()
+    peer = NodePeer(with_database(uri, "ref"), work)
+    pair = [LiveServer(uri, work, REDIS_URL=redis.url, **env).start() for _ in range(2)]
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": f"{os.cpu_count()} cores", "repeat": args.repeat}
     try:
         side = ProjectSide(server.url, max([*sizes, 100]))
@@ -217,7 +216,7 @@ def main():
         print("burst x2", json.dumps(results["burst"]["python x2 (redis)"]), flush=True)
         results["scaling"] = scaling(server, peer, side.tokens, side.room, sizes)
         # Last: seeding 100k messages keeps the shared daemon busy for a while afterwards.
-        with pymongo.MongoClient(uri + "/chat") as client:
+        with pymongo.MongoClient(uri) as client:
             history_room = Api(server.url).post("/api/rooms", side.tokens[0], json={"name": "history"}).json()["id"]
             results["history"] = history(server.url, side.tokens[0], client.get_default_database(), history_room)
         print("history", json.dumps(results["history"]), flush=True)

@@ -9,6 +9,13 @@ import socket
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
+
+# SecantusDB (0.7.0b3) remembers each retryable write for 30 minutes, up to 10,000 of them, and walks
+# (once full, sorts) that record on every write, so a daemon slows down with every write it takes
+# (py-spy on `make bench`: the daemon's CPU per message grew fourfold in one run). A local daemon has
+# no failover for a retry to survive, so the URIs it hands out ask drivers for plain writes.
+DRIVER_OPTIONS = "retryWrites=false"
 
 
 def free_port():
@@ -42,11 +49,16 @@ def start_daemon(storage_path=":memory:", port=None, log_path=os.devnull, timeou
             raise RuntimeError(f"secantusd-py exited with {proc.returncode}; see {log_path}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc, f"mongodb://127.0.0.1:{port}/chat"
+            return proc, f"mongodb://127.0.0.1:{port}/chat?{DRIVER_OPTIONS}"
         except OSError:
             time.sleep(0.1)
     stop_daemon(proc)
     raise RuntimeError(f"secantusd-py did not listen on port {port} within {timeout}s")
+
+
+def with_database(uri, name):
+    """The same server and options, another database."""
+    return urlsplit(uri)._replace(path=f"/{name}").geturl()
 
 
 def stop_daemon(proc):

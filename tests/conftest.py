@@ -17,7 +17,7 @@ def mongo_uri(tmp_path_factory):
         return
     log = tmp_path_factory.mktemp("db") / "secantusd.log"
     proc, uri = embedded.start_daemon(":memory:", log_path=str(log))
-    yield uri.rsplit("/", 1)[0] + "/chat_test"
+    yield embedded.with_database(uri, "chat_test")
     embedded.stop_daemon(proc)
 
 

@@ -10,6 +10,7 @@ import pymongo
 import pytest
 import requests
 
+from model import embedded
 from tests.support import ROOT, TEST_SECRET, Api, LiveServer, register
 
 
@@ -100,3 +101,12 @@ def test_embedded_database_keeps_its_data_across_a_restart(tmp_path):
         assert login.status_code == 200
     finally:
         second.stop()
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_MONGODB_URI")), reason="the database is not our embedded daemon")
+def test_embedded_database_uris_ask_for_plain_writes(mongo_uri):
+    # SecantusDB walks its whole record of retryable writes on every write (see model/embedded.py).
+    for uri in (mongo_uri, embedded.with_database(mongo_uri, "other")):
+        parsed = pymongo.uri_parser.parse_uri(uri)
+        assert parsed["options"]["retryWrites"] is False
+    assert pymongo.uri_parser.parse_uri(embedded.with_database(mongo_uri, "other"))["database"] == "other"
