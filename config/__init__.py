@@ -56,6 +56,9 @@ class Config:
     SOCKETIO_CHANNEL = _env("SOCKETIO_CHANNEL", "chat-socketio")
     # A process that stops refreshing its liveness for this long counts as gone (its users go offline).
     NODE_TTL_SECONDS = _int("NODE_TTL_SECONDS", 15)
+    # A socket re-reads its membership of a room it posts in at least this often; role changes and
+    # removals reach it at once through the message queue, this bounds one missed while Redis was down.
+    MEMBERSHIP_CACHE_SECONDS = _int("MEMBERSHIP_CACHE_SECONDS", 60)
     # SIGTERM waits at most this long for requests in flight.
     SHUTDOWN_TIMEOUT = _int("SHUTDOWN_TIMEOUT", 10)
     ARCHIVE_AFTER_DAYS = _int("ARCHIVE_AFTER_DAYS", 30)

@@ -1,9 +1,20 @@
-"""Socket membership of rooms: join, leave, typing, disconnect, with presence kept per user."""
+"""Socket membership of rooms: join, leave, typing, posting, disconnect, with presence kept per user."""
+
+import time
+
+from flask import current_app
 
 from services import notify, presence, rooms
 from services.ratelimit import check_rate
 from utils.errors import Forbidden, NotFound
 from utils.extensions import socketio
+from utils.ids import parse_id
+
+# A socket that posts in a room it has joined keeps the right to post there, so its next
+# messages skip the membership read. The right is a Socket.IO room (`notify.post_grant`) that
+# every role change, removal and deletion closes on every process, through the message queue;
+# it is read again after MEMBERSHIP_CACHE_SECONDS, which bounds a change missed while Redis was down.
+_granted = {}  # sid -> {room id: monotonic time of the membership read}
 
 
 def do_socket_join(sid, user, ref):
@@ -33,10 +44,35 @@ def _joined_rooms(sid):
     return [room for room in socketio.server.rooms(sid, namespace=notify.NAMESPACE) if room != sid]
 
 
+def _in_room(sid, room):
+    """Whether the socket is in a Socket.IO room of this process (`server.rooms()` walks every room)."""
+    return sid in socketio.server.manager.rooms.get(notify.NAMESPACE, {}).get(room, ())
+
+
+def socket_postable(sid, user, ref):
+    """`rooms.postable` for a socket: the membership is read once per joined room, not once per message."""
+    oid = rooms.general_id() if ref is None else parse_id(ref)
+    room_id = str(oid)
+    if oid is None or not _in_room(sid, room_id):
+        return rooms.postable(ref, user)
+    grant = notify.post_grant(room_id, str(user.id))
+    granted = _granted.setdefault(sid, {})
+    if _in_room(sid, grant) and time.monotonic() < granted.get(room_id, 0):
+        return oid
+    # Into the grant room before the read: a change after this point closes it, one before is in the read.
+    expires = time.monotonic() + current_app.config["MEMBERSHIP_CACHE_SECONDS"]
+    socketio.server.enter_room(sid, grant, namespace=notify.NAMESPACE)
+    if rooms.is_poster(oid, user):
+        granted[room_id] = expires
+        return oid
+    socketio.server.leave_room(sid, grant, namespace=notify.NAMESPACE)
+    return rooms.postable(ref, user)
+
+
 def do_typing(sid, user, ref, typing):
     """Relay a typing indicator to the rest of a room this socket has joined."""
     room = rooms.find(ref)
-    if room is None or str(room.id) not in _joined_rooms(sid):
+    if room is None or not _in_room(sid, str(room.id)):
         raise Forbidden("join the room before sending typing indicators")
     check_rate(user, "typing")
     notify.notify_typing(str(room.id), str(user.id), user.username, typing, skip_sid=sid)
@@ -44,6 +80,7 @@ def do_typing(sid, user, ref, typing):
 
 def do_disconnect(sid):
     """Forget a socket and tell the rooms it was its user's last socket in."""
+    _granted.pop(sid, None)
     entry = presence.entry(sid)
     if entry is None:
         return

@@ -42,6 +42,7 @@ def do_set_member_role(ref, target_id, new_role, user):
     membership = Membership.objects(room=room.id, user=target.id).modify(
         upsert=True, new=True, set__role=new_role, set_on_insert__joined_at=utcnow()
     )
+    notify.notify_role_changed(room.id, target.id)
     return MemberView(
         target, membership.role, membership.joined_at, str(target.id) in presence.online_users(str(room.id))
     )

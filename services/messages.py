@@ -7,7 +7,7 @@ from mongoengine import NotUniqueError
 
 from model.archived_message import ArchivedMessage
 from model.message import Message
-from services import notify, rooms
+from services import live, notify, rooms
 from services.permissions import check_can_delete_message, check_can_edit_message
 from services.ratelimit import check_rate
 from utils.errors import NotFound
@@ -69,13 +69,13 @@ def _window(watermark, archived):
     return {"$gt": watermark} if watermark else {}
 
 
-def do_send_message(user, room_ref, body, client_id=None):
-    """Store a message and broadcast it; return (message, created).
+def do_send_message(user, room_ref, body, client_id=None, sid=None):
+    """Store a message and broadcast it; return (message, created). `sid`: the socket it came from.
 
     A retry with a clientId this user already used returns the stored message and
     broadcasts nothing: the unique (userId, clientId) index decides, even under a race.
     """
-    room_id = rooms.postable(room_ref, user)
+    room_id = live.socket_postable(sid, user, room_ref) if sid else rooms.postable(room_ref, user)
     check_rate(user, "message")
     message = Message(
         room=room_id,

@@ -51,8 +51,18 @@ def notify_typing(room, user_id, user_name, typing, skip_sid):
     socketio.emit("typing", payload, to=room, skip_sid=skip_sid)
 
 
+def post_grant(room, user_id):
+    """The Socket.IO room holding a user's sockets that may post in a room without a membership read."""
+    return f"post:{room}:{user_id}"
+
+
+def notify_role_changed(room_id, user_id):
+    """A member's role changed: their sockets, on every process, read it again before the next post."""
+    socketio.close_room(post_grant(room_id, user_id), namespace=NAMESPACE)
+
+
 def notify_member_removed(room_id, user_id):
-    """Take a removed member's sockets, on every process, out of the room at once."""
+    """Take a removed member's sockets, on every process, out of the room at once (their grant goes with it)."""
     _evict(str(room_id), str(user_id))
 
 

@@ -73,13 +73,17 @@ def postable(ref, user):
     the full lookup for the right answer.
     """
     oid = general_id() if ref is None else parse_id(ref)
-    if oid is not None:
-        membership = Membership._get_collection().find_one({"room": oid, "user": user.id}, {"role": 1, "_id": 0})
-        if membership and membership["role"] in POSTERS:
-            return oid
+    if oid is not None and is_poster(oid, user):
+        return oid
     room, role = access(ref, user)
     check_can_post(room, user, role)
     return room.id
+
+
+def is_poster(room_id, user):
+    """Whether the user's membership of the room is one that posts (one indexed read)."""
+    membership = Membership._get_collection().find_one({"room": room_id, "user": user.id}, {"role": 1, "_id": 0})
+    return bool(membership) and membership["role"] in POSTERS
 
 
 def role_of(room_id, user_id):

@@ -38,7 +38,7 @@ def join(user, data):
 @socket_event(SendSchema())
 def message(user, data):
     """`message {room, messageBody, clientId?}` -> `{ok, message}` once stored; the room gets `message`."""
-    stored, _ = messages.do_send_message(user, data["room"], data["message_body"], data["client_id"])
+    stored, _ = messages.do_send_message(user, data["room"], data["message_body"], data["client_id"], request.sid)
     return {"message": notify.message_payload(stored)}
 
 

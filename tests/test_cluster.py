@@ -78,6 +78,47 @@ def test_removal_on_one_node_evicts_sockets_on_the_other(nodes, connect, make_us
     assert not g.received("message")
 
 
+def _readonly_room(api, owner, guest):
+    room = api.post("/api/rooms", owner.token, json={"name": f"stage-{uuid.uuid4().hex[:6]}"}).json()["id"]
+    api.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": "member"})
+    return room
+
+
+def test_role_changes_on_one_node_reach_a_posting_socket_on_the_other(nodes, connect, make_user):
+    a_node, b_node = nodes
+    owner, guest = make_user(), make_user()
+    api_a = Api(a_node.url)
+    room = _readonly_room(api_a, owner, guest)
+    g = connect(guest, url=b_node.url)
+    g.call("join", {"room": room})
+    assert g.call("message", {"room": room, "messageBody": "one"})["ok"] is True
+    assert g.call("message", {"room": room, "messageBody": "two"})["ok"] is True
+    api_a.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": "readonly"})
+    assert g.call("message", {"room": room, "messageBody": "three"})["error"]["code"] == "forbidden"
+    api_a.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": "member"})
+    assert g.call("message", {"room": room, "messageBody": "four"})["ok"] is True
+
+
+def test_a_role_change_missed_while_redis_is_down_applies_within_the_cache_time(
+    server_factory, connect, make_user, tmp_path
+):
+    redis = RedisServer(tmp_path)
+    redis.start()
+    env = {"REDIS_URL": redis.url, "SOCKETIO_CHANNEL": "chat-missed", "MEMBERSHIP_CACHE_SECONDS": 2}
+    a_node, b_node = server_factory(**env), server_factory(**env)
+    owner, guest = make_user(), make_user()
+    api_a = Api(a_node.url)
+    room = _readonly_room(api_a, owner, guest)
+    g = connect(guest, url=b_node.url)
+    g.call("join", {"room": room})
+    assert g.call("message", {"room": room, "messageBody": "granted"})["ok"] is True
+    redis.stop()
+    api_a.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": "readonly"})
+    assert g.call("message", {"room": room, "messageBody": "stale"})["ok"] is True, "node b never heard"
+    time.sleep(2.5)
+    assert g.call("message", {"room": room, "messageBody": "expired"})["error"]["code"] == "forbidden"
+
+
 def test_logout_on_one_node_disconnects_sockets_on_the_other(nodes, connect, make_user):
     a_node, b_node = nodes
     user = make_user()

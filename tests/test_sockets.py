@@ -161,12 +161,13 @@ def test_private_rooms_need_membership_and_removal_is_live(api, connect, make_us
     api.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": "member"})
     assert g.call("join", {"room": room})["ok"] is True
     o.call("message", {"room": room, "messageBody": "first"})
-    g.wait_for("message")
+    assert g.call("message", {"room": room, "messageBody": "second"})["ok"] is True
+    g.wait_for("message", lambda m: m["messageBody"] == "second")
     api.delete(f"/api/rooms/{room}/members/{guest.id}", owner.token)
     o.wait_for("user_left", lambda e: e["userId"] == guest.id)
     o.call("message", {"room": room, "messageBody": "after removal"})
     o.wait_for("message", lambda m: m["messageBody"] == "after removal")
-    assert [m["messageBody"] for m in g.received("message")] == ["first"]
+    assert [m["messageBody"] for m in g.received("message")] == ["first", "second"]
     assert g.call("message", {"room": room, "messageBody": "let me in"})["error"]["code"] == "not_found"
 
 
@@ -181,11 +182,30 @@ def test_readonly_can_no_longer_post(api, connect, make_user):
     assert ack == {"ok": False, "error": {"code": "forbidden", "message": ack["error"]["message"]}}
 
 
+def test_a_joined_socket_reads_its_membership_once_not_per_message(api, connect, make_user, db):
+    owner = make_user()
+    room = _room(api, owner, "chatty")
+    o = connect(owner)
+    o.call("join", {"room": room})
+    assert o.call("message", {"room": room, "messageBody": "first"})["ok"] is True
+    db.command("profile", 2)
+    try:
+        for n in range(5):
+            assert o.call("message", {"room": room, "messageBody": f"more {n}"})["ok"] is True
+        reads = db.system.profile.count_documents({"ns": f"{db.name}.memberships"})
+        inserts = db.system.profile.count_documents({"ns": f"{db.name}.messages", "op": "insert"})
+    finally:
+        db.command("profile", 0)
+        db.system.profile.drop()
+    assert (reads, inserts) == (0, 5)
+
+
 def test_room_deletion_evicts_its_sockets(api, connect, make_user):
     owner = make_user()
     room = _room(api, owner, "doomed")
     o = connect(owner)
     o.call("join", {"room": room})
+    assert o.call("message", {"room": room, "messageBody": "last words"})["ok"] is True
     api.delete(f"/api/rooms/{room}", owner.token)
     assert o.wait_for("room_deleted") == {"room": room}
     assert o.call("message", {"room": room, "messageBody": "anyone?"})["error"]["code"] == "not_found"
