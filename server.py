@@ -48,7 +48,7 @@ def create_app(config_name=None):
     register_socket_handlers(socketio)
     register_cluster(app)
     register_security(app)
-    register_websocket_options(app)
+    register_websocket_options(app, socketio)
     return app
 
 

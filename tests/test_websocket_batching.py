@@ -1,0 +1,72 @@
+"""The eventlet WebSocket writer: a batch of frames leaves in one write, in order; failures end the writer."""
+
+import greenlet
+import pytest
+
+from middleware.websocket import BatchedWebSocket, PacketQueue
+
+
+class FakeWebSocket:
+    """Stands in for eventlet's RFC6455WebSocket: frames are tagged, writes recorded."""
+
+    def __init__(self):
+        self.writes = []
+        self.fail = False
+
+    def _pack_message(self, message):
+        return f"[{message}]".encode()
+
+    def _send(self, data):
+        if self.fail:
+            raise BrokenPipeError("peer went away")
+        self.writes.append(data)
+
+    def send(self, message):
+        self._send(self._pack_message(message))
+
+    def close(self):
+        self.writes.append("closed")
+
+
+@pytest.fixture
+def queue():
+    queue = PacketQueue()
+    queue.socket = BatchedWebSocket(FakeWebSocket())
+    return queue
+
+
+def test_a_writers_batch_leaves_in_one_write_when_it_goes_back_to_its_queue(queue):
+    ws = queue.socket
+    queue.put("a")
+    queue.put("b")
+    assert queue.get() == "a"  # the writer's blocking get: this greenlet is now the writer
+    assert queue.get(block=False) == "b"
+    ws.send("a")
+    ws.send("b")
+    assert ws.ws.writes == []
+    queue.put("c")
+    assert queue.get() == "c"
+    assert ws.ws.writes == [b"[a][b]"]
+    ws.send("c")
+    ws.close()  # the writer's last act: what it buffered still goes out, before the close
+    assert ws.ws.writes == [b"[a][b]", b"[c]", "closed"]
+
+
+def test_sends_from_other_greenlets_go_out_at_once(queue):
+    ws = queue.socket
+    queue.put("x")
+    queue.get()
+    greenlet.greenlet(lambda: ws.send("probe")).switch()
+    assert ws.ws.writes == [b"[probe]"]
+
+
+def test_a_failed_write_is_raised_by_the_writers_next_send(queue):
+    ws = queue.socket
+    queue.put("a")
+    queue.get()
+    ws.send("a")
+    ws.ws.fail = True
+    queue.put("b")
+    queue.get()  # the flush fails here, inside the queue, without raising there
+    with pytest.raises(BrokenPipeError):
+        ws.send("b")
