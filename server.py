@@ -11,6 +11,10 @@ if __name__ == "__main__" and os.environ.get("ASYNC_MODE", "eventlet") == "event
     import eventlet
 
     eventlet.monkey_patch()
+elif __name__ == "__main__" and os.environ.get("ASYNC_MODE") == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
 
 import logging
 
@@ -102,21 +106,12 @@ def serve(app):
     the process exits within SHUTDOWN_TIMEOUT seconds, through SystemExit so atexit hooks
     run (the embedded database stops cleanly).
     """
-    import resource
     import signal
-    import socket
 
     import eventlet
     import eventlet.wsgi
 
-    # Every connection is a file descriptor: a default soft limit of 1024 would stop the
-    # process long before MAX_CONNECTIONS, so take the hard limit.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    listener = eventlet.listen((app.config["HOST"], app.config["PORT"]))
-    # Accepted sockets inherit TCP_NODELAY from the listener on Linux.
-    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    listener = _listen(app)
     scheme = "http"
     if app.config["SSL_CERTFILE"]:
         listener = eventlet.wrap_ssl(
@@ -141,10 +136,42 @@ def serve(app):
     log.info("stopped")
 
 
+def _listen(app):
+    """The listening socket, with TCP_NODELAY (accepted sockets inherit it on Linux) and open files to spare."""
+    import resource
+    import socket
+
+    # Every connection is a file descriptor: a default soft limit of 1024 would stop the
+    # process long before MAX_CONNECTIONS, so take the hard limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    listener = socket.create_server((app.config["HOST"], app.config["PORT"]), backlog=2048)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return listener
+
+
+def serve_to_compare(app):
+    """ASYNC_MODE=gevent (gevent's WSGI server) or threading (Werkzeug's), measured in docs/PERFORMANCE.md.
+
+    Plain HTTP, no draining on SIGTERM: production serves on eventlet (`serve`).
+    """
+    listener = _listen(app)
+    log.info("serving (%s) on http://%s:%s", app.config["ASYNC_MODE"], app.config["HOST"], app.config["PORT"])
+    if app.config["ASYNC_MODE"] == "gevent":
+        from gevent.pywsgi import WSGIServer
+
+        WSGIServer(listener, app, log=None).serve_forever()
+    else:
+        from werkzeug.serving import make_server
+
+        make_server(app.config["HOST"], app.config["PORT"], app, threaded=True, fd=listener.fileno()).serve_forever()
+
+
 app = create_app()
 
 if __name__ == "__main__":
     if app.config["ASYNC_MODE"] == "eventlet":
         serve(app)
     else:
-        socketio.run(app, host=app.config["HOST"], port=app.config["PORT"], allow_unsafe_werkzeug=True)
+        serve_to_compare(app)

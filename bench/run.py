@@ -4,6 +4,7 @@ Scenarios (each run alternately against both servers, the median of --repeat run
 - steady: 50 clients, 5 senders at 20 msg/s each; judge delivery latency.
 - burst: 100 clients, 10 senders, each sending as soon as its previous ack arrives; judge deliveries/s.
 - burst with two server processes behind Redis (clients spread over both).
+- steady and burst again on the other async modes (gevent, threading), one process each.
 - history: GET /api/messages, 50 a page, random `before` cursors, on a room of 100k messages.
 - scaling: 10, 100, 500, 1000 clients in a room; RSS per connection, latency and throughput.
 Writes docs/bench-results.json, docs/bench-results.md and docs/bench-scaling.png.
@@ -186,6 +187,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="10,100,500,1000")
+    parser.add_argument("--modes", default="gevent,threading", help="other ASYNC_MODEs to run steady and burst on")
     parser.add_argument("--out", default=str(DOCS))
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -197,13 +199,15 @@ def main():
     server = LiveServer(uri, work, **env).start()
     peer = NodePeer(with_database(uri, "ref"), work)
     pair = [LiveServer(uri, work, REDIS_URL=redis.url, **env).start() for _ in range(2)]
+    modes = {f"python ({m})": LiveServer(uri, work, ASYNC_MODE=m, **env).start() for m in args.modes.split(",") if m}
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": f"{os.cpu_count()} cores", "repeat": args.repeat}
     try:
         side = ProjectSide(server.url, max([*sizes, 100]))
         ref_tokens = [f"u{i}" for i in range(max([*sizes, 100]))]
         steady = {"clients": 50, "load": {"senders": 5, "messages": 60, "rate": 20}}
-        burst = {"clients": 100, "load": {"senders": 10, "messages": 100, "rate": 0}}
+        burst = {"clients": 100, "load": {"senders": 10, "messages": 300, "rate": 0}}
         sides = {"python": ([server.url], side.tokens, side.room), "node": ([peer.url], ref_tokens, "bench")}
+        sides.update({name: ([mode.url], side.tokens, side.room) for name, mode in modes.items()})
         pair_side = {"python x2 (redis)": ([p.url for p in pair], side.tokens, side.room)}
         for urls, tokens, room in (*sides.values(), *pair_side.values()):
             # Unmeasured: connection pools and caches grow to their working size on either side.
@@ -221,7 +225,7 @@ def main():
             results["history"] = history(server.url, side.tokens[0], client.get_default_database(), history_room)
         print("history", json.dumps(results["history"]), flush=True)
     finally:
-        for proc in (server, *pair):
+        for proc in (server, *pair, *modes.values()):
             proc.stop()
         peer.stop()
         redis.stop()
@@ -249,6 +253,14 @@ def write(results, out):
         f"{ratio:.2f}x | at least 0.5x |",
         f"| burst: deliveries/s, 2 processes + Redis | {burst['python x2 (redis)']['deliveriesPerS']} | "
         f"{burst['node']['deliveriesPerS']} | {ratio2:.2f}x | at least 1.0x |",
+        *[
+            f"| {name}: steady p99 (ms) / burst deliveries/s | {steady[name]['latP99']} / "
+            f"{burst[name]['deliveriesPerS']} | {steady['node']['latP99']} / {burst['node']['deliveriesPerS']} | "
+            f"p99 {steady[name]['latP99'] / steady['node']['latP99']:.2f}x, burst "
+            f"{burst[name]['deliveriesPerS'] / burst['node']['deliveriesPerS']:.2f}x | measured (eventlet stays) |"
+            for name in steady
+            if name.startswith("python (")
+        ],
         f"| lost + duplicated deliveries, all runs | {lost} | | | 0 |",
         "",
         f"History: {hist['requestsPerS']} requests/s, p50 {hist['p50']} ms, p99 {hist['p99']} ms, 50 a page of "

@@ -110,3 +110,17 @@ def test_embedded_database_uris_ask_for_plain_writes(mongo_uri):
         parsed = pymongo.uri_parser.parse_uri(uri)
         assert parsed["options"]["retryWrites"] is False
     assert pymongo.uri_parser.parse_uri(embedded.with_database(mongo_uri, "other"))["database"] == "other"
+
+
+@pytest.mark.parametrize("mode", ["gevent", "threading"])
+def test_the_async_modes_measured_against_eventlet_serve_the_socket_contract(server_factory, connect, make_user, mode):
+    node = server_factory(ASYNC_MODE=mode)
+    assert f"serving ({mode})" in node.log()
+    alice, bob = make_user(), make_user()
+    a, b = connect(alice, url=node.url), connect(bob, url=node.url)
+    a.call("join", {})
+    b.call("join", {})
+    ack = a.call("message", {"messageBody": f"over {mode}", "clientId": "c1"})
+    assert ack["ok"] is True
+    assert b.wait_for("message")["id"] == ack["message"]["id"]
+    assert a.call("message", {"messageBody": f"over {mode}", "clientId": "c1"})["message"] == ack["message"]

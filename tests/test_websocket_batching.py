@@ -1,9 +1,11 @@
 """The eventlet WebSocket writer: a batch of frames leaves in one write, in order; failures end the writer."""
 
+import queue as stdlib_queue
+
 import greenlet
 import pytest
 
-from middleware.websocket import BatchedWebSocket, PacketQueue
+from middleware.frame_batching import BatchedWebSocket, PacketQueue
 
 
 class FakeWebSocket:
@@ -30,7 +32,8 @@ class FakeWebSocket:
 
 @pytest.fixture
 def queue():
-    queue = PacketQueue()
+    # engine.io's eventlet queue has the same get/put; eventlet itself stays out of the test process.
+    queue = type("Queue", (PacketQueue, stdlib_queue.Queue), {})()
     queue.socket = BatchedWebSocket(FakeWebSocket())
     return queue
 
