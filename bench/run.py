@@ -104,15 +104,45 @@ def median_run(runs):
     runs = sorted(runs, key=lambda r: r["deliveriesPerS"])
     return {
         **runs[len(runs) // 2],
-        "runs": [{k: r[k] for k in ("deliveriesPerS", "latP99", "lost", "dupes")} for r in runs],
+        "runs": [
+            {k: r[k] for k in ("deliveriesPerS", "latP99", "lost", "dupes", "serverCpuUsPerDelivery", "machineBusy")}
+            for r in runs
+        ],
     }
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy():
+    """(busy, total) CPU ticks of the whole machine so far, from /proc/stat."""
+    ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
+
+
+def measured_load(urls, tokens, room, load, pids):
+    """loadgen, plus what the sending phase cost: the server's CPU per delivery and how busy the machine was."""
+    before = {}
+
+    def start():
+        before.update(server=sum(map(cpu_seconds, pids)), machine=machine_busy())
+
+    out = loadgen(urls, tokens, room, **load, hold=start)
+    busy, total = (now - then for now, then in zip(machine_busy(), before["machine"], strict=True))
+    server = sum(map(cpu_seconds, pids)) - before["server"]
+    out["serverCpuUsPerDelivery"] = round(server / max(out["deliveries"], 1) * 1e6, 1)
+    out["machineBusy"] = round(busy / total, 2)
+    return out
 
 
 def fanout(sides, scenario, repeat):
     results = {name: [] for name in sides}
     for _ in range(repeat):
-        for name, (urls, tokens, room) in sides.items():
-            results[name].append(loadgen(urls, tokens[: scenario["clients"]], room, **scenario["load"]))
+        for name, (urls, tokens, room, pids) in sides.items():
+            results[name].append(measured_load(urls, tokens[: scenario["clients"]], room, scenario["load"], pids))
     return {name: median_run(runs) for name, runs in results.items()}
 
 
@@ -206,10 +236,13 @@ def main():
         ref_tokens = [f"u{i}" for i in range(max([*sizes, 100]))]
         steady = {"clients": 50, "load": {"senders": 5, "messages": 60, "rate": 20}}
         burst = {"clients": 100, "load": {"senders": 10, "messages": 300, "rate": 0}}
-        sides = {"python": ([server.url], side.tokens, side.room), "node": ([peer.url], ref_tokens, "bench")}
-        sides.update({name: ([mode.url], side.tokens, side.room) for name, mode in modes.items()})
-        pair_side = {"python x2 (redis)": ([p.url for p in pair], side.tokens, side.room)}
-        for urls, tokens, room in (*sides.values(), *pair_side.values()):
+        sides = {
+            "python": ([server.url], side.tokens, side.room, [server.proc.pid]),
+            "node": ([peer.url], ref_tokens, "bench", [peer.proc.pid]),
+            **{name: ([mode.url], side.tokens, side.room, [mode.proc.pid]) for name, mode in modes.items()},
+        }
+        pair_side = {"python x2 (redis)": ([p.url for p in pair], side.tokens, side.room, [p.proc.pid for p in pair])}
+        for urls, tokens, room, _ in (*sides.values(), *pair_side.values()):
             # Unmeasured: connection pools and caches grow to their working size on either side.
             loadgen(urls, tokens[:100], room, senders=10, messages=30, rate=0)
         results["steady"] = fanout(sides, steady, args.repeat)
@@ -262,6 +295,15 @@ def write(results, out):
             if name.startswith("python (")
         ],
         f"| lost + duplicated deliveries, all runs | {lost} | | | 0 |",
+        "",
+        f"Burst, CPU while sending ({results['machine']}, shared by servers, load generator and database):",
+        "",
+        "| server | deliveries/s | server CPU per delivery (µs) | machine busy |",
+        "|---|---|---|---|",
+        *[
+            f"| {name} | {r['deliveriesPerS']} | {r['serverCpuUsPerDelivery']} | {r['machineBusy']:.0%} |"
+            for name, r in burst.items()
+        ],
         "",
         f"History: {hist['requestsPerS']} requests/s, p50 {hist['p50']} ms, p99 {hist['p99']} ms, 50 a page of "
         f"{hist['messages']} messages; plan `{hist['plan']}`, {hist['docsExamined']} documents examined.",
