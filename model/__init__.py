@@ -41,6 +41,7 @@ def init_db(app):
         serverSelectionTimeoutMS=app.config["DB_TIMEOUT_MS"],
         connectTimeoutMS=app.config["DB_TIMEOUT_MS"],
         maxPoolSize=app.config["DB_MAX_POOL_SIZE"],
+        uuidRepresentation="standard",
     )
     log.info("database: %s (database %s)", redact(uri), db_name)
     for document in DOCUMENTS:

@@ -6,6 +6,7 @@ from bson import ObjectId
 from mongoengine import NotUniqueError
 
 from model.archived_message import ArchivedMessage
+from model.group_insert import GroupInsert
 from model.message import Message
 from services import live, notify, rooms
 from services.permissions import check_can_delete_message, check_can_edit_message
@@ -69,6 +70,9 @@ def _window(watermark, archived):
     return {"$gt": watermark} if watermark else {}
 
 
+_inserts = GroupInsert(Message)
+
+
 def do_send_message(user, room_ref, body, client_id=None, sid=None):
     """Store a message and broadcast it; return (message, created). `sid`: the socket it came from.
 
@@ -86,7 +90,7 @@ def do_send_message(user, room_ref, body, client_id=None, sid=None):
         client_id=client_id,
     )
     try:
-        message.save(force_insert=True, validate=False)
+        _inserts.insert(message)
     except NotUniqueError:
         return _original(user, client_id), False
     notify.notify_message(message)

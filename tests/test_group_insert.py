@@ -1,0 +1,106 @@
+"""Group commit of message inserts, in this process against the real database daemon."""
+
+import threading
+import time
+
+import mongoengine
+import pytest
+from bson import ObjectId
+from pymongo.errors import ServerSelectionTimeoutError
+
+from model.embedded import free_port
+from model.group_insert import GroupInsert
+from model.message import Message
+from utils.timefmt import utcnow
+
+
+@pytest.fixture
+def inserts(mongo_uri, db):
+    mongoengine.connect(host=mongo_uri, tz_aware=True, uuidRepresentation="standard")
+    Message.ensure_indexes()  # as a server does at start-up; this test may run before any
+    yield GroupInsert(Message)
+    mongoengine.disconnect()
+
+
+def _message(user, body, client_id=None):
+    return Message(room=ObjectId(), user_id=user, user_name="u", message_body=body, time_stamp=utcnow(),
+                   client_id=client_id)  # fmt: skip
+
+
+def _held(inserts):
+    """Hold the first write until released; record every batch's size."""
+    sizes, release, write = [], threading.Event(), inserts._write
+
+    def held(batch):
+        sizes.append(len(batch))
+        if len(sizes) == 1:
+            release.wait(5)
+        write(batch)
+
+    inserts._write = held
+    return sizes, release
+
+
+def _until(predicate):
+    deadline = time.monotonic() + 5
+    while not predicate():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def _run(inserts, message, errors):
+    try:
+        inserts.insert(message)
+    except Exception as error:
+        errors[message.message_body] = error
+
+
+def test_sends_that_arrive_during_a_write_are_stored_together_in_the_next(inserts, db):
+    sizes, release = _held(inserts)
+    user, errors = ObjectId(), {}
+    messages = [_message(user, f"m{i}") for i in range(6)]
+    first = threading.Thread(target=_run, args=(inserts, messages[0], errors))
+    first.start()
+    _until(lambda: sizes == [1])
+    others = [threading.Thread(target=_run, args=(inserts, m, errors)) for m in messages[1:]]
+    for thread in others:
+        thread.start()
+    _until(lambda: len(inserts.pending) == 5)
+    assert db.messages.count_documents({"user_id": user}) == 0, "nothing is acked before it is stored"
+    release.set()
+    for thread in (first, *others):
+        thread.join(5)
+    assert sizes == [1, 5] and errors == {}
+    stored = {d["_id"]: d["message_body"] for d in db.messages.find({"user_id": user})}
+    assert stored == {m.id: m.message_body for m in messages}
+
+
+def test_a_duplicate_in_a_batch_fails_alone(inserts, db):
+    sizes, release = _held(inserts)
+    user, errors = ObjectId(), {}
+    threads = [threading.Thread(target=_run, args=(inserts, _message(user, "lead"), errors))]
+    threads[0].start()
+    _until(lambda: sizes == [1])
+    for body in ("retry-1", "retry-2", "other"):
+        client_id = "other" if body == "other" else "same"
+        threads.append(threading.Thread(target=_run, args=(inserts, _message(user, body, client_id), errors)))
+        threads[-1].start()
+    _until(lambda: len(inserts.pending) == 3)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert len(errors) == 1 and isinstance(next(iter(errors.values())), mongoengine.NotUniqueError)
+    assert db.messages.count_documents({"user_id": user}) == 3
+
+
+def test_a_failed_write_fails_its_send_and_leaves_no_one_waiting():
+    mongoengine.connect(host=f"mongodb://127.0.0.1:{free_port()}/gone", serverSelectionTimeoutMS=200,
+                        uuidRepresentation="standard")  # fmt: skip
+    try:
+        inserts = GroupInsert(Message)
+        for body in ("first", "second"):  # the second would hang if the first had kept the lead
+            with pytest.raises(ServerSelectionTimeoutError):
+                inserts.insert(_message(ObjectId(), body))
+        assert inserts.pending == [] and inserts.writing is False
+    finally:
+        mongoengine.disconnect()
