@@ -14,7 +14,7 @@ from utils.ids import parse_id
 # messages skip the membership read. The right is a Socket.IO room (`notify.post_grant`) that
 # every role change, removal and deletion closes on every process, through the message queue;
 # it is read again after MEMBERSHIP_CACHE_SECONDS, which bounds a change missed while Redis was down.
-_granted = {}  # sid -> {room id: monotonic time of the membership read}
+_granted = {}  # sid -> {room id: monotonic time its grant expires}
 
 
 def do_socket_join(sid, user, ref):
@@ -40,8 +40,9 @@ def do_socket_leave(sid, user, ref):
 
 
 def _joined_rooms(sid):
-    """The rooms this process's Socket.IO server has the socket in (evictions from any process included)."""
-    return [room for room in socketio.server.rooms(sid, namespace=notify.NAMESPACE) if room != sid]
+    """The chat rooms this process's Socket.IO server has the socket in (evictions from any process included)."""
+    rooms_in = socketio.server.rooms(sid, namespace=notify.NAMESPACE)
+    return [room for room in rooms_in if room != sid and not room.startswith(notify.GRANT_PREFIX)]
 
 
 def _in_room(sid, room):

@@ -51,9 +51,12 @@ def notify_typing(room, user_id, user_name, typing, skip_sid):
     socketio.emit("typing", payload, to=room, skip_sid=skip_sid)
 
 
+GRANT_PREFIX = "post:"
+
+
 def post_grant(room, user_id):
     """The Socket.IO room holding a user's sockets that may post in a room without a membership read."""
-    return f"post:{room}:{user_id}"
+    return f"{GRANT_PREFIX}{room}:{user_id}"
 
 
 def notify_role_changed(room_id, user_id):
