@@ -78,24 +78,28 @@ def test_removal_on_one_node_evicts_sockets_on_the_other(nodes, connect, make_us
     assert not g.received("message")
 
 
-def _readonly_room(api, owner, guest):
-    room = api.post("/api/rooms", owner.token, json={"name": f"stage-{uuid.uuid4().hex[:6]}"}).json()["id"]
-    api.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": "member"})
-    return room
+def _posting_guest(a_node, b_node, connect, make_user):
+    """A room made on node a; its member's socket on node b has posted once (so holds the right to post)."""
+    owner, guest = make_user(), make_user()
+    api_a = Api(a_node.url)
+    room = api_a.post("/api/rooms", owner.token, json={"name": f"stage-{uuid.uuid4().hex[:6]}"}).json()["id"]
+    api_a.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": "member"})
+    g = connect(guest, url=b_node.url)
+    g.call("join", {"room": room})
+    assert g.call("message", {"room": room, "messageBody": "granted"})["ok"] is True
+
+    def set_role(role):
+        api_a.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": role})
+
+    return g, room, set_role
 
 
 def test_role_changes_on_one_node_reach_a_posting_socket_on_the_other(nodes, connect, make_user):
-    a_node, b_node = nodes
-    owner, guest = make_user(), make_user()
-    api_a = Api(a_node.url)
-    room = _readonly_room(api_a, owner, guest)
-    g = connect(guest, url=b_node.url)
-    g.call("join", {"room": room})
-    assert g.call("message", {"room": room, "messageBody": "one"})["ok"] is True
+    g, room, set_role = _posting_guest(*nodes, connect, make_user)
     assert g.call("message", {"room": room, "messageBody": "two"})["ok"] is True
-    api_a.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": "readonly"})
+    set_role("readonly")
     assert g.call("message", {"room": room, "messageBody": "three"})["error"]["code"] == "forbidden"
-    api_a.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": "member"})
+    set_role("member")
     assert g.call("message", {"room": room, "messageBody": "four"})["ok"] is True
 
 
@@ -105,15 +109,9 @@ def test_a_role_change_missed_while_redis_is_down_applies_within_the_cache_time(
     redis = RedisServer(tmp_path)
     redis.start()
     env = {"REDIS_URL": redis.url, "SOCKETIO_CHANNEL": "chat-missed", "MEMBERSHIP_CACHE_SECONDS": 2}
-    a_node, b_node = server_factory(**env), server_factory(**env)
-    owner, guest = make_user(), make_user()
-    api_a = Api(a_node.url)
-    room = _readonly_room(api_a, owner, guest)
-    g = connect(guest, url=b_node.url)
-    g.call("join", {"room": room})
-    assert g.call("message", {"room": room, "messageBody": "granted"})["ok"] is True
+    g, room, set_role = _posting_guest(server_factory(**env), server_factory(**env), connect, make_user)
     redis.stop()
-    api_a.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": "readonly"})
+    set_role("readonly")
     assert g.call("message", {"room": room, "messageBody": "stale"})["ok"] is True, "node b never heard"
     time.sleep(2.5)
     assert g.call("message", {"room": room, "messageBody": "expired"})["error"]["code"] == "forbidden"
