@@ -1,6 +1,8 @@
 """The Socket.IO contract through the real server and python-socketio's client."""
 
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
@@ -89,6 +91,32 @@ def test_retry_after_a_lost_ack_returns_the_original_and_broadcasts_once(api, co
     b.call("typing", {"typing": True})  # a round trip after which any second broadcast would have arrived
     assert len(b.received("message")) == 1
     assert db.messages.count_documents({"client_id": "retry-1"}) == 1
+
+
+def test_concurrent_senders_and_retries_store_and_deliver_each_message_once(connect, make_user, db):
+    senders = [connect(make_user()) for _ in range(6)]
+    watcher = connect(make_user())
+    for client in (*senders, watcher):
+        client.call("join", {})
+
+    def send(args):
+        client, n = args
+        # Each message twice at once, as a client retrying before its first ack came back.
+        payload = {"messageBody": f"burst {n}", "clientId": f"burst-{n}"}
+        with ThreadPoolExecutor(2) as pair:
+            return list(pair.map(lambda _: client.call("message", payload), range(2)))
+
+    work = [(client, f"{i}-{j}") for i, client in enumerate(senders) for j in range(15)]
+    with ThreadPoolExecutor(len(senders)) as pool:
+        acks = list(pool.map(send, work))
+    assert all(first["ok"] and first == second for first, second in acks)
+    ids = {first["message"]["id"] for first, _ in acks}
+    assert len(ids) == len(work) == db.messages.count_documents({"client_id": {"$regex": "^burst-"}})
+    deadline = time.monotonic() + 10
+    while len(watcher.received("message")) < len(work) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    watcher.call("typing", {"typing": True})  # a round trip after which any duplicate would have arrived
+    assert sorted(m["id"] for m in watcher.received("message")) == sorted(ids)
 
 
 def test_rest_send_edit_and_delete_reach_sockets(api, connect, make_user):
