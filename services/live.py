@@ -8,7 +8,6 @@ from services import notify, presence, rooms
 from services.ratelimit import check_rate
 from utils.errors import Forbidden, NotFound
 from utils.extensions import socketio
-from utils.ids import parse_id
 
 # A socket that posts in a room it has joined keeps the right to post there, so its next
 # messages skip the membership read. The right is a Socket.IO room (`notify.post_grant`) that
@@ -52,10 +51,10 @@ def _in_room(sid, room):
 
 def socket_postable(sid, user, ref):
     """`rooms.postable` for a socket: the membership is read once per joined room, not once per message."""
-    oid = rooms.general_id() if ref is None else parse_id(ref)
-    room_id = str(oid)
-    if oid is None or not _in_room(sid, room_id):
+    oid = rooms.id_of(ref)
+    if oid is None or not _in_room(sid, str(oid)):
         return rooms.postable(ref, user)
+    room_id = str(oid)
     grant = notify.post_grant(room_id, str(user.id))
     granted = _granted.setdefault(sid, {})
     if _in_room(sid, grant) and time.monotonic() < granted.get(room_id, 0):
@@ -67,7 +66,7 @@ def socket_postable(sid, user, ref):
         granted[room_id] = expires
         return oid
     socketio.server.leave_room(sid, grant, namespace=notify.NAMESPACE)
-    return rooms.postable(ref, user)
+    return rooms.check_postable(ref, user)  # the membership was just read: the full lookup gives the error
 
 
 def do_typing(sid, user, ref, typing):

@@ -72,9 +72,19 @@ def postable(ref, user):
     does, so one that exists names a live room. Anything else (names, admins, errors) takes
     the full lookup for the right answer.
     """
-    oid = general_id() if ref is None else parse_id(ref)
+    oid = id_of(ref)
     if oid is not None and is_poster(oid, user):
         return oid
+    return check_postable(ref, user)
+
+
+def id_of(ref):
+    """The room id a reference gives without a lookup (None means `general`), or None for a name."""
+    return general_id() if ref is None else parse_id(ref)
+
+
+def check_postable(ref, user):
+    """The full lookup behind `postable`: the room by id or name, the caller's role, the role table."""
     room, role = access(ref, user)
     check_can_post(room, user, role)
     return room.id
@@ -82,14 +92,13 @@ def postable(ref, user):
 
 def is_poster(room_id, user):
     """Whether the user's membership of the room is one that posts (one indexed read)."""
-    membership = Membership._get_collection().find_one({"room": room_id, "user": user.id}, {"role": 1, "_id": 0})
-    return bool(membership) and membership["role"] in POSTERS
+    return role_of(room_id, user.id) in POSTERS
 
 
 def role_of(room_id, user_id):
-    """Return the user's role in the room, or None when not a member."""
-    membership = Membership.objects(room=room_id, user=user_id).only("role").first()
-    return membership.role if membership else None
+    """Return the user's role in the room, or None when not a member (one indexed read, no document built)."""
+    membership = Membership._get_collection().find_one({"room": room_id, "user": user_id}, {"role": 1, "_id": 0})
+    return membership["role"] if membership else None
 
 
 def access(ref, user):
