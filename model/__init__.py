@@ -11,6 +11,7 @@ from model.archived_message import ArchivedMessage
 from model.job_lease import JobLease
 from model.membership import Membership
 from model.message import Message
+from model.message_log import number_old_messages
 from model.revoked_token import RevokedToken
 from model.room import Room
 from model.user import User
@@ -42,8 +43,11 @@ def init_db(app):
         connectTimeoutMS=app.config["DB_TIMEOUT_MS"],
         maxPoolSize=app.config["DB_MAX_POOL_SIZE"],
         uuidRepresentation="standard",
+        # An acknowledged write is in the database's journal: it survives a crash of the database.
+        journal=True,
     )
     log.info("database: %s (database %s)", redact(uri), db_name)
+    number_old_messages(mongoengine.get_db())  # before the unique (room, seq) index is built
     for document in DOCUMENTS:
         document.ensure_indexes()
 

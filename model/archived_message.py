@@ -1,4 +1,4 @@
-"""Messages moved out of the live collection by the archiver; same fields, same ids."""
+"""Messages moved out of the live collection by the archiver; same fields, same ids, same positions."""
 
 from model.message import MessageFields
 
@@ -9,5 +9,5 @@ class ArchivedMessage(MessageFields):
     meta = {
         "collection": "archived_messages",
         "auto_create_index": False,
-        "indexes": [{"fields": ["room", "-id"]}],
+        "indexes": [{"fields": ["room", "seq"], "unique": True}],
     }

@@ -1,6 +1,6 @@
 """Chat rooms."""
 
-from mongoengine import BooleanField, DateTimeField, Document, ObjectIdField, StringField
+from mongoengine import BooleanField, DateTimeField, Document, IntField, ObjectIdField, StringField
 
 GENERAL = "general"
 
@@ -13,10 +13,14 @@ class Room(Document):
     private = BooleanField(default=False)
     created_by = ObjectIdField(null=True)
     created_at = DateTimeField(required=True)
-    # Messages with ids up to this one live in the archive, later ones in the live collection.
+    # The last message position handed out in this room (`model/message_log.py`).
+    seq = IntField(default=0)
+    # Messages at or below this position live in the archive, later ones in the live collection.
     # The archiver moves it forward between copying a batch and deleting it, so each message
     # is read from exactly one place at every moment.
-    archived_before = ObjectIdField(null=True)
+    archived_seq = IntField(default=0)
+    # Where the archiver's last batch began: a run killed before deleting it finishes it from here.
+    archiving_from = IntField(default=0)
 
     meta = {
         "collection": "rooms",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import requests
 import socketio
+from bson import ObjectId
 
 from model.embedded import free_port
 
@@ -123,6 +124,15 @@ def register(api, username=None, password="password-123", **extra):
     assert response.status_code == 201, response.text
     body = response.json()
     return ChatUser(body["user"]["id"], username, body["accessToken"], body["refreshToken"], password)
+
+
+def store_messages(db, room_id, docs):
+    """Insert message documents straight into the database, in order, with positions as the server gives them."""
+    counter = db.rooms.find_one_and_update({"_id": ObjectId(room_id)}, {"$inc": {"seq": len(docs)}}, new=True)
+    first = counter["seq"] - len(docs) + 1
+    for start in range(0, len(docs), 5000):
+        chunk = docs[start : start + 5000]
+        db.messages.insert_many([{**doc, "seq": first + start + i} for i, doc in enumerate(chunk)])
 
 
 def assert_error(response, status, code):

@@ -1,4 +1,4 @@
-"""Group commit of message inserts, in this process against the real database daemon."""
+"""Group commit of message inserts (model/message_log.py), in this process against the real database daemon."""
 
 import threading
 import time
@@ -9,22 +9,23 @@ from bson import ObjectId
 from pymongo.errors import ServerSelectionTimeoutError
 
 from model.embedded import free_port
-from model.group_insert import GroupInsert
 from model.message import Message
-from utils.timefmt import utcnow
+from model.message_log import MessageLog
+
+ROOM = ObjectId()
 
 
 @pytest.fixture
 def inserts(mongo_uri, db):
     mongoengine.connect(host=mongo_uri, tz_aware=True, uuidRepresentation="standard")
     Message.ensure_indexes()  # as a server does at start-up; this test may run before any
-    yield GroupInsert(Message)
+    db.rooms.insert_one({"_id": ROOM, "name": "log", "name_key": f"log-{ROOM}", "seq": 0})
+    yield MessageLog()
     mongoengine.disconnect()
 
 
 def _message(user, body, client_id=None):
-    return Message(room=ObjectId(), user_id=user, user_name="u", message_body=body, time_stamp=utcnow(),
-                   client_id=client_id)  # fmt: skip
+    return Message(room=ROOM, user_id=user, user_name="u", message_body=body, client_id=client_id)
 
 
 def _held(inserts):
@@ -50,7 +51,7 @@ def _until(predicate):
 
 def _run(inserts, message, errors):
     try:
-        inserts.insert(message)
+        inserts.append(message)
     except Exception as error:
         errors[message.message_body] = error
 
@@ -97,10 +98,10 @@ def test_a_failed_write_fails_its_send_and_leaves_no_one_waiting():
     mongoengine.connect(host=f"mongodb://127.0.0.1:{free_port()}/gone", serverSelectionTimeoutMS=200,
                         uuidRepresentation="standard")  # fmt: skip
     try:
-        inserts = GroupInsert(Message)
+        inserts = MessageLog()
         for body in ("first", "second"):  # the second would hang if the first had kept the lead
             with pytest.raises(ServerSelectionTimeoutError):
-                inserts.insert(_message(ObjectId(), body))
+                inserts.append(_message(ObjectId(), body))
         assert inserts.pending == [] and inserts.writing is False
     finally:
         mongoengine.disconnect()

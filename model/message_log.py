@@ -1,0 +1,214 @@
+"""Appending messages to their rooms: group commit, per-room positions, journaled writes.
+
+Sends that arrive while an insert is in flight are stored together in the next one: one
+caller at a time writes, takes every message waiting, allocates their positions (one `$inc`
+per room in the batch), stores them with one unordered, journaled `insert_many`, wakes their
+callers and hands the lead to the first one that arrived meanwhile. Each caller returns only
+once its own message is stored (or raises its own error), so an ack always follows a write
+that survives a crash of the database.
+
+A position is handed out before its message is stored, so a reader may briefly see a later
+position stored before an earlier one (another process, or this one's next batch). A writer
+that fails fills its positions with tombstones at once; one that died is found by readers
+(`model/message_scan.py`), which fill positions left empty for GAP_SECONDS. Whoever loses the
+race for a position to a tombstone takes a new one, so nothing is lost and nothing skipped.
+"""
+
+import threading
+
+from bson import ObjectId
+from mongoengine import NotUniqueError
+from pymongo import ReturnDocument, WriteConcern
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+
+from model.message import Message
+from model.room import Room
+from utils.timefmt import utcnow
+
+DUPLICATE_KEY = 11000
+# An allocation need not be journaled: the journal is written in order, so the journaled
+# insert that follows carries it, and a counter found behind its room's messages is repaired.
+_ALLOCATE = WriteConcern(w=1, j=False)
+_ATTEMPTS = 3
+
+
+class RoomGone(Exception):
+    """The room was deleted between the permission check and the write."""
+
+
+class _Waiter:
+    def __init__(self, message):
+        self.message = message
+        self.done = threading.Event()  # green under eventlet and gevent (monkey-patched)
+        self.lead = False
+        self.error = None
+
+
+class MessageLog:
+    """Store messages in their rooms' order, batching the ones that arrive together."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.pending = []
+        self.writing = False
+
+    def append(self, message):
+        """Give `message` its id, position and time and store it; NotUniqueError for a reused clientId."""
+        message.id = message.id or ObjectId()
+        waiter = _Waiter(message)
+        with self.lock:
+            self.pending.append(waiter)
+            lead, self.writing = not self.writing, True
+        if not lead:
+            waiter.done.wait()
+        if lead or waiter.lead:
+            self._write_pending()
+        if waiter.error is not None:
+            raise waiter.error
+
+    def _write_pending(self):
+        with self.lock:
+            batch, self.pending = self.pending, []
+        try:
+            self._write(batch)
+        finally:
+            with self.lock:
+                if self.pending:
+                    self.pending[0].lead = True
+                    self.pending[0].done.set()
+                else:
+                    self.writing = False
+            for waiter in batch:
+                waiter.done.set()
+
+    def _write(self, batch):
+        todo = batch
+        for _attempt in range(_ATTEMPTS):
+            todo = self._allocate(todo)
+            if not todo:
+                return
+            todo = self._insert(todo)
+            if not todo:
+                return
+            for room in {waiter.message.room for waiter in todo}:
+                repair_counter(room)
+        for waiter in todo:
+            waiter.error = RuntimeError("no free position in the room")
+
+    def _allocate(self, waiters):
+        """Number the waiters' messages per room, in arrival order; return those that can be written."""
+        by_room = {}
+        for waiter in waiters:
+            by_room.setdefault(waiter.message.room, []).append(waiter)
+        rooms = Room._get_collection().with_options(write_concern=_ALLOCATE)
+        ready = []
+        for room, group in by_room.items():
+            try:
+                counter = rooms.find_one_and_update(
+                    {"_id": room}, {"$inc": {"seq": len(group)}}, {"seq": 1}, return_document=ReturnDocument.AFTER
+                )
+            except PyMongoError as error:
+                _fail(group, error)
+                continue
+            if counter is None:
+                _fail(group, RoomGone(str(room)))
+                continue
+            now = utcnow()
+            for seq, waiter in enumerate(group, start=counter["seq"] - len(group) + 1):
+                waiter.message.seq, waiter.message.time_stamp = seq, now
+            ready += group
+        return ready
+
+    def _insert(self, waiters):
+        """Store the messages; each failure stays its own caller's. Return those whose position was taken."""
+        collection = Message._get_collection()
+        try:
+            collection.insert_many([waiter.message.to_mongo() for waiter in waiters], ordered=False)
+            return []
+        except BulkWriteError as error:
+            failures = {failure["index"]: failure for failure in error.details.get("writeErrors", [])}
+        except PyMongoError as error:  # the database is out of reach: readers fill the positions later
+            _fail(waiters, error)
+            return []
+        except Exception as error:  # a document the driver cannot encode: find whose
+            return self._insert_alone(waiters, error)
+        retry = []
+        for index, failure in failures.items():
+            waiter, key = waiters[index], _duplicate_key(failure)
+            if key == "_id":
+                continue  # stored by an earlier attempt whose answer was lost
+            if key == "seq":
+                retry.append(waiter)
+                continue
+            waiter.error = (NotUniqueError if key else RuntimeError)(failure.get("errmsg", "write failed"))
+            fill_gap(waiter.message.room, waiter.message.seq)
+        return retry
+
+    def _insert_alone(self, waiters, error):
+        """The batch failed as a whole: try each message alone, so one bad message fails only its sender."""
+        if len(waiters) == 1:
+            waiters[0].error = error
+            fill_gap(waiters[0].message.room, waiters[0].message.seq)
+            return []
+        retry = []
+        for waiter in waiters:
+            retry += self._insert([waiter])
+        return retry
+
+
+def _fail(waiters, error):
+    for waiter in waiters:
+        waiter.error = error
+
+
+def _duplicate_key(failure):
+    """Which unique key a write error broke: "_id", "seq", "client_id", or None when it is no duplicate."""
+    if failure.get("code") != DUPLICATE_KEY:
+        return None
+    pattern = failure.get("keyPattern") or {}
+    text = failure.get("errmsg", "")
+    if "seq" in pattern or "seq_1" in text:
+        return "seq"
+    if "client_id" in pattern or "client_id" in text:
+        return "client_id"
+    return "_id"
+
+
+def fill_gap(room, seq):
+    """Mark a position as never to be filled; False when a message took it first."""
+    try:
+        Message._get_collection().insert_one(
+            {"_id": ObjectId(), "room": room, "seq": seq, "gap": True, "time_stamp": utcnow()}
+        )
+    except DuplicateKeyError:
+        return False
+    except PyMongoError:
+        pass  # left empty: readers fill it once it is old enough
+    return True
+
+
+def repair_counter(room):
+    """Move a room's counter past its highest stored position (after a crash lost an allocation)."""
+    top = Message._get_collection().find_one({"room": room}, {"seq": 1}, sort=[("seq", -1)])
+    if top is not None:
+        Room._get_collection().update_one({"_id": room}, {"$max": {"seq": top["seq"]}})
+
+
+def number_old_messages(db):
+    """Give positions, in id order, to messages stored before messages had them (once per database)."""
+    if db.migrations.find_one({"_id": "message-positions"}):
+        return
+    for name in ("archived_messages", "messages"):  # archived ones come first in every room
+        collection = db[name]
+        for room in collection.distinct("room", {"seq": {"$exists": False}}):
+            for doc in collection.find({"room": room, "seq": {"$exists": False}}, {"_id": 1}).sort("_id", 1):
+                counter = db.rooms.find_one_and_update(
+                    {"_id": room}, {"$inc": {"seq": 1}}, return_document=ReturnDocument.AFTER
+                )
+                seq = counter["seq"] if counter else 0
+                collection.update_one({"_id": doc["_id"]}, {"$set": {"seq": seq}})
+            if name == "archived_messages":
+                top = db.rooms.find_one({"_id": room}, {"seq": 1})
+                db.rooms.update_one({"_id": room}, {"$max": {"archived_seq": top["seq"] if top else 0}})
+    db.rooms.update_many({"archived_before": {"$exists": True}}, {"$unset": {"archived_before": ""}})
+    db.migrations.update_one({"_id": "message-positions"}, {"$set": {"at": utcnow()}}, upsert=True)

@@ -1,0 +1,85 @@
+"""Reading a room's messages in position order, in windows, without skipping one still being written.
+
+SecantusDB's planner fetches and sorts a whole index range before it applies a limit, so an
+open range on a busy room reads all of it; positions are dense, so each query asks for a
+window of them, widening until a page is full. On MongoDB each window is the same index scan.
+
+A reader moving forward (`newer`) stops before a position that is allocated but not yet
+stored, unless the message after it is older than `gap_seconds` (its writer died): then it
+fills the position with a tombstone and goes on. The newest page (`newest`) hides what lies
+above such a position. So a cursor handed out never passes a message that lands later.
+"""
+
+from datetime import timedelta
+
+from model.message_log import fill_gap
+from utils.timefmt import utcnow
+
+FIRST_WINDOW = 2  # times the page size
+WIDEN = 8
+MAX_FILL = 1000  # positions one read fills at most
+
+
+def position_of(collections, room_id, message_id):
+    """The position of a message (or tombstone) of this room in any of `collections`, or None."""
+    for collection in collections:
+        doc = collection.find_one({"_id": message_id}, {"room": 1, "seq": 1})
+        if doc is not None:
+            return doc["seq"] if doc["room"] == room_id else None
+    return None
+
+
+def _windows(collection, room_id, start, stop, size, ascending):
+    """Yield the room's documents from position `start` towards `stop` (both included), in order."""
+    step = 1 if ascending else -1
+    while (start <= stop) if ascending else (start >= stop):
+        end = min(stop, start + size - 1) if ascending else max(stop, start - size + 1)
+        low, high = (start, end) if ascending else (end, start)
+        yield from collection.find({"room": room_id, "seq": {"$gte": low, "$lte": high}}).sort("seq", step)
+        start, size = end + step, size * WIDEN
+
+
+def older(collection, room_id, below, floor, wanted):
+    """Up to `wanted` messages below position `below` and above `floor`, newest first."""
+    page = []
+    for doc in _windows(collection, room_id, below - 1, floor + 1, wanted * FIRST_WINDOW, ascending=False):
+        if not doc.get("gap"):
+            page.append(doc)
+            if len(page) == wanted:
+                break
+    return page
+
+
+def newest(collection, room_id, floor, ceiling, wanted, gap_seconds):
+    """Up to `wanted` of the newest messages at or below `ceiling`, newest first, none above a pending position."""
+    young_after = utcnow() - timedelta(seconds=gap_seconds)
+    page, above, young = [], None, True
+    for doc in _windows(collection, room_id, ceiling, floor + 1, wanted * FIRST_WINDOW, ascending=False):
+        if above is not None and above["seq"] - doc["seq"] > 1 and above["time_stamp"] > young_after:
+            page = []  # a position below `above` is still being written: show nothing above it yet
+        young = young and doc["time_stamp"] > young_after
+        above = doc
+        if not doc.get("gap"):
+            page.append(doc)
+        if len(page) >= wanted and not young:
+            break
+    return page[:wanted]
+
+
+def newer(collection, room_id, above, ceiling, wanted, gap_seconds):
+    """Up to `wanted` messages after position `above`, oldest first, stopping before a pending position."""
+    old_before = utcnow() - timedelta(seconds=gap_seconds)
+    page, expect = [], above + 1
+    for doc in _windows(collection, room_id, above + 1, ceiling, wanted * FIRST_WINDOW, ascending=True):
+        if doc["seq"] != expect:
+            missing = range(expect, doc["seq"])
+            if doc["time_stamp"] > old_before or len(missing) > MAX_FILL:
+                break  # still being written (or too much to fill in one read): the next read goes on
+            if not all(fill_gap(room_id, seq) for seq in missing):
+                break  # a late message took a position: the next read returns it
+        expect = doc["seq"] + 1
+        if not doc.get("gap"):
+            page.append(doc)
+            if len(page) == wanted:
+                break
+    return page
