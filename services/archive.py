@@ -1,14 +1,16 @@
 """Moving old messages out of the live collection, so that a crash at any point loses nothing.
 
-Per room and in id order, each batch is
+Per room and in position order, each batch is
 1. copied into the archive by id (an upsert: a copy is never duplicated),
-2. published by moving the room's `archived_before` watermark up to the batch's last id,
-3. deleted from the live collection, each message only if unchanged since its copy.
+2. published by moving the room's `archived_seq` watermark up to the batch's last position,
+3. deleted from the live collection, each message only if unchanged since its copy; one with
+   a clientId leaves a stub there, so a retry of its send still finds it.
 
-Reads use the watermark rather than the collections' contents: live history shows ids above
-it, archived history ids at or below it. Copy and delete are two writes, but the switch
-between them is one atomic update, so a reader sees each message in exactly one place even
-while a batch is half moved, and a rerun after a crash finishes the move.
+Reads use the watermark rather than the collections' contents: live history shows positions
+above it, archived history those at or below it. Copy and delete are two writes, but the
+switch between them is one atomic update, so a reader sees each message in exactly one place
+even while a batch is half moved, and a rerun after a crash finishes the move. A batch never
+passes a position still being written (`model/message_scan.newer`).
 """
 
 import time
@@ -16,11 +18,12 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import takewhile
 
-from bson import ObjectId
 from pymongo import DeleteOne, ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
+from model import message_scan
 from model.archived_message import ArchivedMessage
 from model.job_lease import JobLease
 from model.message import Message
@@ -51,74 +54,88 @@ class ArchiveReport:
         return time.monotonic() - self.started
 
 
-def run_archive(older_than_days, room_id=None, batch_size=1000, dry_run=False, lease_seconds=300):
+def run_archive(older_than_days, room_id=None, batch_size=1000, dry_run=False, lease_seconds=300, gap_seconds=10):
     """Archive messages older than `older_than_days` (one room or all); return an ArchiveReport."""
-    cutoff_time = utcnow() - timedelta(days=older_than_days)
-    report = ArchiveReport(dry_run, cutoff_time)
-    cutoff = ObjectId.from_datetime(cutoff_time)
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    report = ArchiveReport(dry_run, cutoff)
     rooms = Room.objects(id=room_id) if room_id else Room.objects.order_by("id")
+    rooms = rooms.only("id", "seq", "archived_seq", "archiving_from")
     if room_id and not rooms.count():
         raise NotFound.room(room_id)
     if dry_run:
-        for room in rooms.only("id", "archived_before"):
-            count = Message.objects(__raw__=_due(room, cutoff)).count()
+        live = Message._get_collection()
+        for room in rooms:
+            count = live.count_documents(
+                {"room": room.id, "seq": {"$gt": room.archived_seq}, "time_stamp": {"$lt": cutoff}, "gap": None}
+            )
             report.scanned += count
             report.batches += -(-count // batch_size)
         return report
     with _lease(lease_seconds) as renew:
-        for room in rooms.only("id", "archived_before"):
-            moved = _archive_room(room, cutoff, batch_size, report, renew)
-            if moved:
+        for room in rooms:
+            if _archive_room(room, cutoff, batch_size, gap_seconds, report, renew):
                 report.rooms.append(str(room.id))
-                notify.notify_messages_archived(room.id, cutoff_time)
+                notify.notify_messages_archived(room.id, cutoff)
     return report
 
 
-def _due(room, cutoff):
-    """The live messages of a room to move: older than the cutoff, or already behind its watermark."""
-    watermark = room.archived_before
-    bound = {"$lte": watermark} if watermark and watermark >= cutoff else {"$lt": cutoff}
-    return {"room": room.id, "_id": bound}
-
-
-def _archive_room(room, cutoff, batch_size, report, renew):
+def _archive_room(room, cutoff, batch_size, gap_seconds, report, renew):
     live, archive = Message._get_collection(), ArchivedMessage._get_collection()
+    # What an interrupted run copied and published but did not delete: its last batch.
+    last_batch = {"$gte": room.archiving_from, "$lte": room.archived_seq}
+    left = list(live.find({"room": room.id, "seq": last_batch, "stub": None}))
     moved = 0
+    if left:
+        _copy(archive, left)
+        moved = _retire(live, archive, left)
     while True:
-        batch = list(live.find(_due(room, cutoff)).sort("_id", 1).limit(batch_size))
+        page = message_scan.newer(live, room.id, room.archived_seq, room.seq, batch_size, gap_seconds)
+        batch = list(takewhile(lambda doc: doc["time_stamp"] < cutoff, page))
         if not batch:
-            return moved
+            break
         report.scanned += len(batch)
         report.batches += 1
         _copy(archive, batch)
-        Room._get_collection().update_one({"_id": room.id}, {"$max": {"archived_before": batch[-1]["_id"]}})
-        room.archived_before = max(room.archived_before or batch[-1]["_id"], batch[-1]["_id"])
-        deleted = _delete_copied(live, archive, batch)
-        moved += deleted
-        report.moved += deleted
+        top = batch[-1]["seq"]
+        Room._get_collection().update_one(
+            {"_id": room.id}, {"$max": {"archived_seq": top}, "$set": {"archiving_from": batch[0]["seq"]}}
+        )
+        room.archived_seq, room.archiving_from = top, batch[0]["seq"]
+        moved += _retire(live, archive, batch)
+        live.delete_many({"room": room.id, "seq": {"$lte": top}, "gap": True})  # filled positions: nothing to keep
         renew()
+        if len(batch) < batch_size:
+            break
+    report.moved += moved
+    return moved
 
 
 def _copy(archive, docs):
     archive.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs], ordered=False)
 
 
-def _delete_copied(live, archive, batch):
-    """Delete the batch from the live collection; a message edited since its copy is copied again first."""
-    deleted = 0
+def _retire(live, archive, batch):
+    """Delete the batch from the live collection, leaving stubs for clientIds; copy again what changed since."""
+    retired = 0
     while batch:
+        unchanged = [{"_id": d["_id"], "edited_at": d.get("edited_at"), "deleted": d.get("deleted")} for d in batch]
         result = live.bulk_write(
             [
-                DeleteOne({"_id": doc["_id"], "edited_at": doc.get("edited_at"), "deleted": doc.get("deleted")})
-                for doc in batch
+                ReplaceOne(match, _stub(doc)) if doc.get("client_id") else DeleteOne(match)
+                for match, doc in zip(unchanged, batch, strict=True)
             ],
             ordered=False,
         )
-        deleted += result.deleted_count
-        batch = list(live.find({"_id": {"$in": [doc["_id"] for doc in batch]}}))
+        retired += result.deleted_count + result.modified_count
+        batch = list(live.find({"_id": {"$in": [doc["_id"] for doc in batch]}, "stub": None}))
         if batch:
             _copy(archive, batch)
-    return deleted
+    return retired
+
+
+def _stub(doc):
+    keep = ("_id", "room", "seq", "user_id", "client_id")
+    return {**{key: doc[key] for key in keep}, "stub": True}
 
 
 @contextmanager

@@ -1,119 +1,104 @@
-"""Messages: history pages, idempotent sends, edits, soft deletes."""
-
-from datetime import timedelta
+"""Messages: history pages in position order, idempotent sends, edits, soft deletes."""
 
 from bson import ObjectId
+from flask import current_app
 from mongoengine import NotUniqueError
 
+from model import message_scan
 from model.archived_message import ArchivedMessage
-from model.group_insert import GroupInsert
 from model.message import Message
-from services import live, notify, rooms
+from model.message_log import MessageLog, RoomGone
+from services import notify, rooms
 from services.permissions import check_can_delete_message, check_can_edit_message
 from services.ratelimit import check_rate
-from utils.errors import NotFound
+from utils.errors import NotFound, ValidationFailed
 from utils.ids import parse_id
 from utils.timefmt import utcnow
 
+_log = MessageLog()
 
-def history(user, room_ref, limit, before=None, after=None, archived=False):
+
+def history(user, ref, limit, before=None, after=None, archived=False):
     """Return (messages, nextCursor) of a room the caller may read.
 
     No cursor: the newest `limit`, newest first. `before`: older ones, newest first.
     `after`: newer ones, oldest first. nextCursor continues in the same direction, or is None.
     """
-    room, _ = rooms.access(room_ref, user)
-    ids = _window(room.archived_before, archived)
-    if ids is None:
-        return [], None
-    if after:
-        ids["$gt"] = max(ids.get("$gt", after), after)
-    if before:
-        ids["$lt"] = before
+    room, _ = rooms.access(ref, user)
     document = ArchivedMessage if archived else Message
-    page = _scan(document, room.id, ids, ascending=bool(after), wanted=limit + 1)
-    next_cursor = str(page[limit - 1].id) if len(page) > limit else None
-    return page[:limit], next_cursor
+    collection = document._get_collection()
+    # Positions up to the room's archive watermark are read from the archive, later ones live.
+    floor, ceiling = (0, room.archived_seq) if archived else (room.archived_seq, room.seq)
+    gap_seconds = current_app.config["GAP_SECONDS"]
+    if after is not None:
+        above = max(_position(room, after, "after"), floor)
+        docs = message_scan.newer(collection, room.id, above, ceiling, limit + 1, gap_seconds)
+    elif before is not None:
+        below = min(_position(room, before, "before"), ceiling + 1)
+        docs = message_scan.older(collection, room.id, below, floor, limit + 1)
+    else:
+        docs = message_scan.newest(collection, room.id, floor, ceiling, limit + 1, gap_seconds)
+    page = [document._from_son(doc) for doc in docs[:limit]]
+    return page, str(page[-1].id) if len(docs) > limit else None
 
 
-# Seconds of history per query, widening until a page is full. SecantusDB's planner fetches
-# and sorts a whole index range before applying the limit, so an open range on a busy room
-# reads all of it; ObjectIds carry their creation time, which bounds each range on both sides.
-# On MongoDB each query is the same index scan, without the sort.
-WINDOWS = (600, 4800, 38400, 307200, 2457600, 19660800, None)
+def _position(room, message_id, field):
+    """The position a cursor names; a cursor that is no message of this room is a validation error."""
+    collections = (Message._get_collection(), ArchivedMessage._get_collection())
+    seq = message_scan.position_of(collections, room.id, message_id)
+    if seq is None:
+        raise ValidationFailed("unknown cursor", {field: ["Not a message of this room."]})
+    return seq
 
 
-def _scan(document, room_id, ids, ascending, wanted):
-    """Walk the room's ids away from the cursor in widening time windows until `wanted` are found."""
-    edge = ids.get("$gt") if ascending else ids.get("$lt", ids.get("$lte"))
-    anchor = edge.generation_time if edge else utcnow()
-    for seconds in WINDOWS:
-        window = dict(ids)
-        if seconds is not None:
-            step = timedelta(seconds=seconds)
-            if ascending:
-                window["$lt"] = ObjectId.from_datetime(anchor + step)
-            else:
-                window["$gte"] = ObjectId.from_datetime(anchor - step)
-        raw = {"room": room_id, **({"_id": window} if window else {})}
-        query = document.objects(__raw__=raw).order_by("id" if ascending else "-id")
-        page = list(query.limit(wanted))
-        if len(page) == wanted:
-            break
-    return page
+def send(user, ref, body, client_id=None):
+    """Post to a room named by the client (REST): authorise, then `do_send_message`."""
+    return do_send_message(user, rooms.postable(ref, user), body, client_id)
 
 
-def _window(watermark, archived):
-    """The ids a read may show: live ones above the room's archive watermark, archived ones at or below it."""
-    if archived:
-        return {"$lte": watermark} if watermark else None
-    return {"$gt": watermark} if watermark else {}
+def do_send_message(user, room_id, body, client_id=None):
+    """Store a message in a room the caller may post in and broadcast it; return (message, created).
 
-
-_inserts = GroupInsert(Message)
-
-
-def do_send_message(user, room_ref, body, client_id=None, sid=None):
-    """Store a message and broadcast it; return (message, created). `sid`: the socket it came from.
-
-    A retry with a clientId this user already used returns the stored message and
-    broadcasts nothing: the unique (userId, clientId) index decides, even under a race.
+    A retry with a clientId this user already used returns the stored message: the unique
+    (userId, clientId) index decides, even under a race. The original is broadcast again, in
+    case its first broadcast was lost with the process that stored it; every process drops a
+    message it has already delivered, so each socket gets it at most once.
     """
-    room_id = live.socket_postable(sid, user, room_ref) if sid else rooms.postable(room_ref, user)
     check_rate(user, "message")
-    message = Message(
-        room=room_id,
-        user_id=user.id,
-        user_name=user.username,
-        message_body=body,
-        time_stamp=utcnow(),
-        client_id=client_id,
-    )
+    message = Message(room=room_id, user_id=user.id, user_name=user.username, message_body=body, client_id=client_id)
     try:
-        _inserts.insert(message)
+        _log.append(message)
     except NotUniqueError:
-        return _original(user, client_id), False
+        original = _original(user, client_id)
+        if not original.archived and not original.deleted:
+            notify.notify_message(original)
+        return original, False
+    except RoomGone:
+        raise NotFound.room(room_id) from None
     notify.notify_message(message)
     return message, True
 
 
+def stored_since(since):
+    """The live messages stored since a time, oldest first (to broadcast again what a dead process may not have)."""
+    return list(Message.objects(id__gt=ObjectId.from_datetime(since), gap__ne=True, stub__ne=True).order_by("id"))
+
+
 def _original(user, client_id):
-    return (
-        Message.objects(user_id=user.id, client_id=client_id).first()
-        or ArchivedMessage.objects(user_id=user.id, client_id=client_id).first()
-    )
+    message = Message.objects(user_id=user.id, client_id=client_id).first()
+    return ArchivedMessage.objects(id=message.id).first() if message.stub else message
 
 
 def _readable_message(user, message_id):
     oid = parse_id(message_id)
-    message = Message.objects(id=oid).first() if oid else None
+    message = Message.objects(id=oid, gap__ne=True).first() if oid else None
     if message is None:
         raise NotFound.message(message_id)
     try:
         room, role = rooms.access(message.room, user)
     except NotFound:
         raise NotFound.message(message_id) from None
-    if room.archived_before and message.id <= room.archived_before:
+    if message.seq <= room.archived_seq:
         raise NotFound(f"message {message_id} is archived")
     return message, room, role
 

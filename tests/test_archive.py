@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bson import ObjectId
 
-from tests.support import ROOT, TEST_SECRET, assert_error
+from tests.support import ROOT, TEST_SECRET, assert_error, store_messages
 
 _serial = iter(range(1, 10**9))
 
@@ -38,8 +38,7 @@ def _seed(db, room_id, count, days_ago, user_id=None):
                 "deleted": False,
             }
         )
-    for start in range(0, len(docs), 5000):
-        db.messages.insert_many(docs[start : start + 5000])
+    store_messages(db, room_id, docs)
     return [doc["_id"] for doc in docs]
 
 
@@ -124,7 +123,7 @@ FAIL_AFTER_COPY = """
 import services.archive as archive
 def _interrupted(live, archive_collection, batch):
     raise RuntimeError("injected failure between copy and delete")
-archive._delete_copied = _interrupted
+archive._retire = _interrupted
 """
 
 
