@@ -27,13 +27,12 @@ from config.logs import configure_logging
 from middleware.errors import register_error_handlers
 from middleware.request_log import register_request_logging
 from middleware.security import register_security
-from middleware.websocket import register_websocket_options
 from routes import register_blueprints
 from services import cluster
 from services.rooms import ensure_general_room
 from sockets import register_socket_handlers
+from utils import transport
 from utils.extensions import jwt, limiter, socketio
-from utils.queue import QueueManager
 
 log = logging.getLogger("chat")
 
@@ -49,10 +48,8 @@ def create_app(config_name=None):
     register_request_logging(app)
     register_error_handlers(app)
     register_blueprints(app)
-    register_socket_handlers(socketio)
-    register_cluster(app)
+    register_socket_handlers(app, socketio)
     register_security(app)
-    register_websocket_options(app, socketio)
     return app
 
 
@@ -78,11 +75,10 @@ def register_extensions(app):
     CORS(app, resources={r"/api/*": {"origins": origins}}, expose_headers=["X-Request-ID", "Retry-After"])
     jwt.init_app(app)
     limiter.init_app(app)
-    queue = app.config["REDIS_URL"]
     socketio.init_app(
         app,
         async_mode=app.config["ASYNC_MODE"],
-        client_manager=QueueManager(queue, app.config["SOCKETIO_CHANNEL"]) if queue else None,
+        client_manager=transport.client_manager(app.config),
         cors_allowed_origins="*" if "*" in origins else origins,
         max_http_buffer_size=app.config["SOCKET_MAX_BUFFER"],
     )
@@ -94,7 +90,8 @@ def register_database(app):
         ensure_general_room()
 
 
-def register_cluster(app):
+def start_cluster(app):
+    """A serving process (not a job) takes part in the cluster: control messages, presence, liveness."""
     app.extensions["cluster"] = cluster.start(app)
 
 
@@ -111,6 +108,7 @@ def serve(app):
     import eventlet
     import eventlet.wsgi
 
+    start_cluster(app)
     listener = _listen(app)
     scheme = "http"
     if app.config["SSL_CERTFILE"]:
@@ -156,6 +154,7 @@ def serve_to_compare(app):
 
     Plain HTTP, no draining on SIGTERM: production serves on eventlet (`serve`).
     """
+    start_cluster(app)
     listener = _listen(app)
     log.info("serving (%s) on http://%s:%s", app.config["ASYNC_MODE"], app.config["HOST"], app.config["PORT"])
     if app.config["ASYNC_MODE"] == "gevent":

@@ -1,6 +1,7 @@
 """Socket.IO event table: each client event bound to its handler."""
 
 from sockets import events
+from utils import transport
 
 HANDLERS = {
     "join": events.join,
@@ -11,8 +12,9 @@ HANDLERS = {
 }
 
 
-def register_socket_handlers(socketio):
-    """Bind connect, disconnect and every client event on the default namespace."""
+def register_socket_handlers(app, socketio):
+    """Bind connect, disconnect and every client event on the default namespace; nothing else is dispatched."""
+    transport.install(app, socketio.server, HANDLERS)
     socketio.on_event("connect", events.connect)
     socketio.on_event("disconnect", events.disconnect)
     for name, handler in HANDLERS.items():

@@ -7,6 +7,7 @@ from flask import request
 
 from services import presence
 from utils.errors import AppError, InternalError, Unauthorized
+from utils.extensions import socketio
 from utils.schemas import load
 
 log = logging.getLogger("chat.socket")
@@ -23,6 +24,9 @@ def socket_event(schema):
                 entry = presence.entry(request.sid)
                 if entry is None:
                     raise Unauthorized("connection is not authenticated")
+                if entry.expired():
+                    socketio.start_background_task(_disconnect_after_ack, request.sid)
+                    raise Unauthorized("token expired: connect again with a fresh access token")
                 user_id = entry.user_id
                 data = load(schema, args[0] if args else {})
                 room = data.get("room")
@@ -46,3 +50,8 @@ def socket_event(schema):
         return wrapper
 
     return decorate
+
+
+def _disconnect_after_ack(sid):
+    socketio.sleep(0.5)  # the error ack leaves first
+    socketio.server.disconnect(sid, namespace="/", ignore_queue=True)

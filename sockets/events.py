@@ -1,15 +1,15 @@
 """Socket.IO handlers; each docstring is the client contract of its event."""
 
-from flask import request
+from flask import current_app, request
 from socketio.exceptions import ConnectionRefusedError
 
-from services import live, messages, notify, presence, tokens
+from services import live, presence, tokens
 from sockets.acks import socket_event
-from utils.errors import AppError
-from utils.schemas.events import OnlineUserSchema, RoomEvent, SyncEvent, TypingEvent
-from utils.schemas.messages import SendSchema
+from utils.errors import AppError, RateLimited
+from utils.schemas.events import JoinAckSchema, RoomAckSchema, RoomEvent, SyncEvent, TypingEvent
+from utils.schemas.messages import MessageAckSchema, MessagePageSchema, SendSchema
 
-_online = OnlineUserSchema(many=True)
+_join_ack, _room_ack, _message_ack, _page = JoinAckSchema(), RoomAckSchema(), MessageAckSchema(), MessagePageSchema()
 
 
 def connect(auth=None):
@@ -17,6 +17,8 @@ def connect(auth=None):
     token = auth.get("token") if isinstance(auth, dict) else None
     try:
         user, claims = tokens.authenticate(token or request.args.get("token"))
+        if len(presence.sids_of(str(user.id))) >= current_app.config["MAX_SOCKETS_PER_USER"]:
+            raise RateLimited(60, "too many connections for this user")
     except AppError as error:
         raise ConnectionRefusedError(error.message, error.to_dict()) from None
     presence.register(request.sid, user, claims)
@@ -24,39 +26,38 @@ def connect(auth=None):
 
 def disconnect(reason=None):
     """The rooms this socket was its user's last one in get `user_left`."""
-    live.do_disconnect(request.sid)
+    live.disconnect(request.sid)
 
 
 @socket_event(RoomEvent())
 def join(user, data):
     """`join {room}` -> `{ok, room, members: [{userId, userName}]}`; the room gets `user_joined` and `presence`."""
-    room_id, online = live.do_socket_join(request.sid, user, data["room"])
-    members = [{"user_id": user_id, "user_name": name} for user_id, name in online.items()]
-    return {"room": room_id, "members": _online.dump(members)}
+    room, online = live.join(request.sid, user, data["room"])
+    return _join_ack.dump({"room": room.id, "members": list(online.items())})
 
 
 @socket_event(SendSchema())
 def message(user, data):
     """`message {room, messageBody, clientId?}` -> `{ok, message}` once stored; the room gets `message`."""
-    stored, _ = messages.do_send_message(user, data["room"], data["message_body"], data["client_id"], request.sid)
-    return {"message": notify.message_payload(stored)}
+    stored, _ = live.send(request.sid, user, data["room"], data["message_body"], data["client_id"])
+    return _message_ack.dump({"message": stored})
 
 
 @socket_event(RoomEvent())
 def left(user, data):
-    """`left {room}` -> `{ok}`; this socket stops receiving the room; `user_left` follows the user's last socket."""
-    return {"room": live.do_socket_leave(request.sid, user, data["room"])}
+    """`left {room}` -> `{ok, room}`; the socket stops receiving the room; `user_left` follows the last socket."""
+    return _room_ack.dump({"room": live.leave(request.sid, user, data["room"]).id})
 
 
 @socket_event(TypingEvent())
 def typing(user, data):
     """`typing {room, typing}` -> `{ok}`; the rest of the room gets `typing {room, userId, userName, typing}`."""
-    live.do_typing(request.sid, user, data["room"], data["typing"])
+    live.typing(request.sid, user, data["room"], data["typing"])
     return {}
 
 
 @socket_event(SyncEvent())
 def sync(user, data):
     """`sync {room, after, limit?}` -> `{ok, messages, nextCursor}`: what came after `after`, oldest first."""
-    page, next_cursor = messages.history(user, data["room"], data["limit"], after=data["after"])
-    return {"messages": [notify.message_payload(m) for m in page], "nextCursor": next_cursor}
+    page, next_cursor = live.sync(user, data["room"], data["after"], data["limit"])
+    return _page.dump({"messages": page, "next_cursor": next_cursor})

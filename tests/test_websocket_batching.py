@@ -5,7 +5,7 @@ import queue as stdlib_queue
 import greenlet
 import pytest
 
-from middleware.frame_batching import BatchedWebSocket, PacketQueue
+from utils.transport.frames import BatchedWebSocket, PacketQueue
 
 
 class FakeWebSocket:

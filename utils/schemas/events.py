@@ -1,8 +1,8 @@
-"""Schemas of the Socket.IO events that are not shared with REST."""
+"""Schemas of the Socket.IO events and acks that are not shared with REST."""
 
 from marshmallow import fields
 
-from utils.schemas import ObjectIdString, StrictBool, StrictSchema, page_limit, room_ref
+from utils.schemas import IdField, ObjectIdString, StrictBool, StrictSchema, page_limit, room_ref
 
 
 class RoomEvent(StrictSchema):
@@ -21,5 +21,15 @@ class SyncEvent(StrictSchema):
 
 
 class OnlineUserSchema(StrictSchema):
-    user_id = fields.String(data_key="userId")
-    user_name = fields.String(data_key="userName")
+    """One online user, dumped from a (userId, userName) pair."""
+
+    user_id = fields.Function(lambda pair: pair[0], data_key="userId")
+    user_name = fields.Function(lambda pair: pair[1], data_key="userName")
+
+
+class RoomAckSchema(StrictSchema):
+    room = IdField()
+
+
+class JoinAckSchema(RoomAckSchema):
+    members = fields.List(fields.Nested(OnlineUserSchema))

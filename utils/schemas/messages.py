@@ -48,3 +48,7 @@ class MessageSchema(StrictSchema):
 class MessagePageSchema(StrictSchema):
     messages = fields.List(fields.Nested(MessageSchema))
     next_cursor = fields.String(data_key="nextCursor", allow_none=True)
+
+
+class MessageAckSchema(StrictSchema):
+    message = fields.Nested(MessageSchema)

@@ -1,0 +1,107 @@
+"""Socket.IO client managers: one process (`LocalManager`) or many over Redis (`QueueManager`).
+
+Both pass every emit through `hub.accept` (control messages to their handlers, a chat
+message delivered at most once per process). The queue manager also:
+- publishes off the request path: an emit reaches this process's sockets at once and waits
+  in a bounded backlog that one greenlet publishes in order, so a hung or dead Redis never
+  holds up a send; what could not be published goes out when Redis is back;
+- listens on a connection of its own and, when it comes back after a failure, runs the
+  reconnect hooks (the services re-check memberships and tell sockets to `resync`).
+"""
+
+import time
+from collections import deque
+
+from redis import Redis
+from socketio import Manager, RedisManager
+
+from utils.outage import Outage
+from utils.transport import hub
+
+outage = Outage("redis (message queue)", "broadcasts reach this process's sockets only")
+
+
+class LocalManager(Manager):
+    """The manager of a single process."""
+
+    def emit(self, event, data, namespace=None, room=None, skip_sid=None, callback=None, to=None, **kwargs):
+        if hub.accept(event, data):
+            return super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
+        return None
+
+
+class QueueManager(RedisManager):
+    """python-socketio's Redis manager, publishing in the background and reporting reconnects."""
+
+    def __init__(self, url, channel, publish_timeout=2, max_backlog=10_000):
+        super().__init__(url, channel=channel)
+        self.publish_timeout = publish_timeout
+        self.backlog = deque(maxlen=max_backlog)
+        self.publisher = None  # set by start(): until then (jobs), publish synchronously
+        self.pending = None
+
+    def start(self):
+        """Publish from a background task from now on (a serving process)."""
+        self.pending = self.server.eio.create_event()
+        self.publisher = self.server.start_background_task(self._publish_backlog)
+
+    def _handle_emit(self, message):
+        data = message["data"][0] if len(message["data"]) == 1 else message["data"]
+        if hub.accept(message["event"], data):
+            super()._handle_emit(message)
+
+    def _publish(self, data):
+        if self.publisher is None:
+            self._send([data])
+            return
+        if len(self.backlog) == self.backlog.maxlen:
+            outage.failed("publish backlog full: dropping the oldest broadcast")
+        self.backlog.append(data)
+        self.pending.set()
+
+    def _publish_backlog(self):
+        retry = 0.1
+        while True:
+            self.pending.wait()
+            self.pending.clear()
+            while self.backlog:
+                batch = [self.backlog[i] for i in range(min(len(self.backlog), 100))]
+                try:
+                    self._send(batch)
+                except Exception as error:  # redis-py raises several kinds; all mean "not published"
+                    outage.failed(error)
+                    self.redis = None
+                    time.sleep(retry)
+                    retry = min(retry * 2, 2)
+                    continue
+                outage.recovered()
+                retry = 0.1
+                for _ in batch:
+                    self.backlog.popleft()
+
+    def _send(self, batch):
+        if self.redis is None:
+            self.redis = Redis.from_url(
+                self.redis_url, socket_timeout=self.publish_timeout, socket_connect_timeout=self.publish_timeout
+            )
+        pipe = self.redis.pipeline(transaction=False)
+        for data in batch:
+            pipe.publish(self.channel, self.json.dumps(data))
+        pipe.execute()
+
+    def _listen(self):
+        retry, subscribed_before = 0.5, False
+        while True:
+            try:
+                pubsub = Redis.from_url(self.redis_url, socket_connect_timeout=2).pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                if subscribed_before:
+                    hub.reconnected()
+                subscribed_before, retry = True, 0.5
+                for message in pubsub.listen():
+                    if message["type"] == "message":
+                        yield message["data"]
+            except Exception as error:  # the listener must outlive any Redis failure
+                outage.failed(error)
+                time.sleep(retry)
+                retry = min(retry * 2, 5)

@@ -1,0 +1,77 @@
+"""Mixed into python-socketio's Server: what a client may send, and how long it may stay anonymous.
+
+- Only the client events of our table are dispatched. Any other name, a reserved one such
+  as `disconnect` above all (python-socketio would hand it to our disconnect handler and
+  the socket would vanish from presence while still receiving its rooms), or a packet
+  whose event is not a string, is answered with the `not_found` error ack.
+- Binary packets are refused with an error ack; their attachments are dropped, so a
+  binary event that never completes cannot grow memory.
+- An Engine.IO connection that has not joined the default namespace (authenticated)
+  within `auth_timeout` seconds is closed.
+"""
+
+import logging
+import time
+
+from socketio import packet
+
+from utils.errors import NotFound, ValidationFailed
+
+log = logging.getLogger("chat.socket")
+NAMESPACE = "/"
+
+
+class GuardedServer:
+    client_events = frozenset()
+    auth_timeout = 10
+
+    def _handle_event(self, eio_sid, namespace, id, data):
+        name = data[0] if isinstance(data, list) and data and isinstance(data[0], str) else None
+        if name in self.client_events:
+            return super()._handle_event(eio_sid, namespace, id, data)
+        log.info("socket unknown event %r", name, extra={"event": name, "outcome": "not_found"})
+        return self._error_ack(eio_sid, namespace, id, NotFound(f"unknown event {name!r}"))
+
+    def _handle_eio_message(self, eio_sid, data):
+        if not isinstance(data, str):
+            return None  # an attachment of a binary packet, which was refused
+        if data[:1] in (str(packet.BINARY_EVENT), str(packet.BINARY_ACK)):
+            return self._refuse_binary(eio_sid, data)
+        return super()._handle_eio_message(eio_sid, data)
+
+    def _refuse_binary(self, eio_sid, data):
+        try:
+            pkt = self.packet_class(encoded_packet=data)
+        except Exception:  # not even a readable header: nothing to answer
+            return None
+        if pkt.packet_type == packet.BINARY_EVENT:
+            self._error_ack(eio_sid, pkt.namespace, pkt.id, ValidationFailed("binary attachments are not accepted"))
+        return None
+
+    def _error_ack(self, eio_sid, namespace, id, error):
+        namespace = namespace or NAMESPACE
+        if id is None or self.manager.sid_from_eio_sid(eio_sid, namespace) is None:
+            return
+        payload = {"ok": False, **error.to_dict()}
+        self._send_packet(eio_sid, self.packet_class(packet.ACK, namespace=namespace, id=id, data=[payload]))
+
+    def _handle_eio_connect(self, eio_sid, environ):
+        result = super()._handle_eio_connect(eio_sid, environ)
+        anonymous = self.__dict__.setdefault("_anonymous", {})
+        if not anonymous:
+            self.start_background_task(self._close_anonymous)
+        anonymous[eio_sid] = time.monotonic() + self.auth_timeout
+        return result
+
+    def _close_anonymous(self):
+        """Close connections still anonymous past their deadline; end when none is left to watch."""
+        anonymous = self._anonymous
+        while anonymous:
+            self.sleep(1)
+            now = time.monotonic()
+            for eio_sid, deadline in list(anonymous.items()):
+                if eio_sid not in self.environ or self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is not None:
+                    del anonymous[eio_sid]
+                elif now >= deadline:
+                    del anonymous[eio_sid]
+                    self.eio.disconnect(eio_sid)
