@@ -59,6 +59,20 @@ class Config:
     # A socket re-reads its membership of a room it posts in at least this often; role changes and
     # removals reach it at once through the message queue, this bounds one missed while Redis was down.
     MEMBERSHIP_CACHE_SECONDS = _int("MEMBERSHIP_CACHE_SECONDS", 60)
+    # A position allocated this long ago and still empty is taken to belong to a dead writer
+    # (model/message_scan.py): readers fill it instead of waiting for it.
+    GAP_SECONDS = _int("GAP_SECONDS", 10)
+    # A connection that has not authenticated (joined the default namespace) by then is closed.
+    AUTH_TIMEOUT_SECONDS = _int("AUTH_TIMEOUT_SECONDS", 10)
+    # One publish to Redis waits at most this long; what failed is published again later.
+    PUBLISH_TIMEOUT_SECONDS = _int("PUBLISH_TIMEOUT_SECONDS", 2)
+    # While the message queue is down, sockets are checked against the database this often.
+    QUEUE_DOWN_RECHECK_SECONDS = _int("QUEUE_DOWN_RECHECK_SECONDS", 2)
+    # Sockets whose access token expired are disconnected within this many seconds.
+    TOKEN_EXPIRY_CHECK_SECONDS = _int("TOKEN_EXPIRY_CHECK_SECONDS", 10)
+    MAX_SOCKETS_PER_USER = _int("MAX_SOCKETS_PER_USER", 20)
+    JOIN_RATE_LIMIT = _env("JOIN_RATE_LIMIT", "30/minute")
+    READ_RATE_LIMIT = _env("READ_RATE_LIMIT", "60/minute")
     # SIGTERM waits at most this long for requests in flight.
     SHUTDOWN_TIMEOUT = _int("SHUTDOWN_TIMEOUT", 10)
     ARCHIVE_AFTER_DAYS = _int("ARCHIVE_AFTER_DAYS", 30)

@@ -1,38 +1,137 @@
-"""Running as one of many processes: the shared presence store and its heartbeat."""
+"""Running as one of many processes, and surviving the loss of the others or of the link to them.
+
+- Control messages (`services/live.py`) are run here on every process, in an app context.
+- With REDIS_URL: presence is shared, each process beats every NODE_TTL_SECONDS / 3, and the
+  survivors of a process that stopped beating sweep its users offline and broadcast again
+  the messages it may have stored without broadcasting (each process drops ones it already
+  delivered). A process that finds it was counted dead (stalled past its TTL) counts its
+  sockets again and catches up.
+- Catching up, when the queue comes back after a failure: this process may have missed
+  removals, logouts and messages, so its sockets are checked against the database
+  (`recheck`) and told to `resync` the rooms they are in. While the queue is down, the
+  check runs every QUEUE_DOWN_RECHECK_SECONDS so a removal made elsewhere still lands.
+- Sockets whose access token expired are disconnected (clients reconnect with a fresh one).
+"""
 
 import logging
+import time
+from datetime import timedelta
 
-from services import notify, presence
+from bson import ObjectId
+from flask import Flask
+
+from model.membership import Membership
+from model.room import Room
+from services import grants, live, messages, notify, presence, tokens
 from services.presence_redis import RedisStore
+from utils import transport
 from utils.extensions import socketio
+from utils.timefmt import utcnow
 
 log = logging.getLogger(__name__)
+TICK_SECONDS = 1
 
 
-def start(app):
-    """With REDIS_URL set, share presence through Redis and keep this process marked alive."""
-    url = app.config["REDIS_URL"]
-    if not url:
-        return None
-    store = RedisStore(url, app.config["SOCKETIO_CHANNEL"], app.config["NODE_TTL_SECONDS"])
-    store.heartbeat()
-    presence.use_store(store)
-    socketio.start_background_task(_heartbeat, store)
+def start(app: Flask) -> RedisStore | None:
+    """Handle control messages and reconnects; with REDIS_URL, share presence and beat."""
+    controls = {"evict": live.evict_here, "grants": live.revoke_grants_here, "tokens": live.disconnect_tokens_here}
+    for name, handler in controls.items():
+        transport.on_control(name, _in_context(app, handler))
+    transport.on_reconnect(_in_context(app, catch_up))
+    transport.start(socketio.server)
+    store = None
+    if app.config["REDIS_URL"]:
+        store = RedisStore(app.config["REDIS_URL"], app.config["SOCKETIO_CHANNEL"], app.config["NODE_TTL_SECONDS"])
+        store.heartbeat()
+        presence.use_store(store)
+    socketio.start_background_task(_maintain, app, store)
     return store
 
 
-def _heartbeat(store):
-    """Refresh this process's liveness; sweep out dead processes' sockets and tell their rooms."""
+def _in_context(app, function):
+    def run(*args):
+        with app.app_context():
+            return function(*args)
+
+    return run
+
+
+def _maintain(app, store):
+    """Once a second: what is due of beating, sweeping, re-checking during an outage, expiring."""
+    config = app.config
+    beat = max(1, store.node_ttl / 3) if store else None
+    due = {"beat": 0, "recheck": 0, "expiry": 0}
     while True:
-        socketio.sleep(max(1, store.node_ttl / 3))
-        store.heartbeat()
-        for room, user_id, user_name in store.sweep():
-            notify.notify_left(room, user_id, user_name)
+        socketio.sleep(TICK_SECONDS)
+        now = time.monotonic()
+        try:
+            with app.app_context():
+                if store and now >= due["beat"]:
+                    due["beat"] = now + beat
+                    _beat(store)
+                if transport.queue_down(socketio.server) and now >= due["recheck"]:
+                    due["recheck"] = now + config["QUEUE_DOWN_RECHECK_SECONDS"]
+                    recheck()
+                if now >= due["expiry"]:
+                    due["expiry"] = now + config["TOKEN_EXPIRY_CHECK_SECONDS"]
+                    _disconnect_expired()
+        except Exception:  # a database or Redis failure must not end the loop
+            log.exception("cluster maintenance failed")
 
 
-def stop(store):
+def _beat(store):
+    if not store.heartbeat():
+        log.warning("this process was counted dead (stalled past NODE_TTL_SECONDS): counting its sockets again")
+        presence.restore()
+        catch_up()
+    for room, user_id, user_name in store.sweep():
+        notify.notify_left(room, user_id, user_name)
+    if store.claim_dead_nodes():
+        since = utcnow() - timedelta(seconds=2 * store.node_ttl + 5)
+        for message in messages.stored_since(since):
+            notify.notify_message(message)
+
+
+def catch_up() -> None:
+    """After missing broadcasts: re-check the sockets against the database, then tell them to resync."""
+    recheck()
+    for sid, socket in presence.sockets().items():
+        if socket.rooms:
+            notify.notify_resync(sid, sorted(socket.rooms))
+
+
+def recheck() -> None:
+    """Make this process's sockets agree with the database: revoked tokens, removed members, deleted rooms."""
+    sockets = presence.sockets()
+    revoked = tokens.revoked_among([socket.claims for socket in sockets.values()])
+    for sid, socket in sockets.items():
+        if revoked & {socket.jti, tokens.family_key(socket.family)}:
+            socketio.server.disconnect(sid, namespace=transport.NAMESPACE, ignore_queue=True)
+    channels = {channel for socket in sockets.values() for channel in socket.rooms}
+    room_ids = [ObjectId(channel) for channel in channels]
+    existing = {str(room_id) for room_id in Room.objects(id__in=room_ids).distinct("id")}
+    users = {socket.user.id for socket in sockets.values()}
+    member = {
+        (str(m["room"]), str(m["user"]))
+        for m in Membership.objects(user__in=users, room__in=room_ids).as_pymongo().only("room", "user")
+    }
+    for sid, socket in sockets.items():
+        for channel in list(socket.rooms):
+            admin = socket.user.role == "admin"
+            if channel not in existing or ((channel, socket.user_id) not in member and not admin):
+                live.leave_channel(sid, channel)
+    grants.revoke()
+
+
+def _disconnect_expired():
+    for sid, socket in presence.sockets().items():
+        if socket.expired():
+            socketio.server.disconnect(sid, namespace=transport.NAMESPACE, ignore_queue=True)
+
+
+def stop(store: RedisStore | None) -> None:
     """Disconnect this process's sockets (they reconnect to another process) and retire it."""
-    for sid in presence.local_sids():
-        socketio.server.disconnect(sid, namespace=notify.NAMESPACE)
+    for sid in presence.sockets():
+        socketio.server.disconnect(sid, namespace=transport.NAMESPACE)
     if store is not None:
         store.retire()

@@ -1,88 +1,135 @@
-"""Socket membership of rooms: join, leave, typing, posting, disconnect, with presence kept per user."""
+"""What sockets do: join, leave, post, type, sync, disconnect; and taking sockets out of rooms.
 
-import time
+A Socket.IO room (a "channel", named by the room id's hex string) is what a broadcast
+reaches. Taking sockets out of a channel, or disconnecting them, is a control message run
+by every process against the sockets it really has (`transport.members`), never against an
+index that may have forgotten one: see `evict`, `revoke_grants`, `disconnect_tokens`.
+"""
 
+from bson import ObjectId
 from flask import current_app
 
-from services import notify, presence, rooms
+from model.room import Room
+from model.user import User
+from services import grants, messages, notify, presence, rooms
 from services.ratelimit import check_rate
-from utils.errors import Forbidden, NotFound
+from utils.errors import AppError, Forbidden
 from utils.extensions import socketio
-
-# A socket that posts in a room it has joined keeps the right to post there, so its next
-# messages skip the membership read. The right is a Socket.IO room (`notify.post_grant`) that
-# every role change, removal and deletion closes on every process, through the message queue;
-# it is read again after MEMBERSHIP_CACHE_SECONDS, which bounds a change missed while Redis was down.
-_granted = {}  # sid -> {room id: monotonic time its grant expires}
+from utils.transport import NAMESPACE, control, members
 
 
-def do_socket_join(sid, user, ref):
+def join(sid: str, user: User, ref: str | None) -> tuple[Room, dict[str, str]]:
     """Join the socket to a room the user may read (public rooms make them a member); return (room, online)."""
+    check_rate(user, "join")
+    since = grants.generation()
     room = rooms.do_join_room(ref, user)
-    room_id = str(room.id)
-    socketio.server.enter_room(sid, room_id, namespace=notify.NAMESPACE)
-    if presence.enter(sid, room_id):
-        notify.notify_joined(room_id, str(user.id), user.username, skip_sid=sid)
-    return room_id, presence.online_users(room_id)
+    channel = str(room.id)
+    socketio.server.enter_room(sid, channel, namespace=NAMESPACE)
+    if grants.generation() != since:  # a membership changed while we read it: read it again, now in the channel
+        try:
+            rooms.do_join_room(room.id, user)
+        except AppError:
+            socketio.server.leave_room(sid, channel, namespace=NAMESPACE)
+            raise
+    if presence.enter(sid, channel):
+        notify.notify_joined(channel, str(user.id), user.username, skip_sid=sid)
+    return room, presence.online_users(channel)
 
 
-def do_socket_leave(sid, user, ref):
+def leave(sid: str, user: User, ref: str | None) -> Room:
     """Stop this socket receiving a room; membership stays."""
-    room = rooms.find(ref)
-    if room is None:
-        raise NotFound.room(ref)
-    room_id = str(room.id)
-    socketio.server.leave_room(sid, room_id, namespace=notify.NAMESPACE)
-    if presence.leave(sid, room_id, str(user.id)):
-        notify.notify_left(room_id, str(user.id), user.username)
+    check_rate(user, "join")
+    room, _ = rooms.access(ref, user)  # a private room's id is told only to whoever may see it
+    leave_channel(sid, str(room.id))
+    return room
+
+
+def leave_channel(sid: str, channel: str) -> None:
+    """Take one socket of this process out of a channel; tell the room if it was its user's last there."""
+    socketio.server.leave_room(sid, channel, namespace=NAMESPACE)
+    socket = presence.entry(sid)
+    if socket is not None and presence.leave(sid, channel):
+        notify.notify_left(channel, socket.user_id, socket.user_name)
+
+
+def send(sid: str, user: User, ref: str | None, body: str, client_id: str | None):
+    """Post from a socket: authorise (from the socket's grant when it has one), then `do_send_message`."""
+    return messages.do_send_message(user, _postable(sid, user, ref), body, client_id)
+
+
+def _postable(sid: str, user: User, ref: str | None) -> ObjectId:
+    room_id = rooms.id_of(ref)
+    channel = str(room_id) if room_id is not None else None
+    joined = channel in presence.entry(sid).rooms
+    if joined and grants.has(sid, channel):
+        return room_id
+    since = grants.generation()
+    room_id = rooms.postable(ref, user)
+    if joined:
+        grants.give(sid, channel, current_app.config["MEMBERSHIP_CACHE_SECONDS"], since)
     return room_id
 
 
-def _joined_rooms(sid):
-    """The chat rooms this process's Socket.IO server has the socket in (evictions from any process included)."""
-    rooms_in = socketio.server.rooms(sid, namespace=notify.NAMESPACE)
-    return [room for room in rooms_in if room != sid and not room.startswith(notify.GRANT_PREFIX)]
-
-
-def _in_room(sid, room):
-    """Whether the socket is in a Socket.IO room of this process (`server.rooms()` walks every room)."""
-    return sid in socketio.server.manager.rooms.get(notify.NAMESPACE, {}).get(room, ())
-
-
-def socket_postable(sid, user, ref):
-    """`rooms.postable` for a socket: the membership is read once per joined room, not once per message."""
-    oid = rooms.id_of(ref)
-    if oid is None or not _in_room(sid, str(oid)):
-        return rooms.postable(ref, user)
-    room_id = str(oid)
-    grant = notify.post_grant(room_id, str(user.id))
-    granted = _granted.setdefault(sid, {})
-    if _in_room(sid, grant) and time.monotonic() < granted.get(room_id, 0):
-        return oid
-    # Into the grant room before the read: a change after this point closes it, one before is in the read.
-    expires = time.monotonic() + current_app.config["MEMBERSHIP_CACHE_SECONDS"]
-    socketio.server.enter_room(sid, grant, namespace=notify.NAMESPACE)
-    if rooms.is_poster(oid, user):
-        granted[room_id] = expires
-        return oid
-    socketio.server.leave_room(sid, grant, namespace=notify.NAMESPACE)
-    return rooms.check_postable(ref, user)  # the membership was just read: the full lookup gives the error
-
-
-def do_typing(sid, user, ref, typing):
+def typing(sid: str, user: User, ref: str | None, is_typing: bool) -> None:
     """Relay a typing indicator to the rest of a room this socket has joined."""
-    room = rooms.find(ref)
-    if room is None or not _in_room(sid, str(room.id)):
-        raise Forbidden("join the room before sending typing indicators")
+    room_id = rooms.id_of(ref)
+    channel = str(room_id) if room_id is not None else None
+    if channel not in presence.entry(sid).rooms:
+        room = rooms.find(ref)
+        channel = str(room.id) if room is not None else None
+        if channel not in presence.entry(sid).rooms:
+            raise Forbidden("join the room before sending typing indicators")
     check_rate(user, "typing")
-    notify.notify_typing(str(room.id), str(user.id), user.username, typing, skip_sid=sid)
+    notify.notify_typing(channel, str(user.id), user.username, is_typing, skip_sid=sid)
 
 
-def do_disconnect(sid):
+def sync(user: User, ref: str | None, after: ObjectId, limit: int):
+    """What a socket missed in a room: the messages after `after`, oldest first."""
+    check_rate(user, "read")
+    return messages.history(user, ref, limit, after=after)
+
+
+def disconnect(sid: str) -> None:
     """Forget a socket and tell the rooms it was its user's last socket in."""
-    _granted.pop(sid, None)
-    entry = presence.entry(sid)
-    if entry is None:
-        return
-    for room_id in presence.unregister(sid, _joined_rooms(sid)):
-        notify.notify_left(room_id, entry.user_id, entry.user_name)
+    grants.forget(sid)
+    socket, last_in = presence.unregister(sid)
+    for channel in last_in:
+        notify.notify_left(channel, socket.user_id, socket.user_name)
+
+
+def evict(room_id: ObjectId, user_id: ObjectId | None = None) -> None:
+    """Take a user's sockets (or everyone's) out of a room, on every process."""
+    control(socketio.server, "evict", {"room": str(room_id), "user": str(user_id) if user_id else None})
+
+
+def evict_here(payload: dict) -> None:
+    """The local half of `evict`: this process's sockets in the channel."""
+    channel, user_id = payload["room"], payload["user"]
+    grants.revoke(channel, user_id)
+    for sid in members(socketio.server, channel):
+        socket = presence.entry(sid)
+        if user_id is None or socket is None or socket.user_id == user_id:
+            leave_channel(sid, channel)
+
+
+def revoke_grants(room_id: ObjectId, user_id: ObjectId) -> None:
+    """A member's role changed: their sockets, on every process, read it again before the next post."""
+    control(socketio.server, "grants", {"room": str(room_id), "user": str(user_id)})
+
+
+def revoke_grants_here(payload: dict) -> None:
+    """The local half of `revoke_grants`."""
+    grants.revoke(payload["room"], payload["user"])
+
+
+def disconnect_tokens(jtis: tuple[str, ...] = (), family: str | None = None) -> None:
+    """Disconnect, on every process, the sockets that connected with these tokens or this token family."""
+    control(socketio.server, "tokens", {"jtis": list(jtis), "family": family})
+
+
+def disconnect_tokens_here(payload: dict) -> None:
+    """The local half of `disconnect_tokens`."""
+    jtis, family = set(payload["jtis"]), payload["family"]
+    for sid, socket in presence.sockets().items():
+        if socket.jti in jtis or (family is not None and socket.family == family):
+            socketio.server.disconnect(sid, namespace=NAMESPACE, ignore_queue=True)

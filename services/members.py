@@ -5,7 +5,7 @@ from datetime import datetime
 
 from model.membership import Membership
 from model.user import User
-from services import notify, presence, rooms, users
+from services import live, presence, rooms, users
 from services.permissions import check_can_remove, check_can_set_role
 from utils.timefmt import utcnow
 
@@ -42,7 +42,7 @@ def do_set_member_role(ref, target_id, new_role, user):
     membership = Membership.objects(room=room.id, user=target.id).modify(
         upsert=True, new=True, set__role=new_role, set_on_insert__joined_at=utcnow()
     )
-    notify.notify_role_changed(room.id, target.id)
+    live.revoke_grants(room.id, target.id)
     return MemberView(
         target, membership.role, membership.joined_at, str(target.id) in presence.online_users(str(room.id))
     )
@@ -56,4 +56,4 @@ def do_remove_member(ref, target_id, user):
         return rooms.do_leave_room(ref, user)
     check_can_remove(user, role, rooms.role_of(room.id, target.id))
     Membership.objects(room=room.id, user=target.id).delete()
-    notify.notify_member_removed(room.id, target.id)
+    live.evict(room.id, target.id)

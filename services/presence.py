@@ -1,26 +1,43 @@
 """Who is connected, and in which rooms, counted per user across every server process.
 
-This process keeps its own sockets (sid -> user and token); a store keeps the shared
-picture: in memory for one process, in Redis (`services/presence_redis.py`) when REDIS_URL
-is set. A user with several tabs, on any processes, is online in a room while any of their
-sockets is in it: `enter` reports only the first socket and `leave` only the last.
+This process keeps its own sockets (sid -> user, token claims, joined rooms): that is the
+truth for what to evict, disconnect or resync here. A store keeps the shared picture for
+online lists: in memory for one process, in Redis (`services/presence_redis.py`) when
+REDIS_URL is set. A user with several tabs, on any processes, is online in a room while any
+of their sockets is in it: `enter` reports only the first socket and `leave` only the last.
 """
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+
+from model.user import User
 
 
 @dataclass
 class SocketEntry:
-    user: object
-    jti: str
+    user: User
+    claims: dict
+    rooms: set[str] = field(default_factory=set)
 
     @property
-    def user_id(self):
+    def user_id(self) -> str:
         return str(self.user.id)
 
     @property
-    def user_name(self):
+    def user_name(self) -> str:
         return self.user.username
+
+    @property
+    def jti(self) -> str:
+        return self.claims["jti"]
+
+    @property
+    def family(self) -> str | None:
+        return self.claims.get("fam")
+
+    def expired(self) -> bool:
+        """Whether the access token the socket connected with has expired."""
+        return time.time() >= self.claims["exp"]
 
 
 class MemoryStore:
@@ -28,7 +45,6 @@ class MemoryStore:
 
     def __init__(self):
         self.rooms = {}  # room id -> {sid: (user id, user name)}
-        self.tokens = {}  # jti -> {sid}
 
     def add(self, room, sid, user_id, user_name):
         members = self.rooms.setdefault(room, {})
@@ -47,75 +63,74 @@ class MemoryStore:
     def sockets(self, room):
         return dict(self.rooms.get(room, {}))
 
-    def add_token(self, jti, sid, expires_in):
-        self.tokens.setdefault(jti, set()).add(sid)
 
-    def remove_token(self, jti, sid):
-        sids = self.tokens.get(jti, set())
-        sids.discard(sid)
-        if not sids:
-            self.tokens.pop(jti, None)
-
-    def token_sids(self, jti):
-        return set(self.tokens.get(jti, ()))
-
-
-_sockets = {}
+_sockets: dict[str, SocketEntry] = {}
+_by_user: dict[str, set[str]] = {}
 _store = MemoryStore()
 
 
-def use_store(store):
+def use_store(store) -> None:
     """Replace the shared store (Redis when REDIS_URL is set)."""
     global _store
     _store = store
 
 
-def register(sid, user, claims):
-    """Remember an authenticated socket, its user and its access token."""
-    _sockets[sid] = SocketEntry(user, claims["jti"])
-    _store.add_token(claims["jti"], sid, max(1, claims["exp"] - claims["iat"]))
+def register(sid: str, user: User, claims: dict) -> None:
+    """Remember an authenticated socket, its user and its access token's claims."""
+    _sockets[sid] = SocketEntry(user, claims)
+    _by_user.setdefault(str(user.id), set()).add(sid)
 
 
-def entry(sid):
+def entry(sid: str) -> SocketEntry | None:
     """Return the socket's entry, or None once it is gone."""
     return _sockets.get(sid)
 
 
-def local_sids():
-    """Return the sids connected to this process."""
-    return list(_sockets)
+def sockets() -> dict[str, SocketEntry]:
+    """This process's sockets."""
+    return dict(_sockets)
 
 
-def enter(sid, room):
+def sids_of(user_id: str) -> set[str]:
+    """This process's sockets of one user."""
+    return set(_by_user.get(user_id, ()))
+
+
+def enter(sid: str, room: str) -> bool:
     """Count the socket in the room; True when it is its user's first socket there."""
     socket = _sockets[sid]
+    socket.rooms.add(room)
     return _store.add(room, sid, socket.user_id, socket.user_name)
 
 
-def leave(sid, room, user_id):
+def leave(sid: str, room: str) -> bool:
     """Stop counting a socket in the room; True when it was its user's last socket there."""
-    return _store.remove(room, sid, user_id)
+    socket = _sockets.get(sid)
+    if socket is None or room not in socket.rooms:
+        return False
+    socket.rooms.discard(room)
+    return _store.remove(room, sid, socket.user_id)
 
 
-def unregister(sid, rooms):
-    """Forget a socket; return the rooms (of `rooms`) in which it was its user's last socket."""
+def unregister(sid: str) -> tuple[SocketEntry | None, list[str]]:
+    """Forget a socket; return its entry and the rooms in which it was its user's last socket."""
     socket = _sockets.pop(sid, None)
     if socket is None:
-        return []
-    _store.remove_token(socket.jti, sid)
-    return [room for room in rooms if _store.remove(room, sid, socket.user_id)]
+        return None, []
+    sids = _by_user.get(socket.user_id, set())
+    sids.discard(sid)
+    if not sids:
+        _by_user.pop(socket.user_id, None)
+    return socket, [room for room in socket.rooms if _store.remove(room, sid, socket.user_id)]
 
 
-def sockets_in_room(room):
-    """Return {sid: (userId, userName)} of the sockets counted in the room, on any process."""
-    return _store.sockets(room)
+def restore() -> None:
+    """Count every socket of this process again (the shared store lost them: this process was swept)."""
+    for sid, socket in list(_sockets.items()):
+        for room in socket.rooms:
+            _store.add(room, sid, socket.user_id, socket.user_name)
 
 
-def online_users(room):
+def online_users(room: str) -> dict[str, str]:
     """Return {userId: userName} of the users with a socket in the room, on any process."""
-    return dict(sockets_in_room(room).values())
-
-
-def sids_with_token(jti):
-    """Return the sids, on any process, that authenticated with this access token."""
-    return _store.token_sids(jti)
+    return dict(_store.sockets(room).values())

@@ -9,11 +9,15 @@ Structures, and why:
   (SIGKILL, a lost machine) stops refreshing it, and its sockets stop counting once it
   expires. Reads skip dead nodes' entries; the heartbeat of the survivors sweeps them out
   and tells the rooms who went offline.
-- `<channel>:token:<jti>`, a set of sids with the token's lifetime as TTL, so a logout on
-  any process finds that token's sockets on every process.
+- `<channel>:nodes`, the set of processes that ever beat: a survivor that removes a dead one
+  from it (SREM answers 1 to one caller only) re-broadcasts what it may have stored unsent.
+
+While Redis fails, calls answer a default at once for a second before trying it again, so a
+hung Redis costs one timeout a second, not one per join or leave.
 """
 
 import functools
+import time
 import uuid
 
 from redis import Redis, RedisError
@@ -23,16 +27,22 @@ from utils.outage import Outage
 outage = Outage("redis (presence)", "online lists and multi-tab counts are local to each process until it is back")
 
 
+RETRY_SECONDS = 1
+
+
 def _guarded(default):
     """While Redis is down, answer `default` instead of failing the join, leave or send around it."""
 
     def decorate(method):
         @functools.wraps(method)
         def wrapper(self, *args):
+            if time.monotonic() < self.retry_at:
+                return default() if callable(default) else default
             try:
                 result = method(self, *args)
             except RedisError as error:
                 outage.failed(error)
+                self.retry_at = time.monotonic() + RETRY_SECONDS
                 return default() if callable(default) else default
             outage.recovered()
             return result
@@ -103,10 +113,12 @@ class RedisStore:
     """The presence picture in Redis; see the module docstring for the structures."""
 
     def __init__(self, url, prefix, node_ttl=15):
-        self.redis = Redis.from_url(url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5)
+        self.redis = Redis.from_url(url, decode_responses=True, socket_connect_timeout=1, socket_timeout=1)
         self.prefix = prefix
         self.node = uuid.uuid4().hex
         self.node_ttl = node_ttl
+        self.retry_at = 0
+        self.beating = False
         self._add = self.redis.register_script(_ADD)
         self._remove = self.redis.register_script(_REMOVE)
         self._sweep = self.redis.register_script(_SWEEP)
@@ -118,15 +130,29 @@ class RedisStore:
     def _node_prefix(self):
         return f"{self.prefix}:node:"
 
-    @_guarded(None)
+    @_guarded(True)
     def heartbeat(self):
-        """Mark this process alive for another node_ttl seconds."""
-        self.redis.set(self._node_prefix + self.node, 1, ex=self.node_ttl)
+        """Mark this process alive for another node_ttl seconds; False when it had been counted dead."""
+        pipe = self.redis.pipeline()
+        pipe.sadd(f"{self.prefix}:nodes", self.node).set(self._node_prefix + self.node, 1, ex=self.node_ttl, get=True)
+        was_alive = pipe.execute()[1] is not None or not self.beating
+        self.beating = True
+        return was_alive
+
+    @_guarded(list)
+    def claim_dead_nodes(self):
+        """Return the processes found dead that this process is the one to clean up after."""
+        nodes = self.redis.smembers(f"{self.prefix}:nodes")
+        return [
+            node
+            for node in nodes
+            if not self.redis.exists(self._node_prefix + node) and self.redis.srem(f"{self.prefix}:nodes", node)
+        ]
 
     @_guarded(None)
     def retire(self):
         """Mark this process gone at once (graceful shutdown)."""
-        self.redis.delete(self._node_prefix + self.node)
+        self.redis.pipeline().delete(self._node_prefix + self.node).srem(f"{self.prefix}:nodes", self.node).execute()
 
     @_guarded(True)
     def add(self, room, sid, user_id, user_name):
@@ -146,19 +172,6 @@ class RedisStore:
             pipe.exists(self._node_prefix + node)
         alive = dict(zip(nodes, pipe.execute(), strict=True))
         return {sid: (uid, name) for sid, (node, uid, name) in entries.items() if alive[node]}
-
-    @_guarded(None)
-    def add_token(self, jti, sid, expires_in):
-        key = f"{self.prefix}:token:{jti}"
-        self.redis.pipeline().sadd(key, sid).expire(key, expires_in).execute()
-
-    @_guarded(None)
-    def remove_token(self, jti, sid):
-        self.redis.srem(f"{self.prefix}:token:{jti}", sid)
-
-    @_guarded(set)
-    def token_sids(self, jti):
-        return self.redis.smembers(f"{self.prefix}:token:{jti}")
 
     @_guarded(list)
     def sweep(self):

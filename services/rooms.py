@@ -11,7 +11,7 @@ from model.archived_message import ArchivedMessage
 from model.membership import Membership
 from model.message import Message
 from model.room import GENERAL, Room
-from services import notify
+from services import live, notify
 from services.permissions import POSTERS, check_can_manage_room, check_can_post, check_can_read, is_admin
 from utils.errors import Conflict, Forbidden, NotFound
 from utils.ids import parse_id
@@ -199,6 +199,7 @@ def do_delete_room(ref, user):
     Message.objects(room=room.id).delete()
     ArchivedMessage.objects(room=room.id).delete()
     notify.notify_room_deleted(room.id)
+    live.evict(room.id)
 
 
 def do_join_room(ref, user):
@@ -228,4 +229,4 @@ def do_leave_room(ref, user):
     if role == "owner":
         raise Forbidden("the owner cannot leave; delete the room instead")
     Membership.objects(room=room.id, user=user.id).delete()
-    notify.notify_member_removed(room.id, user.id)
+    live.evict(room.id, user.id)

@@ -1,5 +1,12 @@
-"""JWT access and refresh tokens: issue, authenticate, rotate, revoke."""
+"""JWT access and refresh tokens: issue, authenticate, rotate, revoke.
 
+Every pair belongs to a family (`fam`, one per login) that rotation keeps. A refresh token
+used a second time means it was stolen, or its rightful holder's copy was: the whole family
+is revoked (OAuth 2.0 Security BCP), and every socket connected with one of its tokens is
+disconnected.
+"""
+
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
@@ -10,18 +17,29 @@ from mongoengine import NotUniqueError
 
 from model.revoked_token import RevokedToken
 from model.user import User
-from services import notify
+from services import live
 from utils.errors import Unauthorized
 from utils.ids import parse_id
 from utils.timefmt import utcnow
 
 
-def issue_pair(user):
-    """Return (accessToken, refreshToken); the access token names its refresh token, so logout ends both."""
-    identity = str(user.id)
-    refresh = create_refresh_token(identity=identity)
-    access = create_access_token(identity=identity, additional_claims={"rjti": decode_token(refresh)["jti"]})
-    return access, refresh
+def issue_pair(user, family=None):
+    """Return (accessToken, refreshToken) of a family (new by default); the access token names its refresh token."""
+    identity, family = str(user.id), family or uuid.uuid4().hex
+    refresh = create_refresh_token(identity=identity, additional_claims={"fam": family})
+    claims = {"rjti": decode_token(refresh)["jti"], "fam": family}
+    return create_access_token(identity=identity, additional_claims=claims), refresh
+
+
+def family_key(family):
+    """The revocation record of a whole token family."""
+    return f"family:{family}"
+
+
+def revoked_among(claims_list):
+    """The revocation records (jtis and family keys) that hit any of these tokens' claims."""
+    keys = {claims["jti"] for claims in claims_list} | {family_key(c["fam"]) for c in claims_list if c.get("fam")}
+    return set(RevokedToken.objects(jti__in=list(keys)).distinct("jti"))
 
 
 def authenticate(token, token_type="access"):
@@ -38,7 +56,9 @@ def authenticate(token, token_type="access"):
         raise Unauthorized(
             f"an {token_type} token is required" if token_type == "access" else "a refresh token is required"
         )
-    if RevokedToken.objects(jti=claims["jti"]).first() is not None:
+    if revoked_among([claims]):
+        if token_type == "refresh" and claims.get("fam"):
+            revoke_family(claims["fam"])  # a rotated refresh token came back: the family is compromised
         raise Unauthorized("token revoked")
     user_id = parse_id(claims.get("sub"))
     user = User.objects(id=user_id).first() if user_id else None
@@ -51,9 +71,17 @@ def do_refresh(user, claims):
     """Rotate a refresh token: revoke it (once, even under a race) and issue a new pair."""
     try:
         RevokedToken(jti=claims["jti"], expires_at=_expiry(claims)).save(force_insert=True)
-    except NotUniqueError:
+    except NotUniqueError:  # used twice at once: one of the two is not its holder
+        if claims.get("fam"):
+            revoke_family(claims["fam"])
         raise Unauthorized("token revoked") from None
-    return issue_pair(user)
+    return issue_pair(user, claims.get("fam"))
+
+
+def revoke_family(family):
+    """Revoke every token of a family and disconnect the sockets that connected with one."""
+    _revoke(family_key(family), utcnow() + timedelta(seconds=current_app.config["JWT_REFRESH_TOKEN_EXPIRES"]))
+    live.disconnect_tokens(family=family)
 
 
 def do_logout(claims):
@@ -62,7 +90,7 @@ def do_logout(claims):
     _revoke(claims["jti"], _expiry(claims))
     if claims.get("rjti"):
         _revoke(claims["rjti"], refresh_expiry)
-    notify.notify_token_revoked(claims["jti"])
+    live.disconnect_tokens(jtis=(claims["jti"],))
 
 
 def _revoke(jti, expires_at):
