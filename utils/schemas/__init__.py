@@ -1,6 +1,8 @@
 """marshmallow helpers: strict loading into the contract's validation_error, and shared fields."""
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+import re
+
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from utils.errors import ValidationFailed
 from utils.ids import parse_id
@@ -8,10 +10,32 @@ from utils.timefmt import iso
 
 
 class StrictSchema(Schema):
-    """A schema that rejects unknown fields, so operator keys such as `$gt` never get through."""
+    """A schema that rejects unknown fields (so operator keys such as `$gt` never get through) and lone surrogates."""
 
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def no_lone_surrogates(self, data, **kwargs):
+        """Refuse a string holding half a UTF-16 pair (`"\\ud800"` in JSON): no database can store it."""
+        if isinstance(data, dict):
+            bad = [key for key, value in data.items() if _has_surrogate(key) or _has_surrogate(value)]
+            if bad:
+                raise ValidationError({str(key): ["Contains a lone UTF-16 surrogate."] for key in bad})
+        return data
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(value):
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_surrogate(key) or _has_surrogate(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(item) for item in value)
+    return False
 
 
 def load(schema, data):

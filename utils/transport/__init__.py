@@ -16,7 +16,6 @@ requirements.txt.
 import inspect
 
 import socketio
-from eventlet.websocket import RFC6455WebSocket
 
 from utils.transport import hub
 from utils.transport.frames import batched_driver
@@ -36,9 +35,9 @@ METHODS = (
     (socketio.PubSubManager, "_publish", ("data",)),
     (socketio.PubSubManager, "_listen", ()),
     (socketio.PubSubManager, "_thread", ()),
-    (RFC6455WebSocket, "_pack_message", ("message",)),
-    (RFC6455WebSocket, "_send", ("frame",)),
 )
+# Batched frames (eventlet only): what `frames.BatchedWebSocket` calls on eventlet's WebSocket.
+EVENTLET_METHODS = (("_pack_message", ("message",)), ("_send", ("frame",)))
 
 
 class InternalsMoved(RuntimeError):
@@ -47,6 +46,10 @@ class InternalsMoved(RuntimeError):
 
 def check_internals(server, methods=METHODS):
     """Raise InternalsMoved naming every patched internal that is missing or takes other parameters."""
+    if server.eio.async_mode == "eventlet":
+        from eventlet.websocket import RFC6455WebSocket  # imported only where eventlet serves
+
+        methods = (*methods, *((RFC6455WebSocket, name, parameters) for name, parameters in EVENTLET_METHODS))
     moved = []
     for owner, name, parameters in methods:
         method = getattr(owner, name, None)
