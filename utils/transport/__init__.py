@@ -76,6 +76,8 @@ def install(app, server, client_events):
     """Guard the server's packets, decline compression, batch frames under eventlet."""
     check_internals(server)
     server.__class__ = type("ChatServer", (GuardedServer, type(server)), {})
+    for event in ("connect", "message"):  # engine.io holds the methods it was given, bound before the mixin
+        server.eio.on(event, getattr(server, f"_handle_eio_{event}"))
     server.client_events = frozenset(client_events)
     server.auth_timeout = app.config["AUTH_TIMEOUT_SECONDS"]
     if not app.config["WEBSOCKET_COMPRESSION"]:

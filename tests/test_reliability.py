@@ -1,0 +1,352 @@
+"""Holes found by attacking the service, each closed: raw packets a client library never sends,
+reserved event names, lone surrogates, binary floods, crafted cursors, anonymous connections,
+stolen refresh tokens, expired tokens, and idempotency across archiving."""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from types import SimpleNamespace
+
+import jwt
+import pytest
+import requests
+import socketio
+import websocket
+
+from tests.support import ROOT, TEST_SECRET, Api, SocketClient, assert_error, register
+
+
+class RawSocket:
+    """A Socket.IO connection spoken by hand over a WebSocket, to send what no client library would."""
+
+    def __init__(self, url, token=None):
+        self.ws = websocket.create_connection(
+            url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket", timeout=5
+        )
+        self.packets, self.ids = [], iter(range(1, 10**6))
+        assert self.ws.recv().startswith("0")  # Engine.IO open
+        if token is not None:
+            self.ws.send("40" + json.dumps({"token": token}))
+            assert self.next_packet(lambda p: p.startswith("40") or p.startswith("44")).startswith("40{")
+
+    def next_packet(self, predicate, timeout=5):
+        """Read packets (answering pings) until one matches; return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.ws.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                packet = self.ws.recv()
+            except websocket.WebSocketTimeoutException:
+                break
+            if packet == "2":
+                self.ws.send("3")
+                continue
+            self.packets.append(packet)
+            if predicate(packet):
+                return packet
+        raise AssertionError(f"no matching packet within {timeout}s; got {self.packets}")
+
+    def call(self, event, *args):
+        """Emit with an ack id and return the ack's payload."""
+        ack_id = next(self.ids)
+        self.ws.send(f"42{ack_id}" + json.dumps([event, *args]))
+        return self.ack(ack_id)
+
+    def ack(self, ack_id):
+        packet = self.next_packet(lambda p: p.startswith(f"43{ack_id}["))
+        return json.loads(packet[len(f"43{ack_id}") :])[0]
+
+    def events(self, name, settle=1.0):
+        """The `name` events received so far, after waiting `settle` seconds for stragglers."""
+        with contextlib.suppress(AssertionError):
+            self.next_packet(lambda p: False, timeout=settle)
+        return [json.loads(p[2:])[1] for p in self.packets if p.startswith("42[") and json.loads(p[2:])[0] == name]
+
+    def close(self):
+        self.ws.close()
+
+
+@pytest.fixture
+def raw(server):
+    opened = []
+
+    def open_raw(user=None, url=None):
+        socket = RawSocket(url or server.url, user.token if user else None)
+        opened.append(socket)
+        return socket
+
+    yield open_raw
+    for socket in opened:
+        socket.close()
+
+
+def _private_room(api, owner, member):
+    room = api.post("/api/rooms", owner.token, json={"name": f"p-{uuid.uuid4().hex[:8]}", "private": True}).json()
+    assert api.put(f"/api/rooms/{room['id']}/members/{member.id}", owner.token, json={"role": "member"}).ok
+    return room
+
+
+@pytest.mark.parametrize("name", ["disconnect", "connect", "connect_error", "*", "__disconnect_final", "nope"])
+def test_reserved_and_unknown_event_names_get_the_not_found_ack(raw, make_user, name):
+    socket = raw(make_user())
+    ack = socket.call(name, "x")
+    assert ack["ok"] is False and ack["error"]["code"] == "not_found"
+    assert socket.call("join", {})["ok"] is True, "the connection survives"
+
+
+def test_packets_whose_event_is_not_a_name_get_the_not_found_ack(raw, make_user):
+    socket = raw(make_user())
+    for ack_id, body in ((7, "[1, 2]"), (8, "[]"), (9, '[{"a": 1}]')):
+        socket.ws.send(f"42{ack_id}{body}")
+        assert socket.ack(ack_id)["error"]["code"] == "not_found"
+    assert socket.call("join", {})["ok"] is True
+
+
+def test_a_client_event_named_disconnect_does_not_hide_the_socket_from_removal(api, raw, connect, make_user):
+    owner, member = make_user(), make_user()
+    room = _private_room(api, owner, member)["id"]
+    spy = raw(member)
+    assert spy.call("join", {"room": room})["ok"] is True
+    spy.ws.send('42["disconnect","x"]')  # no ack id: python-socketio used to run our disconnect handler
+    spy.call("disconnect", "transport close")
+    assert api.delete(f"/api/rooms/{room}/members/{member.id}", owner.token).status_code == 204
+    speaker = connect(owner)
+    speaker.call("join", {"room": room})
+    assert speaker.call("message", {"room": room, "messageBody": "members only"})["ok"] is True
+    speaker.wait_for("message")
+    assert spy.events("message") == [], "a removed member still reads the private room"
+
+
+def test_lone_surrogates_are_validation_errors_over_rest_and_sockets(api, raw, make_user):
+    user = make_user()
+    headers = {"Authorization": f"Bearer {user.token}", "Content-Type": "application/json"}
+    bodies = {
+        "/api/send": ['{"messageBody": "a\\ud800"}', '{"messageBody": "ok", "clientId": "\\udfff"}'],
+        "/api/rooms": ['{"name": "\\ud83d"}', '{"name": "fine", "description": "\\ud800"}'],
+        "/api/auth/register": ['{"username": "surrogate", "password": "password-123", "displayName": "\\udc00"}'],
+    }
+    for path, payloads in bodies.items():
+        for payload in payloads:
+            response = requests.post(api.url + path, data=payload, headers=headers, timeout=10)
+            assert_error(response, 400, "validation_error")
+    socket = raw(user)
+    socket.ws.send('421["message",{"messageBody":"x\\ud800y"}]')
+    assert socket.ack(1)["error"]["code"] == "validation_error"
+    assert socket.call("message", {"messageBody": "a real emoji 👍"})["ok"] is True
+
+
+def test_a_lone_surrogate_never_fails_other_users_concurrent_sends(api, make_user):
+    users = [make_user() for _ in range(6)]
+    statuses = []
+
+    def send(user, n):
+        body = '{"messageBody": "bad \\ud800"}' if n % 4 == 0 else json.dumps({"messageBody": f"m{n}"})
+        headers = {"Authorization": f"Bearer {user.token}", "Content-Type": "application/json"}
+        statuses.append((n % 4 == 0, requests.post(api.url + "/api/send", data=body, headers=headers).status_code))
+
+    threads = [threading.Thread(target=send, args=(users[n % 6], n)) for n in range(120)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(set(statuses)) == [(False, 201), (True, 400)]
+
+
+def _rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def test_binary_packets_are_refused_and_their_attachments_dropped(server_factory, make_user):
+    node = server_factory()
+    user = register(Api(node.url))
+    socket = RawSocket(node.url, user.token)
+    try:
+        socket.ws.send('451000-1["message",{"_placeholder":true,"num":0}]')  # claims 1000 attachments
+        assert socket.ack(1)["error"]["code"] == "validation_error"
+        before = _rss_kib(node.proc.pid)
+        chunk = os.urandom(900_000)
+        for _ in range(100):
+            socket.ws.send_binary(chunk)
+        assert socket.call("join", {})["ok"] is True, "the connection survives"
+        grown_mib = (_rss_kib(node.proc.pid) - before) / 1024
+        assert grown_mib < 30, f"90 MB of never-completed attachments grew the server by {grown_mib:.0f} MiB"
+    finally:
+        socket.close()
+
+
+@pytest.mark.parametrize("cursor", ["after=ffffffffffffffffffffffff", "before=000000000000000000000000"])
+def test_crafted_cursors_are_validation_errors(api, make_user, cursor):
+    user = make_user()
+    api.post("/api/send", user.token, json={"messageBody": "anchor"})
+    assert_error(api.get(f"/api/messages?{cursor}", user.token), 400, "validation_error")
+
+
+def test_a_cursor_from_another_room_is_a_validation_error(api, connect, make_user):
+    user = make_user()
+    side = api.post("/api/rooms", user.token, json={"name": "side"}).json()["id"]
+    elsewhere = api.post("/api/send", user.token, json={"room": side, "messageBody": "there"}).json()["id"]
+    assert_error(api.get(f"/api/messages?after={elsewhere}", user.token), 400, "validation_error")
+    socket = connect(user)
+    socket.call("join", {})
+    assert socket.call("sync", {"after": elsewhere})["error"]["code"] == "validation_error"
+
+
+def test_left_tells_a_non_member_nothing_about_a_private_room(api, connect, make_user):
+    owner, member, outsider = make_user(), make_user(), make_user()
+    room = _private_room(api, owner, member)
+    socket = connect(outsider)
+    for ref in (room["name"], room["id"]):
+        ack = socket.call("left", {"room": ref})
+        assert ack["ok"] is False and ack["error"]["code"] == "not_found"
+        assert room["id"] not in json.dumps(ack) or ref == room["id"]
+
+
+def test_a_retry_after_its_message_was_archived_returns_the_original(server, api, make_user, db):
+    user = make_user()
+    first = api.post("/api/send", user.token, json={"messageBody": "long ago", "clientId": "old-1"})
+    assert first.status_code == 201
+    job = subprocess.run(
+        [sys.executable, "-m", "jobs.archive", "--older-than-days", "0"],
+        cwd=ROOT,
+        env={**os.environ, "MONGODB_URI": server.env["MONGODB_URI"], "JWT_SECRET_KEY": TEST_SECRET, "GAP_SECONDS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert job.returncode == 0 and "moved 1" in job.stdout, job.stdout + job.stderr
+    retry = api.post("/api/send", user.token, json={"messageBody": "long ago", "clientId": "old-1"})
+    assert retry.status_code == 200
+    assert retry.json() == {**first.json(), "archived": True}
+    assert db.messages.count_documents({"stub": None, "gap": None}) == 0, "a second copy was stored"
+    assert api.get("/api/messages", user.token).json()["messages"] == []
+
+
+def test_connections_that_never_authenticate_are_closed(server_factory, make_user):
+    node = server_factory(AUTH_TIMEOUT_SECONDS=1)
+    user = register(Api(node.url))
+    anonymous, signed_in = RawSocket(node.url), RawSocket(node.url, user.token)
+    try:
+        deadline = time.monotonic() + 6
+        with pytest.raises(websocket.WebSocketConnectionClosedException):
+            while time.monotonic() < deadline:
+                anonymous.ws.settimeout(0.5)
+                try:
+                    anonymous.ws.recv() or anonymous.ws.send("3")
+                except websocket.WebSocketTimeoutException:
+                    anonymous.ws.send("3")
+        assert time.monotonic() < deadline
+        assert signed_in.call("join", {})["ok"] is True, "an authenticated connection stays"
+    finally:
+        anonymous.close()
+        signed_in.close()
+
+
+def test_reusing_a_rotated_refresh_token_revokes_its_family_and_its_sockets(api, connect, make_user):
+    user = make_user()
+    other = api.post("/api/auth/login", json={"username": user.username, "password": user.password}).json()
+    rotated = api.post("/api/auth/refresh", user.refresh).json()
+    fresh = connect(SimpleNamespace(token=rotated["accessToken"]))
+    assert_error(api.post("/api/auth/refresh", user.refresh), 401, "unauthorized")  # the stolen copy comes back
+    assert_error(api.post("/api/auth/refresh", rotated["refreshToken"]), 401, "unauthorized")
+    assert_error(api.get("/api/users/me", rotated["accessToken"]), 401, "unauthorized")
+    deadline = time.monotonic() + 5
+    while fresh.sio.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not fresh.sio.connected, "a socket of the revoked family is still served"
+    assert api.get("/api/users/me", other["accessToken"]).status_code == 200, "another login is another family"
+
+
+def _short_lived_token(user_id, seconds):
+    now = int(time.time())
+    claims = {"fresh": False, "iat": now, "nbf": now, "jti": str(uuid.uuid4()), "type": "access",
+              "sub": user_id, "exp": now + seconds, "fam": uuid.uuid4().hex}  # fmt: skip
+    return jwt.encode(claims, TEST_SECRET, algorithm="HS256")
+
+
+def test_a_socket_whose_token_expired_is_refused_and_disconnected(server, make_user):
+    user = make_user()
+    client = SocketClient(server.url, _short_lived_token(user.id, 2)).connect()
+    try:
+        assert client.call("join", {})["ok"] is True
+        time.sleep(2.5)
+        ack = client.call("message", {"messageBody": "too late"})
+        assert ack["ok"] is False and ack["error"]["code"] == "unauthorized"
+        deadline = time.monotonic() + 5
+        while client.sio.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not client.sio.connected
+    finally:
+        client.close()
+
+
+def test_join_churn_and_sockets_per_user_are_limited(server_factory):
+    node = server_factory(RATE_LIMITS_ENABLED="true", JOIN_RATE_LIMIT="4/minute", MAX_SOCKETS_PER_USER=2)
+    user = register(Api(node.url))
+    first, second = SocketClient(node.url, user.token).connect(), SocketClient(node.url, user.token).connect()
+    try:
+        acks = [first.call("join", {}), first.call("left", {}), first.call("join", {}), first.call("left", {})]
+        assert all(ack["ok"] for ack in acks)
+        refused = first.call("join", {})
+        assert refused["ok"] is False and refused["error"]["code"] == "rate_limited"
+        third, refusals = socketio.Client(reconnection=False), []
+        third.on("connect_error", lambda data=None: refusals.append(data))
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            third.connect(node.url, auth={"token": user.token}, transports=["websocket"], wait_timeout=5)
+        assert refusals[0]["data"]["error"]["code"] == "rate_limited"
+    finally:
+        first.close()
+        second.close()
+
+
+def test_an_upgrade_that_moved_a_patched_internal_refuses_to_start():
+    from utils import transport
+
+    class Moved:
+        def _handle_event(self, eio_sid, data):
+            """A python-socketio of the future, whose method takes other parameters."""
+
+    class FakeServer:
+        class eio:
+            async_mode = "threading"
+            _async = {"queue": 1, "websocket": 1}
+
+        class manager:
+            rooms = {}
+
+    with pytest.raises(transport.InternalsMoved, match=r"Moved\._handle_event no longer takes"):
+        transport.check_internals(FakeServer, ((Moved, "_handle_event", ("eio_sid", "namespace", "id", "data")),))
+    with pytest.raises(transport.InternalsMoved, match=r"_thread is gone"):
+        transport.check_internals(FakeServer, ((Moved, "_thread", ()),))
+    transport.check_internals(FakeServer)  # the pinned versions have every name
+
+
+def test_control_messages_never_reach_clients_and_a_pickled_payload_runs_nothing(server_factory, redis_url, tmp_path):
+    import pickle
+
+    import redis
+
+    channel = f"pickle-{uuid.uuid4().hex[:6]}"
+    node = server_factory(REDIS_URL=redis_url, SOCKETIO_CHANNEL=channel)
+    user = register(Api(node.url))
+    client = SocketClient(node.url, user.token).connect()
+    try:
+        client.call("join", {})
+        marker = tmp_path / "pwned"
+
+        class Exploit:
+            def __reduce__(self):
+                return (os.system, (f"touch {marker}",))
+
+        redis.Redis.from_url(redis_url).publish(channel, pickle.dumps(Exploit()))
+        assert client.call("message", {"messageBody": "still here"})["ok"] is True
+        client.wait_for("message")
+        assert not marker.exists(), "a pickled queue message was executed"
+        assert not [name for name, _ in client.events if name.startswith("chat:")]
+    finally:
+        client.close()
