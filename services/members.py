@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from model.membership import Membership
+from model.membership import Membership, Role
 from model.user import User
 from services import notify, presence, rooms, users
 from services.permissions import check_can_remove, check_can_set_role
@@ -20,7 +20,7 @@ class MemberView:
 
 def add_to_general(user):
     """Make a new user a member of `general`."""
-    rooms.add_member(rooms.general_id(), user.id, "member")
+    rooms.add_member(rooms.general_id(), user.id, Role.MEMBER)
 
 
 def list_members(ref, user):

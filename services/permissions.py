@@ -1,10 +1,7 @@
 """The contract's role table, as `check_*` functions shared by REST and Socket.IO."""
 
+from model.membership import MANAGERS, MODERATED, POSTERS, Role
 from utils.errors import Forbidden, NotFound
-
-POSTERS = ("owner", "moderator", "member")
-MANAGERS = ("owner", "moderator")
-LIMITED = (None, "member", "readonly")
 
 
 def is_admin(user):
@@ -22,7 +19,7 @@ def check_can_post(room, user, role):
     check_can_read(room, user, role)
     if role in POSTERS or is_admin(user):
         return
-    if role == "readonly":
+    if role == Role.READONLY:
         raise Forbidden("readonly members cannot post in this room")
     raise Forbidden("join the room to post in it")
 
@@ -42,25 +39,30 @@ def check_can_delete_message(message, user, role):
 def check_can_manage_room(room, user, role):
     """Editing or deleting a room is for its owner and admins."""
     check_can_read(room, user, role)
-    if role != "owner" and not is_admin(user):
+    if role != Role.OWNER and not is_admin(user):
         raise Forbidden("only the room's owner can change it")
 
 
 def check_can_set_role(user, role, target_role, new_role):
     """Owners set any role but owner; moderators add or demote only members and readonly users."""
-    if target_role == "owner":
+    if target_role == Role.OWNER:
         raise Forbidden("the owner's role cannot be changed")
-    if is_admin(user) or role == "owner":
+    if is_admin(user) or role == Role.OWNER:
         return
-    if role == "moderator" and target_role in LIMITED and new_role in ("member", "readonly"):
+    if _moderates(role, target_role) and new_role in MODERATED:
         return
     raise Forbidden("your role does not allow this change")
 
 
 def check_can_remove(user, role, target_role):
     """Owners remove anyone but themselves; moderators remove members and readonly users."""
-    if target_role == "owner":
+    if target_role == Role.OWNER:
         raise Forbidden("the owner cannot be removed; delete the room instead")
-    if is_admin(user) or role == "owner" or (role == "moderator" and target_role in LIMITED):
+    if is_admin(user) or role == Role.OWNER or _moderates(role, target_role):
         return
     raise Forbidden("your role does not allow removing this member")
+
+
+def _moderates(role, target_role):
+    """Whether a moderator acts on a user without a role, a member or a readonly member."""
+    return role == Role.MODERATOR and (target_role is None or target_role in MODERATED)

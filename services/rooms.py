@@ -8,11 +8,11 @@ from mongoengine import NotUniqueError
 from pymongo.errors import DuplicateKeyError
 
 from model.archived_message import ArchivedMessage
-from model.membership import Membership
+from model.membership import POSTERS, Membership, Role
 from model.message import Message
 from model.room import GENERAL, Room
 from services import notify
-from services.permissions import POSTERS, check_can_manage_room, check_can_post, check_can_read, is_admin
+from services.permissions import check_can_manage_room, check_can_post, check_can_read, is_admin
 from utils.errors import Conflict, Forbidden, NotFound
 from utils.ids import parse_id
 from utils.timefmt import utcnow
@@ -166,7 +166,7 @@ def do_create_room(user, name, description, private):
         room.save(force_insert=True)
     except NotUniqueError:
         raise Conflict(f"room name {name!r} is taken", {"name": ["Already taken."]}) from None
-    Membership(room=room.id, user=user.id, role="owner", joined_at=room.created_at).save(force_insert=True)
+    Membership(room=room.id, user=user.id, role=Role.OWNER, joined_at=room.created_at).save(force_insert=True)
     return describe_one(room, user)
 
 
@@ -207,7 +207,7 @@ def do_join_room(ref, user):
     if role is None:
         if room.private and not is_admin(user):
             raise NotFound.room(ref)
-        add_member(room.id, user.id, "member")
+        add_member(room.id, user.id, Role.MEMBER)
     return room
 
 
@@ -225,7 +225,7 @@ def do_leave_room(ref, user):
     room, role = access(ref, user)
     if room.name_key == GENERAL:
         raise Forbidden("everyone stays in the general room")
-    if role == "owner":
+    if role == Role.OWNER:
         raise Forbidden("the owner cannot leave; delete the room instead")
     Membership.objects(room=room.id, user=user.id).delete()
     notify.notify_member_removed(room.id, user.id)
