@@ -33,3 +33,10 @@ class Membership(Document):
         "auto_create_index": False,
         "indexes": [{"fields": ["room", "user"], "unique": True}, {"fields": ["user", "room"]}],
     }
+
+    @classmethod
+    def role_of(cls, room_id, user_id):
+        """Return the user's Role in the room, or None when not a member."""
+        # The hot path of every send: one indexed read, no document built.
+        found = cls._get_collection().find_one({"room": room_id, "user": user_id}, {"role": 1, "_id": 0})
+        return Role(found["role"]) if found else None

@@ -38,7 +38,7 @@ def do_set_member_role(ref, target_id, new_role, user):
     """Add a member or change a member's role, as the role table allows."""
     room, role = rooms.access(ref, user)
     target = users.get_user(target_id)
-    check_can_set_role(user, role, rooms.role_of(room.id, target.id), new_role)
+    check_can_set_role(user, role, Membership.role_of(room.id, target.id), new_role)
     membership = Membership.objects(room=room.id, user=target.id).modify(
         upsert=True, new=True, set__role=new_role, set_on_insert__joined_at=utcnow()
     )
@@ -54,6 +54,6 @@ def do_remove_member(ref, target_id, user):
     target = users.get_user(target_id)
     if target.id == user.id:
         return rooms.do_leave_room(ref, user)
-    check_can_remove(user, role, rooms.role_of(room.id, target.id))
+    check_can_remove(user, role, Membership.role_of(room.id, target.id))
     Membership.objects(room=room.id, user=target.id).delete()
     notify.notify_member_removed(room.id, target.id)

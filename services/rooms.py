@@ -92,13 +92,7 @@ def check_postable(ref, user):
 
 def is_poster(room_id, user):
     """Whether the user's membership of the room is one that posts (one indexed read)."""
-    return role_of(room_id, user.id) in POSTERS
-
-
-def role_of(room_id, user_id):
-    """Return the user's role in the room, or None when not a member (one indexed read, no document built)."""
-    membership = Membership._get_collection().find_one({"room": room_id, "user": user_id}, {"role": 1, "_id": 0})
-    return membership["role"] if membership else None
+    return Membership.role_of(room_id, user.id) in POSTERS
 
 
 def access(ref, user):
@@ -106,7 +100,7 @@ def access(ref, user):
     room = find(ref)
     if room is None:
         raise NotFound.room(ref)
-    role = role_of(room.id, user.id)
+    role = Membership.role_of(room.id, user.id)
     check_can_read(room, user, role)
     return room, role
 
