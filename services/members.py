@@ -27,10 +27,10 @@ def list_members(ref, user):
     """Return the members of a room the caller may see, each with whether they are online."""
     room, _ = rooms.access(ref, user)
     memberships = list(Membership.objects(room=room.id).order_by("joined_at"))
-    users = {u.id: u for u in User.objects(id__in=[m.user for m in memberships])}
+    by_id = {u.id: u for u in User.objects(id__in=[m.user for m in memberships])}
     online = presence.online_users(str(room.id))
     return [
-        MemberView(users[m.user], m.role, m.joined_at, str(m.user) in online) for m in memberships if m.user in users
+        MemberView(by_id[m.user], m.role, m.joined_at, str(m.user) in online) for m in memberships if m.user in by_id
     ]
 
 

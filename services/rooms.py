@@ -3,6 +3,7 @@
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from mongoengine import NotUniqueError
 from pymongo.errors import DuplicateKeyError
@@ -14,7 +15,7 @@ from model.room import GENERAL, Room
 from services import notify
 from services.permissions import check_can_manage_room, check_can_post, check_can_read, is_admin
 from utils.errors import Conflict, Forbidden, NotFound
-from utils.ids import parse_id
+from utils.ids import get_by_id, parse_id
 from utils.timefmt import utcnow
 
 
@@ -49,19 +50,13 @@ def ensure_general_room():
 def find(ref):
     """Return the room named by id or name (None means `general`), or None."""
     ref = GENERAL if ref is None else ref
-    oid = parse_id(ref)
-    room = Room.objects(id=oid).first() if oid else None
-    return room or Room.objects(name_key=ref.lower()).first()
+    return get_by_id(Room, ref) or Room.objects(name_key=ref.lower()).first()
 
 
-_general_id = []
-
-
+@cache
 def general_id():
     """The id of `general` (created at start-up, never deleted or renamed), looked up once per process."""
-    if not _general_id:
-        _general_id.append(find(GENERAL).id)
-    return _general_id[0]
+    return find(GENERAL).id
 
 
 def postable(ref, user):
@@ -159,7 +154,7 @@ def do_create_room(user, name, description, private):
     try:
         room.save(force_insert=True)
     except NotUniqueError:
-        raise Conflict(f"room name {name!r} is taken", {"name": ["Already taken."]}) from None
+        raise Conflict.taken("name", name, "room name") from None
     Membership(room=room.id, user=user.id, role=Role.OWNER, joined_at=room.created_at).save(force_insert=True)
     return describe_one(room, user)
 
@@ -177,7 +172,7 @@ def do_update_room(ref, user, changes):
         try:
             room = Room.objects(id=room.id).modify(new=True, **updates) or room
         except NotUniqueError:
-            raise Conflict(f"room name {changes['name']!r} is taken", {"name": ["Already taken."]}) from None
+            raise Conflict.taken("name", changes["name"], "room name") from None
     return describe_one(room, user)
 
 
