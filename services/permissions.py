@@ -8,15 +8,15 @@ def is_admin(user):
     return user.role == "admin"
 
 
-def check_can_read(room, user, role):
+def check_can_read(room, user, role, ref):
     """Public rooms are readable by everyone; private ones are invisible (404) to outsiders."""
+    # The 404 repeats the caller's reference: naming the room's id would confirm a guessed name.
     if room.private and role is None and not is_admin(user):
-        raise NotFound.room(room.id)
+        raise NotFound.room(ref)
 
 
-def check_can_post(room, user, role):
-    """Owners, moderators, members and admins post; readonly members and outsiders do not."""
-    check_can_read(room, user, role)
+def check_can_post(user, role):
+    """Owners, moderators, members and admins post in a room they can read; readonly members and outsiders do not."""
     if role in POSTERS or is_admin(user):
         return
     if role == Role.READONLY:
@@ -36,9 +36,8 @@ def check_can_delete_message(message, user, role):
         raise Forbidden("only the author, the room's owner or moderators can delete a message")
 
 
-def check_can_manage_room(room, user, role):
-    """Editing or deleting a room is for its owner and admins."""
-    check_can_read(room, user, role)
+def check_can_manage_room(user, role):
+    """Editing or deleting a room it can read is for its owner and admins."""
     if role != Role.OWNER and not is_admin(user):
         raise Forbidden("only the room's owner can change it")
 

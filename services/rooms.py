@@ -81,7 +81,7 @@ def id_of(ref):
 def check_postable(ref, user):
     """The full lookup behind `postable`: the room by id or name, the caller's role, the role table."""
     room, role = access(ref, user)
-    check_can_post(room, user, role)
+    check_can_post(user, role)
     return room.id
 
 
@@ -91,12 +91,12 @@ def is_poster(room_id, user):
 
 
 def access(ref, user):
-    """Return (room, caller's role) for a room the caller may see; others are 404."""
+    """Return (room, caller's role) for a room the caller may see; others are 404 naming `ref`."""
     room = find(ref)
     if room is None:
         raise NotFound.room(ref)
     role = Membership.role_of(room.id, user.id)
-    check_can_read(room, user, role)
+    check_can_read(room, user, role, ref)
     return room, role
 
 
@@ -162,7 +162,7 @@ def do_create_room(user, name, description, private):
 def do_update_room(ref, user, changes):
     """Rename or re-describe a room (owner, admins)."""
     room, role = access(ref, user)
-    check_can_manage_room(room, user, role)
+    check_can_manage_room(user, role)
     if "name" in changes and room.name_key == GENERAL and changes["name"].lower() != GENERAL:
         raise Forbidden("the general room cannot be renamed")
     updates = {f"set__{field}": value for field, value in changes.items()}
@@ -179,7 +179,7 @@ def do_update_room(ref, user, changes):
 def do_delete_room(ref, user):
     """Delete a room with its memberships and messages (owner, admins); `general` stays."""
     room, role = access(ref, user)
-    check_can_manage_room(room, user, role)
+    check_can_manage_room(user, role)
     if room.name_key == GENERAL:
         raise Forbidden("the general room cannot be deleted")
     # Memberships first: the send path trusts a membership to name a live room.
