@@ -13,9 +13,10 @@ from model.membership import Membership
 from model.message import Message
 from model.revoked_token import RevokedToken
 from model.room import Room
+from model.room_sanction import RoomSanction
 from model.user import User
 
-DOCUMENTS = (User, Room, Membership, Message, ArchivedMessage, RevokedToken, JobLease)
+DOCUMENTS = (User, Room, Membership, RoomSanction, Message, ArchivedMessage, RevokedToken, JobLease)
 log = logging.getLogger(__name__)
 
 

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from model.membership import Membership, Role
 from model.user import User
-from services import notify, presence, rooms, users
+from services import notify, presence, rooms, sanctions, users
 from services.permissions import check_can_remove, check_can_set_role
 from utils.timefmt import utcnow
 
@@ -35,10 +35,12 @@ def list_members(ref, user):
 
 
 def do_set_member_role(ref, target_id, new_role, user):
-    """Add a member or change a member's role, as the role table allows."""
+    """Add a member or change a member's role, as the role table allows; readonly is remembered beyond membership."""
     room, role = rooms.access(ref, user)
     target = users.get_user(target_id)
     check_can_set_role(user, role, Membership.role_of(room.id, target.id), new_role)
+    # Before the membership: a leave and rejoin in between must already find a new readonly role.
+    sanctions.do_remember_role(room.id, target.id, new_role, user)
     membership = Membership.objects(room=room.id, user=target.id).modify(
         upsert=True, new=True, set__role=new_role, set_on_insert__joined_at=utcnow()
     )

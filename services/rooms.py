@@ -12,6 +12,7 @@ from model.archived_message import ArchivedMessage
 from model.membership import POSTERS, Membership, Role
 from model.message import Message
 from model.room import GENERAL, Room
+from model.room_sanction import RoomSanction, Sanction
 from services import notify
 from services.permissions import check_can_manage_room, check_can_post, check_can_read, is_admin
 from utils.errors import Conflict, Forbidden, NotFound
@@ -185,18 +186,21 @@ def do_delete_room(ref, user):
     # Memberships first: the send path trusts a membership to name a live room.
     Membership.objects(room=room.id).delete()
     room.delete()
+    RoomSanction.objects(room=room.id).delete()
     Message.objects(room=room.id).delete()
     ArchivedMessage.objects(room=room.id).delete()
     notify.notify_room_deleted(room.id)
 
 
 def do_join_room(ref, user):
-    """Make the caller a member of a public room (private rooms: members and admins only)."""
+    """Make the caller a member of a public room (private rooms: members and admins only), readonly if they were."""
     room, role = access(ref, user)
     if role is None:
         if room.private and not is_admin(user):
             raise NotFound.room(ref)
-        add_member(room.id, user.id, Role.MEMBER)
+        # A readonly role outlives the membership: leaving and rejoining does not lift it.
+        sanctions = RoomSanction.of(room.id, user.id)
+        add_member(room.id, user.id, Role.READONLY if Sanction.READONLY in sanctions else Role.MEMBER)
     return room
 
 
