@@ -4,9 +4,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from model.membership import Membership, Role
+from model.room_sanction import RoomSanction
 from model.user import User
 from services import notify, presence, rooms, sanctions, users
-from services.permissions import check_can_remove, check_can_set_role
+from services.permissions import check_can_add, check_can_remove, check_can_set_role
 from utils.timefmt import utcnow
 
 
@@ -38,7 +39,10 @@ def do_set_member_role(ref, target_id, new_role, user):
     """Add a member or change a member's role, as the role table allows; readonly is remembered beyond membership."""
     room, role = rooms.access(ref, user)
     target = users.get_user(target_id)
-    check_can_set_role(user, role, Membership.role_of(room.id, target.id), new_role)
+    target_role = Membership.role_of(room.id, target.id)
+    check_can_set_role(user, role, target_role, new_role)
+    if target_role is None:
+        check_can_add(RoomSanction.of(room.id, target.id))
     # Before the membership: a leave and rejoin in between must already find a new readonly role.
     sanctions.do_remember_role(room.id, target.id, new_role, user)
     membership = Membership.objects(room=room.id, user=target.id).modify(

@@ -1,6 +1,7 @@
 """The contract's role table, as `check_*` functions shared by REST and Socket.IO."""
 
 from model.membership import MANAGERS, MODERATED, POSTERS, Role
+from model.room_sanction import Sanction
 from utils.errors import Forbidden, NotFound
 
 
@@ -60,6 +61,35 @@ def check_can_remove(user, role, target_role):
     if is_admin(user) or role == Role.OWNER or _moderates(role, target_role):
         return
     raise Forbidden("your role does not allow removing this member")
+
+
+def check_can_ban(user, role, target, target_role):
+    """Owners and admins ban anyone but the owner and admins; moderators ban members, readonly users and outsiders."""
+    if target_role == Role.OWNER:
+        raise Forbidden("the owner cannot be banned; delete the room instead")
+    if is_admin(target):
+        raise Forbidden("admins cannot be banned")
+    if is_admin(user) or role == Role.OWNER or _moderates(role, target_role):
+        return
+    raise Forbidden("your role does not allow banning this user")
+
+
+def check_can_manage_bans(user, role):
+    """A room's bans are seen and lifted by its owner, its moderators and admins."""
+    if role not in MANAGERS and not is_admin(user):
+        raise Forbidden("only the room's owner and moderators can see or lift its bans")
+
+
+def check_not_banned(sanctions):
+    """A banned user cannot join a room or post in it until unbanned."""
+    if Sanction.BAN in sanctions:
+        raise Forbidden("you are banned from this room")
+
+
+def check_can_add(sanctions):
+    """A banned user cannot be added to a room until unbanned."""
+    if Sanction.BAN in sanctions:
+        raise Forbidden("this user is banned from this room; lift the ban first")
 
 
 def _moderates(role, target_role):

@@ -14,7 +14,7 @@ from model.message import Message
 from model.room import GENERAL, Room
 from model.room_sanction import RoomSanction, Sanction
 from services import notify
-from services.permissions import check_can_manage_room, check_can_post, check_can_read, is_admin
+from services.permissions import check_can_manage_room, check_can_post, check_can_read, check_not_banned, is_admin
 from utils.errors import Conflict, Forbidden, NotFound
 from utils.ids import get_by_id, parse_id
 from utils.timefmt import utcnow
@@ -82,6 +82,8 @@ def id_of(ref):
 def check_postable(ref, user):
     """The full lookup behind `postable`: the room by id or name, the caller's role, the role table."""
     room, role = access(ref, user)
+    if role is None:
+        check_not_banned(RoomSanction.of(room.id, user.id))
     check_can_post(user, role)
     return room.id
 
@@ -193,13 +195,14 @@ def do_delete_room(ref, user):
 
 
 def do_join_room(ref, user):
-    """Make the caller a member of a public room (private rooms: members and admins only), readonly if they were."""
+    """Make the caller a member of a public room (private ones: members and admins), unless banned; readonly stays."""
     room, role = access(ref, user)
     if role is None:
         if room.private and not is_admin(user):
             raise NotFound.room(ref)
         # A readonly role outlives the membership: leaving and rejoining does not lift it.
         sanctions = RoomSanction.of(room.id, user.id)
+        check_not_banned(sanctions)
         add_member(room.id, user.id, Role.READONLY if Sanction.READONLY in sanctions else Role.MEMBER)
     return room
 
