@@ -204,7 +204,19 @@ def do_join_room(ref, user):
         sanctions = RoomSanction.of(room.id, user.id)
         check_not_banned(sanctions)
         add_member(room.id, user.id, Role.READONLY if Sanction.READONLY in sanctions else Role.MEMBER)
+        _undo_if_banned_meanwhile(room.id, user.id)
     return room
+
+
+def _undo_if_banned_meanwhile(room_id, user_id):
+    """Take back a membership added while a ban landed, and refuse the join."""
+    # A ban is stored before it deletes the membership, so a ban this read misses deletes the
+    # membership after the insert above; one it finds may have deleted it before: delete it here.
+    sanctions = RoomSanction.of(room_id, user_id)
+    if Sanction.BAN in sanctions:
+        Membership.objects(room=room_id, user=user_id).delete()
+        notify.notify_member_removed(room_id, user_id)
+    check_not_banned(sanctions)
 
 
 def add_member(room_id, user_id, role):
