@@ -14,9 +14,10 @@ from model.message import Message
 from model.message_log import number_old_messages
 from model.revoked_token import RevokedToken
 from model.room import Room
+from model.room_sanction import RoomSanction
 from model.user import User
 
-DOCUMENTS = (User, Room, Membership, Message, ArchivedMessage, RevokedToken, JobLease)
+DOCUMENTS = (User, Room, Membership, RoomSanction, Message, ArchivedMessage, RevokedToken, JobLease)
 log = logging.getLogger(__name__)
 
 

@@ -1,4 +1,4 @@
-from controller import members, rooms
+from controller import bans, members, rooms
 
 RULES = [
     ("GET", "/rooms", rooms.list_rooms),
@@ -11,4 +11,7 @@ RULES = [
     ("GET", "/rooms/<room_id>/members", members.list_members),
     ("PUT", "/rooms/<room_id>/members/<user_id>", members.set_member),
     ("DELETE", "/rooms/<room_id>/members/<user_id>", members.remove_member),
+    ("GET", "/rooms/<room_id>/bans", bans.list_bans),
+    ("PUT", "/rooms/<room_id>/bans/<user_id>", bans.ban),
+    ("DELETE", "/rooms/<room_id>/bans/<user_id>", bans.unban),
 ]

@@ -3,10 +3,11 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from model.membership import Membership
+from model.membership import Membership, Role
+from model.room_sanction import RoomSanction
 from model.user import User
-from services import live, presence, rooms, users
-from services.permissions import check_can_remove, check_can_set_role
+from services import live, presence, rooms, sanctions, users
+from services.permissions import check_can_add, check_can_remove, check_can_set_role
 from utils.timefmt import utcnow
 
 
@@ -20,25 +21,30 @@ class MemberView:
 
 def add_to_general(user):
     """Make a new user a member of `general`."""
-    rooms.add_member(rooms.general_id(), user.id, "member")
+    rooms.add_member(rooms.general_id(), user.id, Role.MEMBER)
 
 
 def list_members(ref, user):
     """Return the members of a room the caller may see, each with whether they are online."""
     room, _ = rooms.access(ref, user)
     memberships = list(Membership.objects(room=room.id).order_by("joined_at"))
-    users = {u.id: u for u in User.objects(id__in=[m.user for m in memberships])}
+    by_id = {u.id: u for u in User.objects(id__in=[m.user for m in memberships])}
     online = presence.online_users(str(room.id))
     return [
-        MemberView(users[m.user], m.role, m.joined_at, str(m.user) in online) for m in memberships if m.user in users
+        MemberView(by_id[m.user], m.role, m.joined_at, str(m.user) in online) for m in memberships if m.user in by_id
     ]
 
 
 def do_set_member_role(ref, target_id, new_role, user):
-    """Add a member or change a member's role, as the role table allows."""
+    """Add a member or change a member's role, as the role table allows; readonly is remembered beyond membership."""
     room, role = rooms.access(ref, user)
     target = users.get_user(target_id)
-    check_can_set_role(user, role, rooms.role_of(room.id, target.id), new_role)
+    target_role = Membership.role_of(room.id, target.id)
+    check_can_set_role(user, role, target_role, new_role)
+    if target_role is None:
+        check_can_add(RoomSanction.of(room.id, target.id))
+    # Before the membership: a leave and rejoin in between must already find a new readonly role.
+    sanctions.do_remember_role(room.id, target.id, new_role, user)
     membership = Membership.objects(room=room.id, user=target.id).modify(
         upsert=True, new=True, set__role=new_role, set_on_insert__joined_at=utcnow()
     )
@@ -54,6 +60,6 @@ def do_remove_member(ref, target_id, user):
     target = users.get_user(target_id)
     if target.id == user.id:
         return rooms.do_leave_room(ref, user)
-    check_can_remove(user, role, rooms.role_of(room.id, target.id))
+    check_can_remove(user, role, Membership.role_of(room.id, target.id))
     Membership.objects(room=room.id, user=target.id).delete()
     live.evict(room.id, target.id)

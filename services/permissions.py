@@ -1,28 +1,26 @@
 """The contract's role table, as `check_*` functions shared by REST and Socket.IO."""
 
+from model.membership import MANAGERS, MODERATED, POSTERS, Role
+from model.room_sanction import Sanction
 from utils.errors import Forbidden, NotFound
-
-POSTERS = ("owner", "moderator", "member")
-MANAGERS = ("owner", "moderator")
-LIMITED = (None, "member", "readonly")
 
 
 def is_admin(user):
     return user.role == "admin"
 
 
-def check_can_read(room, user, role):
+def check_can_read(room, user, role, ref):
     """Public rooms are readable by everyone; private ones are invisible (404) to outsiders."""
+    # The 404 repeats the caller's reference: naming the room's id would confirm a guessed name.
     if room.private and role is None and not is_admin(user):
-        raise NotFound.room(room.id)
+        raise NotFound.room(ref)
 
 
-def check_can_post(room, user, role):
-    """Owners, moderators, members and admins post; readonly members and outsiders do not."""
-    check_can_read(room, user, role)
+def check_can_post(user, role):
+    """Owners, moderators, members and admins post in a room they can read; readonly members and outsiders do not."""
     if role in POSTERS or is_admin(user):
         return
-    if role == "readonly":
+    if role == Role.READONLY:
         raise Forbidden("readonly members cannot post in this room")
     raise Forbidden("join the room to post in it")
 
@@ -39,28 +37,61 @@ def check_can_delete_message(message, user, role):
         raise Forbidden("only the author, the room's owner or moderators can delete a message")
 
 
-def check_can_manage_room(room, user, role):
-    """Editing or deleting a room is for its owner and admins."""
-    check_can_read(room, user, role)
-    if role != "owner" and not is_admin(user):
+def check_can_manage_room(user, role):
+    """Editing or deleting a room it can read is for its owner and admins."""
+    if role != Role.OWNER and not is_admin(user):
         raise Forbidden("only the room's owner can change it")
 
 
 def check_can_set_role(user, role, target_role, new_role):
     """Owners set any role but owner; moderators add or demote only members and readonly users."""
-    if target_role == "owner":
+    if target_role == Role.OWNER:
         raise Forbidden("the owner's role cannot be changed")
-    if is_admin(user) or role == "owner":
+    if is_admin(user) or role == Role.OWNER:
         return
-    if role == "moderator" and target_role in LIMITED and new_role in ("member", "readonly"):
+    if _moderates(role, target_role) and new_role in MODERATED:
         return
     raise Forbidden("your role does not allow this change")
 
 
 def check_can_remove(user, role, target_role):
     """Owners remove anyone but themselves; moderators remove members and readonly users."""
-    if target_role == "owner":
+    if target_role == Role.OWNER:
         raise Forbidden("the owner cannot be removed; delete the room instead")
-    if is_admin(user) or role == "owner" or (role == "moderator" and target_role in LIMITED):
+    if is_admin(user) or role == Role.OWNER or _moderates(role, target_role):
         return
     raise Forbidden("your role does not allow removing this member")
+
+
+def check_can_ban(user, role, target, target_role):
+    """Owners and admins ban anyone but the owner and admins; moderators ban members, readonly users and outsiders."""
+    if target_role == Role.OWNER:
+        raise Forbidden("the owner cannot be banned; delete the room instead")
+    if is_admin(target):
+        raise Forbidden("admins cannot be banned")
+    if is_admin(user) or role == Role.OWNER or _moderates(role, target_role):
+        return
+    raise Forbidden("your role does not allow banning this user")
+
+
+def check_can_manage_bans(user, role):
+    """A room's bans are seen and lifted by its owner, its moderators and admins."""
+    if role not in MANAGERS and not is_admin(user):
+        raise Forbidden("only the room's owner and moderators can see or lift its bans")
+
+
+def check_not_banned(sanctions):
+    """A banned user cannot join a room or post in it until unbanned."""
+    if Sanction.BAN in sanctions:
+        raise Forbidden("you are banned from this room")
+
+
+def check_can_add(sanctions):
+    """A banned user cannot be added to a room until unbanned."""
+    if Sanction.BAN in sanctions:
+        raise Forbidden("this user is banned from this room; lift the ban first")
+
+
+def _moderates(role, target_role):
+    """Whether a moderator acts on a user without a role, a member or a readonly member."""
+    return role == Role.MODERATOR and (target_role is None or target_role in MODERATED)

@@ -3,18 +3,20 @@
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from mongoengine import NotUniqueError
 from pymongo.errors import DuplicateKeyError
 
 from model.archived_message import ArchivedMessage
-from model.membership import Membership
+from model.membership import POSTERS, Membership, Role
 from model.message import Message
 from model.room import GENERAL, Room
+from model.room_sanction import RoomSanction, Sanction
 from services import live, notify
-from services.permissions import POSTERS, check_can_manage_room, check_can_post, check_can_read, is_admin
+from services.permissions import check_can_manage_room, check_can_post, check_can_read, check_not_banned, is_admin
 from utils.errors import Conflict, Forbidden, NotFound
-from utils.ids import parse_id
+from utils.ids import get_by_id, parse_id
 from utils.timefmt import utcnow
 
 
@@ -49,19 +51,13 @@ def ensure_general_room():
 def find(ref):
     """Return the room named by id or name (None means `general`), or None."""
     ref = GENERAL if ref is None else ref
-    oid = parse_id(ref)
-    room = Room.objects(id=oid).first() if oid else None
-    return room or Room.objects(name_key=ref.lower()).first()
+    return get_by_id(Room, ref) or Room.objects(name_key=ref.lower()).first()
 
 
-_general_id = []
-
-
+@cache
 def general_id():
     """The id of `general` (created at start-up, never deleted or renamed), looked up once per process."""
-    if not _general_id:
-        _general_id.append(find(GENERAL).id)
-    return _general_id[0]
+    return find(GENERAL).id
 
 
 def postable(ref, user):
@@ -86,28 +82,24 @@ def id_of(ref):
 def check_postable(ref, user):
     """The full lookup behind `postable`: the room by id or name, the caller's role, the role table."""
     room, role = access(ref, user)
-    check_can_post(room, user, role)
+    if role is None:
+        check_not_banned(RoomSanction.of(room.id, user.id))
+    check_can_post(user, role)
     return room.id
 
 
 def is_poster(room_id, user):
     """Whether the user's membership of the room is one that posts (one indexed read)."""
-    return role_of(room_id, user.id) in POSTERS
-
-
-def role_of(room_id, user_id):
-    """Return the user's role in the room, or None when not a member (one indexed read, no document built)."""
-    membership = Membership._get_collection().find_one({"room": room_id, "user": user_id}, {"role": 1, "_id": 0})
-    return membership["role"] if membership else None
+    return Membership.role_of(room_id, user.id) in POSTERS
 
 
 def access(ref, user):
-    """Return (room, caller's role) for a room the caller may see; others are 404."""
+    """Return (room, caller's role) for a room the caller may see; others are 404 naming `ref`."""
     room = find(ref)
     if room is None:
         raise NotFound.room(ref)
-    role = role_of(room.id, user.id)
-    check_can_read(room, user, role)
+    role = Membership.role_of(room.id, user.id)
+    check_can_read(room, user, role, ref)
     return room, role
 
 
@@ -165,15 +157,15 @@ def do_create_room(user, name, description, private):
     try:
         room.save(force_insert=True)
     except NotUniqueError:
-        raise Conflict(f"room name {name!r} is taken", {"name": ["Already taken."]}) from None
-    Membership(room=room.id, user=user.id, role="owner", joined_at=room.created_at).save(force_insert=True)
+        raise Conflict.taken("name", name, "room name") from None
+    Membership(room=room.id, user=user.id, role=Role.OWNER, joined_at=room.created_at).save(force_insert=True)
     return describe_one(room, user)
 
 
 def do_update_room(ref, user, changes):
     """Rename or re-describe a room (owner, admins)."""
     room, role = access(ref, user)
-    check_can_manage_room(room, user, role)
+    check_can_manage_room(user, role)
     if "name" in changes and room.name_key == GENERAL and changes["name"].lower() != GENERAL:
         raise Forbidden("the general room cannot be renamed")
     updates = {f"set__{field}": value for field, value in changes.items()}
@@ -183,19 +175,20 @@ def do_update_room(ref, user, changes):
         try:
             room = Room.objects(id=room.id).modify(new=True, **updates) or room
         except NotUniqueError:
-            raise Conflict(f"room name {changes['name']!r} is taken", {"name": ["Already taken."]}) from None
+            raise Conflict.taken("name", changes["name"], "room name") from None
     return describe_one(room, user)
 
 
 def do_delete_room(ref, user):
     """Delete a room with its memberships and messages (owner, admins); `general` stays."""
     room, role = access(ref, user)
-    check_can_manage_room(room, user, role)
+    check_can_manage_room(user, role)
     if room.name_key == GENERAL:
         raise Forbidden("the general room cannot be deleted")
     # Memberships first: the send path trusts a membership to name a live room.
     Membership.objects(room=room.id).delete()
     room.delete()
+    RoomSanction.objects(room=room.id).delete()
     Message.objects(room=room.id).delete()
     ArchivedMessage.objects(room=room.id).delete()
     notify.notify_room_deleted(room.id)
@@ -203,13 +196,28 @@ def do_delete_room(ref, user):
 
 
 def do_join_room(ref, user):
-    """Make the caller a member of a public room (private rooms: members and admins only)."""
+    """Make the caller a member of a public room (private ones: members and admins), unless banned; readonly stays."""
     room, role = access(ref, user)
     if role is None:
         if room.private and not is_admin(user):
             raise NotFound.room(ref)
-        add_member(room.id, user.id, "member")
+        # A readonly role outlives the membership: leaving and rejoining does not lift it.
+        sanctions = RoomSanction.of(room.id, user.id)
+        check_not_banned(sanctions)
+        add_member(room.id, user.id, Role.READONLY if Sanction.READONLY in sanctions else Role.MEMBER)
+        _undo_if_banned_meanwhile(room.id, user.id)
     return room
+
+
+def _undo_if_banned_meanwhile(room_id, user_id):
+    """Take back a membership added while a ban landed, and refuse the join."""
+    # A ban is stored before it deletes the membership, so a ban this read misses deletes the
+    # membership after the insert above; one it finds may have deleted it before: delete it here.
+    sanctions = RoomSanction.of(room_id, user_id)
+    if Sanction.BAN in sanctions:
+        Membership.objects(room=room_id, user=user_id).delete()
+        live.evict(room_id, user_id)
+    check_not_banned(sanctions)
 
 
 def add_member(room_id, user_id, role):
@@ -226,7 +234,7 @@ def do_leave_room(ref, user):
     room, role = access(ref, user)
     if room.name_key == GENERAL:
         raise Forbidden("everyone stays in the general room")
-    if role == "owner":
+    if role == Role.OWNER:
         raise Forbidden("the owner cannot leave; delete the room instead")
     Membership.objects(room=room.id, user=user.id).delete()
     live.evict(room.id, user.id)

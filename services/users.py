@@ -2,13 +2,12 @@
 
 from model.user import User
 from utils.errors import NotFound
-from utils.ids import parse_id
+from utils.ids import get_by_id
 
 
 def get_user(user_id):
     """Return the user with this id, or raise NotFound."""
-    oid = parse_id(user_id)
-    user = User.objects(id=oid).first() if oid else None
+    user = get_by_id(User, user_id)
     if user is None:
         raise NotFound.user(user_id)
     return user

@@ -47,6 +47,10 @@ PRIVATE = {
     "edit_room": dict(owner=200, moderator=403, member=403, readonly=403, outsider=404, admin=200),
     "delete_room": dict(owner=204, moderator=403, member=403, readonly=403, outsider=404, admin=204),
     "list_members": dict(owner=200, moderator=200, member=200, readonly=200, outsider=404, admin=200),
+    "ban_member": dict(owner=200, moderator=200, member=403, readonly=403, outsider=404, admin=200),
+    "ban_moderator": dict(owner=200, moderator=403, member=403, readonly=403, outsider=404, admin=200),
+    "unban": dict(owner=204, moderator=204, member=403, readonly=403, outsider=404, admin=204),
+    "list_bans": dict(owner=200, moderator=200, member=403, readonly=403, outsider=404, admin=200),
 }
 # In a public room outsiders can see everything but still hold no role.
 PUBLIC = {
@@ -56,6 +60,7 @@ PUBLIC = {
 
 def _act(api, cast, action, user):
     room, newcomer = cast.room, cast.target
+    bans = f"/api/rooms/{room}/bans"
     return {
         "read": lambda: api.get(f"/api/messages?room={room}", user.token),
         "post": lambda: api.post("/api/send", user.token, json={"room": room, "messageBody": "hi"}),
@@ -72,6 +77,13 @@ def _act(api, cast, action, user):
         "edit_room": lambda: api.patch(f"/api/rooms/{room}", user.token, json={"description": "new"}),
         "delete_room": lambda: api.delete(f"/api/rooms/{room}", user.token),
         "list_members": lambda: api.get(f"/api/rooms/{room}/members", user.token),
+        "ban_member": lambda: api.put(f"{bans}/{newcomer.id}", user.token),
+        "ban_moderator": lambda: api.put(f"{bans}/{cast.mod2.id}", user.token),
+        "unban": lambda: (
+            api.put(f"{bans}/{newcomer.id}", cast.people["owner"].token),
+            api.delete(f"{bans}/{newcomer.id}", user.token),
+        )[1],
+        "list_bans": lambda: api.get(bans, user.token),
     }[action]()
 
 
@@ -105,6 +117,7 @@ def test_the_owner_keeps_the_owner_role(api, cast):
         token = scene.people[actor].token
         _expect(api.put(f"/api/rooms/{scene.room}/members/{owner.id}", token, json={"role": "member"}), 403)
         _expect(api.delete(f"/api/rooms/{scene.room}/members/{owner.id}", token), 403)
+        _expect(api.put(f"/api/rooms/{scene.room}/bans/{owner.id}", token), 403)
 
 
 def test_moderator_cannot_demote_another_moderator(api, cast):

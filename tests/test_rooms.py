@@ -137,3 +137,21 @@ def test_unknown_member_user_is_404(api, make_user):
     room = _room(api, owner, "ghosts")
     path = f"/api/rooms/{room['id']}/members/ffffffffffffffffffffffff"
     assert_error(api.put(path, owner.token, json={"role": "member"}), 404, "not_found")
+
+
+@pytest.mark.parametrize("by", ["name", "id"])
+def test_a_hidden_room_is_404_in_the_callers_words_never_its_id(api, connect, make_user, by):
+    owner, outsider = make_user(), make_user()
+    room = _room(api, owner, "hidden-den", private=True)
+    # Other capitals name the same room; the answer repeats what the caller sent, and only that.
+    ref = {"name": "HIDDEN-den", "id": room["id"].upper()}[by]
+    answers = [
+        api.get(f"/api/rooms/{ref}", outsider.token),
+        api.get(f"/api/rooms/{ref}/members", outsider.token),
+        api.get("/api/messages", outsider.token, params={"room": ref}),
+        api.post("/api/send", outsider.token, json={"room": ref, "messageBody": "hi"}),
+    ]
+    errors = [assert_error(response, 404, "not_found") for response in answers]
+    errors.append(connect(outsider).call("join", {"room": ref})["error"])
+    for error in errors:
+        assert ref in error["message"] and room["id"] not in error["message"], error

@@ -75,6 +75,11 @@ class Conflict(AppError):
     http_status = 409
     default_message = "already exists"
 
+    @classmethod
+    def taken(cls, field, value, noun=None):
+        """The conflict of a unique `field` whose `value` another document holds."""
+        return cls(f"{noun or field} {value!r} is taken", {field: ["Already taken."]})
+
 
 class PayloadTooLarge(AppError):
     code = "payload_too_large"

@@ -1,4 +1,4 @@
-"""ObjectId parsing that never raises on client input."""
+"""ObjectId parsing and lookup by id that never raise on client input."""
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -14,3 +14,9 @@ def parse_id(value):
         return ObjectId(value)
     except InvalidId:
         return None
+
+
+def get_by_id(document, value):
+    """Return the `document` whose id `value` names, or None (a malformed id included)."""
+    oid = parse_id(value)
+    return document.objects(id=oid).first() if oid else None

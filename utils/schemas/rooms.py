@@ -2,12 +2,12 @@
 
 from marshmallow import fields, validate
 
+from model.membership import ASSIGNABLE
 from utils.schemas import IdField, IsoDateTime, ObjectIdString, StrictBool, StrictSchema, Trimmed, page_limit
 from utils.schemas.accounts import UserSchema
 
 ROOM_NAME = validate.Length(min=1, max=64)
 DESCRIPTION = validate.Length(max=500)
-ASSIGNABLE_ROLES = ("moderator", "member", "readonly")
 
 
 class RoomCreateSchema(StrictSchema):
@@ -27,7 +27,7 @@ class RoomListQuery(StrictSchema):
 
 
 class MemberRoleSchema(StrictSchema):
-    role = fields.String(required=True, validate=validate.OneOf(ASSIGNABLE_ROLES))
+    role = fields.String(required=True, validate=validate.OneOf(sorted(ASSIGNABLE)))
 
 
 class RoomSchema(StrictSchema):

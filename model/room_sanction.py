@@ -1,0 +1,36 @@
+"""What a room holds against a user beyond a membership: a ban, a readonly role."""
+
+from enum import StrEnum
+
+from mongoengine import DateTimeField, Document, ObjectIdField, StringField
+
+
+class Sanction(StrEnum):
+    """A room's hold on a user; it outlives the membership, so leaving and rejoining keeps it."""
+
+    BAN = "ban"
+    READONLY = "readonly"
+
+
+class RoomSanction(Document):
+    room = ObjectIdField(required=True)
+    user = ObjectIdField(required=True)
+    kind = StringField(required=True, choices=list(Sanction))
+    by = ObjectIdField(required=True)
+    created_at = DateTimeField(required=True)
+
+    meta = {
+        "collection": "room_sanctions",
+        "auto_create_index": False,
+        "indexes": [
+            {"fields": ["room", "user", "kind"], "unique": True},
+            {"fields": ["room", "kind", "created_at"]},
+        ],
+    }
+
+    @classmethod
+    def of(cls, room_id, user_id):
+        """Return the set of Sanctions the room holds against the user."""
+        # One indexed read, no documents built: it runs on every new join.
+        found = cls._get_collection().find({"room": room_id, "user": user_id}, {"kind": 1, "_id": 0})
+        return {Sanction(row["kind"]) for row in found}
