@@ -175,7 +175,7 @@ def test_logs_never_contain_passwords_tokens_or_bodies(server_factory):
 
 def test_sentry_is_wired_when_a_dsn_is_set(mongo_uri):
     code = (
-        "import sentry_sdk, server; c = sentry_sdk.get_client(); "
+        "import sentry_sdk, server; server.create_app(); c = sentry_sdk.get_client(); "
         "print(c.is_active(), 'flask' in c.integrations, c.options['send_default_pii'])"
     )
     env = {
