@@ -1,14 +1,18 @@
 """Rate-limit keys and limits for the REST routes (Flask-Limiter notation, from config)."""
 
-from flask import current_app, request
+from flask import current_app
 from flask_limiter.util import get_remote_address
 
+from utils.errors import BadJson
 from utils.extensions import limiter
+from utils.http import json_body
 
 
 def _username_key():
-    body = request.get_json(silent=True, force=True)
-    username = body.get("username") if isinstance(body, dict) else None
+    try:
+        username = json_body().get("username")
+    except BadJson:
+        username = None  # the view answers bad_json
     return f"login-user:{username.lower() if isinstance(username, str) else ''}"
 
 
