@@ -108,7 +108,10 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True
     # With Redis down, limits fail open rather than failing every request.
     RATELIMIT_SWALLOW_ERRORS = True
+    # Failed logins only, per username from one address (the owner elsewhere is not locked out)...
     LOGIN_RATE_LIMIT = text("LOGIN_RATE_LIMIT", default="10/minute")
+    # ...and per address whatever the username: an address behind NAT is shared by many users.
+    LOGIN_ADDRESS_RATE_LIMIT = text("LOGIN_ADDRESS_RATE_LIMIT", default="50/minute")
     REGISTER_RATE_LIMIT = text("REGISTER_RATE_LIMIT", default="20/hour")
     MESSAGE_RATE_LIMIT = text("MESSAGE_RATE_LIMIT", default="10/second")
     TYPING_RATE_LIMIT = text("TYPING_RATE_LIMIT", default="5/second")

@@ -1,4 +1,5 @@
-"""Rate-limit keys and limits for the REST routes (Flask-Limiter notation, from config)."""
+"""Rate-limit keys and limits for the REST routes (Flask-Limiter notation, from config): failed
+logins per username from one address and per address, registrations per address."""
 
 from flask import current_app
 from flask_limiter.util import get_remote_address
@@ -8,14 +9,23 @@ from utils.extensions import limiter
 from utils.http import json_body
 
 
-def _username_key():
+def _failed(response):
+    # Only failures count: guesses at someone's password never make their right one wait.
+    return response.status_code == 401
+
+
+def _username_at_address():
     try:
         username = json_body().get("username")
     except BadJson:
         username = None  # the view answers bad_json
-    return f"login-user:{username.lower() if isinstance(username, str) else ''}"
+    return f"login-user:{username.lower() if isinstance(username, str) else ''}@{get_remote_address()}"
 
 
-login_per_address = limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=get_remote_address)
-login_per_username = limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_username_key)
+login_per_address = limiter.limit(
+    lambda: current_app.config["LOGIN_ADDRESS_RATE_LIMIT"], key_func=get_remote_address, deduct_when=_failed
+)
+login_per_username = limiter.limit(
+    lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_username_at_address, deduct_when=_failed
+)
 register_per_address = limiter.limit(lambda: current_app.config["REGISTER_RATE_LIMIT"], key_func=get_remote_address)

@@ -1,4 +1,4 @@
-"""Rate limits from config: login, register, and messages per user (429 `rate_limited` with Retry-After)."""
+"""Rate limits from config: failed logins, registrations, and per-user actions (429 `rate_limited` with Retry-After)."""
 
 import pytest
 
@@ -37,3 +37,26 @@ def test_register_limit(server_factory, db):
         for i in range(3)
     ]
     assert statuses == [201, 201, 429]
+
+
+@pytest.fixture(scope="module")
+def behind_proxy(server_factory):
+    """Limits on, one trusted proxy: X-Forwarded-For picks the client address."""
+    return Api(server_factory(RATE_LIMITS_ENABLED="true", LOGIN_RATE_LIMIT="2/minute", TRUSTED_PROXY_HOPS=1).url)
+
+
+def _login_from(api, user, password, address):
+    body = {"username": user.username, "password": password}
+    return api.post("/api/auth/login", json=body, headers={"X-Forwarded-For": address}).status_code
+
+
+def test_failed_logins_elsewhere_never_lock_the_owner_out(behind_proxy, db):
+    owner = register(behind_proxy)
+    assert [_login_from(behind_proxy, owner, "wrong-password", "6.6.6.6") for _ in range(3)] == [401, 401, 429]
+    assert _login_from(behind_proxy, owner, owner.password, "6.6.6.6") == 429, "the guessing address waits"
+    assert _login_from(behind_proxy, owner, owner.password, "7.7.7.7") == 200, "the owner, elsewhere, does not"
+
+
+def test_successful_logins_are_not_counted(behind_proxy, db):
+    owner = register(behind_proxy)
+    assert [_login_from(behind_proxy, owner, owner.password, "8.8.8.8") for _ in range(4)] == [200] * 4

@@ -71,18 +71,20 @@ def _login(url, username, address):
 
 
 def test_limits_key_on_the_address_the_trusted_proxy_saw(server_factory):
-    behind = server_factory(RATE_LIMITS_ENABLED="true", LOGIN_RATE_LIMIT="2/minute", TRUSTED_PROXY_HOPS=1).url
+    env = {"RATE_LIMITS_ENABLED": "true", "LOGIN_RATE_LIMIT": "2/minute", "LOGIN_ADDRESS_RATE_LIMIT": "2/minute"}
+    behind = server_factory(**env, TRUSTED_PROXY_HOPS=1).url
     assert [_login(behind, f"u{i}", "1.1.1.1") for i in range(3)] == [401, 401, 429]
     assert _login(behind, "u9", "2.2.2.2") == 401, "another client address has its own budget"
     assert _login(behind, "u8", "6.6.6.6, 1.1.1.1") == 429, "a forged left-hand address does not help"
-    direct = server_factory(RATE_LIMITS_ENABLED="true", LOGIN_RATE_LIMIT="2/minute").url
+    direct = server_factory(**env).url
     statuses = [_login(direct, f"v{i}", f"3.3.3.{i}") for i in range(3)]
     assert statuses == [401, 401, 429], "without trusted proxies X-Forwarded-For is ignored"
 
 
-def test_login_limit_per_username_across_addresses(server_factory):
+def test_login_limit_per_username_counts_each_address_apart(server_factory):
     behind = server_factory(RATE_LIMITS_ENABLED="true", LOGIN_RATE_LIMIT="2/minute", TRUSTED_PROXY_HOPS=1).url
-    assert [_login(behind, "target", f"4.4.4.{i}") for i in range(3)] == [401, 401, 429]
+    assert [_login(behind, "target", f"4.4.4.{i}") for i in range(3)] == [401, 401, 401]
+    assert [_login(behind, "target", "5.5.5.5") for i in range(3)] == [401, 401, 429]
 
 
 def test_security_headers_and_hsts_behind_https(server_factory, api):
