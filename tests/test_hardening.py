@@ -20,3 +20,28 @@ def test_a_deeply_nested_login_body_is_bad_json_while_limits_read_it(server_fact
     body = '{"username": ' + DEEP + ', "password": "password-123"}'
     response = limited.post("/api/auth/login", data=body, headers={"Content-Type": "application/json"})
     assert_error(response, 400, "bad_json")
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"name": "gen\u200beral"}, "name"),  # zero-width space: a look-alike of `general`
+        ({"name": "\u202etxt.exe"}, "name"),  # right-to-left override
+        ({"name": "two\nlines"}, "name"),
+        ({"name": "ok", "description": "tab\there"}, "description"),
+        ({"name": "ok", "description": "hidden\u2066isolate"}, "description"),
+    ],
+)
+def test_room_names_and_descriptions_refuse_hidden_characters(api, make_user, body, field):
+    user = make_user()
+    error = assert_error(api.post("/api/rooms", user.token, json=body), 400, "validation_error")
+    assert field in error["details"]
+
+
+def test_descriptions_keep_their_lines_and_names_their_letters(api, make_user):
+    user = make_user()
+    room = api.post("/api/rooms", user.token, json={"name": "Café 東京", "description": "line one\nline two"})
+    assert room.status_code == 201, room.text
+    assert room.json()["description"] == "line one\nline two"
+    renamed = api.patch(f"/api/rooms/{room.json()['id']}", user.token, json={"name": "caf\u00e9\u200d"})
+    assert_error(renamed, 400, "validation_error")
