@@ -45,3 +45,20 @@ def test_descriptions_keep_their_lines_and_names_their_letters(api, make_user):
     assert room.json()["description"] == "line one\nline two"
     renamed = api.patch(f"/api/rooms/{room.json()['id']}", user.token, json={"name": "caf\u00e9\u200d"})
     assert_error(renamed, 400, "validation_error")
+
+
+FORGED = "2000-01-01 00:00:00,000 INFO chat.request [forged] GET /api/admin 200"
+
+
+def test_text_logs_keep_one_request_on_one_line(server, api, make_user, connect):
+    user = make_user()
+    api.get("/api/nowhere%0D%0A" + FORGED.replace(" ", "%20"), headers={"X-Request-ID": "inject-probe"})
+    client = connect(user)
+    assert client.call("join", {"room": "nope\n" + FORGED[:40]})["ok"] is False
+    client.call("typing", {"room": "x\u2028" + FORGED[:40], "typing": True})
+    lines = server.log().splitlines()
+    assert not [line for line in lines if line.startswith("2000-01-01")], "a log line was forged"
+    probe = [line for line in lines if "inject-probe" in line]
+    assert len(probe) == 1 and "/api/nowhere\\r\\n2000-01-01" in probe[0]
+    assert any("room=nope\\n2000-01-01" in line for line in lines)
+    assert any("room=x\\u2028" in line for line in lines)
