@@ -115,6 +115,14 @@ class Config:
     REGISTER_RATE_LIMIT = text("REGISTER_RATE_LIMIT", default="20/hour")
     MESSAGE_RATE_LIMIT = text("MESSAGE_RATE_LIMIT", default="10/second")
     TYPING_RATE_LIMIT = text("TYPING_RATE_LIMIT", default="5/second")
+    # Message edits and deletes together.
+    EDIT_RATE_LIMIT = text("EDIT_RATE_LIMIT", default="30/minute")
+    ROOM_CREATE_RATE_LIMIT = text("ROOM_CREATE_RATE_LIMIT", default="20/hour")
+    # History pages and socket `sync` together: a reconnect syncs each joined room once.
+    READ_RATE_LIMIT = text("READ_RATE_LIMIT", default="300/minute")
+    # `join` and `left` together: churn costs every member of the room a presence event.
+    JOIN_RATE_LIMIT = text("JOIN_RATE_LIMIT", default="30/minute")
+    MAX_SOCKETS_PER_USER = number("MAX_SOCKETS_PER_USER", 20)
     # Reverse proxies in front of the app (Heroku's router is one): X-Forwarded-* from that
     # many hops is trusted, so limits key on the real client address and cannot be spoofed.
     TRUSTED_PROXY_HOPS = number("TRUSTED_PROXY_HOPS", 0)
