@@ -128,7 +128,13 @@ def serve(app):
     signal.signal(signal.SIGTERM, lambda *_: eventlet.spawn_n(drain))
     log.info("serving on %s://%s:%s", scheme, app.config["HOST"], app.config["PORT"])
     try:
-        eventlet.wsgi.server(listener, app, log_output=False, max_size=app.config["MAX_CONNECTIONS"])
+        eventlet.wsgi.server(
+            listener,
+            app,
+            log_output=False,
+            max_size=app.config["MAX_CONNECTIONS"],
+            socket_timeout=app.config["HTTP_TIMEOUT_SECONDS"],
+        )
     finally:
         listener.close()
     log.info("stopped")

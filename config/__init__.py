@@ -69,6 +69,9 @@ class Config:
     ASYNC_MODES = ("eventlet", "gevent", "threading")
     # eventlet's server stops accepting at 1024 connections by default.
     MAX_CONNECTIONS = number("MAX_CONNECTIONS", 10000)
+    # An HTTP connection that sends nothing for this long is closed (half-sent headers included).
+    # An upgraded websocket gets engine.io's own timeout instead: ping interval + ping timeout.
+    HTTP_TIMEOUT_SECONDS = number("HTTP_TIMEOUT_SECONDS", 60)
     MONGODB_URI = text("MONGODB_URI", "MONGO_URI")
     # Where the embedded SecantusDB keeps its files when MONGODB_URI is unset.
     EMBEDDED_DB_PATH = text("EMBEDDED_DB_PATH", default=":memory:")

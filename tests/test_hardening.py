@@ -1,5 +1,8 @@
 """Hardening through the live server: hostile input, log injection, slow clients, password hashing."""
 
+import socket
+import time
+
 import pytest
 
 from tests.support import Api, assert_error
@@ -62,3 +65,28 @@ def test_text_logs_keep_one_request_on_one_line(server, api, make_user, connect)
     assert len(probe) == 1 and "/api/nowhere\\r\\n2000-01-01" in probe[0]
     assert any("room=nope\\n2000-01-01" in line for line in lines)
     assert any("room=x\\u2028" in line for line in lines)
+
+
+def _closed_by_the_server(raw, within):
+    """Seconds until the server closes `raw`; fail if it stays open `within` seconds."""
+    started = time.monotonic()
+    raw.settimeout(within)
+    try:
+        assert raw.recv(1024) == b""
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        raise AssertionError(f"the connection was still open after {within}s") from None
+    return time.monotonic() - started
+
+
+def test_half_sent_headers_time_out_while_an_idle_websocket_stays(server_factory, make_user, connect):
+    node = server_factory(HTTP_TIMEOUT_SECONDS=2)
+    idle = connect(make_user(), url=node.url)
+    opened = time.monotonic()
+    with socket.create_connection(("127.0.0.1", node.port)) as raw:
+        raw.sendall(b"GET /api/hea")
+        assert 1.5 < _closed_by_the_server(raw, within=8) < 5
+    # Idle for 2.5 HTTP timeouts, no ping due (every 25 s): the websocket keeps engine.io's own timeout.
+    time.sleep(max(0, opened + 5 - time.monotonic()))
+    assert idle.sio.connected and idle.call("join", {})["ok"] is True
