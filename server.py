@@ -39,6 +39,7 @@ def create_app(config_name=None, **overrides):
     app = Flask(__name__)
     register_config(app, config_name, overrides)
     register_logging(app)
+    log_proxy_trust(app)
     register_sentry(app)
     register_extensions(app)
     register_database(app)
@@ -59,6 +60,21 @@ def register_config(app, config_name, overrides):
 
 def register_logging(app):
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
+
+
+def log_proxy_trust(app):
+    """Say at start-up that a process serving TLS itself trusts no X-Forwarded-* header, or warn that it does."""
+    if not app.config["SSL_CERTFILE"]:
+        return
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if hops:
+        log.warning(
+            "TRUSTED_PROXY_HOPS=%s with SSL_CERTFILE: direct TLS means no proxy in front, "
+            "so any client can forge the address that rate limits key on (set 0)",
+            hops,
+        )
+    else:
+        log.info("SSL_CERTFILE is set: serving TLS directly, so X-Forwarded-* is not trusted (TRUSTED_PROXY_HOPS=0)")
 
 
 def register_sentry(app):

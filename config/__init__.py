@@ -14,7 +14,8 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Env:
-    """A setting from the first of `names` set in the environment, else `default`."""
+    """A setting from the first of `names` set in the environment, else `default`: a value, or a
+    function of the other settings (resolved after them)."""
 
     names: tuple[str, ...]
     default: Any = None
@@ -46,7 +47,7 @@ def text(*names, default=None):
 
 def number(name, default, unit=1):
     """A whole number; `unit` scales it (minutes given, seconds kept)."""
-    return Env((name,), default * unit, lambda value: _whole(value) * unit)
+    return Env((name,), default if callable(default) else default * unit, lambda value: _whole(value) * unit)
 
 
 def flag(name, default):
@@ -166,7 +167,9 @@ class ProductionConfig(Config):
     APP_ENV = "production"
     HOST = text("HOST", default="0.0.0.0")
     CORS_ORIGINS = listing("CORS_ORIGINS", [])
-    TRUSTED_PROXY_HOPS = number("TRUSTED_PROXY_HOPS", 1)
+    # Heroku's router is one proxy; a process serving TLS itself (SSL_CERTFILE) has none in front,
+    # and trusting a hop there would let any client forge its address.
+    TRUSTED_PROXY_HOPS = number("TRUSTED_PROXY_HOPS", lambda settings: 0 if settings["SSL_CERTFILE"] else 1)
     REQUIRED = ("JWT_SECRET_KEY", "MONGODB_URI")
     MIN_SECRET_LENGTH = 32
 
@@ -192,6 +195,9 @@ def load_config(name=None, **overrides):
         raise ConfigError(f"unknown settings: {', '.join(unknown)}")
     settings = {key: value.read(os.environ) if isinstance(value, Env) else value for key, value in settings.items()}
     settings.update(overrides)
+    for key, value in settings.items():
+        if callable(value):
+            settings[key] = value(settings)
     _check(settings)
     return settings
 

@@ -123,6 +123,17 @@ def register(api, username=None, password="password-123", **extra):
     return ChatUser(body["user"]["id"], username, body["accessToken"], body["refreshToken"], password)
 
 
+def self_signed_certificate(directory):
+    """Write a certificate for 127.0.0.1 and its key into `directory`; return their paths."""
+    cert, key = Path(directory) / "cert.pem", Path(directory) / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
 def assert_error(response, status, code):
     """Assert the contract's error shape with this status and code; return the error object."""
     assert response.status_code == status, response.text

@@ -4,8 +4,9 @@ import socket
 import time
 
 import pytest
+import requests
 
-from tests.support import Api, assert_error
+from tests.support import Api, assert_error, self_signed_certificate
 
 # Deeper than the JSON parser's recursion allows, smaller than MAX_CONTENT_LENGTH.
 DEEP = "[" * 30_000 + "]" * 30_000
@@ -90,3 +91,25 @@ def test_half_sent_headers_time_out_while_an_idle_websocket_stays(server_factory
     # Idle for 2.5 HTTP timeouts, no ping due (every 25 s): the websocket keeps engine.io's own timeout.
     time.sleep(max(0, opened + 5 - time.monotonic()))
     assert idle.sio.connected and idle.call("join", {})["ok"] is True
+
+
+def _failed_login(url, cert, forged_address):
+    body = {"username": "nobody", "password": "wrong-password"}
+    headers = {"X-Forwarded-For": forged_address}
+    return requests.post(url + "/api/auth/login", json=body, headers=headers, verify=str(cert), timeout=10).status_code
+
+
+def test_direct_tls_in_production_trusts_no_forwarded_address_and_says_so(server_factory, tmp_path):
+    cert, key = self_signed_certificate(tmp_path)
+    production = {
+        "APP_ENV": "production",
+        "CORS_ORIGINS": "https://chat.test",
+        "SSL_CERTFILE": cert,
+        "SSL_KEYFILE": key,
+    }
+    limits = {"RATE_LIMITS_ENABLED": "true", "LOGIN_ADDRESS_RATE_LIMIT": "2/minute"}
+    node = server_factory(**production, **limits)
+    assert [_failed_login(node.url, cert, f"9.9.9.{i}") for i in range(3)] == [401, 401, 429]
+    assert "serving TLS directly, so X-Forwarded-* is not trusted (TRUSTED_PROXY_HOPS=0)" in node.log()
+    trusting = server_factory(**production, TRUSTED_PROXY_HOPS=1)
+    assert "WARNING chat [-] TRUSTED_PROXY_HOPS=1 with SSL_CERTFILE" in trusting.log()

@@ -11,7 +11,7 @@ import requests
 import socketio
 from bson import ObjectId
 
-from tests.support import ROOT, TEST_SECRET, Api, SocketClient, assert_error, register
+from tests.support import ROOT, TEST_SECRET, Api, SocketClient, assert_error, register, self_signed_certificate
 
 
 def test_socket_message_and_typing_limits_answer_in_the_ack_and_keep_the_connection(server_factory, make_user):
@@ -101,12 +101,7 @@ def test_security_headers_and_hsts_behind_https(server_factory, api):
 
 
 def test_direct_tls_serves_https_and_wss(server_factory, tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     node = server_factory(SSL_CERTFILE=cert, SSL_KEYFILE=key)
     assert node.url.startswith("https://")
     health = requests.get(node.url + "/api/health", verify=str(cert))
