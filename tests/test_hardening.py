@@ -1,12 +1,13 @@
 """Hardening through the live server: hostile input, log injection, slow clients, password hashing."""
 
 import socket
+import threading
 import time
 
 import pytest
 import requests
 
-from tests.support import Api, assert_error, self_signed_certificate
+from tests.support import Api, assert_error, register, self_signed_certificate
 
 # Deeper than the JSON parser's recursion allows, smaller than MAX_CONTENT_LENGTH.
 DEEP = "[" * 30_000 + "]" * 30_000
@@ -113,3 +114,26 @@ def test_direct_tls_in_production_trusts_no_forwarded_address_and_says_so(server
     assert "serving TLS directly, so X-Forwarded-* is not trusted (TRUSTED_PROXY_HOPS=0)" in node.log()
     trusting = server_factory(**production, TRUSTED_PROXY_HOPS=1)
     assert "WARNING chat [-] TRUSTED_PROXY_HOPS=1 with SSL_CERTFILE" in trusting.log()
+
+
+def test_password_hashing_leaves_the_event_loop_serving(server_factory, make_user, connect):
+    # Over a second per hash (one lane, 64 MiB, 20 passes): long enough to ask something meanwhile.
+    node = server_factory(ARGON2_TIME_COST=20, ARGON2_MEMORY_COST=65536, ARGON2_PARALLELISM=1)
+    api = Api(node.url)
+    target = register(api)
+    other = connect(make_user(), url=node.url)
+    login = {}
+
+    def fail_to_log_in():
+        body = {"username": target.username, "password": "wrong-password"}
+        login["status"] = api.post("/api/auth/login", json=body).status_code
+        login["answered"] = time.monotonic()
+
+    guessing = threading.Thread(target=fail_to_log_in)
+    guessing.start()
+    time.sleep(0.5)  # the login is hashing now
+    assert other.call("join", {})["ok"] is True
+    acked = time.monotonic()
+    guessing.join()
+    assert login["status"] == 401
+    assert acked < login["answered"], "the ack waited for the password hash"
