@@ -1,8 +1,6 @@
 """The chat service: `create_app()` wires the parts; `python server.py` serves them on eventlet."""
 
-import os
-
-if __name__ == "__main__" and os.environ.get("ASYNC_MODE", "eventlet") == "eventlet":
+if __name__ == "__main__":
     # Before anything imports socket or threading, so the database driver cooperates with eventlet.
     import warnings
 
@@ -11,18 +9,15 @@ if __name__ == "__main__" and os.environ.get("ASYNC_MODE", "eventlet") == "event
     import eventlet
 
     eventlet.monkey_patch()
-elif __name__ == "__main__" and os.environ.get("ASYNC_MODE") == "gevent":
-    from gevent import monkey
-
-    monkey.patch_all()
 
 import logging
+import sys
 
 from flask import Flask
 from flask_cors import CORS
 
 import model
-from config import load_config
+from config import ConfigError, load_config
 from config.logs import configure_logging
 from middleware.errors import register_error_handlers
 from middleware.request_log import register_request_logging
@@ -37,11 +32,13 @@ from utils.extensions import jwt, limiter, socketio
 log = logging.getLogger("chat")
 
 
-def create_app(config_name=None):
-    """Build the Flask app: config, logs, extensions, database, HTTP and Socket.IO handlers."""
+def create_app(config_name=None, **overrides):
+    """Build the Flask app from the environment as it is now and `overrides` (setting names): config,
+    logs, extensions, database, HTTP and Socket.IO handlers. Raise ConfigError for a refused setting."""
     app = Flask(__name__)
-    register_config(app, config_name)
+    register_config(app, config_name, overrides)
     register_logging(app)
+    log_proxy_trust(app)
     register_sentry(app)
     register_extensions(app)
     register_database(app)
@@ -53,13 +50,28 @@ def create_app(config_name=None):
     return app
 
 
-def register_config(app, config_name):
-    app.config.from_object(load_config(config_name))
+def register_config(app, config_name, overrides):
+    app.config.from_mapping(load_config(config_name, **overrides))
     app.json.sort_keys = False
 
 
 def register_logging(app):
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
+
+
+def log_proxy_trust(app):
+    """Say at start-up that a process serving TLS itself trusts no X-Forwarded-* header, or warn that it does."""
+    if not app.config["SSL_CERTFILE"]:
+        return
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if hops:
+        log.warning(
+            "TRUSTED_PROXY_HOPS=%s with SSL_CERTFILE: direct TLS means no proxy in front, "
+            "so any client can forge the address that rate limits key on (set 0)",
+            hops,
+        )
+    else:
+        log.info("SSL_CERTFILE is set: serving TLS directly, so X-Forwarded-* is not trusted (TRUSTED_PROXY_HOPS=0)")
 
 
 def register_sentry(app):
@@ -108,33 +120,41 @@ def serve(app):
     import eventlet
     import eventlet.wsgi
 
+    if app.config["ASYNC_MODE"] != "eventlet":
+        raise ConfigError("server.py serves on eventlet; ASYNC_MODE=gevent and threading run with bench/serve_other.py")
     start_cluster(app)
-    listener = _listen(app)
+    listener = listen(app)
     scheme = "http"
     if app.config["SSL_CERTFILE"]:
         listener = eventlet.wrap_ssl(
             listener, certfile=app.config["SSL_CERTFILE"], keyfile=app.config["SSL_KEYFILE"], server_side=True
         )
         scheme = "https"
-    main = eventlet.getcurrent()
+    main_greenlet = eventlet.getcurrent()
 
     def drain():
         log.info("SIGTERM: draining")
         cluster.stop(app.extensions["cluster"])
         # A hard stop for requests that do not finish in time.
-        eventlet.spawn_after(app.config["SHUTDOWN_TIMEOUT"], main.throw, SystemExit(0))
-        main.throw(SystemExit(0))  # leaves the accept loop; the server then waits for requests in flight
+        eventlet.spawn_after(app.config["SHUTDOWN_TIMEOUT"], main_greenlet.throw, SystemExit(0))
+        main_greenlet.throw(SystemExit(0))  # leaves the accept loop; the server then waits for requests in flight
 
     signal.signal(signal.SIGTERM, lambda *_: eventlet.spawn_n(drain))
     log.info("serving on %s://%s:%s", scheme, app.config["HOST"], app.config["PORT"])
     try:
-        eventlet.wsgi.server(listener, app, log_output=False, max_size=app.config["MAX_CONNECTIONS"])
+        eventlet.wsgi.server(
+            listener,
+            app,
+            log_output=False,
+            max_size=app.config["MAX_CONNECTIONS"],
+            socket_timeout=app.config["HTTP_TIMEOUT_SECONDS"],
+        )
     finally:
         listener.close()
     log.info("stopped")
 
 
-def _listen(app):
+def listen(app):
     """The listening socket, with TCP_NODELAY (accepted sockets inherit it on Linux) and open files to spare."""
     import resource
     import socket
@@ -149,28 +169,13 @@ def _listen(app):
     return listener
 
 
-def serve_to_compare(app):
-    """ASYNC_MODE=gevent (gevent's WSGI server) or threading (Werkzeug's), measured in docs/PERFORMANCE.md.
+def main():
+    """`python server.py`: build the app and serve it; a refused setting is one line on stderr, exit 1."""
+    try:
+        serve(create_app())
+    except ConfigError as error:
+        sys.exit(str(error))
 
-    Plain HTTP, no draining on SIGTERM: production serves on eventlet (`serve`).
-    """
-    start_cluster(app)
-    listener = _listen(app)
-    log.info("serving (%s) on http://%s:%s", app.config["ASYNC_MODE"], app.config["HOST"], app.config["PORT"])
-    if app.config["ASYNC_MODE"] == "gevent":
-        from gevent.pywsgi import WSGIServer
-
-        WSGIServer(listener, app, log=None).serve_forever()
-    else:
-        from werkzeug.serving import make_server
-
-        make_server(app.config["HOST"], app.config["PORT"], app, threaded=True, fd=listener.fileno()).serve_forever()
-
-
-app = create_app()
 
 if __name__ == "__main__":
-    if app.config["ASYNC_MODE"] == "eventlet":
-        serve(app)
-    else:
-        serve_to_compare(app)
+    main()

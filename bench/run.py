@@ -229,7 +229,11 @@ def main():
     server = LiveServer(uri, work, **env).start()
     peer = NodePeer(with_database(uri, "ref"), work)
     pair = [LiveServer(uri, work, REDIS_URL=redis.url, **env).start() for _ in range(2)]
-    modes = {f"python ({m})": LiveServer(uri, work, ASYNC_MODE=m, **env).start() for m in args.modes.split(",") if m}
+    modes = {
+        f"python ({m})": LiveServer(uri, work, script="bench/serve_other.py", ASYNC_MODE=m, **env).start()
+        for m in args.modes.split(",")
+        if m
+    }
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": f"{os.cpu_count()} cores", "repeat": args.repeat}
     try:
         side = ProjectSide(server.url, max([*sizes, 100]))

@@ -1,109 +1,153 @@
-"""Configuration classes read from the environment (and a `.env` file)."""
+"""Configuration classes, read from the environment (and a `.env` file) when the app is built."""
 
 import os
-import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from dotenv import load_dotenv
 
-load_dotenv()
+
+class ConfigError(Exception):
+    """A setting the process refuses to start with; the message names it."""
 
 
-def _env(name, default=None):
-    value = os.environ.get(name)
-    return default if value is None or value.strip() == "" else value.strip()
+@dataclass(frozen=True)
+class Env:
+    """A setting from the first of `names` set in the environment, else `default`: a value, or a
+    function of the other settings (resolved after them)."""
+
+    names: tuple[str, ...]
+    default: Any = None
+    parse: Callable[[str], Any] = str
+
+    def read(self, environ):
+        """Return the value from `environ`, or the default; raise ConfigError for one that does not parse."""
+        for name in self.names:
+            value = environ.get(name, "").strip()
+            if value:
+                try:
+                    return self.parse(value)
+                except ValueError as error:
+                    raise ConfigError(f"{name} must be {error}, not {value!r}") from None
+        return self.default
 
 
-def _bool(name, default):
-    value = _env(name)
-    return default if value is None else value.lower() in ("1", "true", "yes", "on")
+def _whole(value):
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("a whole number") from None
 
 
-def _int(name, default):
-    value = _env(name)
-    return default if value is None else int(value)
+def text(*names, default=None):
+    """A string, from the first of `names` that is set."""
+    return Env(names, default)
 
 
-def _list(name, default):
-    value = _env(name)
-    if value is None:
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
+def number(name, default, unit=1):
+    """A whole number; `unit` scales it (minutes given, seconds kept)."""
+    return Env((name,), default if callable(default) else default * unit, lambda value: _whole(value) * unit)
+
+
+def flag(name, default):
+    """A yes/no: 1, true, yes or on mean yes."""
+    return Env((name,), default, lambda value: value.lower() in ("1", "true", "yes", "on"))
+
+
+def listing(name, default):
+    """A comma-separated list."""
+    return Env((name,), default, lambda value: [item.strip() for item in value.split(",") if item.strip()])
 
 
 class Config:
     """Settings shared by every environment; each one can be set from the environment."""
 
     APP_ENV = "development"
-    HOST = _env("HOST", "127.0.0.1")
-    PORT = _int("PORT", 5000)
-    ASYNC_MODE = _env("ASYNC_MODE", "eventlet")
+    HOST = text("HOST", default="127.0.0.1")
+    PORT = number("PORT", 5000)
+    ASYNC_MODE = text("ASYNC_MODE", default="eventlet")
+    ASYNC_MODES = ("eventlet", "gevent", "threading")
     # eventlet's server stops accepting at 1024 connections by default.
-    MAX_CONNECTIONS = _int("MAX_CONNECTIONS", 10000)
-    MONGODB_URI = _env("MONGODB_URI") or _env("MONGO_URI")
+    MAX_CONNECTIONS = number("MAX_CONNECTIONS", 10000)
+    # An HTTP connection that sends nothing for this long is closed (half-sent headers included).
+    # An upgraded websocket gets engine.io's own timeout instead: ping interval + ping timeout.
+    HTTP_TIMEOUT_SECONDS = number("HTTP_TIMEOUT_SECONDS", 60)
+    MONGODB_URI = text("MONGODB_URI", "MONGO_URI")
     # Where the embedded SecantusDB keeps its files when MONGODB_URI is unset.
-    EMBEDDED_DB_PATH = _env("EMBEDDED_DB_PATH", ":memory:")
-    EMBEDDED_DB_PORT = _int("EMBEDDED_DB_PORT", 0)
-    DB_TIMEOUT_MS = _int("DB_TIMEOUT_MS", 3000)
+    EMBEDDED_DB_PATH = text("EMBEDDED_DB_PATH", default=":memory:")
+    EMBEDDED_DB_PORT = number("EMBEDDED_DB_PORT", 0)
+    DB_TIMEOUT_MS = number("DB_TIMEOUT_MS", 3000)
     # Connections per process to the database (pymongo's default is 100).
-    DB_MAX_POOL_SIZE = _int("DB_MAX_POOL_SIZE", 100)
-    JWT_SECRET_KEY = _env("JWT_SECRET_KEY")
+    DB_MAX_POOL_SIZE = number("DB_MAX_POOL_SIZE", 100)
+    JWT_SECRET_KEY = text("JWT_SECRET_KEY")
     JWT_ALGORITHM = "HS256"
     JWT_DECODE_ALGORITHMS = ["HS256"]
-    JWT_ACCESS_TOKEN_EXPIRES = _int("ACCESS_TOKEN_MINUTES", 15) * 60
-    JWT_REFRESH_TOKEN_EXPIRES = _int("REFRESH_TOKEN_DAYS", 30) * 86400
-    CORS_ORIGINS = _list("CORS_ORIGINS", ["*"])
-    REDIS_URL = _env("REDIS_URL")
-    SOCKETIO_CHANNEL = _env("SOCKETIO_CHANNEL", "chat-socketio")
+    JWT_ACCESS_TOKEN_EXPIRES = number("ACCESS_TOKEN_MINUTES", 15, unit=60)
+    JWT_REFRESH_TOKEN_EXPIRES = number("REFRESH_TOKEN_DAYS", 30, unit=86400)
+    CORS_ORIGINS = listing("CORS_ORIGINS", ["*"])
+    REDIS_URL = text("REDIS_URL")
+    SOCKETIO_CHANNEL = text("SOCKETIO_CHANNEL", default="chat-socketio")
     # A process that stops refreshing its liveness for this long counts as gone (its users go offline).
-    NODE_TTL_SECONDS = _int("NODE_TTL_SECONDS", 15)
+    NODE_TTL_SECONDS = number("NODE_TTL_SECONDS", 15)
     # A socket re-reads its membership of a room it posts in at least this often; role changes and
     # removals reach it at once through the message queue, this bounds one missed while Redis was down.
-    MEMBERSHIP_CACHE_SECONDS = _int("MEMBERSHIP_CACHE_SECONDS", 60)
+    MEMBERSHIP_CACHE_SECONDS = number("MEMBERSHIP_CACHE_SECONDS", 60)
     # A position allocated this long ago and still empty is taken to belong to a dead writer
     # (model/message_scan.py): readers fill it instead of waiting for it.
-    GAP_SECONDS = _int("GAP_SECONDS", 10)
+    GAP_SECONDS = number("GAP_SECONDS", 10)
     # A connection that has not authenticated (joined the default namespace) by then is closed.
-    AUTH_TIMEOUT_SECONDS = _int("AUTH_TIMEOUT_SECONDS", 10)
+    AUTH_TIMEOUT_SECONDS = number("AUTH_TIMEOUT_SECONDS", 10)
     # One publish to Redis waits at most this long; what failed is published again later.
-    PUBLISH_TIMEOUT_SECONDS = _int("PUBLISH_TIMEOUT_SECONDS", 2)
+    PUBLISH_TIMEOUT_SECONDS = number("PUBLISH_TIMEOUT_SECONDS", 2)
     # While the message queue is down, sockets are checked against the database this often.
-    QUEUE_DOWN_RECHECK_SECONDS = _int("QUEUE_DOWN_RECHECK_SECONDS", 2)
+    QUEUE_DOWN_RECHECK_SECONDS = number("QUEUE_DOWN_RECHECK_SECONDS", 2)
     # Sockets whose access token expired are disconnected within this many seconds.
-    TOKEN_EXPIRY_CHECK_SECONDS = _int("TOKEN_EXPIRY_CHECK_SECONDS", 10)
-    MAX_SOCKETS_PER_USER = _int("MAX_SOCKETS_PER_USER", 20)
-    JOIN_RATE_LIMIT = _env("JOIN_RATE_LIMIT", "30/minute")
-    READ_RATE_LIMIT = _env("READ_RATE_LIMIT", "60/minute")
+    TOKEN_EXPIRY_CHECK_SECONDS = number("TOKEN_EXPIRY_CHECK_SECONDS", 10)
     # SIGTERM waits at most this long for requests in flight.
-    SHUTDOWN_TIMEOUT = _int("SHUTDOWN_TIMEOUT", 10)
-    ARCHIVE_AFTER_DAYS = _int("ARCHIVE_AFTER_DAYS", 30)
-    LOG_LEVEL = _env("LOG_LEVEL", "INFO").upper()
-    LOG_FORMAT = _env("LOG_FORMAT", "text").lower()
-    SENTRY_DSN = _env("SENTRY_DSN")
+    SHUTDOWN_TIMEOUT = number("SHUTDOWN_TIMEOUT", 10)
+    ARCHIVE_AFTER_DAYS = number("ARCHIVE_AFTER_DAYS", 30)
+    # An archiver run holds its lease this long past each batch; a run killed mid-way blocks the next no longer.
+    ARCHIVE_LEASE_SECONDS = number("ARCHIVE_LEASE_SECONDS", 300)
+    LOG_LEVEL = Env(("LOG_LEVEL",), "INFO", str.upper)
+    LOG_FORMAT = Env(("LOG_FORMAT",), "text", str.lower)
+    SENTRY_DSN = text("SENTRY_DSN")
     # The browser demo at /demo.
-    DEMO_UI = _bool("DEMO_UI", False)
-    MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
-    SOCKET_MAX_BUFFER = _int("SOCKET_MAX_BUFFER", 1_000_000)
+    DEMO_UI = flag("DEMO_UI", False)
+    MAX_CONTENT_LENGTH = number("MAX_CONTENT_LENGTH", 64 * 1024)
+    SOCKET_MAX_BUFFER = number("SOCKET_MAX_BUFFER", 1_000_000)
     # permessage-deflate costs a compression per recipient of every broadcast frame.
-    WEBSOCKET_COMPRESSION = _bool("WEBSOCKET_COMPRESSION", False)
-    RATELIMIT_ENABLED = _bool("RATE_LIMITS_ENABLED", True)
-    RATELIMIT_STORAGE_URI = _env("REDIS_URL", "memory://")
+    WEBSOCKET_COMPRESSION = flag("WEBSOCKET_COMPRESSION", False)
+    RATELIMIT_ENABLED = flag("RATE_LIMITS_ENABLED", True)
+    RATELIMIT_STORAGE_URI = text("REDIS_URL", default="memory://")
     RATELIMIT_HEADERS_ENABLED = True
     # With Redis down, limits fail open rather than failing every request.
     RATELIMIT_SWALLOW_ERRORS = True
-    LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10/minute")
-    REGISTER_RATE_LIMIT = _env("REGISTER_RATE_LIMIT", "20/hour")
-    MESSAGE_RATE_LIMIT = _env("MESSAGE_RATE_LIMIT", "10/second")
-    TYPING_RATE_LIMIT = _env("TYPING_RATE_LIMIT", "5/second")
+    # Failed logins only, per username from one address (the owner elsewhere is not locked out)...
+    LOGIN_RATE_LIMIT = text("LOGIN_RATE_LIMIT", default="10/minute")
+    # ...and per address whatever the username: an address behind NAT is shared by many users.
+    LOGIN_ADDRESS_RATE_LIMIT = text("LOGIN_ADDRESS_RATE_LIMIT", default="50/minute")
+    REGISTER_RATE_LIMIT = text("REGISTER_RATE_LIMIT", default="20/hour")
+    MESSAGE_RATE_LIMIT = text("MESSAGE_RATE_LIMIT", default="10/second")
+    TYPING_RATE_LIMIT = text("TYPING_RATE_LIMIT", default="5/second")
+    # Message edits and deletes together.
+    EDIT_RATE_LIMIT = text("EDIT_RATE_LIMIT", default="30/minute")
+    ROOM_CREATE_RATE_LIMIT = text("ROOM_CREATE_RATE_LIMIT", default="20/hour")
+    # History pages and socket `sync` together: a reconnect syncs each joined room once.
+    READ_RATE_LIMIT = text("READ_RATE_LIMIT", default="300/minute")
+    # `join` and `left` together: churn costs every member of the room a presence event.
+    JOIN_RATE_LIMIT = text("JOIN_RATE_LIMIT", default="30/minute")
+    MAX_SOCKETS_PER_USER = number("MAX_SOCKETS_PER_USER", 20)
     # Reverse proxies in front of the app (Heroku's router is one): X-Forwarded-* from that
     # many hops is trusted, so limits key on the real client address and cannot be spoofed.
-    TRUSTED_PROXY_HOPS = _int("TRUSTED_PROXY_HOPS", 0)
+    TRUSTED_PROXY_HOPS = number("TRUSTED_PROXY_HOPS", 0)
     # Direct TLS for `python server.py` (`make run`), without a proxy in front.
-    SSL_CERTFILE = _env("SSL_CERTFILE")
-    SSL_KEYFILE = _env("SSL_KEYFILE")
+    SSL_CERTFILE = text("SSL_CERTFILE")
+    SSL_KEYFILE = text("SSL_KEYFILE")
     # argon2id cost; the defaults are argon2-cffi's RFC 9106 "low memory" profile.
-    ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
-    ARGON2_MEMORY_COST = _int("ARGON2_MEMORY_COST", 65536)
-    ARGON2_PARALLELISM = _int("ARGON2_PARALLELISM", 4)
+    ARGON2_TIME_COST = number("ARGON2_TIME_COST", 3)
+    ARGON2_MEMORY_COST = number("ARGON2_MEMORY_COST", 65536)
+    ARGON2_PARALLELISM = number("ARGON2_PARALLELISM", 4)
 
 
 # A literal secret is only acceptable where nothing real is protected.
@@ -113,9 +157,8 @@ _LOCAL_SECRET = "local-development-secret-not-for-production-use"
 class DevelopmentConfig(Config):
     """Local development: embedded database, permissive CORS, the browser demo."""
 
-    DEMO_UI = _bool("DEMO_UI", True)
-
-    JWT_SECRET_KEY = Config.JWT_SECRET_KEY or _LOCAL_SECRET
+    DEMO_UI = flag("DEMO_UI", True)
+    JWT_SECRET_KEY = text("JWT_SECRET_KEY", default=_LOCAL_SECRET)
 
 
 class TestingConfig(Config):
@@ -123,16 +166,21 @@ class TestingConfig(Config):
 
     APP_ENV = "testing"
     TESTING = True
-    JWT_SECRET_KEY = Config.JWT_SECRET_KEY or _LOCAL_SECRET
+    JWT_SECRET_KEY = text("JWT_SECRET_KEY", default=_LOCAL_SECRET)
+    ARGON2_TIME_COST = number("ARGON2_TIME_COST", 1)
+    ARGON2_MEMORY_COST = number("ARGON2_MEMORY_COST", 8192)
+    ARGON2_PARALLELISM = number("ARGON2_PARALLELISM", 1)
 
 
 class ProductionConfig(Config):
     """Production: secrets and the database must come from the environment."""
 
     APP_ENV = "production"
-    HOST = _env("HOST", "0.0.0.0")
-    CORS_ORIGINS = _list("CORS_ORIGINS", [])
-    TRUSTED_PROXY_HOPS = _int("TRUSTED_PROXY_HOPS", 1)
+    HOST = text("HOST", default="0.0.0.0")
+    CORS_ORIGINS = listing("CORS_ORIGINS", [])
+    # Heroku's router is one proxy; a process serving TLS itself (SSL_CERTFILE) has none in front,
+    # and trusting a hop there would let any client forge its address.
+    TRUSTED_PROXY_HOPS = number("TRUSTED_PROXY_HOPS", lambda settings: 0 if settings["SSL_CERTFILE"] else 1)
     REQUIRED = ("JWT_SECRET_KEY", "MONGODB_URI")
     MIN_SECRET_LENGTH = 32
 
@@ -144,20 +192,38 @@ config_by_name = {
 }
 
 
-def load_config(name=None):
-    """Return the config class for `name` (default: APP_ENV), refusing an incomplete production one."""
-    name = name or _env("APP_ENV", "development")
+def load_config(name=None, **overrides):
+    """Return the settings of environment `name` (default: APP_ENV) as read now, with `overrides`
+    (setting names) applied; raise ConfigError for a setting the process cannot start with."""
+    load_dotenv()
+    name = name or os.environ.get("APP_ENV", "").strip() or "development"
     if name not in config_by_name:
-        sys.exit(f"APP_ENV must be one of {', '.join(config_by_name)}, not {name!r}")
-    config = config_by_name[name]
-    if name == "production":
-        missing = [var for var in config.REQUIRED if not getattr(config, var)]
-        if missing:
-            sys.exit(f"refusing to start in production: set {', '.join(missing)}")
-        if len(config.JWT_SECRET_KEY) < config.MIN_SECRET_LENGTH:
-            sys.exit(
-                f"refusing to start in production: JWT_SECRET_KEY needs {config.MIN_SECRET_LENGTH} characters or more"
-            )
-        if "*" in config.CORS_ORIGINS:
-            sys.exit("refusing to start in production: CORS_ORIGINS must list origins, not '*'")
-    return config
+        raise ConfigError(f"APP_ENV must be one of {', '.join(config_by_name)}, not {name!r}")
+    declared = config_by_name[name]
+    settings = {key: getattr(declared, key) for key in dir(declared) if key.isupper()}
+    unknown = sorted(set(overrides) - set(settings))
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(unknown)}")
+    settings = {key: value.read(os.environ) if isinstance(value, Env) else value for key, value in settings.items()}
+    settings.update(overrides)
+    for key, value in settings.items():
+        if callable(value):
+            settings[key] = value(settings)
+    _check(settings)
+    return settings
+
+
+def _check(settings):
+    if settings["ASYNC_MODE"] not in settings["ASYNC_MODES"]:
+        raise ConfigError(f"ASYNC_MODE must be one of {', '.join(settings['ASYNC_MODES'])}")
+    if settings["APP_ENV"] != "production":
+        return
+    missing = [var for var in settings["REQUIRED"] if not settings[var]]
+    if missing:
+        raise ConfigError(f"refusing to start in production: set {', '.join(missing)}")
+    if len(settings["JWT_SECRET_KEY"]) < settings["MIN_SECRET_LENGTH"]:
+        raise ConfigError(
+            f"refusing to start in production: JWT_SECRET_KEY needs {settings['MIN_SECRET_LENGTH']} characters or more"
+        )
+    if "*" in settings["CORS_ORIGINS"]:
+        raise ConfigError("refusing to start in production: CORS_ORIGINS must list origins, not '*'")

@@ -3,13 +3,15 @@
 from flask import g
 
 from middleware.auth import auth_required
+from middleware.limits import per_user
 from services import messages
 from utils.api import endpoint
 from utils.schemas.messages import EditSchema, HistoryQuery, MessagePageSchema, MessageSchema, SendSchema
 
 
 @auth_required
-@endpoint(query=HistoryQuery(), response=MessagePageSchema(), errors=(404,))
+@per_user("read")
+@endpoint(query=HistoryQuery(), response=MessagePageSchema(), errors=(404, 429))
 def history(query):
     """A page of a room's history (default `general`); `archived=true` reads the archive."""
     room = query.pop("room")
@@ -26,14 +28,16 @@ def send(body):
 
 
 @auth_required
-@endpoint(body=EditSchema(), response=MessageSchema(), errors=(403, 404))
+@per_user("edit")
+@endpoint(body=EditSchema(), response=MessageSchema(), errors=(403, 404, 429))
 def edit(message_id, body):
     """Change a message's body (its author only); broadcasts `message_updated`."""
     return messages.do_edit_message(g.user, message_id, body["message_body"])
 
 
 @auth_required
-@endpoint(status=204, errors=(403, 404))
+@per_user("edit")
+@endpoint(status=204, errors=(403, 404, 429))
 def delete(message_id):
     """Soft-delete a message; broadcasts `message_deleted`."""
     messages.do_delete_message(g.user, message_id)

@@ -3,6 +3,7 @@
 from flask import g
 
 from middleware.auth import auth_required
+from middleware.limits import per_user
 from services import rooms
 from utils.api import endpoint
 from utils.schemas.rooms import RoomCreateSchema, RoomListQuery, RoomPageSchema, RoomSchema, RoomUpdateSchema
@@ -17,7 +18,8 @@ def list_rooms(query):
 
 
 @auth_required
-@endpoint(body=RoomCreateSchema(), response=RoomSchema(), status=201, errors=(409,))
+@per_user("room_create")
+@endpoint(body=RoomCreateSchema(), response=RoomSchema(), status=201, errors=(409, 429))
 def create_room(body):
     """Create a room; the caller is its owner."""
     return rooms.do_create_room(g.user, **body)

@@ -4,7 +4,6 @@
 
 import argparse
 import logging
-import os
 import sys
 
 from jobs import build_app
@@ -50,10 +49,9 @@ def main(argv=None):
     args = parse_args(argv)
     app = build_app()
     days = app.config["ARCHIVE_AFTER_DAYS"] if args.older_than_days is None else args.older_than_days
-    lease_seconds = int(os.environ.get("ARCHIVE_LEASE_SECONDS", "300"))
     with app.app_context():
         try:
-            report = run_archive(days, args.room, args.batch_size, args.dry_run, lease_seconds)
+            report = run_archive(days, args.room, args.batch_size, args.dry_run, app.config["ARCHIVE_LEASE_SECONDS"])
         except AnotherRun:
             print("archive: another run is in progress; nothing done")
             return 0

@@ -22,6 +22,11 @@ def register_blueprints(app):
     app.register_blueprint(get_swaggerui_blueprint("/api/docs", "/api/openapi.json"), url_prefix="/api/docs")
     if app.config["DEMO_UI"]:
         demo = Blueprint("demo", __name__, static_folder=str(DEMO), static_url_path="/demo")
-        for path in ("/demo", "/demo/"):
-            demo.add_url_rule(path, f"index{path.count('/')}", lambda: redirect("/demo/index.html"))
+        demo.add_url_rule("/demo", view_func=demo_page)
+        demo.add_url_rule("/demo/", view_func=demo_page)
         app.register_blueprint(demo)
+
+
+def demo_page():
+    """Send /demo and /demo/ to the demo's page."""
+    return redirect("/demo/index.html")

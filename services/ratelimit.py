@@ -1,6 +1,7 @@
-"""Per-user limits on socket and send traffic: MESSAGE_RATE_LIMIT (shared by `POST /api/send`
-and the `message` event) and TYPING_RATE_LIMIT. The counters live in Flask-Limiter's storage,
-so with REDIS_URL set every process counts against the same budget."""
+"""Per-user limits, one budget per action over REST and sockets together: `<ACTION>_RATE_LIMIT`
+(MESSAGE: `POST /api/send` and the `message` event; TYPING; EDIT: message edits and deletes;
+ROOM_CREATE; READ: history pages and `sync`; JOIN: `join` and `left`). The counters live in
+Flask-Limiter's storage, so with REDIS_URL set every process counts against the same budget."""
 
 import time
 
@@ -11,11 +12,11 @@ from utils.errors import RateLimited
 from utils.extensions import limiter
 from utils.outage import Outage
 
-outage = Outage("rate-limit storage", "message and typing limits are not enforced until it is back")
+outage = Outage("rate-limit storage", "per-user limits are not enforced until it is back")
 
 
 def check_rate(user, action):
-    """Count one `action` ("message" or "typing") for this user; raise RateLimited when over its limit."""
+    """Count one `action` ("message", "read", ...) for this user; raise RateLimited when over its limit."""
     config = current_app.config
     if not config["RATELIMIT_ENABLED"]:
         return

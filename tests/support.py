@@ -22,9 +22,10 @@ _names = itertools.count(1)
 
 
 class LiveServer:
-    """`python server.py` in a subprocess, on a free port, with its log in a file."""
+    """`python server.py` (or another `script`) in a subprocess, on a free port, with its log in a file."""
 
-    def __init__(self, mongo_uri, log_dir, **env):
+    def __init__(self, mongo_uri, log_dir, script="server.py", **env):
+        self.script = script
         self.port = free_port()
         # With SSL_CERTFILE the server speaks TLS; its self-signed certificate is the one to trust.
         self.verify = str(env["SSL_CERTFILE"]) if env.get("SSL_CERTFILE") else True
@@ -38,9 +39,6 @@ class LiveServer:
             "MONGODB_URI": mongo_uri,
             "JWT_SECRET_KEY": TEST_SECRET,
             "RATE_LIMITS_ENABLED": "false",
-            "ARGON2_TIME_COST": "1",
-            "ARGON2_MEMORY_COST": "8192",
-            "ARGON2_PARALLELISM": "1",
             "PYTHONUNBUFFERED": "1",
             **{key: str(value) for key, value in env.items()},
         }
@@ -49,7 +47,7 @@ class LiveServer:
     def start(self, timeout=30):
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "server.py"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, self.script], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -133,6 +131,17 @@ def store_messages(db, room_id, docs):
     for start in range(0, len(docs), 5000):
         chunk = docs[start : start + 5000]
         db.messages.insert_many([{**doc, "seq": first + start + i} for i, doc in enumerate(chunk)])
+
+
+def self_signed_certificate(directory):
+    """Write a certificate for 127.0.0.1 and its key into `directory`; return their paths."""
+    cert, key = Path(directory) / "cert.pem", Path(directory) / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
 
 
 def assert_error(response, status, code):

@@ -45,6 +45,11 @@ def test_username_taken_is_a_conflict_whatever_the_case(api, make_user):
         ({"username": {"$gt": ""}, "password": "password-123"}, "username"),
         ({"password": "password-123"}, "username"),
         ({"username": "carol", "password": "password-123", "role": "admin"}, "role"),
+        ({"username": "carol\n", "password": "password-123"}, "username"),
+        ({"username": "carol", "password": "password-123", "displayName": "car\u200bol"}, "displayName"),
+        ({"username": "carol", "password": "password-123", "displayName": "\u202eevil"}, "displayName"),
+        ({"username": "carol", "password": "password-123", "displayName": "two\nlines"}, "displayName"),
+        ({"username": "carol", "password": "password-123", "displayName": "a\u2028b"}, "displayName"),
     ],
 )
 def test_register_validation(api, body, field):

@@ -114,7 +114,7 @@ def test_embedded_database_uris_ask_for_plain_writes(mongo_uri):
 
 @pytest.mark.parametrize("mode", ["gevent", "threading"])
 def test_the_async_modes_measured_against_eventlet_serve_the_socket_contract(server_factory, connect, make_user, mode):
-    node = server_factory(ASYNC_MODE=mode)
+    node = server_factory(script="bench/serve_other.py", ASYNC_MODE=mode)
     assert f"serving ({mode})" in node.log()
     alice, bob = make_user(), make_user()
     a, b = connect(alice, url=node.url), connect(bob, url=node.url)
@@ -124,3 +124,50 @@ def test_the_async_modes_measured_against_eventlet_serve_the_socket_contract(ser
     assert ack["ok"] is True
     assert b.wait_for("message")["id"] == ack["message"]["id"]
     assert a.call("message", {"messageBody": f"over {mode}", "clientId": "c1"})["message"] == ack["message"]
+
+
+def _python(code, env, timeout=60):
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_importing_the_server_builds_no_app():
+    # Production without its secrets would refuse to build: importing must not try.
+    result = _python("import server, jobs", {"APP_ENV": "production", "JWT_SECRET_KEY": "", "MONGODB_URI": ""})
+    assert result.returncode == 0, result.stderr
+
+
+def test_settings_are_read_when_the_app_is_built_with_overrides(mongo_uri):
+    code = (
+        "import os, server; os.environ['ARCHIVE_AFTER_DAYS'] = '7'; "
+        "c = server.create_app(ASYNC_MODE='threading').config; "
+        "print(c['ARCHIVE_AFTER_DAYS'], c['ASYNC_MODE'], c['ARCHIVE_LEASE_SECONDS'], c['ARGON2_MEMORY_COST'])"
+    )
+    env = {"APP_ENV": "testing", "MONGODB_URI": mongo_uri, "ASYNC_MODE": "", "ARGON2_MEMORY_COST": ""}
+    result = _python(code, env)
+    assert result.stdout.split() == ["7", "threading", "300", "8192"], result.stderr
+    unknown = _python("import server; server.create_app(ASYNC_MOD='threading')", env)
+    assert "config.ConfigError: unknown settings: ASYNC_MOD" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[sys.executable, "server.py"], [sys.executable, "-m", "jobs.create_admin", "nobody"]],
+    ids=["server", "job"],
+)
+def test_a_refused_setting_is_one_line_and_exit_1(command, mongo_uri):
+    env = {**os.environ, "MONGODB_URI": mongo_uri, "JWT_SECRET_KEY": TEST_SECRET, "DB_TIMEOUT_MS": "soon"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == "DB_TIMEOUT_MS must be a whole number, not 'soon'\n"
+
+
+def test_server_py_serves_eventlet_only(mongo_uri):
+    result = _start({"ASYNC_MODE": "gevent", "JWT_SECRET_KEY": TEST_SECRET, "MONGODB_URI": mongo_uri})
+    assert result.returncode == 1 and "bench/serve_other.py" in result.stderr

@@ -1,4 +1,4 @@
-"""Rate limits from config: login, register, and messages per user (429 `rate_limited` with Retry-After)."""
+"""Rate limits from config: failed logins, registrations, and per-user actions (429 `rate_limited` with Retry-After)."""
 
 import pytest
 
@@ -37,3 +37,62 @@ def test_register_limit(server_factory, db):
         for i in range(3)
     ]
     assert statuses == [201, 201, 429]
+
+
+@pytest.fixture(scope="module")
+def behind_proxy(server_factory):
+    """Limits on, one trusted proxy: X-Forwarded-For picks the client address."""
+    return Api(server_factory(RATE_LIMITS_ENABLED="true", LOGIN_RATE_LIMIT="2/minute", TRUSTED_PROXY_HOPS=1).url)
+
+
+def _login_from(api, user, password, address):
+    body = {"username": user.username, "password": password}
+    return api.post("/api/auth/login", json=body, headers={"X-Forwarded-For": address}).status_code
+
+
+def test_failed_logins_elsewhere_never_lock_the_owner_out(behind_proxy, db):
+    owner = register(behind_proxy)
+    assert [_login_from(behind_proxy, owner, "wrong-password", "6.6.6.6") for _ in range(3)] == [401, 401, 429]
+    assert _login_from(behind_proxy, owner, owner.password, "6.6.6.6") == 429, "the guessing address waits"
+    assert _login_from(behind_proxy, owner, owner.password, "7.7.7.7") == 200, "the owner, elsewhere, does not"
+
+
+def test_successful_logins_are_not_counted(behind_proxy, db):
+    owner = register(behind_proxy)
+    assert [_login_from(behind_proxy, owner, owner.password, "8.8.8.8") for _ in range(4)] == [200] * 4
+
+
+@pytest.fixture(scope="module")
+def per_user_limits(server_factory):
+    env = {"EDIT_RATE_LIMIT": "2/minute", "ROOM_CREATE_RATE_LIMIT": "2/minute", "READ_RATE_LIMIT": "3/minute"}
+    return Api(server_factory(RATE_LIMITS_ENABLED="true", **env).url)
+
+
+def _over_the_limit(api, response, other_user_call):
+    error = assert_error(response, 429, "rate_limited")
+    assert int(response.headers["Retry-After"]) >= 1 and error["details"]["retryAfter"]
+    assert other_user_call().status_code < 400, "another user has a budget of their own"
+
+
+def test_edits_and_deletes_share_a_per_user_limit(per_user_limits, db):
+    api, alice, bob = per_user_limits, register(per_user_limits), register(per_user_limits)
+    ids = [api.post("/api/send", alice.token, json={"messageBody": f"m{i}"}).json()["id"] for i in range(3)]
+    bobs = api.post("/api/send", bob.token, json={"messageBody": "bob's"}).json()["id"]
+    assert api.patch(f"/api/messages/{ids[0]}", alice.token, json={"messageBody": "edited"}).status_code == 200
+    assert api.delete(f"/api/messages/{ids[1]}", alice.token).status_code == 204
+    response = api.patch(f"/api/messages/{ids[2]}", alice.token, json={"messageBody": "one too many"})
+    _over_the_limit(api, response, lambda: api.delete(f"/api/messages/{bobs}", bob.token))
+    assert_error(api.delete(f"/api/messages/{ids[2]}", alice.token), 429, "rate_limited")
+
+
+def test_room_creation_limit_is_per_user(per_user_limits, db):
+    api, alice, bob = per_user_limits, register(per_user_limits), register(per_user_limits)
+    assert [api.post("/api/rooms", alice.token, json={"name": f"r{i}"}).status_code for i in range(2)] == [201, 201]
+    response = api.post("/api/rooms", alice.token, json={"name": "r2"})
+    _over_the_limit(api, response, lambda: api.post("/api/rooms", bob.token, json={"name": "bobs"}))
+
+
+def test_history_reads_limit_is_per_user(per_user_limits, db):
+    api, alice, bob = per_user_limits, register(per_user_limits), register(per_user_limits)
+    assert [api.get("/api/messages", alice.token).status_code for _ in range(3)] == [200] * 3
+    _over_the_limit(api, api.get("/api/messages", alice.token), lambda: api.get("/api/messages", bob.token))

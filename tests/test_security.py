@@ -11,7 +11,7 @@ import requests
 import socketio
 from bson import ObjectId
 
-from tests.support import ROOT, TEST_SECRET, Api, SocketClient, assert_error, register
+from tests.support import ROOT, TEST_SECRET, Api, SocketClient, assert_error, register, self_signed_certificate
 
 
 def test_socket_message_and_typing_limits_answer_in_the_ack_and_keep_the_connection(server_factory, make_user):
@@ -71,18 +71,20 @@ def _login(url, username, address):
 
 
 def test_limits_key_on_the_address_the_trusted_proxy_saw(server_factory):
-    behind = server_factory(RATE_LIMITS_ENABLED="true", LOGIN_RATE_LIMIT="2/minute", TRUSTED_PROXY_HOPS=1).url
+    env = {"RATE_LIMITS_ENABLED": "true", "LOGIN_RATE_LIMIT": "2/minute", "LOGIN_ADDRESS_RATE_LIMIT": "2/minute"}
+    behind = server_factory(**env, TRUSTED_PROXY_HOPS=1).url
     assert [_login(behind, f"u{i}", "1.1.1.1") for i in range(3)] == [401, 401, 429]
     assert _login(behind, "u9", "2.2.2.2") == 401, "another client address has its own budget"
     assert _login(behind, "u8", "6.6.6.6, 1.1.1.1") == 429, "a forged left-hand address does not help"
-    direct = server_factory(RATE_LIMITS_ENABLED="true", LOGIN_RATE_LIMIT="2/minute").url
+    direct = server_factory(**env).url
     statuses = [_login(direct, f"v{i}", f"3.3.3.{i}") for i in range(3)]
     assert statuses == [401, 401, 429], "without trusted proxies X-Forwarded-For is ignored"
 
 
-def test_login_limit_per_username_across_addresses(server_factory):
+def test_login_limit_per_username_counts_each_address_apart(server_factory):
     behind = server_factory(RATE_LIMITS_ENABLED="true", LOGIN_RATE_LIMIT="2/minute", TRUSTED_PROXY_HOPS=1).url
-    assert [_login(behind, "target", f"4.4.4.{i}") for i in range(3)] == [401, 401, 429]
+    assert [_login(behind, "target", f"4.4.4.{i}") for i in range(3)] == [401, 401, 401]
+    assert [_login(behind, "target", "5.5.5.5") for i in range(3)] == [401, 401, 429]
 
 
 def test_security_headers_and_hsts_behind_https(server_factory, api):
@@ -99,12 +101,7 @@ def test_security_headers_and_hsts_behind_https(server_factory, api):
 
 
 def test_direct_tls_serves_https_and_wss(server_factory, tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     node = server_factory(SSL_CERTFILE=cert, SSL_KEYFILE=key)
     assert node.url.startswith("https://")
     health = requests.get(node.url + "/api/health", verify=str(cert))
@@ -175,7 +172,7 @@ def test_logs_never_contain_passwords_tokens_or_bodies(server_factory):
 
 def test_sentry_is_wired_when_a_dsn_is_set(mongo_uri):
     code = (
-        "import sentry_sdk, server; c = sentry_sdk.get_client(); "
+        "import sentry_sdk, server; server.create_app(); c = sentry_sdk.get_client(); "
         "print(c.is_active(), 'flask' in c.integrations, c.options['send_default_pii'])"
     )
     env = {

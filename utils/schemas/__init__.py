@@ -1,6 +1,7 @@
 """marshmallow helpers: strict loading into the contract's validation_error, and shared fields."""
 
 import re
+import unicodedata
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 
@@ -70,6 +71,28 @@ class Trimmed(fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+# Control and format characters (zero-width, bidi overrides) and line or paragraph separators:
+# unseen, they make look-alike names, reorder what is shown around them and split log lines.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def visible(allow=""):
+    """Return a validator refusing hidden characters (HIDDEN_CATEGORIES) other than those in `allow`."""
+
+    def check(value):
+        if any(unicodedata.category(char) in HIDDEN_CATEGORIES and char not in allow for char in value):
+            raise ValidationError("Must not contain control, zero-width or bidi characters.")
+
+    return check
+
+
+class Name(Trimmed):
+    """A name people read (a room's, a display name): trimmed, 1 to 64 characters, none of them hidden."""
+
+    def __init__(self, **kwargs):
+        super().__init__(validate=[validate.Length(min=1, max=64), visible()], **kwargs)
 
 
 class StrictBool(fields.Boolean):

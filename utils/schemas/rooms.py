@@ -3,21 +3,31 @@
 from marshmallow import fields, validate
 
 from model.membership import ASSIGNABLE
-from utils.schemas import IdField, IsoDateTime, ObjectIdString, StrictBool, StrictSchema, Trimmed, page_limit
+from utils.schemas import (
+    IdField,
+    IsoDateTime,
+    Name,
+    ObjectIdString,
+    StrictBool,
+    StrictSchema,
+    Trimmed,
+    page_limit,
+    visible,
+)
 from utils.schemas.accounts import UserSchema
 
-ROOM_NAME = validate.Length(min=1, max=64)
-DESCRIPTION = validate.Length(max=500)
+# Descriptions may run over several lines; nothing else hidden.
+DESCRIPTION = [validate.Length(max=500), visible(allow="\n")]
 
 
 class RoomCreateSchema(StrictSchema):
-    name = Trimmed(required=True, validate=ROOM_NAME)
+    name = Name(required=True)
     description = Trimmed(load_default="", validate=DESCRIPTION)
     private = StrictBool(load_default=False)
 
 
 class RoomUpdateSchema(StrictSchema):
-    name = Trimmed(validate=ROOM_NAME)
+    name = Name()
     description = Trimmed(validate=DESCRIPTION)
 
 
