@@ -121,6 +121,9 @@ class Config:
     RATELIMIT_ENABLED = flag("RATE_LIMITS_ENABLED", True)
     RATELIMIT_STORAGE_URI = text("REDIS_URL", default="memory://")
     RATELIMIT_HEADERS_ENABLED = True
+    # A hung Redis must not hold a request: short timeouts, then Flask-Limiter counts in memory.
+    RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     # With Redis down, limits fail open rather than failing every request.
     RATELIMIT_SWALLOW_ERRORS = True
     # Failed logins only, per username from one address (the owner elsewhere is not locked out)...

@@ -51,7 +51,10 @@ def main(argv=None):
     days = app.config["ARCHIVE_AFTER_DAYS"] if args.older_than_days is None else args.older_than_days
     with app.app_context():
         try:
-            report = run_archive(days, args.room, args.batch_size, args.dry_run, app.config["ARCHIVE_LEASE_SECONDS"])
+            config = app.config
+            report = run_archive(
+                days, args.room, args.batch_size, args.dry_run, config["ARCHIVE_LEASE_SECONDS"], config["GAP_SECONDS"]
+            )
         except AnotherRun:
             print("archive: another run is in progress; nothing done")
             return 0
