@@ -84,8 +84,8 @@ def _beat(store):
         log.warning("this process was counted dead (stalled past NODE_TTL_SECONDS): counting its sockets again")
         presence.restore()
         catch_up()
-    for room, user_id, user_name in store.sweep():
-        notify.notify_left(room, user_id, user_name)
+    for channel, user_id, user_name in store.sweep():
+        live.announce_left(channel, user_id, user_name)
     if store.claim_dead_nodes():
         since = utcnow() - timedelta(seconds=2 * store.node_ttl + 5)
         for message in messages.stored_since(since):
@@ -103,6 +103,8 @@ def catch_up() -> None:
 def recheck() -> None:
     """Make this process's sockets agree with the database: revoked tokens, removed members, deleted rooms."""
     sockets = presence.sockets()
+    if not sockets:
+        return
     revoked = tokens.revoked_among([socket.claims for socket in sockets.values()])
     for sid, socket in sockets.items():
         if revoked & {socket.jti, tokens.family_key(socket.family)}:

@@ -18,8 +18,11 @@ from utils.extensions import socketio
 from utils.transport import NAMESPACE, control, members
 
 
-def join(sid: str, user: User, ref: str | None) -> tuple[Room, dict[str, str]]:
-    """Join the socket to a room the user may read (public rooms make them a member); return (room, online)."""
+def join(sid: str, user: User, ref: str | None, legacy: bool = False) -> tuple[Room, dict[str, str]]:
+    """Join the socket to a room the user may read (public rooms make them a member); return (room, online).
+
+    `legacy`: the socket joined `general` as the original service's clients do, and also gets its events.
+    """
     check_rate(user, "join")
     since = grants.generation()
     room = rooms.do_join_room(ref, user)
@@ -31,8 +34,12 @@ def join(sid: str, user: User, ref: str | None) -> tuple[Room, dict[str, str]]:
         except AppError:
             socketio.server.leave_room(sid, channel, namespace=NAMESPACE)
             raise
+    if legacy and room.id == rooms.general_id():
+        socketio.server.enter_room(sid, notify.LEGACY_CHANNEL, namespace=NAMESPACE)
     if presence.enter(sid, channel):
         notify.notify_joined(channel, str(user.id), user.username, skip_sid=sid)
+        if channel == str(rooms.general_id()):
+            notify.notify_legacy_joined(str(user.id), user.username, presence.online_users(channel))
     return room, presence.online_users(channel)
 
 
@@ -41,6 +48,8 @@ def leave(sid: str, user: User, ref: str | None) -> Room:
     check_rate(user, "join")
     room, _ = rooms.access(ref, user)  # a private room's id is told only to whoever may see it
     leave_channel(sid, str(room.id))
+    if room.id == rooms.general_id():
+        socketio.server.leave_room(sid, notify.LEGACY_CHANNEL, namespace=NAMESPACE)
     return room
 
 
@@ -49,7 +58,14 @@ def leave_channel(sid: str, channel: str) -> None:
     socketio.server.leave_room(sid, channel, namespace=NAMESPACE)
     socket = presence.entry(sid)
     if socket is not None and presence.leave(sid, channel):
-        notify.notify_left(channel, socket.user_id, socket.user_name)
+        announce_left(channel, socket.user_id, socket.user_name)
+
+
+def announce_left(channel: str, user_id: str, user_name: str) -> None:
+    """Tell a room that a user's last socket left it (in `general`, its original clients too)."""
+    notify.notify_left(channel, user_id, user_name)
+    if channel == str(rooms.general_id()):
+        notify.notify_legacy_left(user_id, user_name, presence.online_users(channel))
 
 
 def send(sid: str, user: User, ref: str | None, body: str, client_id: str | None):
@@ -94,7 +110,7 @@ def disconnect(sid: str) -> None:
     grants.forget(sid)
     socket, last_in = presence.unregister(sid)
     for channel in last_in:
-        notify.notify_left(channel, socket.user_id, socket.user_name)
+        announce_left(channel, socket.user_id, socket.user_name)
 
 
 def evict(room_id: ObjectId, user_id: ObjectId | None = None) -> None:

@@ -7,10 +7,13 @@ from bson import ObjectId
 
 from model.message import MessageFields
 from utils.extensions import socketio
+from utils.schemas.events import OnlineUserSchema
 from utils.schemas.messages import MessageSchema
 from utils.timefmt import iso
 
-_message = MessageSchema()
+_message, _online = MessageSchema(), OnlineUserSchema(many=True)
+# The sockets that joined `general` the way the original single-room service's clients do.
+LEGACY_CHANNEL = "legacy:general"
 
 
 def notify_message(message: MessageFields) -> None:
@@ -40,6 +43,18 @@ def notify_left(channel: str, user_id: str, user_name: str) -> None:
     """Tell a room that a user's last socket left it."""
     socketio.emit("user_left", {"room": channel, "userId": user_id, "userName": user_name}, to=channel)
     socketio.emit("presence", {"room": channel, "userId": user_id, "online": False}, to=channel)
+
+
+def notify_legacy_joined(user_id: str, user_name: str, online: dict[str, str]) -> None:
+    """The original service's events for `general`: `userJoined`, then `onlineUsers`."""
+    socketio.emit("userJoined", {"userId": user_id, "userName": user_name}, to=LEGACY_CHANNEL)
+    socketio.emit("onlineUsers", _online.dump(list(online.items())), to=LEGACY_CHANNEL)
+
+
+def notify_legacy_left(user_id: str, user_name: str, online: dict[str, str]) -> None:
+    """The original service's events for `general`: `userLeft`, then `onlineUsers`."""
+    socketio.emit("userLeft", {"userId": user_id, "userName": user_name}, to=LEGACY_CHANNEL)
+    socketio.emit("onlineUsers", _online.dump(list(online.items())), to=LEGACY_CHANNEL)
 
 
 def notify_typing(channel: str, user_id: str, user_name: str, typing: bool, skip_sid: str) -> None:

@@ -32,7 +32,7 @@ def disconnect(reason=None):
 @socket_event(RoomEvent())
 def join(user, data):
     """`join {room}` -> `{ok, room, members: [{userId, userName}]}`; the room gets `user_joined` and `presence`."""
-    room, online = live.join(request.sid, user, data["room"])
+    room, online = live.join(request.sid, user, data["room"], data["legacy"])
     return _join_ack.dump({"room": room.id, "members": list(online.items())})
 
 

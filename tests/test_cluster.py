@@ -103,18 +103,17 @@ def test_role_changes_on_one_node_reach_a_posting_socket_on_the_other(nodes, con
     assert g.call("message", {"room": room, "messageBody": "four"})["ok"] is True
 
 
-def test_a_role_change_missed_while_redis_is_down_applies_within_the_cache_time(
-    server_factory, connect, make_user, tmp_path
-):
+def test_a_role_change_missed_while_redis_is_down_still_applies(server_factory, connect, make_user, tmp_path):
     redis = RedisServer(tmp_path)
     redis.start()
-    env = {"REDIS_URL": redis.url, "SOCKETIO_CHANNEL": "chat-missed", "MEMBERSHIP_CACHE_SECONDS": 2}
+    env = {"REDIS_URL": redis.url, "SOCKETIO_CHANNEL": "chat-missed", "MEMBERSHIP_CACHE_SECONDS": 60}
     g, room, set_role = _posting_guest(server_factory(**env), server_factory(**env), connect, make_user)
     redis.stop()
-    set_role("readonly")
-    assert g.call("message", {"room": room, "messageBody": "stale"})["ok"] is True, "node b never heard"
-    time.sleep(2.5)
-    assert g.call("message", {"room": room, "messageBody": "expired"})["error"]["code"] == "forbidden"
+    set_role("readonly")  # node b never hears of it: it re-checks its sockets while the queue is down
+    deadline = time.monotonic() + 5  # QUEUE_DOWN_RECHECK_SECONDS (2), well before the cached right expires
+    while g.call("message", {"room": room, "messageBody": "stale"})["ok"]:
+        assert time.monotonic() < deadline, "a readonly member still posts through node b"
+        time.sleep(0.2)
 
 
 def test_logout_on_one_node_disconnects_sockets_on_the_other(nodes, connect, make_user):

@@ -32,7 +32,9 @@ def test_openapi_describes_bodies_queries_and_errors(api):
     spec = api.get("/api/openapi.json").json()
     send = spec["paths"]["/api/send"]["post"]
     body = send["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
-    assert set(spec["components"]["schemas"][body]["properties"]) == {"room", "messageBody", "clientId"}
+    properties = spec["components"]["schemas"][body]["properties"]
+    assert set(properties) == {"room", "messageBody", "clientId", "userId", "userName", "timeStamp"}
+    assert all(properties[legacy]["deprecated"] for legacy in ("userId", "userName", "timeStamp"))
     assert {"200", "201", "429"} <= set(send["responses"]) and "Retry-After" in send["responses"]["429"]["headers"]
     history = spec["paths"]["/api/messages"]["get"]
     assert {p["name"] for p in history["parameters"]} == {"room", "limit", "before", "after", "archived"}

@@ -51,14 +51,14 @@ class RawSocket:
                 return packet
         raise AssertionError(f"no matching packet within {timeout}s; got {self.packets}")
 
-    def call(self, event, *args):
+    def call(self, event, *args, timeout=5):
         """Emit with an ack id and return the ack's payload."""
         ack_id = next(self.ids)
         self.ws.send(f"42{ack_id}" + json.dumps([event, *args]))
-        return self.ack(ack_id)
+        return self.ack(ack_id, timeout)
 
-    def ack(self, ack_id):
-        packet = self.next_packet(lambda p: p.startswith(f"43{ack_id}["))
+    def ack(self, ack_id, timeout=5):
+        packet = self.next_packet(lambda p: p.startswith(f"43{ack_id}["), timeout)
         return json.loads(packet[len(f"43{ack_id}") :])[0]
 
     def events(self, name, settle=1.0):
@@ -173,7 +173,7 @@ def test_binary_packets_are_refused_and_their_attachments_dropped(server_factory
         chunk = os.urandom(900_000)
         for _ in range(100):
             socket.ws.send_binary(chunk)
-        assert socket.call("join", {})["ok"] is True, "the connection survives"
+        assert socket.call("join", {}, timeout=60)["ok"] is True, "the connection survives"
         grown_mib = (_rss_kib(node.proc.pid) - before) / 1024
         assert grown_mib < 30, f"90 MB of never-completed attachments grew the server by {grown_mib:.0f} MiB"
     finally:

@@ -3,7 +3,7 @@
 import re
 import unicodedata
 
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
 
 from utils.errors import ValidationFailed
 from utils.ids import parse_id
@@ -128,6 +128,42 @@ class IdField(fields.Field):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else str(value)
+
+
+def _scalar(value):
+    if isinstance(value, dict | list) or (isinstance(value, str) and len(value) > 256):
+        raise ValidationError("Not a legacy value (a string of at most 256 characters, a number or null).")
+    return True
+
+
+_LEGACY = {
+    "deprecated": True,
+    "description": "Sent by clients of the original service; ignored (identity from the token, time from the server). "
+    "Only without `room`.",
+}
+
+
+class LegacyFields(Schema):
+    """What clients of the original single-room service still send: accepted and ignored where `room` is absent.
+
+    Identity comes from the token and time from the server, never from these. Loading sets
+    `legacy` when any was sent, so such a socket also gets the original events.
+    """
+
+    user_id = fields.Raw(data_key="userId", load_only=True, validate=_scalar, metadata=_LEGACY)
+    user_name = fields.Raw(data_key="userName", load_only=True, validate=_scalar, metadata=_LEGACY)
+    time_stamp = fields.Raw(data_key="timeStamp", load_only=True, validate=_scalar, metadata=_LEGACY)
+
+    @validates_schema
+    def only_without_room(self, data, **kwargs):
+        sent = [self.fields[name].data_key for name in ("user_id", "user_name", "time_stamp") if name in data]
+        if sent and data.get("room") is not None:
+            raise ValidationError({key: ["Unknown field."] for key in sent})
+
+    @post_load
+    def drop_legacy(self, data, **kwargs):
+        legacy = [data.pop(name) for name in ("user_id", "user_name", "time_stamp") if name in data]
+        return {**data, "legacy": bool(legacy)}
 
 
 def room_ref(**kwargs):

@@ -2,10 +2,10 @@
 
 from marshmallow import fields
 
-from utils.schemas import IdField, ObjectIdString, StrictBool, StrictSchema, page_limit, room_ref
+from utils.schemas import IdField, LegacyFields, ObjectIdString, StrictBool, StrictSchema, page_limit, room_ref
 
 
-class RoomEvent(StrictSchema):
+class RoomEvent(LegacyFields, StrictSchema):
     room = room_ref()
 
 
@@ -21,7 +21,7 @@ class SyncEvent(StrictSchema):
 
 
 class OnlineUserSchema(StrictSchema):
-    """One online user, dumped from a (userId, userName) pair."""
+    """One online user, dumped from a (userId, userName) pair (also the original service's user shape)."""
 
     user_id = fields.Function(lambda pair: pair[0], data_key="userId")
     user_name = fields.Function(lambda pair: pair[1], data_key="userName")

@@ -2,7 +2,16 @@
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from utils.schemas import IdField, IsoDateTime, ObjectIdString, StrictSchema, Trimmed, page_limit, room_ref
+from utils.schemas import (
+    IdField,
+    IsoDateTime,
+    LegacyFields,
+    ObjectIdString,
+    StrictSchema,
+    Trimmed,
+    page_limit,
+    room_ref,
+)
 
 BODY = validate.Length(min=1, max=4000)
 
@@ -20,7 +29,7 @@ class HistoryQuery(StrictSchema):
             raise ValidationError("Give before or after, not both.", "before")
 
 
-class SendSchema(StrictSchema):
+class SendSchema(LegacyFields, StrictSchema):
     room = room_ref()
     message_body = Trimmed(data_key="messageBody", required=True, validate=BODY)
     client_id = fields.String(

@@ -115,7 +115,8 @@ def start(server):
 
 def queue_down(server):
     """Whether this process has lost its link to the others."""
-    return isinstance(server.manager, QueueManager) and outage.down
+    manager = server.manager
+    return isinstance(manager, QueueManager) and (not manager.listening or outage.down)
 
 
 on_control = hub.on_control

@@ -5,11 +5,16 @@ message delivered at most once per process). The queue manager also:
 - publishes off the request path: an emit reaches this process's sockets at once and waits
   in a bounded backlog that one greenlet publishes in order, so a hung or dead Redis never
   holds up a send; what could not be published goes out when Redis is back;
+- waits, after queueing a control message (a removal, a logout), at most `publish_timeout`
+  until it comes back on its own subscription: Redis has then handed it, and everything
+  queued before it, to every process, so the request that caused it answers after the
+  others have it;
 - listens on a connection of its own and, when it comes back after a failure, runs the
   reconnect hooks (the services re-check memberships and tell sockets to `resync`).
 """
 
 import time
+import uuid
 from collections import deque
 
 from redis import Redis
@@ -39,6 +44,8 @@ class QueueManager(RedisManager):
         self.backlog = deque(maxlen=max_backlog)
         self.publisher = None  # set by start(): until then (jobs), publish synchronously
         self.pending = None
+        self.echoes = {}  # echo id -> event set when our own control message comes back
+        self.listening = False  # subscribed: other processes' broadcasts reach this one
 
     def start(self):
         """Publish from a background task from now on (a serving process)."""
@@ -54,10 +61,18 @@ class QueueManager(RedisManager):
         if self.publisher is None:
             self._send([data])
             return
+        arrived = None
+        if data.get("event", "").startswith(hub.CONTROL_PREFIX):
+            echo = uuid.uuid4().hex
+            arrived = self.echoes[echo] = self.server.eio.create_event()
+            data = {**data, "echo": echo}
         if len(self.backlog) == self.backlog.maxlen:
             outage.failed("publish backlog full: dropping the oldest broadcast")
         self.backlog.append(data)
         self.pending.set()
+        if arrived is not None:
+            arrived.wait(self.publish_timeout)
+            self.echoes.pop(data["echo"], None)
 
     def _publish_backlog(self):
         retry = 0.1
@@ -95,13 +110,21 @@ class QueueManager(RedisManager):
             try:
                 pubsub = Redis.from_url(self.redis_url, socket_connect_timeout=2).pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self.channel)
+                self.listening = True
                 if subscribed_before:
                     hub.reconnected()
                 subscribed_before, retry = True, 0.5
                 for message in pubsub.listen():
                     if message["type"] == "message":
+                        self._notice_echo(message["data"])
                         yield message["data"]
             except Exception as error:  # the listener must outlive any Redis failure
+                self.listening = False
                 outage.failed(error)
                 time.sleep(retry)
                 retry = min(retry * 2, 5)
+
+    def _notice_echo(self, data):
+        for echo, arrived in list(self.echoes.items()):
+            if echo.encode() in data:
+                arrived.set()
