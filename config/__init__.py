@@ -102,6 +102,9 @@ class Config:
     PUBLISH_TIMEOUT_SECONDS = number("PUBLISH_TIMEOUT_SECONDS", 2)
     # While the message queue is down, sockets are checked against the database this often.
     QUEUE_DOWN_RECHECK_SECONDS = number("QUEUE_DOWN_RECHECK_SECONDS", 2)
+    # A user whose last socket leaves a room and who comes back within this many milliseconds
+    # costs the room no user_left/user_joined pair (join/left churn is coalesced).
+    PRESENCE_GRACE_MS = number("PRESENCE_GRACE_MS", 1000)
     # Sockets whose access token expired are disconnected within this many seconds.
     TOKEN_EXPIRY_CHECK_SECONDS = number("TOKEN_EXPIRY_CHECK_SECONDS", 10)
     # SIGTERM waits at most this long for requests in flight.
@@ -173,6 +176,7 @@ class TestingConfig(Config):
     ARGON2_TIME_COST = number("ARGON2_TIME_COST", 1)
     ARGON2_MEMORY_COST = number("ARGON2_MEMORY_COST", 8192)
     ARGON2_PARALLELISM = number("ARGON2_PARALLELISM", 1)
+    PRESENCE_GRACE_MS = number("PRESENCE_GRACE_MS", 200)
 
 
 class ProductionConfig(Config):

@@ -36,9 +36,9 @@ def join(sid: str, user: User, ref: str | None, legacy: bool = False) -> tuple[R
             raise
     if legacy and room.id == rooms.general_id():
         socketio.server.enter_room(sid, notify.LEGACY_CHANNEL, namespace=NAMESPACE)
-    if presence.enter(sid, channel):
+    if presence.enter(sid, channel) and _leaving.pop((channel, str(user.id)), None) is None:
         notify.notify_joined(channel, str(user.id), user.username, skip_sid=sid)
-        if channel == str(rooms.general_id()):
+        if channel == rooms.general_channel():
             notify.notify_legacy_joined(str(user.id), user.username, presence.online_users(channel))
     return room, presence.online_users(channel)
 
@@ -61,10 +61,27 @@ def leave_channel(sid: str, channel: str) -> None:
         announce_left(channel, socket.user_id, socket.user_name)
 
 
+# (channel, user id) of users whose last socket left a room this process has not told yet.
+_leaving: dict[tuple[str, str], bool] = {}
+
+
 def announce_left(channel: str, user_id: str, user_name: str) -> None:
-    """Tell a room that a user's last socket left it (in `general`, its original clients too)."""
+    """Tell a room, PRESENCE_GRACE_MS from now, that a user's last socket left it, unless they are back by then.
+
+    Join/left churn (a flapping connection, a tab reloaded) then costs the room nothing.
+    """
+    if (channel, user_id) not in _leaving:
+        _leaving[(channel, user_id)] = True
+        grace = current_app.config["PRESENCE_GRACE_MS"] / 1000
+        socketio.start_background_task(_announce_left_later, channel, user_id, user_name, grace)
+
+
+def _announce_left_later(channel, user_id, user_name, grace):
+    socketio.sleep(grace)
+    if _leaving.pop((channel, user_id), None) is None or user_id in presence.online_users(channel):
+        return  # back in the meantime, on this process or another
     notify.notify_left(channel, user_id, user_name)
-    if channel == str(rooms.general_id()):
+    if channel == rooms.general_channel():
         notify.notify_legacy_left(user_id, user_name, presence.online_users(channel))
 
 

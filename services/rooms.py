@@ -60,6 +60,11 @@ def general_id():
     return find(GENERAL).id
 
 
+def general_channel():
+    """The Socket.IO channel of `general`."""
+    return str(general_id())
+
+
 def postable(ref, user):
     """Return the id of a room the user may post in.
 

@@ -350,3 +350,16 @@ def test_control_messages_never_reach_clients_and_a_pickled_payload_runs_nothing
         assert not [name for name, _ in client.events if name.startswith("chat:")]
     finally:
         client.close()
+
+
+def test_join_and_left_churn_is_coalesced_for_the_room(connect, make_user):
+    watcher, churner = make_user(), make_user()
+    room_socket = connect(watcher)
+    room_socket.call("join", {})
+    flapping = connect(churner)
+    for _ in range(10):
+        assert flapping.call("join", {})["ok"] and flapping.call("left", {})["ok"]
+    room_socket.wait_for("user_left", lambda event: event["userId"] == churner.id)
+    joined = [e for e in room_socket.received("user_joined") if e["userId"] == churner.id]
+    left = [e for e in room_socket.received("user_left") if e["userId"] == churner.id]
+    assert (len(joined), len(left)) == (1, 1), "ten join/left pairs were each broadcast to the room"

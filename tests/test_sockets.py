@@ -147,7 +147,7 @@ def test_left_stops_delivery_and_user_left_waits_for_the_last_tab(api, connect, 
     tab2.close()
     left = watcher.wait_for("user_left", lambda e: e["userId"] == alice.id)
     assert left == {"room": room, "userId": alice.id, "userName": alice.username}
-    assert watcher.wait_for("presence", lambda e: e["online"] is False)["userId"] == alice.id
+    assert watcher.wait_for("presence", lambda e: e["online"] is False and e["userId"] == alice.id)
     members = {m["user"]["id"]: m["online"] for m in api.get(f"/api/rooms/{room}/members", bob.token).json()["members"]}
     assert members[alice.id] is False and members[bob.id] is True
 
@@ -260,7 +260,7 @@ def test_logout_disconnects_that_tokens_sockets(api, connect, make_user):
         {"messageBody": "x", "nested": {"a": {"b": [1, {"c": 2}]}}},
         {"room": "ffffffffffffffffffffffff", "messageBody": "x"},
         {"room": "x" * 65, "messageBody": "x"},
-        {"messageBody": "x", "userId": "000000000000000000000000", "userName": "admin"},
+        {"room": "general", "messageBody": "x", "userId": "000000000000000000000000", "userName": "admin"},
     ],
 )
 def test_hostile_payloads_get_error_acks_and_the_connection_survives(connect, make_user, payload):
