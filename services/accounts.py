@@ -26,7 +26,7 @@ def _hasher():
     )
 
 
-def do_register(username, password, display_name=None):
+def do_register(username: str, password: str, display_name: str | None = None) -> User:
     """Create a user, a member of `general` from the start; 409 when the name is taken."""
     user = User(
         username=username,
@@ -44,7 +44,7 @@ def do_register(username, password, display_name=None):
     return user
 
 
-def check_credentials(username, password):
+def check_credentials(username: str, password: str) -> User:
     """Return the user whose password this is; unknown user and wrong password fail alike."""
     hasher = _hasher()
     user = User.objects(username_key=username.lower()).first()

@@ -22,12 +22,12 @@ def join(sid: str, user: User, ref: str | None) -> tuple[Room, dict[str, str]]:
     """Join the socket to a room the user may read (public rooms make them a member); return (room, online)."""
     check_rate(user, "join")
     since = grants.generation()
-    room = rooms.do_join_room(ref, user)
+    room = rooms.do_join_room(user, ref)
     channel = str(room.id)
     socketio.server.enter_room(sid, channel, namespace=NAMESPACE)
     if grants.generation() != since:  # a membership changed while we read it: read it again, now in the channel
         try:
-            rooms.do_join_room(room.id, user)
+            rooms.do_join_room(user, room.id)
         except AppError:
             socketio.server.leave_room(sid, channel, namespace=NAMESPACE)
             raise
@@ -39,7 +39,7 @@ def join(sid: str, user: User, ref: str | None) -> tuple[Room, dict[str, str]]:
 def leave(sid: str, user: User, ref: str | None) -> Room:
     """Stop this socket receiving a room; membership stays."""
     check_rate(user, "join")
-    room, _ = rooms.access(ref, user)  # a private room's id is told only to whoever may see it
+    room, _ = rooms.access(user, ref)  # a private room's id is told only to whoever may see it
     leave_channel(sid, str(room.id))
     return room
 
@@ -64,7 +64,7 @@ def _postable(sid: str, user: User, ref: str | None) -> ObjectId:
     if joined and grants.has(sid, channel):
         return room_id
     since = grants.generation()
-    room_id = rooms.postable(ref, user)
+    room_id = rooms.postable(user, ref)
     if joined:
         grants.give(sid, channel, current_app.config["MEMBERSHIP_CACHE_SECONDS"], since)
     return room_id
