@@ -39,7 +39,7 @@ def do_register(username: str, password: str, display_name: str | None = None) -
     try:
         user.save(force_insert=True)
     except NotUniqueError:
-        raise Conflict(f"username {username!r} is taken", {"username": ["Already taken."]}) from None
+        raise Conflict.taken("username", username) from None
     members.add_to_general(user)
     return user
 
