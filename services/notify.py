@@ -10,7 +10,7 @@ from utils.extensions import socketio
 from utils.schemas.messages import MessageSchema
 from utils.timefmt import iso
 
-_message = MessageSchema()
+_message, _deleted = MessageSchema(), MessageSchema(only=("id", "room"))
 
 
 def notify_message(message: MessageFields) -> None:
@@ -25,8 +25,7 @@ def notify_message_updated(message: MessageFields) -> None:
 
 def notify_message_deleted(message: MessageFields) -> None:
     """Broadcast that a message was deleted."""
-    channel = str(message.room)
-    socketio.emit("message_deleted", {"id": str(message.id), "room": channel}, to=channel)
+    socketio.emit("message_deleted", _deleted.dump(message), to=str(message.room))
 
 
 def notify_joined(channel: str, user_id: str, user_name: str, skip_sid: str | None = None) -> None:
