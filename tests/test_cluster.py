@@ -4,7 +4,6 @@ import os
 import shlex
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -121,10 +120,8 @@ def test_logout_on_one_node_disconnects_sockets_on_the_other(nodes, connect, mak
     a_node, b_node = nodes
     user = make_user()
     client = connect(user, url=b_node.url)
-    gone = threading.Event()
-    client.sio.on("disconnect", lambda *args: gone.set())
     Api(a_node.url).post("/api/auth/logout", user.token)
-    assert gone.wait(5)
+    assert client.wait_for_disconnect(5)
 
 
 def test_a_killed_node_takes_its_users_offline_within_the_expiry(nodes, server_factory, connect, make_user):
@@ -181,12 +178,10 @@ def test_sigterm_drains_sockets_and_exits(server_factory, mongo_uri, make_user, 
     user = make_user()
     client = SocketClient(node.url, user.token).connect()
     client.call("join", {})
-    gone = threading.Event()
-    client.sio.on("disconnect", lambda *args: gone.set())
     acked = client.call("message", {"messageBody": "acked before shutdown"})["message"]
     started = time.monotonic()
     node.proc.send_signal(signal.SIGTERM)
-    assert gone.wait(10), "clients are told to go"
+    assert client.wait_for_disconnect(10), "clients are told to go"
     node.proc.wait(15)
     assert time.monotonic() - started < 12 and node.proc.returncode == 0
     assert "SIGTERM: draining" in node.log()

@@ -1,7 +1,5 @@
 """The Socket.IO contract through the real server and python-socketio's client."""
 
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import jwt
@@ -88,7 +86,7 @@ def test_retry_after_a_lost_ack_returns_the_original_and_broadcasts_once(api, co
     again = a.call("message", {"messageBody": "once", "clientId": "retry-1"})
     assert again == first
     b.wait_for("message")
-    b.call("typing", {"typing": True})  # a round trip after which any second broadcast would have arrived
+    b.settle()  # any second broadcast would have arrived by now
     assert len(b.received("message")) == 1
     assert db.messages.count_documents({"client_id": "retry-1"}) == 1
 
@@ -112,10 +110,8 @@ def test_concurrent_senders_and_retries_store_and_deliver_each_message_once(conn
     assert all(first["ok"] and first == second for first, second in acks)
     ids = {first["message"]["id"] for first, _ in acks}
     assert len(ids) == len(work) == db.messages.count_documents({"client_id": {"$regex": "^burst-"}})
-    deadline = time.monotonic() + 10
-    while len(watcher.received("message")) < len(work) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    watcher.call("typing", {"typing": True})  # a round trip after which any duplicate would have arrived
+    watcher.wait_for_count("message", len(work), timeout=10)
+    watcher.settle()  # any duplicate would have arrived by now
     assert sorted(m["id"] for m in watcher.received("message")) == sorted(ids)
 
 
@@ -242,10 +238,8 @@ def test_room_deletion_evicts_its_sockets(api, connect, make_user):
 def test_logout_disconnects_that_tokens_sockets(api, connect, make_user):
     user = make_user()
     client = connect(user)
-    disconnected = threading.Event()
-    client.sio.on("disconnect", lambda *args: disconnected.set())
     api.post("/api/auth/logout", user.token)
-    assert disconnected.wait(5)
+    assert client.wait_for_disconnect(5)
 
 
 @pytest.mark.parametrize(
