@@ -115,6 +115,15 @@ class ChatUser:
     password: str
 
 
+@dataclass
+class JoinedPair:
+    """Two users, each with a socket joined to the same room (the `joined_pair` fixture)."""
+
+    users: tuple[ChatUser, ChatUser]
+    sockets: tuple["SocketClient", "SocketClient"]
+    room: str
+
+
 def register(api, username=None, password="password-123", **extra):
     """Register a fresh user through the API and return it with its tokens."""
     username = username or f"user{next(_names)}"

@@ -58,12 +58,11 @@ def test_join_ack_lists_online_members_and_tells_the_room(connect, make_user):
     assert not b.received("user_joined")
 
 
-def test_message_is_acked_once_stored_and_broadcast_to_the_room_only(api, connect, make_user):
+def test_message_is_acked_once_stored_and_broadcast_to_the_room_only(api, connect, make_user, joined_pair):
     alice, bob, carol = make_user(), make_user(), make_user()
     side = _room(api, carol, "side")
-    a, b, c = connect(alice), connect(bob), connect(carol)
-    a.call("join", {})
-    b.call("join", {})
+    a, b = joined_pair((alice, bob)).sockets
+    c = connect(carol)
     c.call("join", {"room": side})
     ack = a.call("message", {"messageBody": "hello all", "clientId": "a-1"})
     assert ack["ok"] is True
@@ -77,11 +76,8 @@ def test_message_is_acked_once_stored_and_broadcast_to_the_room_only(api, connec
     assert [m["messageBody"] for m in c.received("message")] == ["side talk"]
 
 
-def test_retry_after_a_lost_ack_returns_the_original_and_broadcasts_once(api, connect, make_user, db):
-    alice, bob = make_user(), make_user()
-    a, b = connect(alice), connect(bob)
-    a.call("join", {})
-    b.call("join", {})
+def test_retry_after_a_lost_ack_returns_the_original_and_broadcasts_once(joined_pair, db):
+    a, b = joined_pair().sockets
     first = a.call("message", {"messageBody": "once", "clientId": "retry-1"})
     again = a.call("message", {"messageBody": "once", "clientId": "retry-1"})
     assert again == first
