@@ -334,7 +334,7 @@ def test_control_messages_never_reach_clients_and_a_pickled_payload_runs_nothing
     user = register(Api(node.url))
     client = SocketClient(node.url, user.token).connect()
     try:
-        client.call("join", {})
+        room = client.call("join", {})["room"]
         marker = tmp_path / "pwned"
 
         class Exploit:
@@ -342,6 +342,10 @@ def test_control_messages_never_reach_clients_and_a_pickled_payload_runs_nothing
                 return (os.system, (f"touch {marker}",))
 
         redis.Redis.from_url(redis_url).publish(channel, pickle.dumps(Exploit()))
+        # Published after the pickle, by another process's emitter: once the client has it, the
+        # server's listener has handled the pickle (an unpickling one would have run it by then).
+        socketio.RedisManager(redis_url, channel=channel, write_only=True).emit("probe", {"n": 1}, room=room)
+        assert client.wait_for("probe") == {"n": 1}
         assert client.call("message", {"messageBody": "still here"})["ok"] is True
         client.wait_for("message")
         assert not marker.exists(), "a pickled queue message was executed"
