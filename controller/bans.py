@@ -12,18 +12,18 @@ from utils.schemas.bans import BanListSchema, BanSchema
 @endpoint(response=BanListSchema(), errors=(403, 404))
 def list_bans(room_id):
     """The room's bans, oldest first (owner, moderators, admins)."""
-    return {"bans": sanctions.list_bans(room_id, g.user)}
+    return {"bans": sanctions.list_bans(g.user, room_id)}
 
 
 @auth_required
 @endpoint(response=BanSchema(), errors=(403, 404))
 def ban(room_id, user_id):
     """Ban a user: their membership ends and their sockets leave the room at once."""
-    return sanctions.do_ban(room_id, user_id, g.user)
+    return sanctions.do_ban(g.user, room_id, user_id)
 
 
 @auth_required
 @endpoint(status=204, errors=(403, 404))
 def unban(room_id, user_id):
     """Lift a ban; the user may join or be added again."""
-    sanctions.do_unban(room_id, user_id, g.user)
+    sanctions.do_unban(g.user, room_id, user_id)

@@ -29,33 +29,33 @@ def create_room(body):
 @endpoint(response=RoomSchema(), errors=(404,))
 def get_room(room_id):
     """One room, by id or name."""
-    room, _ = rooms.access(room_id, g.user)
-    return rooms.describe_one(room, g.user)
+    room, _ = rooms.access(g.user, room_id)
+    return rooms.describe_one(g.user, room)
 
 
 @auth_required
 @endpoint(body=RoomUpdateSchema(), response=RoomSchema(), errors=(403, 404, 409))
 def update_room(room_id, body):
     """Rename or re-describe a room (owner, admins)."""
-    return rooms.do_update_room(room_id, g.user, body)
+    return rooms.do_update_room(g.user, room_id, body)
 
 
 @auth_required
 @endpoint(status=204, errors=(403, 404))
 def delete_room(room_id):
     """Delete a room with its members and messages (owner, admins)."""
-    rooms.do_delete_room(room_id, g.user)
+    rooms.do_delete_room(g.user, room_id)
 
 
 @auth_required
 @endpoint(response=RoomSchema(), errors=(404,))
 def join_room(room_id):
     """Become a member of a public room (private rooms: members only)."""
-    return rooms.describe_one(rooms.do_join_room(room_id, g.user), g.user)
+    return rooms.describe_one(g.user, rooms.do_join_room(g.user, room_id))
 
 
 @auth_required
 @endpoint(status=204, errors=(403, 404))
 def leave_room(room_id):
     """End the caller's membership."""
-    rooms.do_leave_room(room_id, g.user)
+    rooms.do_leave_room(g.user, room_id)

@@ -26,7 +26,7 @@ def _hasher():
     )
 
 
-def do_register(username, password, display_name=None):
+def do_register(username: str, password: str, display_name: str | None = None) -> User:
     """Create a user, a member of `general` from the start; 409 when the name is taken."""
     user = User(
         username=username,
@@ -39,12 +39,12 @@ def do_register(username, password, display_name=None):
     try:
         user.save(force_insert=True)
     except NotUniqueError:
-        raise Conflict(f"username {username!r} is taken", {"username": ["Already taken."]}) from None
+        raise Conflict.taken("username", username) from None
     members.add_to_general(user)
     return user
 
 
-def check_credentials(username, password):
+def check_credentials(username: str, password: str) -> User:
     """Return the user whose password this is; unknown user and wrong password fail alike."""
     hasher = _hasher()
     user = User.objects(username_key=username.lower()).first()

@@ -17,9 +17,10 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import takewhile
 
+from bson import ObjectId
 from pymongo import DeleteOne, ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
@@ -41,20 +42,30 @@ class AnotherRun(Exception):
 
 @dataclass
 class ArchiveReport:
+    """What one run did (or, dry, would do): messages scanned and moved, batches, the rooms it moved from."""
+
     dry_run: bool
-    cutoff: object
+    cutoff: datetime
     scanned: int = 0
     moved: int = 0
     batches: int = 0
-    rooms: list = field(default_factory=list)
+    rooms: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
     @property
-    def seconds(self):
+    def seconds(self) -> float:
+        """How long the run has taken so far."""
         return time.monotonic() - self.started
 
 
-def run_archive(older_than_days, room_id=None, batch_size=1000, dry_run=False, lease_seconds=300, gap_seconds=10):
+def run_archive(
+    older_than_days: int,
+    room_id: ObjectId | None = None,
+    batch_size: int = 1000,
+    dry_run: bool = False,
+    lease_seconds: float = 300,
+    gap_seconds: float = 10,
+) -> ArchiveReport:
     """Archive messages older than `older_than_days` (one room or all); return an ArchiveReport."""
     cutoff = utcnow() - timedelta(days=older_than_days)
     report = ArchiveReport(dry_run, cutoff)

@@ -6,7 +6,7 @@ from flask import current_app
 import model
 
 
-def check_health():
+def check_health() -> tuple[bool, dict[str, str]]:
     """Return (healthy, report): the database and, when REDIS_URL is set, the message queue."""
     db = "ok" if model.ping() else "down"
     queue = _queue_state(current_app.config["REDIS_URL"])

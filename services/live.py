@@ -25,12 +25,12 @@ def join(sid: str, user: User, ref: str | None, legacy: bool = False) -> tuple[R
     """
     check_rate(user, "join")
     since = grants.generation()
-    room = rooms.do_join_room(ref, user)
+    room = rooms.do_join_room(user, ref)
     channel = str(room.id)
     socketio.server.enter_room(sid, channel, namespace=NAMESPACE)
     if grants.generation() != since:  # a membership changed while we read it: read it again, now in the channel
         try:
-            rooms.do_join_room(room.id, user)
+            rooms.do_join_room(user, room.id)
         except AppError:
             socketio.server.leave_room(sid, channel, namespace=NAMESPACE)
             raise
@@ -46,7 +46,7 @@ def join(sid: str, user: User, ref: str | None, legacy: bool = False) -> tuple[R
 def leave(sid: str, user: User, ref: str | None) -> Room:
     """Stop this socket receiving a room; membership stays."""
     check_rate(user, "join")
-    room, _ = rooms.access(ref, user)  # a private room's id is told only to whoever may see it
+    room, _ = rooms.access(user, ref)  # a private room's id is told only to whoever may see it
     leave_channel(sid, str(room.id))
     if room.id == rooms.general_id():
         socketio.server.leave_room(sid, notify.LEGACY_CHANNEL, namespace=NAMESPACE)
@@ -97,7 +97,7 @@ def _postable(sid: str, user: User, ref: str | None) -> ObjectId:
     if joined and grants.has(sid, channel):
         return room_id
     since = grants.generation()
-    room_id = rooms.postable(ref, user)
+    room_id = rooms.postable(user, ref)
     if joined:
         grants.give(sid, channel, current_app.config["MEMBERSHIP_CACHE_SECONDS"], since)
     return room_id

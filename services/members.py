@@ -3,30 +3,35 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from bson import ObjectId
+
 from model.membership import Membership, Role
 from model.room_sanction import RoomSanction
 from model.user import User
 from services import live, presence, rooms, sanctions, users
 from services.permissions import check_can_add, check_can_remove, check_can_set_role
+from services.rooms import Ref
 from utils.timefmt import utcnow
 
 
 @dataclass
 class MemberView:
+    """A member as the room shows them: the user, their role, when they joined, whether they are online."""
+
     user: User
     role: str
     joined_at: datetime
     online: bool
 
 
-def add_to_general(user):
+def add_to_general(user: User) -> None:
     """Make a new user a member of `general`."""
     rooms.add_member(rooms.general_id(), user.id, Role.MEMBER)
 
 
-def list_members(ref, user):
+def list_members(user: User, ref: Ref) -> list[MemberView]:
     """Return the members of a room the caller may see, each with whether they are online."""
-    room, _ = rooms.access(ref, user)
+    room, _ = rooms.access(user, ref)
     memberships = list(Membership.objects(room=room.id).order_by("joined_at"))
     by_id = {u.id: u for u in User.objects(id__in=[m.user for m in memberships])}
     online = presence.online_users(str(room.id))
@@ -35,16 +40,16 @@ def list_members(ref, user):
     ]
 
 
-def do_set_member_role(ref, target_id, new_role, user):
+def do_set_member_role(user: User, ref: Ref, target_id: str | ObjectId, new_role: Role) -> MemberView:
     """Add a member or change a member's role, as the role table allows; readonly is remembered beyond membership."""
-    room, role = rooms.access(ref, user)
+    room, role = rooms.access(user, ref)
     target = users.get_user(target_id)
     target_role = Membership.role_of(room.id, target.id)
     check_can_set_role(user, role, target_role, new_role)
     if target_role is None:
         check_can_add(RoomSanction.of(room.id, target.id))
     # Before the membership: a leave and rejoin in between must already find a new readonly role.
-    sanctions.do_remember_role(room.id, target.id, new_role, user)
+    sanctions.do_remember_role(user, room.id, target.id, new_role)
     membership = Membership.objects(room=room.id, user=target.id).modify(
         upsert=True, new=True, set__role=new_role, set_on_insert__joined_at=utcnow()
     )
@@ -54,12 +59,12 @@ def do_set_member_role(ref, target_id, new_role, user):
     )
 
 
-def do_remove_member(ref, target_id, user):
+def do_remove_member(user: User, ref: Ref, target_id: str | ObjectId) -> None:
     """Remove a member; their sockets stop receiving the room at once."""
-    room, role = rooms.access(ref, user)
+    room, role = rooms.access(user, ref)
     target = users.get_user(target_id)
     if target.id == user.id:
-        return rooms.do_leave_room(ref, user)
+        return rooms.do_leave_room(user, ref)
     check_can_remove(user, role, Membership.role_of(room.id, target.id))
     Membership.objects(room=room.id, user=target.id).delete()
     live.evict(room.id, target.id)

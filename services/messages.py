@@ -1,16 +1,22 @@
 """Messages: history pages in position order, idempotent sends, edits, soft deletes."""
 
+from datetime import datetime
+
 from bson import ObjectId
 from flask import current_app
 from mongoengine import NotUniqueError
 
 from model import message_scan
 from model.archived_message import ArchivedMessage
-from model.message import Message
+from model.membership import Role
+from model.message import Message, MessageFields
 from model.message_log import MessageLog, RoomGone
+from model.room import Room
+from model.user import User
 from services import notify, rooms
 from services.permissions import check_can_delete_message, check_can_edit_message
 from services.ratelimit import check_rate
+from services.rooms import Ref
 from utils.errors import NotFound, ValidationFailed
 from utils.ids import parse_id
 from utils.timefmt import utcnow
@@ -18,13 +24,20 @@ from utils.timefmt import utcnow
 _log = MessageLog()
 
 
-def history(user, ref, limit, before=None, after=None, archived=False):
+def history(
+    user: User,
+    ref: Ref,
+    limit: int,
+    before: ObjectId | None = None,
+    after: ObjectId | None = None,
+    archived: bool = False,
+) -> tuple[list[MessageFields], str | None]:
     """Return (messages, nextCursor) of a room the caller may read.
 
     No cursor: the newest `limit`, newest first. `before`: older ones, newest first.
     `after`: newer ones, oldest first. nextCursor continues in the same direction, or is None.
     """
-    room, _ = rooms.access(ref, user)
+    room, _ = rooms.access(user, ref)
     document = ArchivedMessage if archived else Message
     collection = document._get_collection()
     # Positions up to the room's archive watermark are read from the archive, later ones live.
@@ -42,7 +55,7 @@ def history(user, ref, limit, before=None, after=None, archived=False):
     return page, str(page[-1].id) if len(docs) > limit else None
 
 
-def _position(room, message_id, field):
+def _position(room: Room, message_id: ObjectId, field: str) -> int:
     """The position a cursor names; a cursor that is no message of this room is a validation error."""
     collections = (Message._get_collection(), ArchivedMessage._get_collection())
     seq = message_scan.position_of(collections, room.id, message_id)
@@ -51,12 +64,14 @@ def _position(room, message_id, field):
     return seq
 
 
-def send(user, ref, body, client_id=None):
+def send(user: User, ref: Ref, body: str, client_id: str | None = None) -> tuple[MessageFields, bool]:
     """Post to a room named by the client (REST): authorise, then `do_send_message`."""
-    return do_send_message(user, rooms.postable(ref, user), body, client_id)
+    return do_send_message(user, rooms.postable(user, ref), body, client_id)
 
 
-def do_send_message(user, room_id, body, client_id=None):
+def do_send_message(
+    user: User, room_id: ObjectId, body: str, client_id: str | None = None
+) -> tuple[MessageFields, bool]:
     """Store a message in a room the caller may post in and broadcast it; return (message, created).
 
     A retry with a clientId this user already used returns the stored message: the unique
@@ -79,23 +94,23 @@ def do_send_message(user, room_id, body, client_id=None):
     return message, True
 
 
-def stored_since(since):
+def stored_since(since: datetime) -> list[Message]:
     """The live messages stored since a time, oldest first (to broadcast again what a dead process may not have)."""
     return list(Message.objects(id__gt=ObjectId.from_datetime(since), gap__ne=True, stub__ne=True).order_by("id"))
 
 
-def _original(user, client_id):
+def _original(user: User, client_id: str) -> MessageFields:
     message = Message.objects(user_id=user.id, client_id=client_id).first()
     return ArchivedMessage.objects(id=message.id).first() if message.stub else message
 
 
-def _readable_message(user, message_id):
+def _readable_message(user: User, message_id: str) -> tuple[Message, Room, Role | None]:
     oid = parse_id(message_id)
     message = Message.objects(id=oid, gap__ne=True).first() if oid else None
     if message is None:
         raise NotFound.message(message_id)
     try:
-        room, role = rooms.access(message.room, user)
+        room, role = rooms.access(user, message.room)
     except NotFound:
         raise NotFound.message(message_id) from None
     if message.seq <= room.archived_seq:
@@ -103,10 +118,10 @@ def _readable_message(user, message_id):
     return message, room, role
 
 
-def do_edit_message(user, message_id, body):
+def do_edit_message(user: User, message_id: str, body: str) -> Message:
     """Change a message's body (its author only) and broadcast `message_updated`."""
     message, _, _ = _readable_message(user, message_id)
-    check_can_edit_message(message, user)
+    check_can_edit_message(user, message)
     updated = Message.objects(id=message.id, deleted=False).modify(
         new=True, set__message_body=body, set__edited_at=utcnow()
     )
@@ -116,10 +131,10 @@ def do_edit_message(user, message_id, body):
     return updated
 
 
-def do_delete_message(user, message_id):
+def do_delete_message(user: User, message_id: str) -> None:
     """Soft-delete a message (author, room owner/moderators, admins) and broadcast `message_deleted`."""
     message, _, role = _readable_message(user, message_id)
-    check_can_delete_message(message, user, role)
+    check_can_delete_message(user, message, role)
     deleted = Message.objects(id=message.id, deleted=False).modify(set__deleted=True, set__message_body="")
     if deleted is not None:
         notify.notify_message_deleted(message)

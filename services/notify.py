@@ -11,7 +11,8 @@ from utils.schemas.events import OnlineUserSchema
 from utils.schemas.messages import MessageSchema
 from utils.timefmt import iso
 
-_message, _online = MessageSchema(), OnlineUserSchema(many=True)
+_message, _deleted = MessageSchema(), MessageSchema(only=("id", "room"))
+_online = OnlineUserSchema(many=True)
 # The sockets that joined `general` the way the original single-room service's clients do.
 LEGACY_CHANNEL = "legacy:general"
 
@@ -28,8 +29,7 @@ def notify_message_updated(message: MessageFields) -> None:
 
 def notify_message_deleted(message: MessageFields) -> None:
     """Broadcast that a message was deleted."""
-    channel = str(message.room)
-    socketio.emit("message_deleted", {"id": str(message.id), "room": channel}, to=channel)
+    socketio.emit("message_deleted", _deleted.dump(message), to=str(message.room))
 
 
 def notify_joined(channel: str, user_id: str, user_name: str, skip_sid: str | None = None) -> None:

@@ -13,6 +13,7 @@ from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 
+from model.user import User
 from utils.errors import RateLimited
 from utils.extensions import limiter
 from utils.outage import Outage
@@ -23,7 +24,7 @@ _local = FixedWindowRateLimiter(MemoryStorage())
 _retry_at = 0.0
 
 
-def check_rate(user, action):
+def check_rate(user: User, action: str) -> None:
     """Count one `action` ("message", "read", ...) for this user; raise RateLimited when over its limit."""
     config = current_app.config
     if not config["RATELIMIT_ENABLED"]:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
+from bson import ObjectId
 from mongoengine import NotUniqueError
 from pymongo.errors import DuplicateKeyError
 
@@ -13,28 +14,32 @@ from model.membership import POSTERS, Membership, Role
 from model.message import Message
 from model.room import GENERAL, Room
 from model.room_sanction import RoomSanction, Sanction
+from model.user import User
 from services import live, notify
 from services.permissions import check_can_manage_room, check_can_post, check_can_read, check_not_banned, is_admin
 from utils.errors import Conflict, Forbidden, NotFound
 from utils.ids import get_by_id, parse_id
 from utils.timefmt import utcnow
 
+# What a client names a room by: its id or its name; None means `general`. Services pass ids too.
+Ref = str | ObjectId | None
+
 
 @dataclass
 class RoomView:
     """A room as one caller sees it: the stored fields plus its member count and the caller's role."""
 
-    id: object
+    id: ObjectId
     name: str
     description: str
     private: bool
-    created_by: object
+    created_by: ObjectId | None
     created_at: datetime
     member_count: int
     my_role: str | None
 
 
-def ensure_general_room():
+def ensure_general_room() -> None:
     """Create the public `general` room unless it exists; safe when many processes start at once."""
     # Another process may win the race; the unique index keeps one room.
     with suppress(NotUniqueError, DuplicateKeyError):
@@ -48,24 +53,24 @@ def ensure_general_room():
         )
 
 
-def find(ref):
+def find(ref: Ref) -> Room | None:
     """Return the room named by id or name (None means `general`), or None."""
     ref = GENERAL if ref is None else ref
     return get_by_id(Room, ref) or Room.objects(name_key=ref.lower()).first()
 
 
 @cache
-def general_id():
+def general_id() -> ObjectId:
     """The id of `general` (created at start-up, never deleted or renamed), looked up once per process."""
     return find(GENERAL).id
 
 
-def general_channel():
+def general_channel() -> str:
     """The Socket.IO channel of `general`."""
     return str(general_id())
 
 
-def postable(ref, user):
+def postable(user: User, ref: Ref) -> ObjectId:
     """Return the id of a room the user may post in.
 
     The hot path of every send: a room named by id (or omitted) whose membership says
@@ -73,49 +78,49 @@ def postable(ref, user):
     does, so one that exists names a live room. Anything else (names, admins, errors) takes
     the full lookup for the right answer.
     """
-    oid = id_of(ref)
-    if oid is not None and is_poster(oid, user):
-        return oid
-    return check_postable(ref, user)
+    room_id = id_of(ref)
+    if room_id is not None and is_poster(user, room_id):
+        return room_id
+    return check_postable(user, ref)
 
 
-def id_of(ref):
+def id_of(ref: Ref) -> ObjectId | None:
     """The room id a reference gives without a lookup (None means `general`), or None for a name."""
     return general_id() if ref is None else parse_id(ref)
 
 
-def check_postable(ref, user):
+def check_postable(user: User, ref: Ref) -> ObjectId:
     """The full lookup behind `postable`: the room by id or name, the caller's role, the role table."""
-    room, role = access(ref, user)
+    room, role = access(user, ref)
     if role is None:
         check_not_banned(RoomSanction.of(room.id, user.id))
     check_can_post(user, role)
     return room.id
 
 
-def is_poster(room_id, user):
+def is_poster(user: User, room_id: ObjectId) -> bool:
     """Whether the user's membership of the room is one that posts (one indexed read)."""
     return Membership.role_of(room_id, user.id) in POSTERS
 
 
-def access(ref, user):
+def access(user: User, ref: Ref) -> tuple[Room, Role | None]:
     """Return (room, caller's role) for a room the caller may see; others are 404 naming `ref`."""
     room = find(ref)
     if room is None:
         raise NotFound.room(ref)
     role = Membership.role_of(room.id, user.id)
-    check_can_read(room, user, role, ref)
+    check_can_read(user, room, role, ref)
     return room, role
 
 
-def describe(rooms, user):
+def describe(user: User, rooms: list[Room]) -> list[RoomView]:
     """Return a RoomView per room, with member counts and the caller's roles in two queries."""
-    ids = [room.id for room in rooms]
+    room_ids = [room.id for room in rooms]
     counts = {
         row["_id"]: row["n"]
-        for row in Membership.objects(room__in=ids).aggregate([{"$group": {"_id": "$room", "n": {"$sum": 1}}}])
+        for row in Membership.objects(room__in=room_ids).aggregate([{"$group": {"_id": "$room", "n": {"$sum": 1}}}])
     }
-    roles = {m.room: m.role for m in Membership.objects(room__in=ids, user=user.id).only("room", "role")}
+    roles = {m.room: m.role for m in Membership.objects(room__in=room_ids, user=user.id).only("room", "role")}
     return [
         RoomView(
             room.id,
@@ -131,12 +136,12 @@ def describe(rooms, user):
     ]
 
 
-def describe_one(room, user):
+def describe_one(user: User, room: Room) -> RoomView:
     """Return the RoomView of one room."""
-    return describe([room], user)[0]
+    return describe(user, [room])[0]
 
 
-def list_rooms(user, limit, cursor):
+def list_rooms(user: User, limit: int, cursor: ObjectId | None) -> tuple[list[RoomView], str | None]:
     """Return (rooms, nextCursor): public rooms and the caller's private ones, newest first."""
     query = Room.objects
     if not is_admin(user):
@@ -146,10 +151,10 @@ def list_rooms(user, limit, cursor):
         query = query.filter(id__lt=cursor)
     rooms = list(query.order_by("-id").limit(limit + 1))
     next_cursor = str(rooms[limit - 1].id) if len(rooms) > limit else None
-    return describe(rooms[:limit], user), next_cursor
+    return describe(user, rooms[:limit]), next_cursor
 
 
-def do_create_room(user, name, description, private):
+def do_create_room(user: User, name: str, description: str, private: bool) -> RoomView:
     """Create a room with the caller as its owner; 409 when the name is taken."""
     room = Room(
         name=name,
@@ -164,12 +169,12 @@ def do_create_room(user, name, description, private):
     except NotUniqueError:
         raise Conflict.taken("name", name, "room name") from None
     Membership(room=room.id, user=user.id, role=Role.OWNER, joined_at=room.created_at).save(force_insert=True)
-    return describe_one(room, user)
+    return describe_one(user, room)
 
 
-def do_update_room(ref, user, changes):
+def do_update_room(user: User, ref: Ref, changes: dict[str, str]) -> RoomView:
     """Rename or re-describe a room (owner, admins)."""
-    room, role = access(ref, user)
+    room, role = access(user, ref)
     check_can_manage_room(user, role)
     if "name" in changes and room.name_key == GENERAL and changes["name"].lower() != GENERAL:
         raise Forbidden("the general room cannot be renamed")
@@ -181,12 +186,12 @@ def do_update_room(ref, user, changes):
             room = Room.objects(id=room.id).modify(new=True, **updates) or room
         except NotUniqueError:
             raise Conflict.taken("name", changes["name"], "room name") from None
-    return describe_one(room, user)
+    return describe_one(user, room)
 
 
-def do_delete_room(ref, user):
+def do_delete_room(user: User, ref: Ref) -> None:
     """Delete a room with its memberships and messages (owner, admins); `general` stays."""
-    room, role = access(ref, user)
+    room, role = access(user, ref)
     check_can_manage_room(user, role)
     if room.name_key == GENERAL:
         raise Forbidden("the general room cannot be deleted")
@@ -200,9 +205,9 @@ def do_delete_room(ref, user):
     live.evict(room.id)
 
 
-def do_join_room(ref, user):
+def do_join_room(user: User, ref: Ref) -> Room:
     """Make the caller a member of a public room (private ones: members and admins), unless banned; readonly stays."""
-    room, role = access(ref, user)
+    room, role = access(user, ref)
     if role is None:
         if room.private and not is_admin(user):
             raise NotFound.room(ref)
@@ -214,7 +219,7 @@ def do_join_room(ref, user):
     return room
 
 
-def _undo_if_banned_meanwhile(room_id, user_id):
+def _undo_if_banned_meanwhile(room_id: ObjectId, user_id: ObjectId) -> None:
     """Take back a membership added while a ban landed, and refuse the join."""
     # A ban is stored before it deletes the membership, so a ban this read misses deletes the
     # membership after the insert above; one it finds may have deleted it before: delete it here.
@@ -225,7 +230,7 @@ def _undo_if_banned_meanwhile(room_id, user_id):
     check_not_banned(sanctions)
 
 
-def add_member(room_id, user_id, role):
+def add_member(room_id: ObjectId, user_id: ObjectId, role: Role) -> None:
     """Make the user a member with `role` unless already one; concurrent joins keep one membership."""
     # A concurrent join may insert it first; the unique index keeps one membership.
     with suppress(NotUniqueError, DuplicateKeyError):
@@ -234,9 +239,9 @@ def add_member(room_id, user_id, role):
         )
 
 
-def do_leave_room(ref, user):
+def do_leave_room(user: User, ref: Ref) -> None:
     """End the caller's membership; the owner and `general` cannot be left."""
-    room, role = access(ref, user)
+    room, role = access(user, ref)
     if room.name_key == GENERAL:
         raise Forbidden("everyone stays in the general room")
     if role == Role.OWNER:

@@ -23,7 +23,7 @@ from utils.ids import parse_id
 from utils.timefmt import utcnow
 
 
-def issue_pair(user, family=None):
+def issue_pair(user: User, family: str | None = None) -> tuple[str, str]:
     """Return (accessToken, refreshToken) of a family (new by default); the access token names its refresh token."""
     identity, family = str(user.id), family or uuid.uuid4().hex
     refresh = create_refresh_token(identity=identity, additional_claims={"fam": family})
@@ -31,18 +31,18 @@ def issue_pair(user, family=None):
     return create_access_token(identity=identity, additional_claims=claims), refresh
 
 
-def family_key(family):
+def family_key(family: str | None) -> str:
     """The revocation record of a whole token family."""
     return f"family:{family}"
 
 
-def revoked_among(claims_list):
+def revoked_among(claims_list: list[dict]) -> set[str]:
     """The revocation records (jtis and family keys) that hit any of these tokens' claims."""
     keys = {claims["jti"] for claims in claims_list} | {family_key(c["fam"]) for c in claims_list if c.get("fam")}
     return set(RevokedToken.objects(jti__in=list(keys)).distinct("jti"))
 
 
-def authenticate(token, token_type="access"):
+def authenticate(token: object, token_type: str = "access") -> tuple[User, dict]:
     """Return (user, claims) for a valid, unrevoked token of `token_type`, or raise Unauthorized."""
     if not isinstance(token, str) or not token:
         raise Unauthorized("missing token")
@@ -67,7 +67,7 @@ def authenticate(token, token_type="access"):
     return user, claims
 
 
-def do_refresh(user, claims):
+def do_refresh(user: User, claims: dict) -> tuple[str, str]:
     """Rotate a refresh token: revoke it (once, even under a race) and issue a new pair."""
     try:
         RevokedToken(jti=claims["jti"], expires_at=_expiry(claims)).save(force_insert=True)
@@ -78,13 +78,13 @@ def do_refresh(user, claims):
     return issue_pair(user, claims.get("fam"))
 
 
-def revoke_family(family):
+def revoke_family(family: str) -> None:
     """Revoke every token of a family and disconnect the sockets that connected with one."""
     _revoke(family_key(family), utcnow() + timedelta(seconds=current_app.config["JWT_REFRESH_TOKEN_EXPIRES"]))
     live.disconnect_tokens(family=family)
 
 
-def do_logout(claims):
+def do_logout(claims: dict) -> None:
     """Revoke an access token and the refresh token issued with it."""
     refresh_expiry = utcnow() + timedelta(seconds=current_app.config["JWT_REFRESH_TOKEN_EXPIRES"])
     _revoke(claims["jti"], _expiry(claims))

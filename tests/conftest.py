@@ -6,7 +6,7 @@ import pymongo
 import pytest
 
 from model import embedded
-from tests.support import Api, LiveServer, RedisServer, SocketClient, register
+from tests.support import Api, JoinedPair, LiveServer, RedisServer, SocketClient, register
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +100,23 @@ def connect(server):
     yield open_socket
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def joined_pair(connect, make_user):
+    """Two users (new ones unless given), each with a socket joined to one room (`general` unless named).
+
+    `urls` puts each socket on a server of its own choosing (the shared one by default).
+    """
+
+    def make(users=None, room=None, urls=(None, None)):
+        users = tuple(users or (make_user(), make_user()))
+        sockets = tuple(connect(user, url=url) for user, url in zip(users, urls, strict=True))
+        acks = [socket.call("join", {} if room is None else {"room": room}) for socket in sockets]
+        assert all(ack["ok"] is True for ack in acks), acks
+        return JoinedPair(users, sockets, acks[0]["room"])
+
+    return make
 
 
 @pytest.fixture(scope="session")

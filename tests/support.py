@@ -115,6 +115,15 @@ class ChatUser:
     password: str
 
 
+@dataclass
+class JoinedPair:
+    """Two users, each with a socket joined to the same room (the `joined_pair` fixture)."""
+
+    users: tuple[ChatUser, ChatUser]
+    sockets: tuple["SocketClient", "SocketClient"]
+    room: str
+
+
 def register(api, username=None, password="password-123", **extra):
     """Register a fresh user through the API and return it with its tokens."""
     username = username or f"user{next(_names)}"
@@ -161,7 +170,9 @@ class SocketClient:
         self.sio = socketio.Client(reconnection=False, **(client_options or {}))
         self.events = []
         self.cond = threading.Condition()
+        self.gone = threading.Event()
         self.sio.on("*", self._record)
+        self.sio.on("disconnect", lambda *reason: self.gone.set())
         self.url, self.token, self.transports, self.auth = url, token, transports, auth
         self.connect_kwargs = connect_kwargs
 
@@ -186,16 +197,35 @@ class SocketClient:
 
     def wait_for(self, event, predicate=lambda data: True, timeout=5):
         """Wait until an `event` matching `predicate` arrives; return its data."""
+        return self.wait_for_count(event, 1, predicate, timeout)[0]
+
+    def wait_for_count(self, event, count, predicate=lambda data: True, timeout=5):
+        """Wait until `count` `event`s matching `predicate` have arrived; return their data, in order."""
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
-                for name, data in self.events:
-                    if name == event and predicate(data):
-                        return data
+                found = [data for name, data in self.events if name == event and predicate(data)]
+                if len(found) >= count:
+                    return found
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"no {event!r} within {timeout}s; got {self.events}")
+                    raise AssertionError(f"{len(found)} of {count} {event!r} within {timeout}s; got {self.events}")
                 self.cond.wait(remaining)
+
+    def settle(self, timeout=10):
+        """One round trip: whatever the server sent this socket before this call is recorded when it returns.
+
+        The event is one the server does not know: it answers `not_found` and changes nothing.
+        """
+        ack = self.call("settle", timeout=timeout)
+        assert ack["ok"] is False and ack["error"]["code"] == "not_found", ack
+
+    def wait_for_disconnect(self, timeout=5):
+        """Wait until the server disconnects this socket; return whether it did within `timeout`."""
+        if not self.gone.wait(timeout):
+            return False
+        self.sio.eio.wait()  # the client marks itself disconnected only after telling its handlers
+        return True
 
     def close(self):
         if self.sio.connected:

@@ -6,11 +6,8 @@ import statistics
 import time
 
 
-def test_message_ack_round_trip_is_a_few_milliseconds(connect, make_user):
-    alice, bob = make_user(), make_user()
-    sender, listener = connect(alice), connect(bob)
-    sender.call("join", {})
-    listener.call("join", {})
+def test_message_ack_round_trip_is_a_few_milliseconds(joined_pair):
+    sender, _listener = joined_pair().sockets
     timings = []
     for i in range(40):
         started = time.perf_counter()

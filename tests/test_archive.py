@@ -1,6 +1,7 @@
 """The archiver as cron runs it (`python -m jobs.archive`), against the real database daemon."""
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -43,13 +44,48 @@ def _seed(db, room_id, count, days_ago, user_id=None):
 
 
 def _job(server, *args, env=None, prelude="", timeout=120, wait=True):
-    """Run the archiver as cron would; `prelude` is Python run first (to inject a failure)."""
+    """Run the archiver as cron would; `prelude` is Python run first (to inject a failure, or park the run)."""
     code = f"{prelude}\nimport sys\nfrom jobs.archive import main\nsys.exit(main(sys.argv[1:]))"
     full_env = {**os.environ, "MONGODB_URI": server.env["MONGODB_URI"], "JWT_SECRET_KEY": TEST_SECRET, **(env or {})}
     cmd = [sys.executable, "-c", code, *args]
     if not wait:
-        return subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        return subprocess.Popen(cmd, cwd=ROOT, env=full_env, text=True, **pipes)
     return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+# Holds the run once its first batch is copied into the archive (not yet published or deleted):
+# it says so on stdout, then waits for a line on stdin.
+PARK_AFTER_FIRST_COPY = """
+import sys
+import services.archive as archive
+_copy = archive._copy
+def _parked(archive_collection, docs):
+    _copy(archive_collection, docs)
+    if not getattr(_parked, "done", False):
+        _parked.done = True
+        print("parked", flush=True)
+        sys.stdin.readline()
+archive._copy = _parked
+"""
+
+
+def _parked_job(server, *args, env=None):
+    """Start the archiver and return it once it is parked after its first batch's copy."""
+    proc = _job(server, *args, env=env, prelude=PARK_AFTER_FIRST_COPY, wait=False)
+    ready, _, _ = select.select([proc.stdout], [], [], 60)
+    line = proc.stdout.readline() if ready else ""
+    if line != "parked\n":
+        proc.kill()
+        raise AssertionError(f"the run did not park: {line!r} {proc.communicate()}")
+    return proc
+
+
+def _wait_for_the_lease_to_expire(db):
+    """Sleep until the archive lease a killed run left behind has expired."""
+    lease = db.job_leases.find_one({"_id": "archive"})
+    if lease is not None:
+        time.sleep(max(0.0, (lease["expires_at"] - datetime.now(UTC)).total_seconds()) + 0.05)
 
 
 def _general(api, user):
@@ -146,21 +182,18 @@ def test_interrupted_between_copy_and_delete_then_rerun(server, api, make_user, 
 
 def test_sigkill_mid_run_then_rerun_loses_nothing(server, api, make_user, db):
     user = make_user()
-    ids = _seed(db, _general(api, user), 12000, days_ago=40)
+    ids = _seed(db, _general(api, user), 300, days_ago=40)
     env = {"ARCHIVE_LEASE_SECONDS": "1"}
-    proc = _job(server, "--batch-size", "3000", env=env, wait=False)
-    deadline = time.monotonic() + 60
-    while db.archived_messages.estimated_document_count() == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    proc = _parked_job(server, "--batch-size", "100", env=env)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     live, _ = _assert_each_once(db, ids)
     assert live, "the run was killed before it finished"
-    time.sleep(1.5)  # the killed run's lease expires
-    rerun = _job(server, "--batch-size", "3000", env=env)
+    _wait_for_the_lease_to_expire(db)
+    rerun = _job(server, "--batch-size", "100", env=env)
     assert rerun.returncode == 0, rerun.stderr
     live, _archived = _assert_each_once(db, ids)
-    assert not live and db.archived_messages.count_documents({}) == 12000
+    assert not live and db.archived_messages.count_documents({}) == 300
     print(f"\nrerun after SIGKILL: {rerun.stdout.strip()}")
 
 
@@ -180,14 +213,17 @@ def test_a_held_lease_makes_a_second_run_wait_its_turn(server, api, make_user, d
 
 def test_two_concurrent_runs_move_each_message_once(server, api, make_user, db):
     user = make_user()
-    ids = _seed(db, _general(api, user), 8000, days_ago=40)
-    runs = [_job(server, "--batch-size", "1000", wait=False) for _ in range(2)]
-    outputs = [run.communicate(timeout=120) for run in runs]
+    ids = _seed(db, _general(api, user), 300, days_ago=40)
+    first = _parked_job(server, "--batch-size", "100")  # holds the lease, mid-batch
+    second = _job(server, "--batch-size", "100")
+    assert "another run is in progress" in second.stdout, second.stdout + second.stderr
+    outputs = [first.communicate("go\n", timeout=120), (second.stdout, second.stderr)]
+    runs = [first, second]
     assert [run.returncode for run in runs] == [0, 0], outputs
     moved = sum(int(out.split("moved ")[1].split(",")[0]) for out, _ in outputs if "moved " in out)
-    assert moved == 8000
+    assert moved == 300
     live, _archived = _assert_each_once(db, ids)
-    assert not live and db.archived_messages.count_documents({}) == 8000
+    assert not live and db.archived_messages.count_documents({}) == 300
 
 
 def test_unreachable_database_fails_fast(server):

@@ -69,10 +69,8 @@ def _ban(api, scene, actor, target):
     return api.put(f"/api/rooms/{scene.room}/bans/{target.id}", actor.token)
 
 
-def test_a_ban_removes_the_member_and_their_sockets_at_once(api, connect, square):
-    owner_socket, guest_socket = connect(square.owner), connect(square.guest)
-    for socket in (owner_socket, guest_socket):
-        assert socket.call("join", {"room": square.room})["ok"] is True
+def test_a_ban_removes_the_member_and_their_sockets_at_once(api, joined_pair, square):
+    owner_socket, guest_socket = joined_pair((square.owner, square.guest), square.room).sockets
     banned = _ban(api, square, square.moderator, square.guest)
     assert banned.status_code == 200, banned.text
     assert set(banned.json()) == {"user", "bannedBy", "createdAt"}

@@ -4,7 +4,6 @@ import os
 import shlex
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -21,12 +20,9 @@ def nodes(server_factory, redis_url):
     return server_factory(**env), server_factory(**env)
 
 
-def test_broadcast_crosses_nodes_both_ways(nodes, connect, make_user):
+def test_broadcast_crosses_nodes_both_ways(nodes, joined_pair):
     a_node, b_node = nodes
-    alice, bob = make_user(), make_user()
-    a, b = connect(alice, url=a_node.url), connect(bob, url=b_node.url)
-    a.call("join", {})
-    b.call("join", {})
+    a, b = joined_pair(urls=(a_node.url, b_node.url)).sockets
     sent = a.call("message", {"messageBody": "from A"})["message"]
     assert b.wait_for("message") == sent
     back = b.call("message", {"messageBody": "from B"})["message"]
@@ -61,15 +57,13 @@ def test_presence_and_multi_tab_across_nodes(nodes, connect, make_user):
     assert len([e for e in watcher.received("user_left") if e["userId"] == alice.id]) == 1
 
 
-def test_removal_on_one_node_evicts_sockets_on_the_other(nodes, connect, make_user):
+def test_removal_on_one_node_evicts_sockets_on_the_other(nodes, make_user, joined_pair):
     a_node, b_node = nodes
     owner, guest = make_user(), make_user()
     api_a = Api(a_node.url)
     room = api_a.post("/api/rooms", owner.token, json={"name": "crew", "private": True}).json()["id"]
     api_a.put(f"/api/rooms/{room}/members/{guest.id}", owner.token, json={"role": "member"})
-    o, g = connect(owner, url=a_node.url), connect(guest, url=b_node.url)
-    o.call("join", {"room": room})
-    g.call("join", {"room": room})
+    o, g = joined_pair((owner, guest), room, urls=(a_node.url, b_node.url)).sockets
     api_a.delete(f"/api/rooms/{room}/members/{guest.id}", owner.token)
     o.wait_for("user_left", lambda e: e["userId"] == guest.id)
     o.call("message", {"room": room, "messageBody": "guest is gone"})
@@ -120,10 +114,8 @@ def test_logout_on_one_node_disconnects_sockets_on_the_other(nodes, connect, mak
     a_node, b_node = nodes
     user = make_user()
     client = connect(user, url=b_node.url)
-    gone = threading.Event()
-    client.sio.on("disconnect", lambda *args: gone.set())
     Api(a_node.url).post("/api/auth/logout", user.token)
-    assert gone.wait(5)
+    assert client.wait_for_disconnect(5)
 
 
 def test_a_killed_node_takes_its_users_offline_within_the_expiry(nodes, server_factory, connect, make_user):
@@ -142,15 +134,12 @@ def test_a_killed_node_takes_its_users_offline_within_the_expiry(nodes, server_f
     assert {m["user"]["id"]: m["online"] for m in members}[alice.id] is False
 
 
-def test_redis_restart_mid_conversation(server_factory, connect, make_user, tmp_path):
+def test_redis_restart_mid_conversation(server_factory, joined_pair, tmp_path):
     redis = RedisServer(tmp_path)
     redis.start()
     env = {"REDIS_URL": redis.url, "SOCKETIO_CHANNEL": "chat-restart"}
     a_node, b_node = server_factory(**env), server_factory(**env)
-    alice, bob = make_user(), make_user()
-    a, b = connect(alice, url=a_node.url), connect(bob, url=b_node.url)
-    a.call("join", {})
-    b.call("join", {})
+    a, b = joined_pair(urls=(a_node.url, b_node.url)).sockets
     a.call("message", {"messageBody": "before"})
     b.wait_for("message")
     redis.stop()
@@ -180,12 +169,10 @@ def test_sigterm_drains_sockets_and_exits(server_factory, mongo_uri, make_user, 
     user = make_user()
     client = SocketClient(node.url, user.token).connect()
     client.call("join", {})
-    gone = threading.Event()
-    client.sio.on("disconnect", lambda *args: gone.set())
     acked = client.call("message", {"messageBody": "acked before shutdown"})["message"]
     started = time.monotonic()
     node.proc.send_signal(signal.SIGTERM)
-    assert gone.wait(10), "clients are told to go"
+    assert client.wait_for_disconnect(10), "clients are told to go"
     node.proc.wait(15)
     assert time.monotonic() - started < 12 and node.proc.returncode == 0
     assert "SIGTERM: draining" in node.log()

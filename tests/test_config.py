@@ -113,13 +113,10 @@ def test_embedded_database_uris_ask_for_plain_writes(mongo_uri):
 
 
 @pytest.mark.parametrize("mode", ["gevent", "threading"])
-def test_the_async_modes_measured_against_eventlet_serve_the_socket_contract(server_factory, connect, make_user, mode):
+def test_the_async_modes_measured_against_eventlet_serve_the_socket_contract(server_factory, joined_pair, mode):
     node = server_factory(script="bench/serve_other.py", ASYNC_MODE=mode)
     assert f"serving ({mode})" in node.log()
-    alice, bob = make_user(), make_user()
-    a, b = connect(alice, url=node.url), connect(bob, url=node.url)
-    a.call("join", {})
-    b.call("join", {})
+    a, b = joined_pair(urls=(node.url, node.url)).sockets
     ack = a.call("message", {"messageBody": f"over {mode}", "clientId": "c1"})
     assert ack["ok"] is True
     assert b.wait_for("message")["id"] == ack["message"]["id"]

@@ -1,7 +1,5 @@
 """The Socket.IO contract through the real server and python-socketio's client."""
 
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import jwt
@@ -60,12 +58,11 @@ def test_join_ack_lists_online_members_and_tells_the_room(connect, make_user):
     assert not b.received("user_joined")
 
 
-def test_message_is_acked_once_stored_and_broadcast_to_the_room_only(api, connect, make_user):
+def test_message_is_acked_once_stored_and_broadcast_to_the_room_only(api, connect, make_user, joined_pair):
     alice, bob, carol = make_user(), make_user(), make_user()
     side = _room(api, carol, "side")
-    a, b, c = connect(alice), connect(bob), connect(carol)
-    a.call("join", {})
-    b.call("join", {})
+    a, b = joined_pair((alice, bob)).sockets
+    c = connect(carol)
     c.call("join", {"room": side})
     ack = a.call("message", {"messageBody": "hello all", "clientId": "a-1"})
     assert ack["ok"] is True
@@ -79,16 +76,13 @@ def test_message_is_acked_once_stored_and_broadcast_to_the_room_only(api, connec
     assert [m["messageBody"] for m in c.received("message")] == ["side talk"]
 
 
-def test_retry_after_a_lost_ack_returns_the_original_and_broadcasts_once(api, connect, make_user, db):
-    alice, bob = make_user(), make_user()
-    a, b = connect(alice), connect(bob)
-    a.call("join", {})
-    b.call("join", {})
+def test_retry_after_a_lost_ack_returns_the_original_and_broadcasts_once(joined_pair, db):
+    a, b = joined_pair().sockets
     first = a.call("message", {"messageBody": "once", "clientId": "retry-1"})
     again = a.call("message", {"messageBody": "once", "clientId": "retry-1"})
     assert again == first
     b.wait_for("message")
-    b.call("typing", {"typing": True})  # a round trip after which any second broadcast would have arrived
+    b.settle()  # any second broadcast would have arrived by now
     assert len(b.received("message")) == 1
     assert db.messages.count_documents({"client_id": "retry-1"}) == 1
 
@@ -112,10 +106,8 @@ def test_concurrent_senders_and_retries_store_and_deliver_each_message_once(conn
     assert all(first["ok"] and first == second for first, second in acks)
     ids = {first["message"]["id"] for first, _ in acks}
     assert len(ids) == len(work) == db.messages.count_documents({"client_id": {"$regex": "^burst-"}})
-    deadline = time.monotonic() + 10
-    while len(watcher.received("message")) < len(work) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    watcher.call("typing", {"typing": True})  # a round trip after which any duplicate would have arrived
+    watcher.wait_for_count("message", len(work), timeout=10)
+    watcher.settle()  # any duplicate would have arrived by now
     assert sorted(m["id"] for m in watcher.received("message")) == sorted(ids)
 
 
@@ -242,10 +234,8 @@ def test_room_deletion_evicts_its_sockets(api, connect, make_user):
 def test_logout_disconnects_that_tokens_sockets(api, connect, make_user):
     user = make_user()
     client = connect(user)
-    disconnected = threading.Event()
-    client.sio.on("disconnect", lambda *args: disconnected.set())
     api.post("/api/auth/logout", user.token)
-    assert disconnected.wait(5)
+    assert client.wait_for_disconnect(5)
 
 
 @pytest.mark.parametrize(
