@@ -1,5 +1,6 @@
 """The eventlet WebSocket writer: a batch of frames leaves in one write, in order; failures end the writer."""
 
+import os
 import queue as stdlib_queue
 
 import greenlet
@@ -73,3 +74,16 @@ def test_a_failed_write_is_raised_by_the_writers_next_send(queue):
     queue.get()  # the flush fails here, inside the queue, without raising there
     with pytest.raises(BrokenPipeError):
         ws.send("b")
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 3, 6])
+def test_unmasking_matches_the_rfc_byte_by_byte(offset):
+    from utils.transport.frames import apply_mask
+
+    mask = (0x12, 0xAB, 0x00, 0xFF)
+    for length in (0, 1, 3, 4, 5, 127, 4096):
+        data = os.urandom(length + 2)  # a longer buffer: only `length` bytes are unmasked
+        expected = bytes(data[i] ^ mask[(offset + i) % 4] for i in range(length))
+        assert apply_mask(data, mask, length, offset) == expected
+        assert apply_mask(data, list(mask), length, offset) == expected
+    assert apply_mask(b"abcd", mask) == bytes(b ^ m for b, m in zip(b"abcd", mask, strict=True))

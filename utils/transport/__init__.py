@@ -18,7 +18,7 @@ import inspect
 import socketio
 
 from utils.transport import hub
-from utils.transport.frames import batched_driver
+from utils.transport.frames import apply_mask, batched_driver
 from utils.transport.managers import LocalManager, QueueManager, outage
 from utils.transport.packets import GuardedServer
 
@@ -36,8 +36,13 @@ METHODS = (
     (socketio.PubSubManager, "_listen", ()),
     (socketio.PubSubManager, "_thread", ()),
 )
-# Batched frames (eventlet only): what `frames.BatchedWebSocket` calls on eventlet's WebSocket.
-EVENTLET_METHODS = (("_pack_message", ("message",)), ("_send", ("frame",)))
+# Eventlet only: what `frames.BatchedWebSocket` calls on eventlet's WebSocket, and the unmasking
+# `frames.apply_mask` replaces (a static method: its first parameter, `data`, is not checked).
+EVENTLET_METHODS = (
+    ("_pack_message", ("message",)),
+    ("_send", ("frame",)),
+    ("_apply_mask", ("mask", "length", "offset")),
+)
 
 
 class InternalsMoved(RuntimeError):
@@ -83,7 +88,10 @@ def install(app, server, client_events):
     if not app.config["WEBSOCKET_COMPRESSION"]:
         app.wsgi_app = DeclineCompression(app.wsgi_app)
     if server.eio.async_mode == "eventlet":
+        from eventlet.websocket import RFC6455WebSocket
+
         server.eio._async = batched_driver(server.eio._async)
+        RFC6455WebSocket._apply_mask = staticmethod(apply_mask)
 
 
 class DeclineCompression:

@@ -80,3 +80,19 @@ def batched_driver(driver):
         "queue": type("PacketQueue", (PacketQueue, driver["queue"]), {}),
         "websocket": type("BatchedWebSocketWSGI", (BatchedWebSocketWSGI, driver["websocket"]), {}),
     }
+
+
+def apply_mask(data, mask, length=None, offset=0):
+    """XOR `length` bytes of `data` with the 4-byte WebSocket `mask`, starting `offset` bytes into it.
+
+    eventlet unmasks every byte of every incoming frame in a Python generator: 0.3 s of CPU
+    for a 900 kB frame, during which the whole process serves nobody. One big-integer XOR
+    does the same work in C.
+    """
+    length = len(data) if length is None else length
+    if not length:
+        return b""
+    shift = offset % 4
+    mask = bytes(mask)
+    key = (mask[shift:] + mask[:shift]) * (length // 4 + 1)
+    return (int.from_bytes(data[:length], "big") ^ int.from_bytes(key[:length], "big")).to_bytes(length, "big")
