@@ -43,7 +43,7 @@ def test_send_without_room_goes_to_general_as_in_the_original_api(api, make_user
         ({"messageBody": 42}, "messageBody"),
         ({"messageBody": ["a"]}, "messageBody"),
         ({}, "messageBody"),
-        ({"messageBody": "hi", "userId": "someone-else"}, "userId"),
+        ({"room": "general", "messageBody": "hi", "userId": "someone-else"}, "userId"),  # legacy only without room
         ({"messageBody": "hi", "$where": "1"}, "$where"),
         ({"messageBody": "hi", "clientId": {"$ne": None}}, "clientId"),
         ({"messageBody": "hi", "room": {"$gt": ""}}, "room"),
