@@ -105,3 +105,23 @@ def test_a_failed_write_fails_its_send_and_leaves_no_one_waiting():
         assert inserts.pending == [] and inserts.writing is False
     finally:
         mongoengine.disconnect()
+
+
+def test_a_message_the_driver_cannot_encode_fails_only_its_own_sender(inserts, db):
+    sizes, release = _held(inserts)
+    user, errors = ObjectId(), {}
+    threads = [threading.Thread(target=_run, args=(inserts, _message(user, "lead"), errors))]
+    threads[0].start()
+    _until(lambda: sizes == [1])
+    for body in ("fine-1", "bad \ud800", "fine-2"):  # a lone surrogate: BSON cannot encode it
+        threads.append(threading.Thread(target=_run, args=(inserts, _message(user, body), errors)))
+        threads[-1].start()
+    _until(lambda: len(inserts.pending) == 3)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert list(errors) == ["bad \ud800"]
+    stored = sorted(d["message_body"] for d in db.messages.find({"user_id": user}))
+    assert stored == ["fine-1", "fine-2", "lead"]
+    positions = sorted(d["seq"] for d in db.messages.find({"room": ROOM}))
+    assert positions == list(range(positions[0], positions[0] + 4)), "the failed position is filled, not left open"

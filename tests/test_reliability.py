@@ -365,3 +365,11 @@ def test_join_and_left_churn_is_coalesced_for_the_room(connect, make_user):
     joined = [e for e in room_socket.received("user_joined") if e["userId"] == churner.id]
     left = [e for e in room_socket.received("user_left") if e["userId"] == churner.id]
     assert (len(joined), len(left)) == (1, 1), "ten join/left pairs were each broadcast to the room"
+
+
+@pytest.mark.parametrize("payload", ["[" * 100_000 + "]" * 100_000, '{"messageBody": "unterminated'])
+def test_an_event_whose_json_cannot_be_read_gets_an_error_ack(raw, make_user, payload):
+    socket = raw(make_user())
+    socket.ws.send(f'421["message",{payload}]')
+    assert socket.ack(1)["error"]["code"] == "validation_error"
+    assert socket.call("join", {})["ok"] is True, "the connection survives"

@@ -6,11 +6,14 @@
   whose event is not a string, is answered with the `not_found` error ack.
 - Binary packets are refused with an error ack; their attachments are dropped, so a
   binary event that never completes cannot grow memory.
+- An event whose JSON cannot be read (malformed, or nested deeper than the parser goes)
+  gets the `validation_error` ack when its header names an ack id.
 - An Engine.IO connection that has not joined the default namespace (authenticated)
   within `auth_timeout` seconds is closed.
 """
 
 import logging
+import re
 import time
 
 from socketio import packet
@@ -19,6 +22,8 @@ from utils.errors import NotFound, ValidationFailed
 
 log = logging.getLogger("chat.socket")
 NAMESPACE = "/"
+# A Socket.IO packet's header: type, attachments, namespace, ack id (socket.io-protocol v5).
+_HEADER = re.compile(r"(?P<type>\d)(?:\d+-)?(?:(?P<namespace>/[^,]*),)?(?P<id>\d{1,15})?")
 
 
 class GuardedServer:
@@ -37,7 +42,14 @@ class GuardedServer:
             return None  # an attachment of a binary packet, which was refused
         if data[:1] in (str(packet.BINARY_EVENT), str(packet.BINARY_ACK)):
             return self._refuse_binary(eio_sid, data)
-        return super()._handle_eio_message(eio_sid, data)
+        try:
+            return super()._handle_eio_message(eio_sid, data)
+        except (ValueError, RecursionError):  # the packet's JSON cannot be read
+            header = _HEADER.match(data)
+            if header and header["type"] == str(packet.EVENT) and header["id"]:
+                error = ValidationFailed("the event's payload is not valid JSON")
+                self._error_ack(eio_sid, header["namespace"], int(header["id"]), error)
+            return None
 
     def _refuse_binary(self, eio_sid, data):
         try:
