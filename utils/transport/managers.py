@@ -8,7 +8,7 @@ message delivered at most once per process). The queue manager also:
 - waits, after queueing a control message (a removal, a logout), at most `publish_timeout`
   until it comes back on its own subscription: Redis has then handed it, and everything
   queued before it, to every process, so the request that caused it answers after the
-  others have it;
+  others have it (not while its own subscription is down: nothing would come back);
 - listens on a connection of its own and, when it comes back after a failure, runs the
   reconnect hooks (the services re-check memberships and tell sockets to `resync`).
 """
@@ -62,7 +62,7 @@ class QueueManager(RedisManager):
             self._send([data])
             return
         arrived = None
-        if data.get("event", "").startswith(hub.CONTROL_PREFIX):
+        if data.get("event", "").startswith(hub.CONTROL_PREFIX) and self.listening:
             echo = uuid.uuid4().hex
             arrived = self.echoes[echo] = self.server.eio.create_event()
             data = {**data, "echo": echo}
