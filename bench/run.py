@@ -219,10 +219,13 @@ def main():
     parser.add_argument("--sizes", default="10,100,500,1000")
     parser.add_argument("--modes", default="gevent,threading", help="other ASYNC_MODEs to run steady and burst on")
     parser.add_argument("--out", default=str(DOCS))
+    parser.add_argument(
+        "--db-path", default=":memory:", help="the database's storage: a directory keeps a journal, as in production"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="bench-"))
-    daemon, uri = start_daemon(":memory:", log_path=str(work / "db.log"))
+    daemon, uri = start_daemon(args.db_path, log_path=str(work / "db.log"))
     redis = RedisServer(work)
     redis.start()
     env = {"LOG_LEVEL": "WARNING"}
