@@ -1,22 +1,12 @@
 // End-to-end run of the browser's Socket.IO client against the live server.
 // URL, TOKEN_A and TOKEN_B come from the environment; prints one JSON line of what happened.
-const { io } = require("socket.io-client");
+const client = require("./client");
 
 const { URL: url, TOKEN_A: tokenA, TOKEN_B: tokenB } = process.env;
+const connect = (token) => client.connect(url, token);
+const { next } = client;
 
-function connect(token) {
-  return new Promise((resolve, reject) => {
-    const socket = io(url, { auth: { token }, reconnection: false, timeout: 5000 });
-    socket.once("connect", () => resolve(socket));
-    socket.once("connect_error", (err) => reject(err));
-  });
-}
-
-function next(socket, event) {
-  return new Promise((resolve) => socket.once(event, resolve));
-}
-
-(async () => {
+client.report(async () => {
   const out = {};
   try {
     await connect("not-a-token");
@@ -37,9 +27,5 @@ function next(socket, event) {
   out.transport = a.io.engine.transport.name;
   a.close();
   b.close();
-  console.log(JSON.stringify(out));
-  process.exit(0);
-})().catch((err) => {
-  console.log(JSON.stringify({ error: String((err && err.message) || err) }));
-  process.exit(1);
+  return out;
 });

@@ -3,23 +3,13 @@
 // timeStamp}, left {userName}; it listens for userJoined, userLeft, onlineUsers and message.
 // URL, TOKEN_A, TOKEN_B, NAME_A, NAME_B and TOKEN_C (a modern client's) come from the environment;
 // prints one JSON line.
-const { io } = require("socket.io-client");
+const client = require("./client");
 
 const { URL: url, TOKEN_A, TOKEN_B, TOKEN_C, NAME_A, NAME_B } = process.env;
+const connect = (token) => client.connect(url, token, { transports: ["websocket"] });
+const { next } = client;
 
-function connect(token) {
-  return new Promise((resolve, reject) => {
-    const socket = io(url, { auth: { token }, reconnection: false, timeout: 5000, transports: ["websocket"] });
-    socket.once("connect", () => resolve(socket));
-    socket.once("connect_error", reject);
-  });
-}
-
-function next(socket, event) {
-  return new Promise((resolve) => socket.once(event, resolve));
-}
-
-(async () => {
+client.report(async () => {
   const out = { modernSaw: [] };
   const a = await connect(TOKEN_A);
   const joined = next(a, "userJoined");
@@ -49,9 +39,5 @@ function next(socket, event) {
   out.onlineAfterLeft = await onlineAfterLeft;
   a.close();
   b.close();
-  console.log(JSON.stringify(out));
-  process.exit(0);
-})().catch((err) => {
-  console.log(JSON.stringify({ error: String((err && err.message) || err) }));
-  process.exit(1);
+  return out;
 });
