@@ -36,7 +36,7 @@ def join(sid: str, user: User, ref: str | None, legacy: bool = False) -> tuple[R
             raise
     if legacy and room.id == rooms.general_id():
         socketio.server.enter_room(sid, notify.LEGACY_CHANNEL, namespace=NAMESPACE)
-    if presence.enter(sid, channel) and _leaving.pop((channel, str(user.id)), None) is None:
+    if presence.enter(sid, channel) and not _drop_untold_left(channel, str(user.id)):
         notify.notify_joined(channel, str(user.id), user.username, skip_sid=sid)
         if channel == rooms.general_channel():
             notify.notify_legacy_joined(str(user.id), user.username, presence.online_users(channel))
@@ -62,7 +62,15 @@ def leave_channel(sid: str, channel: str) -> None:
 
 
 # (channel, user id) of users whose last socket left a room this process has not told yet.
-_leaving: dict[tuple[str, str], bool] = {}
+_leaving: set[tuple[str, str]] = set()
+
+
+def _drop_untold_left(channel: str, user_id: str) -> bool:
+    """Drop the user's departure from the room if it is still untold; whether it was (a rejoin cancels it)."""
+    if (channel, user_id) in _leaving:
+        _leaving.discard((channel, user_id))
+        return True
+    return False
 
 
 def announce_left(channel: str, user_id: str, user_name: str) -> None:
@@ -71,15 +79,15 @@ def announce_left(channel: str, user_id: str, user_name: str) -> None:
     Join/left churn (a flapping connection, a tab reloaded) then costs the room nothing.
     """
     if (channel, user_id) not in _leaving:
-        _leaving[(channel, user_id)] = True
+        _leaving.add((channel, user_id))
         grace = current_app.config["PRESENCE_GRACE_MS"] / 1000
         socketio.start_background_task(_announce_left_later, channel, user_id, user_name, grace)
 
 
 def _announce_left_later(channel, user_id, user_name, grace):
     socketio.sleep(grace)
-    if _leaving.pop((channel, user_id), None) is None or user_id in presence.online_users(channel):
-        return  # back in the meantime, on this process or another
+    if not _drop_untold_left(channel, user_id) or user_id in presence.online_users(channel):
+        return  # they came back meanwhile, on this process or another
     notify.notify_left(channel, user_id, user_name)
     if channel == rooms.general_channel():
         notify.notify_legacy_left(user_id, user_name, presence.online_users(channel))
