@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -153,13 +152,15 @@ def history(url, token, db, room, requests_count=2000):
     user = ObjectId()
     for start in range(0, len(oids), 10_000):
         db.messages.insert_many(
-            [{"_id": o, "room": ObjectId(room), "user_id": user, "user_name": "seed", "message_body": "x" * 64,
-              "time_stamp": o.generation_time, "deleted": False} for o in oids[start : start + 10_000]]
+            [{"_id": o, "room": ObjectId(room), "seq": start + i + 1, "user_id": user, "user_name": "seed",
+              "message_body": "x" * 64, "time_stamp": o.generation_time, "deleted": False}
+             for i, o in enumerate(oids[start : start + 10_000])]
         )  # fmt: skip
-    cursor = random.choice(oids[1000:])
-    # The first query history() makes for a `before` page: the 10 minutes below the cursor.
-    window = {"$lt": cursor, "$gte": ObjectId.from_datetime(cursor.generation_time - timedelta(seconds=600))}
-    plan = db.messages.find({"room": ObjectId(room), "_id": window}).sort("_id", -1).limit(51).explain()
+    db.rooms.update_one({"_id": ObjectId(room)}, {"$set": {"seq": len(oids)}})  # positions as the server gives them
+    below = random.randrange(1000, len(oids))
+    # The first query history() makes for a `before` page (model/message_scan.older): 102 positions below it.
+    window = {"$gte": below - 102, "$lte": below - 1}
+    plan = db.messages.find({"room": ObjectId(room), "seq": window}).sort("seq", -1).limit(51).explain()
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
 
