@@ -158,8 +158,8 @@ def history(url, token, db, room, requests_count=2000):
         )  # fmt: skip
     db.rooms.update_one({"_id": ObjectId(room)}, {"$set": {"seq": len(oids)}})  # positions as the server gives them
     below = random.randrange(1000, len(oids))
-    # The first query history() makes for a `before` page (model/message_scan.older): 102 positions below it.
-    window = {"$gte": below - 102, "$lte": below - 1}
+    # The first query history() makes for a `before` page (model/message_scan.older): 51 positions below it.
+    window = {"$gte": below - 51, "$lte": below - 1}
     plan = db.messages.find({"room": ObjectId(room), "seq": window}).sort("seq", -1).limit(51).explain()
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"

@@ -2,7 +2,9 @@
 
 SecantusDB's planner fetches and sorts a whole index range before it applies a limit, so an
 open range on a busy room reads all of it; positions are dense, so each query asks for a
-window of them, widening until a page is full. On MongoDB each window is the same index scan.
+window of them the size of the page, widening until the page is full (a deleted room's or
+a filled position's gap costs one more, wider window). On MongoDB each window is the same
+index scan.
 
 A reader moving forward (`newer`) stops before a position that is allocated but not yet
 stored, unless the message after it is older than `gap_seconds` (its writer died): then it
@@ -15,7 +17,6 @@ from datetime import timedelta
 from model.message_log import fill_gap
 from utils.timefmt import utcnow
 
-FIRST_WINDOW = 2  # times the page size
 WIDEN = 8
 MAX_FILL = 1000  # positions one read fills at most
 
@@ -42,7 +43,7 @@ def _windows(collection, room_id, start, stop, size, ascending):
 def older(collection, room_id, below, floor, wanted):
     """Up to `wanted` messages below position `below` and above `floor`, newest first."""
     page = []
-    for doc in _windows(collection, room_id, below - 1, floor + 1, wanted * FIRST_WINDOW, ascending=False):
+    for doc in _windows(collection, room_id, below - 1, floor + 1, wanted, ascending=False):
         if not doc.get("gap"):
             page.append(doc)
             if len(page) == wanted:
@@ -54,7 +55,7 @@ def newest(collection, room_id, floor, ceiling, wanted, gap_seconds):
     """Up to `wanted` of the newest messages at or below `ceiling`, newest first, none above a pending position."""
     young_after = utcnow() - timedelta(seconds=gap_seconds)
     page, above, young = [], None, True
-    for doc in _windows(collection, room_id, ceiling, floor + 1, wanted * FIRST_WINDOW, ascending=False):
+    for doc in _windows(collection, room_id, ceiling, floor + 1, wanted, ascending=False):
         if above is not None and above["seq"] - doc["seq"] > 1 and above["time_stamp"] > young_after:
             page = []  # a position below `above` is still being written: show nothing above it yet
         young = young and doc["time_stamp"] > young_after
@@ -70,7 +71,7 @@ def newer(collection, room_id, above, ceiling, wanted, gap_seconds):
     """Up to `wanted` messages after position `above`, oldest first, stopping before a pending position."""
     old_before = utcnow() - timedelta(seconds=gap_seconds)
     page, expect = [], above + 1
-    for doc in _windows(collection, room_id, above + 1, ceiling, wanted * FIRST_WINDOW, ascending=True):
+    for doc in _windows(collection, room_id, above + 1, ceiling, wanted, ascending=True):
         if doc["seq"] != expect:
             missing = range(expect, doc["seq"])
             if doc["time_stamp"] > old_before or len(missing) > MAX_FILL:
