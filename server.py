@@ -23,7 +23,7 @@ from middleware.errors import register_error_handlers
 from middleware.request_log import register_request_logging
 from middleware.security import register_security
 from routes import register_blueprints
-from services import cluster
+from services import cluster, health
 from services.rooms import ensure_general_room
 from sockets import register_socket_handlers
 from utils import transport
@@ -110,10 +110,12 @@ def start_cluster(app):
 def serve(app):
     """Serve on HOST:PORT with eventlet's WSGI server, acks not delayed by Nagle's algorithm.
 
-    SIGTERM (a deploy, a scale-down) drains: sockets are told to go (clients reconnect to
-    another process), no connection is accepted any more, requests in flight finish, and
-    the process exits within SHUTDOWN_TIMEOUT seconds, through SystemExit so atexit hooks
-    run (the embedded database stops cleanly).
+    SIGTERM (a deploy, a scale-down) drains: readiness answers 503 at once and the process
+    keeps serving for DRAIN_GRACE_SECONDS, so a load balancer stops sending it connections;
+    then sockets are told to go (clients reconnect to another process), no connection is
+    accepted any more, requests in flight finish, and the process exits within
+    SHUTDOWN_TIMEOUT seconds of the signal, through SystemExit so atexit hooks run (the
+    embedded database stops cleanly).
     """
     import signal
 
@@ -133,10 +135,14 @@ def serve(app):
     main_greenlet = eventlet.getcurrent()
 
     def drain():
+        health.start_draining(app)  # first: readiness answers 503 from now on
         log.info("SIGTERM: draining")
-        cluster.stop(app.extensions["cluster"])
         # A hard stop for requests that do not finish in time.
         eventlet.spawn_after(app.config["SHUTDOWN_TIMEOUT"], main_greenlet.throw, SystemExit(0))
+        eventlet.sleep(app.config["DRAIN_GRACE_SECONDS"])  # still accepting, while the balancer notices
+        cluster.stop(app.extensions["cluster"])
+        # Once the accept loop is left, a closed listener refuses new connections instead of queueing them.
+        eventlet.spawn_n(listener.close)
         main_greenlet.throw(SystemExit(0))  # leaves the accept loop; the server then waits for requests in flight
 
     signal.signal(signal.SIGTERM, lambda *_: eventlet.spawn_n(drain))

@@ -106,6 +106,9 @@ class Config:
     TOKEN_EXPIRY_CHECK_SECONDS = number("TOKEN_EXPIRY_CHECK_SECONDS", 10)
     # SIGTERM waits at most this long for requests in flight.
     SHUTDOWN_TIMEOUT = number("SHUTDOWN_TIMEOUT", 10)
+    # After SIGTERM the process keeps accepting this long, answering /api/health/ready with 503, so a
+    # load balancer takes it out of rotation before it stops accepting (part of SHUTDOWN_TIMEOUT).
+    DRAIN_GRACE_SECONDS = number("DRAIN_GRACE_SECONDS", 0)
     ARCHIVE_AFTER_DAYS = number("ARCHIVE_AFTER_DAYS", 30)
     # An archiver run holds its lease this long past each batch; a run killed mid-way blocks the next no longer.
     ARCHIVE_LEASE_SECONDS = number("ARCHIVE_LEASE_SECONDS", 300)
@@ -184,6 +187,8 @@ class ProductionConfig(Config):
     # Heroku's router is one proxy; a process serving TLS itself (SSL_CERTFILE) has none in front,
     # and trusting a hop there would let any client forge its address.
     TRUSTED_PROXY_HOPS = number("TRUSTED_PROXY_HOPS", lambda settings: 0 if settings["SSL_CERTFILE"] else 1)
+    # Long enough for a load balancer's readiness probe to notice, within SHUTDOWN_TIMEOUT.
+    DRAIN_GRACE_SECONDS = number("DRAIN_GRACE_SECONDS", lambda settings: min(5, settings["SHUTDOWN_TIMEOUT"] // 2))
     REQUIRED = ("JWT_SECRET_KEY", "MONGODB_URI")
     MIN_SECRET_LENGTH = 32
 
@@ -219,6 +224,9 @@ def load_config(name=None, **overrides):
 def _check(settings):
     if settings["ASYNC_MODE"] not in settings["ASYNC_MODES"]:
         raise ConfigError(f"ASYNC_MODE must be one of {', '.join(settings['ASYNC_MODES'])}")
+    grace, timeout = settings["DRAIN_GRACE_SECONDS"], settings["SHUTDOWN_TIMEOUT"]
+    if grace and grace >= timeout:
+        raise ConfigError(f"DRAIN_GRACE_SECONDS ({grace}) must be shorter than SHUTDOWN_TIMEOUT ({timeout})")
     if settings["APP_ENV"] != "production":
         return
     missing = [var for var in settings["REQUIRED"] if not settings[var]]

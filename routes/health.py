@@ -1,3 +1,7 @@
 from controller import health
 
-RULES = [("GET", "/health", health.health)]
+RULES = [
+    ("GET", "/health", health.health),
+    ("GET", "/health/live", health.live),
+    ("GET", "/health/ready", health.ready),
+]
