@@ -5,9 +5,9 @@ from pathlib import Path
 from flask import Blueprint, redirect
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from routes import accounts, docs, health, messages, rooms
+from routes import accounts, docs, health, messages, rooms, users
 
-MODULES = (accounts, rooms, messages, health, docs)
+MODULES = (accounts, users, rooms, messages, health, docs)
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 
 

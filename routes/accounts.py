@@ -5,5 +5,4 @@ RULES = [
     ("POST", "/auth/login", auth.login),
     ("POST", "/auth/refresh", auth.refresh),
     ("POST", "/auth/logout", auth.logout),
-    ("GET", "/users/me", auth.me),
 ]
