@@ -21,7 +21,7 @@ from config import ConfigError, load_config
 from config.logs import configure_logging
 from middleware.errors import register_error_handlers
 from middleware.request_log import register_request_logging
-from middleware.security import register_security
+from middleware.security import handshake_origins, register_security
 from routes import register_blueprints
 from services import cluster, health
 from services.rooms import ensure_general_room
@@ -91,7 +91,7 @@ def register_extensions(app):
         app,
         async_mode=app.config["ASYNC_MODE"],
         client_manager=transport.client_manager(app.config),
-        cors_allowed_origins="*" if "*" in origins else origins,
+        cors_allowed_origins=handshake_origins(origins),
         max_http_buffer_size=app.config["SOCKET_MAX_BUFFER"],
     )
 
