@@ -22,6 +22,7 @@ from config.logs import configure_logging
 from middleware.errors import register_error_handlers
 from middleware.request_log import register_request_logging
 from middleware.security import handshake_origins, register_security
+from model.embedded import EmbeddedDbError
 from routes import register_blueprints
 from services import cluster, health
 from services.rooms import ensure_general_room
@@ -124,8 +125,8 @@ def serve(app):
 
     if app.config["ASYNC_MODE"] != "eventlet":
         raise ConfigError("server.py serves on eventlet; ASYNC_MODE=gevent and threading run with bench/serve_other.py")
-    start_cluster(app)
     listener = listen(app)
+    start_cluster(app)
     scheme = "http"
     if app.config["SSL_CERTFILE"]:
         listener = eventlet.wrap_ssl(
@@ -161,7 +162,10 @@ def serve(app):
 
 
 def listen(app):
-    """The listening socket, with TCP_NODELAY (accepted sockets inherit it on Linux) and open files to spare."""
+    """The listening socket, with TCP_NODELAY (accepted sockets inherit it on Linux) and open files to spare;
+    ConfigError when HOST:PORT cannot be bound (busy, or privileged)."""
+    import errno
+    import os
     import resource
     import socket
 
@@ -170,16 +174,23 @@ def listen(app):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    listener = socket.create_server((app.config["HOST"], app.config["PORT"]), backlog=2048)
+    host, port = app.config["HOST"], app.config["PORT"]
+    try:
+        listener = socket.create_server((host, port), backlog=2048)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)  # without the repeated address
+        hint = " (another server runs there: stop it or set PORT)" if error.errno == errno.EADDRINUSE else ""
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return listener
 
 
 def main():
-    """`python server.py`: build the app and serve it; a refused setting is one line on stderr, exit 1."""
+    """`python server.py`: build the app and serve it; a refused setting, a busy port or an embedded database
+    that cannot start is one line on stderr, exit 1."""
     try:
         serve(create_app())
-    except ConfigError as error:
+    except (ConfigError, EmbeddedDbError) as error:
         sys.exit(str(error))
 
 

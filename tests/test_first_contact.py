@@ -1,8 +1,14 @@
 """A newcomer's first steps: `.env.example` as it is, `GET /`, the start-up log, busy ports, the docs links."""
 
+import os
+import socket
+import subprocess
+import sys
+
 from dotenv import dotenv_values
 
-from tests.support import ROOT, Api, SocketClient, register
+from model.embedded import free_port
+from tests.support import ROOT, TEST_SECRET, Api, SocketClient, register
 
 
 def test_the_env_example_serves_a_demo_that_connects(server_factory):
@@ -16,3 +22,35 @@ def test_the_env_example_serves_a_demo_that_connects(server_factory):
         assert client.call("join", {})["ok"] is True, "the page's own origin passes the handshake"
     finally:
         client.close()
+
+
+def _serve(env, timeout=60):
+    """`python server.py` with `env` over the test environment, as a newcomer's terminal would run it."""
+    full = {**os.environ, "APP_ENV": "development", "JWT_SECRET_KEY": TEST_SECRET, "PORT": str(free_port()), **env}
+    return subprocess.run(
+        [sys.executable, "server.py"], cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _last_line(result):
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_a_busy_port_is_one_line(mongo_uri):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = _serve({"MONGODB_URI": mongo_uri, "HOST": "127.0.0.1", "PORT": str(port)})
+    assert _last_line(result) == (
+        f"cannot listen on 127.0.0.1:{port}: Address already in use (another server runs there: stop it or set PORT)"
+    )
+
+
+def test_a_busy_embedded_database_port_is_refused_not_shared():
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # a first `make run`'s database, say
+        port = taken.getsockname()[1]
+        result = _serve({"MONGODB_URI": "", "MONGO_URI": "", "EMBEDDED_DB_PORT": str(port)}, timeout=20)
+    assert _last_line(result) == (
+        f"EMBEDDED_DB_PORT {port} is in use (another `make run`?): stop that server, share its database with "
+        f"MONGODB_URI=mongodb://127.0.0.1:{port}/chat, or set EMBEDDED_DB_PORT and EMBEDDED_DB_PATH to others"
+    )
