@@ -147,7 +147,7 @@ def serve(app):
         main_greenlet.throw(SystemExit(0))  # leaves the accept loop; the server then waits for requests in flight
 
     signal.signal(signal.SIGTERM, lambda *_: eventlet.spawn_n(drain))
-    log.info("serving on %s://%s:%s", scheme, app.config["HOST"], app.config["PORT"])
+    log_addresses(app, scheme)
     try:
         eventlet.wsgi.server(
             listener,
@@ -159,6 +159,16 @@ def serve(app):
     finally:
         listener.close()
     log.info("stopped")
+
+
+def log_addresses(app, scheme):
+    """Say where the server, its API docs and its demo are (a wildcard HOST shown as 127.0.0.1)."""
+    host = app.config["HOST"]
+    base = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{app.config['PORT']}"
+    log.info("serving on %s", base)
+    log.info("API docs: %s/api/docs", base)
+    if app.config["DEMO_UI"]:
+        log.info("demo: %s/demo", base)
 
 
 def listen(app):

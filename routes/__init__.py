@@ -5,6 +5,7 @@ from pathlib import Path
 from flask import Blueprint, redirect
 from flask_swagger_ui import get_swaggerui_blueprint
 
+from controller import docs as docs_controller
 from routes import accounts, docs, health, messages, rooms, users
 
 MODULES = (accounts, users, rooms, messages, health, docs)
@@ -12,7 +13,8 @@ DEMO = Path(__file__).resolve().parent.parent / "demo"
 
 
 def register_blueprints(app):
-    """Mount one blueprint per module under /api, and the rendered API docs at /api/docs."""
+    """Mount one blueprint per module under /api, the rendered API docs at /api/docs, and `/` pointing to them."""
+    app.add_url_rule("/", view_func=docs_controller.index)
     for module in MODULES:
         blueprint = Blueprint(module.__name__.rsplit(".", 1)[-1], module.__name__)
         for method, path, view in module.RULES:

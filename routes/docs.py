@@ -1,3 +1,6 @@
 from controller import docs
 
-RULES = [("GET", "/openapi.json", docs.openapi)]
+RULES = [
+    ("GET", "/openapi.json", docs.openapi),
+    ("GET", "/asyncapi.yaml", docs.asyncapi),
+]

@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 
+import requests
 from dotenv import dotenv_values
 
 from model.embedded import free_port
@@ -54,3 +55,30 @@ def test_a_busy_embedded_database_port_is_refused_not_shared():
         f"EMBEDDED_DB_PORT {port} is in use (another `make run`?): stop that server, share its database with "
         f"MONGODB_URI=mongodb://127.0.0.1:{port}/chat, or set EMBEDDED_DB_PORT and EMBEDDED_DB_PATH to others"
     )
+
+
+def test_the_root_points_to_the_demo_and_the_docs(server_factory, api):
+    node = server_factory(DEMO_UI="true")
+    root = requests.get(node.url + "/", timeout=5)
+    assert root.status_code == 200
+    links = root.json()["links"]
+    assert links == {
+        "demo": "/demo",
+        "docs": "/api/docs",
+        "openapi": "/api/openapi.json",
+        "asyncapi": "/api/asyncapi.yaml",
+        "health": "/api/health",
+    }
+    for path in links.values():
+        assert requests.get(node.url + path, timeout=5).status_code == 200, path
+    assert api.get("/").json()["links"]["demo"] is None, "no demo link where the demo is off"
+    log = node.log()
+    assert f"demo: {node.url}/demo" in log and f"API docs: {node.url}/api/docs" in log
+
+
+def test_the_asyncapi_document_is_served_and_linked(api):
+    served = api.get("/api/asyncapi.yaml")
+    assert served.status_code == 200 and served.headers["Content-Type"].startswith("application/yaml")
+    assert served.text == (ROOT / "docs" / "asyncapi.yaml").read_text()
+    description = api.get("/api/openapi.json").json()["info"]["description"]
+    assert "(/api/asyncapi.yaml)" in description, "the docs page links the events"

@@ -29,7 +29,10 @@ def build_spec(app):
         version="1.0.0",
         openapi_version="3.1.0",
         plugins=[marshmallow],
-        info={"description": "REST half of the chat contract. Socket.IO events: docs/asyncapi.yaml."},
+        info={
+            "description": "The REST half of the chat API. The Socket.IO events, with their payloads and acks, "
+            "are described in AsyncAPI 3.0: [/api/asyncapi.yaml](/api/asyncapi.yaml)."
+        },
     )
     marshmallow.map_to_openapi_type(IdField, fields.String)
     marshmallow.map_to_openapi_type(ObjectIdString, fields.String)
