@@ -1,3 +1,5 @@
+"""Accounts: register, log in, trade a refresh token for a new pair, log out. Register and login need no token."""
+
 from controller import auth
 
 RULES = [

@@ -1,3 +1,5 @@
+"""Docs: the OpenAPI document of these routes and the AsyncAPI document of the Socket.IO events."""
+
 from controller import docs
 
 RULES = [

@@ -1,3 +1,5 @@
+"""Health: dependency status, liveness and readiness, for load balancers and orchestrators. No token needed."""
+
 from controller import health
 
 RULES = [

@@ -1,3 +1,5 @@
+"""Users: the caller, and other users by username prefix, id or username (to add them to rooms by name)."""
+
 from controller import auth, users
 
 RULES = [
