@@ -6,7 +6,7 @@ JS_STAMP := tests/js/node_modules/.installed
 
 BENCH_STAMP := bench/node_modules/.installed
 
-.PHONY: run test lint format clean bench bootstrap-run bootstrap-test
+.PHONY: run cluster test lint format clean bench bootstrap-run bootstrap-test
 
 # What pip and npm do not install: python3 for every target; node, npm, redis-server, chromium and
 # openssl for the suite (Debian packages installed with apt-get as root, else the command is printed).
@@ -27,6 +27,13 @@ $(STAMP): requirements.txt requirements-dev.txt | bootstrap-run
 # listening on mongodb://127.0.0.1:27027/chat for jobs such as `python -m jobs.create_admin`.
 run: bootstrap-run $(STAMP)
 	EMBEDDED_DB_PATH=$${EMBEDDED_DB_PATH:-data/db} EMBEDDED_DB_PORT=$${EMBEDDED_DB_PORT:-27027} $(PY) server.py
+
+# WEB server processes from the Procfile under honcho, the virtualenv's python first on PATH (ports
+# PORT, PORT+1, ...; PORT defaults to 5000). They must share a database: set MONGODB_URI (a running
+# `make run` serves mongodb://127.0.0.1:27027/chat), and REDIS_URL so that broadcasts cross them.
+WEB ?= 2
+cluster: bootstrap-run $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho -f Procfile start -c web=$(WEB)
 
 # The browser's socket.io-client, for the end-to-end test run by node.
 $(JS_STAMP): tests/js/package.json tests/js/package-lock.json | bootstrap-test
