@@ -1,6 +1,8 @@
 """A newcomer's first steps: `.env.example` as it is, `GET /`, the start-up log, busy ports, the docs links."""
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -82,3 +84,16 @@ def test_the_asyncapi_document_is_served_and_linked(api):
     assert served.text == (ROOT / "docs" / "asyncapi.yaml").read_text()
     description = api.get("/api/openapi.json").json()["info"]["description"]
     assert "(/api/asyncapi.yaml)" in description, "the docs page links the events"
+
+
+def test_the_readme_quick_start_runs_as_pasted_twice(server):
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"Quick start.*?```bash\n(.*?)```", readme, re.S)
+    assert block, "README has a quick start block"
+    script = block[1].replace("localhost:5000", f"127.0.0.1:{server.port}")
+    assert "<accessToken>" not in script, "the token is captured, not left to the reader"
+    for run in range(2):  # pasted again, it still works (the accounts and the room exist by then)
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        history = json.loads(result.stdout.strip().splitlines()[-1])
+        assert [m["messageBody"] for m in history["messages"]][:1] == ["hi bob"], (run, result.stdout)
