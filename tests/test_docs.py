@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 import yaml
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
@@ -110,3 +111,30 @@ def test_openapi_examples_are_realistic_and_match_their_schemas(api):
     assert send["requestBody"]["content"]["application/json"]["example"]["messageBody"].strip()
     room = spec["paths"]["/api/rooms/{room_id}"]["get"]["responses"]["200"]["content"]["application/json"]["example"]
     assert re.fullmatch(r"[0-9a-f]{24}", room["id"]) and room["createdAt"].endswith("Z")
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/API.md"])
+def test_the_docs_link_nothing_outside_the_repository(document):
+    path = ROOT / document
+    text = path.read_text()
+    assert "shared/API.md" not in text, "the contract's copy is not in a clone"
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith("#"):
+            continue
+        assert not re.match(r"[a-z+]+:", target), f"{document} links outside the repository: {target}"
+        linked = (path.parent / target.split("#")[0]).resolve()
+        assert linked.is_relative_to(ROOT) and linked.exists(), f"{document}: {target} is not in the repository"
+    if document == "README.md":
+        assert "](docs/API.md)" in text and "GET /api/asyncapi.yaml" in text
+
+
+def test_the_api_reference_covers_every_route_and_event():
+    reference = (ROOT / "docs" / "API.md").read_text()
+    for module in MODULES:
+        for method, path, _ in module.RULES:
+            route = re.escape(f"{method} /api") + re.sub(r"<\w+>", "<[^>]+>", re.escape(path)) + "[`?]"
+            assert re.search(route, reference), (method, path)
+    document = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text())
+    for message in document["components"]["messages"].values():
+        if message["name"] != "ack":
+            assert f"| `{message['name']}` |" in reference, message["name"]
