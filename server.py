@@ -136,7 +136,8 @@ def serve(app):
     main_greenlet = eventlet.getcurrent()
 
     def drain():
-        health.start_draining(app)  # first: readiness answers 503 from now on
+        if not health.start_draining(app):  # first: readiness answers 503 from now on
+            return  # a second SIGTERM (honcho and a signal to the process group both send one)
         log.info("SIGTERM: draining")
         # A hard stop for requests that do not finish in time.
         eventlet.spawn_after(app.config["SHUTDOWN_TIMEOUT"], main_greenlet.throw, SystemExit(0))

@@ -23,8 +23,12 @@ def check_ready():
 
 
 def start_draining(app):
-    """From now on `app` answers not ready: a load balancer stops sending it new connections."""
+    """From now on `app` answers not ready: a load balancer stops sending it new connections.
+    Return False when it was draining already."""
+    if app.extensions.get("draining"):
+        return False
     app.extensions["draining"] = True
+    return True
 
 
 def _queue_state(url):
