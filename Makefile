@@ -6,9 +6,18 @@ JS_STAMP := tests/js/node_modules/.installed
 
 BENCH_STAMP := bench/node_modules/.installed
 
-.PHONY: run test lint format clean bench
+.PHONY: run cluster test lint format clean bench bootstrap-run bootstrap-test
 
-$(STAMP): requirements.txt requirements-dev.txt
+# What pip and npm do not install: python3 for every target; node, npm, redis-server, chromium and
+# openssl for the suite (Debian packages installed with apt-get as root, else the command is printed).
+bootstrap-run:
+	@scripts/bootstrap run
+
+bootstrap-test:
+	@scripts/bootstrap test
+
+# Order-only: the check runs first every time, without making the virtualenv out of date.
+$(STAMP): requirements.txt requirements-dev.txt | bootstrap-run
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -16,15 +25,22 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 # With MONGODB_URI unset the server starts the embedded SecantusDB, data under ./data/,
 # listening on mongodb://127.0.0.1:27027/chat for jobs such as `python -m jobs.create_admin`.
-run: $(STAMP)
+run: bootstrap-run $(STAMP)
 	EMBEDDED_DB_PATH=$${EMBEDDED_DB_PATH:-data/db} EMBEDDED_DB_PORT=$${EMBEDDED_DB_PORT:-27027} $(PY) server.py
 
+# WEB server processes from the Procfile under honcho, the virtualenv's python first on PATH (ports
+# PORT, PORT+1, ...; PORT defaults to 5000). They must share a database: set MONGODB_URI (a running
+# `make run` serves mongodb://127.0.0.1:27027/chat), and REDIS_URL so that broadcasts cross them.
+WEB ?= 2
+cluster: bootstrap-run $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho -f Procfile start -c web=$(WEB)
+
 # The browser's socket.io-client, for the end-to-end test run by node.
-$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json | bootstrap-test
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $(JS_STAMP)
 
-test: $(STAMP) $(JS_STAMP)
+test: bootstrap-test $(STAMP) $(JS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The fan-out benchmark against the Node peer; writes docs/bench-results.{json,md} and docs/bench-scaling.png.

@@ -21,9 +21,10 @@ from config import ConfigError, load_config
 from config.logs import configure_logging
 from middleware.errors import register_error_handlers
 from middleware.request_log import register_request_logging
-from middleware.security import register_security
+from middleware.security import handshake_origins, register_security
+from model.embedded import EmbeddedDbError
 from routes import register_blueprints
-from services import cluster
+from services import cluster, health
 from services.rooms import ensure_general_room
 from sockets import register_socket_handlers
 from utils import transport
@@ -91,7 +92,7 @@ def register_extensions(app):
         app,
         async_mode=app.config["ASYNC_MODE"],
         client_manager=transport.client_manager(app.config),
-        cors_allowed_origins="*" if "*" in origins else origins,
+        cors_allowed_origins=handshake_origins(origins),
         max_http_buffer_size=app.config["SOCKET_MAX_BUFFER"],
     )
 
@@ -110,10 +111,12 @@ def start_cluster(app):
 def serve(app):
     """Serve on HOST:PORT with eventlet's WSGI server, acks not delayed by Nagle's algorithm.
 
-    SIGTERM (a deploy, a scale-down) drains: sockets are told to go (clients reconnect to
-    another process), no connection is accepted any more, requests in flight finish, and
-    the process exits within SHUTDOWN_TIMEOUT seconds, through SystemExit so atexit hooks
-    run (the embedded database stops cleanly).
+    SIGTERM (a deploy, a scale-down) drains: readiness answers 503 at once and the process
+    keeps serving for DRAIN_GRACE_SECONDS, so a load balancer stops sending it connections;
+    then sockets are told to go (clients reconnect to another process), no connection is
+    accepted any more, requests in flight finish, and the process exits within
+    SHUTDOWN_TIMEOUT seconds of the signal, through SystemExit so atexit hooks run (the
+    embedded database stops cleanly).
     """
     import signal
 
@@ -122,8 +125,8 @@ def serve(app):
 
     if app.config["ASYNC_MODE"] != "eventlet":
         raise ConfigError("server.py serves on eventlet; ASYNC_MODE=gevent and threading run with bench/serve_other.py")
-    start_cluster(app)
     listener = listen(app)
+    start_cluster(app)
     scheme = "http"
     if app.config["SSL_CERTFILE"]:
         listener = eventlet.wrap_ssl(
@@ -133,14 +136,19 @@ def serve(app):
     main_greenlet = eventlet.getcurrent()
 
     def drain():
+        if not health.start_draining(app):  # first: readiness answers 503 from now on
+            return  # a second SIGTERM (honcho and a signal to the process group both send one)
         log.info("SIGTERM: draining")
-        cluster.stop(app.extensions["cluster"])
         # A hard stop for requests that do not finish in time.
         eventlet.spawn_after(app.config["SHUTDOWN_TIMEOUT"], main_greenlet.throw, SystemExit(0))
+        eventlet.sleep(app.config["DRAIN_GRACE_SECONDS"])  # still accepting, while the balancer notices
+        cluster.stop(app.extensions["cluster"])
+        # Once the accept loop is left, a closed listener refuses new connections instead of queueing them.
+        eventlet.spawn_n(listener.close)
         main_greenlet.throw(SystemExit(0))  # leaves the accept loop; the server then waits for requests in flight
 
     signal.signal(signal.SIGTERM, lambda *_: eventlet.spawn_n(drain))
-    log.info("serving on %s://%s:%s", scheme, app.config["HOST"], app.config["PORT"])
+    log_addresses(app, scheme)
     try:
         eventlet.wsgi.server(
             listener,
@@ -154,8 +162,21 @@ def serve(app):
     log.info("stopped")
 
 
+def log_addresses(app, scheme):
+    """Say where the server, its API docs and its demo are (a wildcard HOST shown as 127.0.0.1)."""
+    host = app.config["HOST"]
+    base = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{app.config['PORT']}"
+    log.info("serving on %s", base)
+    log.info("API docs: %s/api/docs", base)
+    if app.config["DEMO_UI"]:
+        log.info("demo: %s/demo", base)
+
+
 def listen(app):
-    """The listening socket, with TCP_NODELAY (accepted sockets inherit it on Linux) and open files to spare."""
+    """The listening socket, with TCP_NODELAY (accepted sockets inherit it on Linux) and open files to spare;
+    ConfigError when HOST:PORT cannot be bound (busy, or privileged)."""
+    import errno
+    import os
     import resource
     import socket
 
@@ -164,16 +185,23 @@ def listen(app):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    listener = socket.create_server((app.config["HOST"], app.config["PORT"]), backlog=2048)
+    host, port = app.config["HOST"], app.config["PORT"]
+    try:
+        listener = socket.create_server((host, port), backlog=2048)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)  # without the repeated address
+        hint = " (another server runs there: stop it or set PORT)" if error.errno == errno.EADDRINUSE else ""
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return listener
 
 
 def main():
-    """`python server.py`: build the app and serve it; a refused setting is one line on stderr, exit 1."""
+    """`python server.py`: build the app and serve it; a refused setting, a busy port or an embedded database
+    that cannot start is one line on stderr, exit 1."""
     try:
         serve(create_app())
-    except ConfigError as error:
+    except (ConfigError, EmbeddedDbError) as error:
         sys.exit(str(error))
 
 

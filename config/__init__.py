@@ -74,6 +74,8 @@ class Config:
     # An upgraded websocket gets engine.io's own timeout instead: ping interval + ping timeout.
     HTTP_TIMEOUT_SECONDS = number("HTTP_TIMEOUT_SECONDS", 60)
     MONGODB_URI = text("MONGODB_URI", "MONGO_URI")
+    # honcho names each process it starts `<type>.<n>`: web.2 and later are not the only process.
+    PROCESS_NAME = text("HONCHO_PROCESS_NAME", default="")
     # Where the embedded SecantusDB keeps its files when MONGODB_URI is unset.
     EMBEDDED_DB_PATH = text("EMBEDDED_DB_PATH", default=":memory:")
     EMBEDDED_DB_PORT = number("EMBEDDED_DB_PORT", 0)
@@ -109,6 +111,9 @@ class Config:
     TOKEN_EXPIRY_CHECK_SECONDS = number("TOKEN_EXPIRY_CHECK_SECONDS", 10)
     # SIGTERM waits at most this long for requests in flight.
     SHUTDOWN_TIMEOUT = number("SHUTDOWN_TIMEOUT", 10)
+    # After SIGTERM the process keeps accepting this long, answering /api/health/ready with 503, so a
+    # load balancer takes it out of rotation before it stops accepting (part of SHUTDOWN_TIMEOUT).
+    DRAIN_GRACE_SECONDS = number("DRAIN_GRACE_SECONDS", 0)
     ARCHIVE_AFTER_DAYS = number("ARCHIVE_AFTER_DAYS", 30)
     # An archiver run holds its lease this long past each batch; a run killed mid-way blocks the next no longer.
     ARCHIVE_LEASE_SECONDS = number("ARCHIVE_LEASE_SECONDS", 300)
@@ -188,6 +193,8 @@ class ProductionConfig(Config):
     # Heroku's router is one proxy; a process serving TLS itself (SSL_CERTFILE) has none in front,
     # and trusting a hop there would let any client forge its address.
     TRUSTED_PROXY_HOPS = number("TRUSTED_PROXY_HOPS", lambda settings: 0 if settings["SSL_CERTFILE"] else 1)
+    # Long enough for a load balancer's readiness probe to notice, within SHUTDOWN_TIMEOUT.
+    DRAIN_GRACE_SECONDS = number("DRAIN_GRACE_SECONDS", lambda settings: min(5, settings["SHUTDOWN_TIMEOUT"] // 2))
     REQUIRED = ("JWT_SECRET_KEY", "MONGODB_URI")
     MIN_SECRET_LENGTH = 32
 
@@ -223,6 +230,11 @@ def load_config(name=None, **overrides):
 def _check(settings):
     if settings["ASYNC_MODE"] not in settings["ASYNC_MODES"]:
         raise ConfigError(f"ASYNC_MODE must be one of {', '.join(settings['ASYNC_MODES'])}")
+    if not settings["MONGODB_URI"]:
+        _check_embedded_alone(settings)
+    grace, timeout = settings["DRAIN_GRACE_SECONDS"], settings["SHUTDOWN_TIMEOUT"]
+    if grace and grace >= timeout:
+        raise ConfigError(f"DRAIN_GRACE_SECONDS ({grace}) must be shorter than SHUTDOWN_TIMEOUT ({timeout})")
     if settings["APP_ENV"] != "production":
         return
     missing = [var for var in settings["REQUIRED"] if not settings[var]]
@@ -234,3 +246,20 @@ def _check(settings):
         )
     if "*" in settings["CORS_ORIGINS"]:
         raise ConfigError("refusing to start in production: CORS_ORIGINS must list origins, not '*'")
+
+
+def _check_embedded_alone(settings):
+    """The embedded database (MONGODB_URI unset) belongs to one process: refuse it where this process is one
+    of several, which would each get a database of their own (a user registered on one could not log in
+    on another). Several: REDIS_URL with an in-memory store, or honcho's second process of a type and on."""
+    name, _, number = settings["PROCESS_NAME"].rpartition(".")
+    if name and number.isdigit() and int(number) > 1:
+        reason, store = f"{settings['PROCESS_NAME']} is one of several processes (HONCHO_PROCESS_NAME)", "embedded"
+    elif settings["REDIS_URL"] and settings["EMBEDDED_DB_PATH"] == ":memory:":
+        reason, store = "REDIS_URL is set, so this is one of several processes,", "in-memory"
+    else:
+        return
+    raise ConfigError(
+        f"{reason} and MONGODB_URI is unset: each would get an {store} database of its own. "
+        "Set MONGODB_URI to one they share (a running `make run` serves mongodb://127.0.0.1:27027/chat)"
+    )

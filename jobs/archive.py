@@ -75,8 +75,7 @@ def main(argv=None):
             f"archive: scanned {report.scanned}, moved {report.moved}, batches {report.batches}, "
             f"rooms {len(report.rooms)}, {report.seconds:.2f}s (older than {days} days)"
         )
-    log.info(line)
-    print(line)
+    print(line)  # the run's one summary line (stdout); logs and failures go to stderr
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Transport security: trusted proxy hops, and security headers on every response."""
+"""Transport security: trusted proxy hops, the Socket.IO handshake's origins, security headers on every response."""
 
 from flask import request
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -9,6 +9,20 @@ HEADERS = {
     "Content-Security-Policy": "frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
 }
+
+
+def handshake_origins(origins):
+    """The origins a Socket.IO handshake may come from: any for `*`, else those listed and always the
+    server's own (the page it serves, `/demo`, as the browser reached it, through trusted proxies)."""
+    if "*" in origins:
+        return "*"
+    listed = frozenset(origins)
+
+    def allowed(origin, environ):
+        own = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+        return origin in listed or origin == own
+
+    return allowed
 
 
 def register_security(app):

@@ -15,7 +15,7 @@ from model.message_log import number_old_messages
 from model.revoked_token import RevokedToken
 from model.room import Room
 from model.room_sanction import RoomSanction
-from model.user import User
+from model.user import User, fill_username_lengths
 
 DOCUMENTS = (User, Room, Membership, RoomSanction, Message, ArchivedMessage, RevokedToken, JobLease)
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ def init_db(app):
     )
     log.info("database: %s (database %s)", redact(uri), db_name)
     number_old_messages(mongoengine.get_db())  # before the unique (room, seq) index is built
+    fill_username_lengths(mongoengine.get_db())
     for document in DOCUMENTS:
         document.ensure_indexes()
 

@@ -18,11 +18,26 @@ from urllib.parse import urlsplit
 DRIVER_OPTIONS = "retryWrites=false"
 
 
+class EmbeddedDbError(RuntimeError):
+    """The embedded database cannot start; the message says why in one line."""
+
+
 def free_port():
     """Return a TCP port nobody is listening on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _port_taken(port):
+    """Whether something listens on 127.0.0.1:`port` (a socket lingering in TIME_WAIT does not count)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
 
 
 def _die_with_parent():
@@ -32,10 +47,21 @@ def _die_with_parent():
 
 
 def start_daemon(storage_path=":memory:", port=None, log_path=os.devnull, timeout=30):
-    """Start `secantusd-py`, wait until it accepts connections, return (process, mongodb URI)."""
+    """Start `secantusd-py`, wait until it accepts connections, return (process, mongodb URI).
+
+    A `port` another process listens on is refused (EmbeddedDbError), never connected to: that
+    would silently share another server's database (a second `make run`).
+    """
     exe = shutil.which("secantusd-py") or os.path.join(os.path.dirname(sys.executable), "secantusd-py")
     if not os.path.exists(exe):
-        raise RuntimeError("MONGODB_URI is unset and SecantusDB is not installed (pip install -r requirements-dev.txt)")
+        raise EmbeddedDbError(
+            "MONGODB_URI is unset and SecantusDB is not installed (pip install -r requirements-dev.txt)"
+        )
+    if port and _port_taken(port):
+        raise EmbeddedDbError(
+            f"EMBEDDED_DB_PORT {port} is in use (another `make run`?): stop that server, share its database with "
+            f"MONGODB_URI=mongodb://127.0.0.1:{port}/chat, or set EMBEDDED_DB_PORT and EMBEDDED_DB_PATH to others"
+        )
     if storage_path != ":memory:":
         os.makedirs(storage_path, exist_ok=True)
     port = port or free_port()
@@ -46,14 +72,14 @@ def start_daemon(storage_path=":memory:", port=None, log_path=os.devnull, timeou
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"secantusd-py exited with {proc.returncode}; see {log_path}")
+            raise EmbeddedDbError(f"secantusd-py exited with {proc.returncode}; see {log_path}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return proc, f"mongodb://127.0.0.1:{port}/chat?{DRIVER_OPTIONS}"
         except OSError:
             time.sleep(0.1)
     stop_daemon(proc)
-    raise RuntimeError(f"secantusd-py did not listen on port {port} within {timeout}s")
+    raise EmbeddedDbError(f"secantusd-py did not listen on port {port} within {timeout}s")
 
 
 def with_database(uri, name):

@@ -5,16 +5,21 @@ from pathlib import Path
 from flask import Blueprint, redirect
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from routes import accounts, docs, health, messages, rooms
+from controller import docs as docs_controller
+from routes import accounts, docs, health, messages, rooms, users
 
-MODULES = (accounts, rooms, messages, health, docs)
+MODULES = (accounts, users, rooms, messages, health, docs)
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 
 
 def register_blueprints(app):
-    """Mount one blueprint per module under /api, and the rendered API docs at /api/docs."""
+    """Mount one blueprint per module under /api, the rendered API docs at /api/docs, and `/` pointing to them."""
+    app.add_url_rule("/", view_func=docs_controller.index)
+    # One OpenAPI tag per module, described by the module's docstring (utils/openapi.py).
+    app.extensions["api_tags"] = {}
     for module in MODULES:
         blueprint = Blueprint(module.__name__.rsplit(".", 1)[-1], module.__name__)
+        app.extensions["api_tags"][blueprint.name] = module.__doc__.strip()
         for method, path, view in module.RULES:
             blueprint.add_url_rule(path, view_func=view, methods=[method])
         app.register_blueprint(blueprint, url_prefix="/api")

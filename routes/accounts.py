@@ -1,3 +1,5 @@
+"""Accounts: register, log in, trade a refresh token for a new pair, log out. Register and login need no token."""
+
 from controller import auth
 
 RULES = [
@@ -5,5 +7,4 @@ RULES = [
     ("POST", "/auth/login", auth.login),
     ("POST", "/auth/refresh", auth.refresh),
     ("POST", "/auth/logout", auth.logout),
-    ("GET", "/users/me", auth.me),
 ]

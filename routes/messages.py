@@ -1,3 +1,5 @@
+"""Messages: history pages with cursors (live or archived), send (idempotent by clientId), edit, delete."""
+
 from controller import messages
 
 RULES = [

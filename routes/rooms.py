@@ -1,3 +1,5 @@
+"""Rooms: list, create, read, rename, delete; join and leave; members and their roles; bans."""
+
 from controller import bans, members, rooms
 
 RULES = [

@@ -31,6 +31,7 @@ def do_register(username: str, password: str, display_name: str | None = None) -
     user = User(
         username=username,
         username_key=username.lower(),
+        username_length=len(username),
         display_name=display_name or username,
         password_hash=_off_the_loop(_hasher().hash, password),
         role="user",

@@ -121,6 +121,7 @@ def test_moves_messages_older_than_the_cutoff_and_history_reads_both(server, api
     assert result.returncode == 0, result.stderr
     summary = result.stdout.strip().splitlines()[-1]
     assert "scanned 5, moved 5, batches 1" in summary and "older than 30 days" in summary
+    assert (result.stdout + result.stderr).count("scanned 5") == 1, "one summary line, not one logged and one printed"
     assert db.messages.count_documents({}) == 3 and db.archived_messages.count_documents({}) == 5
     assert _everything(api, user, room, archived=False) == recent[::-1]
     assert _everything(api, user, room, archived=True) == [str(i) for i in old[::-1]]

@@ -20,7 +20,7 @@ def test_json_without_a_content_type_is_accepted(api, make_user):
 
 def test_unknown_route_and_wrong_method(api):
     assert_error(api.get("/api/nothing-here"), 404, "not_found")
-    assert_error(api.get("/"), 404, "not_found")
+    assert_error(api.get("/nothing-here"), 404, "not_found")
     assert_error(api.put("/api/auth/login"), 405, "method_not_allowed")
 
 

@@ -1,9 +1,20 @@
-"""Health: 200 with the database up, 503 naming it when it goes down; unexpected errors stay 500."""
+"""Health: 200 with the database up, 503 naming it when it goes down; unexpected errors stay 500.
+Liveness and readiness for orchestrators: not ready while a dependency is down or while draining."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
+import requests
 
+from config import load_config
 from model import embedded
-from tests.support import Api
+from tests.support import ROOT, TEST_SECRET, Api, RedisServer
 
 
 def test_health_ok(api):
@@ -39,3 +50,96 @@ def test_unexpected_errors_are_500_without_internals_and_logged_with_the_request
     assert response.status_code == 500
     assert response.json() == {"error": {"code": "internal_error", "message": "internal error"}}
     assert "Traceback" in fragile.log() and "[boom-1]" in fragile.log()
+
+
+def test_live_and_ready_need_no_token(api):
+    live, ready = api.get("/api/health/live"), api.get("/api/health/ready")
+    assert (live.status_code, live.json()) == (200, {"status": "ok"})
+    assert (ready.status_code, ready.json()) == (200, {"status": "ok", "db": "ok", "queue": "off"})
+
+
+def test_not_ready_while_the_database_is_down_yet_live(fragile):
+    api = Api(fragile.url)
+    assert api.get("/api/health/ready").status_code == 200
+    fragile.stop_db()
+    ready = api.get("/api/health/ready")
+    assert (ready.status_code, ready.json()) == (503, {"status": "degraded", "db": "down", "queue": "off"})
+    assert api.get("/api/health/live").status_code == 200
+
+
+def test_not_ready_while_redis_is_down(server_factory, tmp_path):
+    redis = RedisServer(tmp_path)
+    server = server_factory(REDIS_URL=redis.start(), SOCKETIO_CHANNEL="chat-ready")
+    api = Api(server.url)
+    try:
+        assert api.get("/api/health/ready").json() == {"status": "ok", "db": "ok", "queue": "ok"}
+        redis.stop()
+        ready = api.get("/api/health/ready")
+        assert (ready.status_code, ready.json()) == (503, {"status": "degraded", "db": "ok", "queue": "down"})
+        assert api.get("/api/health/live").status_code == 200
+    finally:
+        server.stop()  # with its queue down it checks the shared database every few seconds
+
+
+def _send_part_of_a_registration():
+    """A registration whose body is half sent: a request in flight until `finish` sends the rest."""
+    body = json.dumps({"username": "in-flight", "password": "password-123"}).encode()
+    head = f"POST /api/auth/register HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+
+    def send(port):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(head + body[:10])
+        return sock
+
+    def finish(sock):
+        with sock:
+            sock.sendall(body[10:])
+            return sock.recv(4096).decode()
+
+    return send, finish
+
+
+def test_sigterm_turns_ready_to_503_while_requests_in_flight_finish(server_factory):
+    node = server_factory(DRAIN_GRACE_SECONDS=2, SHUTDOWN_TIMEOUT=8)
+    api = Api(node.url)
+    assert api.get("/api/health/ready").status_code == 200
+    send, finish = _send_part_of_a_registration()
+    in_flight = send(node.port)
+    time.sleep(0.3)  # the server is now reading that body
+    started = time.monotonic()
+    node.proc.send_signal(signal.SIGTERM)
+    ready = api.get("/api/health/ready")
+    while ready.status_code == 200 and time.monotonic() - started < 1:  # the signal is handled
+        ready = api.get("/api/health/ready")
+    assert (ready.status_code, ready.json()["status"]) == (503, "draining")
+    assert api.get("/api/health/live").status_code == 200, "alive while draining"
+    node.proc.send_signal(signal.SIGTERM)  # a second one (honcho and a process group both send one) changes nothing
+    refused = False
+    while not refused and time.monotonic() - started < 6:  # the grace ends: no new connection is taken
+        try:
+            api.get("/api/health/ready")
+            time.sleep(0.1)
+        except requests.ConnectionError:
+            refused = True
+    assert refused and time.monotonic() - started >= 1.9
+    time.sleep(0.6)  # past the moment a second drain would stop the process
+    assert finish(in_flight).startswith("HTTP/1.1 201"), "the request in flight finished"
+    assert node.proc.wait(10) == 0 and time.monotonic() - started < 8
+    assert "SIGTERM: draining" in node.log()
+
+
+def test_drain_grace_must_be_shorter_than_the_shutdown_timeout(mongo_uri):
+    env = {**os.environ, "MONGODB_URI": mongo_uri, "JWT_SECRET_KEY": TEST_SECRET}
+    env.update(DRAIN_GRACE_SECONDS="10", SHUTDOWN_TIMEOUT="10")
+    result = subprocess.run([sys.executable, "server.py"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr == "DRAIN_GRACE_SECONDS (10) must be shorter than SHUTDOWN_TIMEOUT (10)\n"
+
+
+@pytest.mark.parametrize("timeout, grace", [("10", 5), ("4", 2)])
+def test_production_drains_with_a_grace_within_the_shutdown_timeout(monkeypatch, timeout, grace):
+    env = {"JWT_SECRET_KEY": TEST_SECRET, "MONGODB_URI": "mongodb://db/chat", "SHUTDOWN_TIMEOUT": timeout}
+    for name, value in {**env, "CORS_ORIGINS": "https://chat.example", "DRAIN_GRACE_SECONDS": ""}.items():
+        monkeypatch.setenv(name, value)
+    assert load_config("production")["DRAIN_GRACE_SECONDS"] == grace
+    assert load_config("development")["DRAIN_GRACE_SECONDS"] == 0

@@ -64,6 +64,24 @@ def test_handshakes_from_other_origins_are_refused(server_factory, make_user):
     assert allowed["Access-Control-Allow-Origin"] == "http://good.test"
 
 
+def test_the_servers_own_origin_is_always_accepted_at_the_handshake(server_factory, make_user):
+    node = server_factory(CORS_ORIGINS="http://good.test")
+    user = register(Api(node.url))
+    # websocket-client sends the server's own origin by itself, as a browser on the demo page does.
+    for options in ({"transports": ["websocket"]}, {"transports": ["polling"], "headers": {"Origin": node.url}}):
+        own = SocketClient(node.url, user.token, **options).connect()
+        assert own.call("join", {})["ok"] is True, "the demo page, served by this server, can connect"
+        own.close()
+    look_alike = node.url.replace("127.0.0.1", "127.0.0.1.evil.test")
+    polling = requests.get(node.url + "/socket.io/?EIO=4&transport=polling", headers={"Origin": look_alike})
+    assert polling.status_code == 400
+    behind = server_factory(CORS_ORIGINS="http://good.test", TRUSTED_PROXY_HOPS=1)
+    proxied = {"Origin": "https://chat.test", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "chat.test"}
+    assert requests.get(behind.url + "/socket.io/?EIO=4&transport=polling", headers=proxied).status_code == 200
+    direct = requests.get(node.url + "/socket.io/?EIO=4&transport=polling", headers=proxied)
+    assert direct.status_code == 400, "forwarded headers count only from a trusted proxy"
+
+
 def _login(url, username, address):
     body = {"username": username, "password": "wrong-password"}
     return requests.post(url + "/api/auth/login", json=body, headers={"X-Forwarded-For": address}).status_code

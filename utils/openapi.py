@@ -6,6 +6,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields
 
+from utils.openapi_examples import ERRORS, OPERATIONS, PATH
 from utils.schemas import IdField, IsoDateTime, ObjectIdString, Trimmed
 from utils.schemas.errors import ErrorSchema
 
@@ -29,7 +30,10 @@ def build_spec(app):
         version="1.0.0",
         openapi_version="3.1.0",
         plugins=[marshmallow],
-        info={"description": "REST half of the chat contract. Socket.IO events: docs/asyncapi.yaml."},
+        info={
+            "description": "The REST half of the chat API. The Socket.IO events, with their payloads and acks, "
+            "are described in AsyncAPI 3.0: [/api/asyncapi.yaml](/api/asyncapi.yaml)."
+        },
     )
     marshmallow.map_to_openapi_type(IdField, fields.String)
     marshmallow.map_to_openapi_type(ObjectIdString, fields.String)
@@ -37,15 +41,38 @@ def build_spec(app):
     marshmallow.converter.add_attribute_function(_trimmed_length)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Error", schema=ErrorSchema)
+    used = set()
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         operation = getattr(app.view_functions[rule.endpoint], "operation", None)
         if operation is None:
             continue
         view = app.view_functions[rule.endpoint]
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        used.add(rule.endpoint.split(".")[0])
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             spec.path(path=path, operations={method.lower(): _operation(rule, view, operation)})
-    return spec.to_dict()
+    for name, description in app.extensions.get("api_tags", {}).items():
+        if name in used:
+            spec.tag({"name": name.capitalize(), "description": description})
+    return _with_examples(spec.to_dict())
+
+
+def _with_examples(document):
+    """Put each operation's examples (utils/openapi_examples.py) on its parameters, body and answers."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            examples = OPERATIONS.get(operation["operationId"], {})
+            for parameter in operation.get("parameters", []):
+                source = PATH if parameter["in"] == "path" else examples.get("query", {})
+                if parameter["name"] in source:
+                    parameter["example"] = source[parameter["name"]]
+            if "request" in examples:
+                operation["requestBody"]["content"]["application/json"]["example"] = examples["request"]
+            for status, response in operation["responses"].items():
+                example = examples.get(status) or ERRORS.get(int(status))
+                if "content" in response and example:
+                    response["content"]["application/json"]["example"] = example
+    return document
 
 
 def _trimmed_length(converter, field, ret):
@@ -63,7 +90,12 @@ def _operation(rule, view, operation):
     ]
     if operation.query is not None:
         parameters.append({"in": "query", "schema": operation.query})
-    result = {"summary": operation.summary, "operationId": rule.endpoint.replace(".", "_"), "responses": {}}
+    result = {
+        "summary": operation.summary,
+        "operationId": rule.endpoint.replace(".", "_"),
+        "tags": [rule.endpoint.split(".")[0].capitalize()],
+        "responses": {},
+    }
     if parameters:
         result["parameters"] = parameters
     if operation.body is not None:

@@ -1,4 +1,4 @@
-"""The health report."""
+"""The health reports."""
 
 from marshmallow import fields, validate
 
@@ -9,3 +9,11 @@ class HealthSchema(StrictSchema):
     status = fields.String(validate=validate.OneOf(("ok", "degraded")))
     db = fields.String(validate=validate.OneOf(("ok", "down")))
     queue = fields.String(validate=validate.OneOf(("ok", "off", "down")))
+
+
+class ReadySchema(HealthSchema):
+    status = fields.String(validate=validate.OneOf(("ok", "degraded", "draining")))
+
+
+class LiveSchema(StrictSchema):
+    status = fields.String(validate=validate.OneOf(("ok",)))
