@@ -9,6 +9,7 @@ from pymongo.uri_parser import parse_uri
 from model import embedded
 from model.archived_message import ArchivedMessage
 from model.job_lease import JobLease
+from model.job_run import JobRun
 from model.membership import Membership
 from model.message import Message
 from model.message_log import number_old_messages
@@ -17,7 +18,7 @@ from model.room import Room
 from model.room_sanction import RoomSanction
 from model.user import User
 
-DOCUMENTS = (User, Room, Membership, RoomSanction, Message, ArchivedMessage, RevokedToken, JobLease)
+DOCUMENTS = (User, Room, Membership, RoomSanction, Message, ArchivedMessage, RevokedToken, JobLease, JobRun)
 log = logging.getLogger(__name__)
 
 
