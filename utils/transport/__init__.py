@@ -57,6 +57,8 @@ def check_internals(server, methods=METHODS):
             moved.append(f"{owner.__module__}.{owner.__name__}.{name} is gone")
         elif tuple(inspect.signature(method).parameters)[1 : len(parameters) + 1] != parameters:
             moved.append(f"{owner.__module__}.{owner.__name__}.{name} no longer takes ({', '.join(parameters)})")
+    if not isinstance(getattr(server, "manager_initialized", None), bool):
+        moved.append("socketio's server.manager_initialized is gone")
     if not isinstance(getattr(server.manager, "rooms", None), dict):
         moved.append("socketio's manager.rooms is no longer a dict")
     if not {"queue", "websocket"} <= set(getattr(server.eio, "_async", None) or ()):

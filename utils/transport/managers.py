@@ -48,9 +48,16 @@ class QueueManager(RedisManager):
         self.listening = False  # subscribed: other processes' broadcasts reach this one
 
     def start(self):
-        """Publish from a background task from now on (a serving process)."""
+        """Publish from a background task from now on, and subscribe now (a serving process).
+
+        python-socketio subscribes at the first connection; until then the process would count
+        as cut off from the others (`queue_down`) while nothing is wrong.
+        """
         self.pending = self.server.eio.create_event()
         self.publisher = self.server.start_background_task(self._publish_backlog)
+        if not self.server.manager_initialized:
+            self.server.manager_initialized = True
+            self.initialize()
 
     def _handle_emit(self, message):
         data = message["data"][0] if len(message["data"]) == 1 else message["data"]
