@@ -23,7 +23,7 @@ from middleware.errors import register_error_handlers
 from middleware.request_log import register_request_logging
 from middleware.security import register_security
 from routes import register_blueprints
-from services import cluster
+from services import cluster, metrics
 from services.rooms import ensure_general_room
 from sockets import register_socket_handlers
 from utils import transport
@@ -41,6 +41,7 @@ def create_app(config_name=None, **overrides):
     log_proxy_trust(app)
     register_sentry(app)
     register_extensions(app)
+    register_metrics(app)
     register_database(app)
     register_request_logging(app)
     register_error_handlers(app)
@@ -96,6 +97,11 @@ def register_extensions(app):
     )
 
 
+def register_metrics(app):
+    """This process's metrics registry, served at GET /metrics (and on METRICS_PORT by `serve`)."""
+    app.extensions["metrics"] = metrics.registry(app.config["METRICS_PROCESS"])
+
+
 def register_database(app):
     model.init_db(app)
     with app.app_context():
@@ -124,6 +130,7 @@ def serve(app):
         raise ConfigError("server.py serves on eventlet; ASYNC_MODE=gevent and threading run with bench/serve_other.py")
     start_cluster(app)
     listener = listen(app)
+    serve_metrics_port(app)
     scheme = "http"
     if app.config["SSL_CERTFILE"]:
         listener = eventlet.wrap_ssl(
@@ -167,6 +174,33 @@ def listen(app):
     listener = socket.create_server((app.config["HOST"], app.config["PORT"]), backlog=2048)
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return listener
+
+
+def serve_metrics_port(app):
+    """With METRICS_PORT: GET /metrics alone on a listener of its own (METRICS_HOST), served by a greenlet."""
+    import errno
+
+    import eventlet
+    import eventlet.wsgi
+
+    from controller.metrics import internal_app
+
+    host, port = app.config["METRICS_HOST"], app.config["METRICS_PORT"]
+    if not port:
+        return
+    try:
+        listener = eventlet.listen((host, port))
+    except OSError as error:
+        reason = "is in use" if error.errno == errno.EADDRINUSE else f"cannot be opened ({error.strerror})"
+        raise ConfigError(f"METRICS_PORT {port} on {host} {reason}") from None
+    eventlet.spawn_n(
+        eventlet.wsgi.server,
+        listener,
+        internal_app(app),
+        log_output=False,
+        socket_timeout=app.config["HTTP_TIMEOUT_SECONDS"],
+    )
+    log.info("metrics on http://%s:%s/metrics", host, port)
 
 
 def main():

@@ -17,6 +17,7 @@ from model.revoked_token import RevokedToken
 from model.room import Room
 from model.room_sanction import RoomSanction
 from model.user import User
+from utils.metrics import CommandTimer
 
 DOCUMENTS = (User, Room, Membership, RoomSanction, Message, ArchivedMessage, RevokedToken, JobLease, JobRun)
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ def init_db(app):
         uuidRepresentation="standard",
         # An acknowledged write is in the database's journal: it survives a crash of the database.
         journal=True,
+        # Command round trips into `chat_db_command_seconds`: the driver times them, one observation each.
+        event_listeners=[CommandTimer()],
     )
     log.info("database: %s (database %s)", redact(uri), db_name)
     number_old_messages(mongoengine.get_db())  # before the unique (room, seq) index is built

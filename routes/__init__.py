@@ -5,19 +5,20 @@ from pathlib import Path
 from flask import Blueprint, redirect
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from routes import accounts, docs, health, messages, rooms
+from routes import accounts, docs, health, messages, metrics, rooms
+from services.metrics import on_main_port
 
 MODULES = (accounts, rooms, messages, health, docs)
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 
 
 def register_blueprints(app):
-    """Mount one blueprint per module under /api, and the rendered API docs at /api/docs."""
+    """Mount one blueprint per module under /api, the rendered API docs at /api/docs, and /metrics
+    at the root unless production has no METRICS_TOKEN (then only METRICS_PORT serves it)."""
     for module in MODULES:
-        blueprint = Blueprint(module.__name__.rsplit(".", 1)[-1], module.__name__)
-        for method, path, view in module.RULES:
-            blueprint.add_url_rule(path, view_func=view, methods=[method])
-        app.register_blueprint(blueprint, url_prefix="/api")
+        app.register_blueprint(_blueprint(module), url_prefix="/api")
+    if on_main_port(app.config):
+        app.register_blueprint(_blueprint(metrics))
     # Swagger UI's assets come from the flask-swagger-ui package, so the page works offline.
     app.register_blueprint(get_swaggerui_blueprint("/api/docs", "/api/openapi.json"), url_prefix="/api/docs")
     if app.config["DEMO_UI"]:
@@ -25,6 +26,13 @@ def register_blueprints(app):
         demo.add_url_rule("/demo", view_func=demo_page)
         demo.add_url_rule("/demo/", view_func=demo_page)
         app.register_blueprint(demo)
+
+
+def _blueprint(module):
+    blueprint = Blueprint(module.__name__.rsplit(".", 1)[-1], module.__name__)
+    for method, path, view in module.RULES:
+        blueprint.add_url_rule(path, view_func=view, methods=[method])
+    return blueprint
 
 
 def demo_page():
