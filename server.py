@@ -24,11 +24,12 @@ from middleware.request_log import register_request_logging
 from middleware.security import handshake_origins, register_security
 from model.embedded import EmbeddedDbError
 from routes import register_blueprints
-from services import cluster, health
+from services import cluster, health, metrics
 from services.rooms import ensure_general_room
 from sockets import register_socket_handlers
 from utils import transport
 from utils.extensions import jwt, limiter, socketio
+from utils.metrics import CommandTimer
 
 log = logging.getLogger("chat")
 
@@ -42,6 +43,7 @@ def create_app(config_name=None, **overrides):
     log_proxy_trust(app)
     register_sentry(app)
     register_extensions(app)
+    register_metrics(app)
     register_database(app)
     register_request_logging(app)
     register_error_handlers(app)
@@ -97,8 +99,14 @@ def register_extensions(app):
     )
 
 
+def register_metrics(app):
+    """This process's metrics registry, served at GET /metrics (and on METRICS_PORT by `serve`)."""
+    app.extensions["metrics"] = metrics.registry(app.config["METRICS_PROCESS"])
+
+
 def register_database(app):
-    model.init_db(app)
+    # Command round trips into `chat_db_command_seconds`: the driver times them, one observation each.
+    model.init_db(app, listeners=[CommandTimer()])
     with app.app_context():
         ensure_general_room()
 
@@ -127,6 +135,7 @@ def serve(app):
         raise ConfigError("server.py serves on eventlet; ASYNC_MODE=gevent and threading run with bench/serve_other.py")
     listener = listen(app)
     start_cluster(app)
+    serve_metrics_port(app)
     scheme = "http"
     if app.config["SSL_CERTFILE"]:
         listener = eventlet.wrap_ssl(
@@ -194,6 +203,33 @@ def listen(app):
         raise ConfigError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return listener
+
+
+def serve_metrics_port(app):
+    """With METRICS_PORT: GET /metrics alone on a listener of its own (METRICS_HOST), served by a greenlet."""
+    import errno
+
+    import eventlet
+    import eventlet.wsgi
+
+    from controller.metrics import internal_app
+
+    host, port = app.config["METRICS_HOST"], app.config["METRICS_PORT"]
+    if not port:
+        return
+    try:
+        listener = eventlet.listen((host, port))
+    except OSError as error:
+        reason = "is in use" if error.errno == errno.EADDRINUSE else f"cannot be opened ({error.strerror})"
+        raise ConfigError(f"METRICS_PORT {port} on {host} {reason}") from None
+    eventlet.spawn_n(
+        eventlet.wsgi.server,
+        listener,
+        internal_app(app),
+        log_output=False,
+        socket_timeout=app.config["HTTP_TIMEOUT_SECONDS"],
+    )
+    log.info("metrics on http://%s:%s/metrics", host, port)
 
 
 def main():

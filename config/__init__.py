@@ -1,6 +1,7 @@
 """Configuration classes, read from the environment (and a `.env` file) when the app is built."""
 
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +121,15 @@ class Config:
     LOG_LEVEL = Env(("LOG_LEVEL",), "INFO", str.upper)
     LOG_FORMAT = Env(("LOG_FORMAT",), "text", str.lower)
     SENTRY_DSN = text("SENTRY_DSN")
+    # GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when set; production without
+    # one serves it only on METRICS_PORT (0: no listener of its own), bound to METRICS_HOST.
+    METRICS_TOKEN = text("METRICS_TOKEN")
+    METRICS_PORT = number("METRICS_PORT", 0)
+    METRICS_HOST = text("METRICS_HOST", default="127.0.0.1")
+    # The `process` label on every sample: Heroku's dyno name, else host:port.
+    METRICS_PROCESS = text(
+        "METRICS_PROCESS", "DYNO", default=lambda settings: f"{socket.gethostname()}:{settings['PORT']}"
+    )
     # The browser demo at /demo.
     DEMO_UI = flag("DEMO_UI", False)
     MAX_CONTENT_LENGTH = number("MAX_CONTENT_LENGTH", 64 * 1024)

@@ -3,10 +3,11 @@
 import logging
 import time
 
-from flask import jsonify
+from flask import jsonify, request
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
+from utils import metrics
 from utils.errors import BY_STATUS, AppError, InternalError, RateLimited
 from utils.extensions import limiter
 
@@ -32,6 +33,7 @@ def register_error_handlers(app):
     def rate_limited(error):
         current = limiter.current_limit
         retry_after = current.reset_at - time.time() if current else 1
+        metrics.refused((request.endpoint or "unknown").rsplit(".", 1)[-1])  # the view: login, register
         return render(RateLimited(retry_after, f"at most {error.description}"))
 
     @app.errorhandler(HTTPException)

@@ -9,6 +9,7 @@ from pymongo.uri_parser import parse_uri
 from model import embedded
 from model.archived_message import ArchivedMessage
 from model.job_lease import JobLease
+from model.job_run import JobRun
 from model.membership import Membership
 from model.message import Message
 from model.message_log import number_old_messages
@@ -17,7 +18,7 @@ from model.room import Room
 from model.room_sanction import RoomSanction
 from model.user import User, fill_username_lengths
 
-DOCUMENTS = (User, Room, Membership, RoomSanction, Message, ArchivedMessage, RevokedToken, JobLease)
+DOCUMENTS = (User, Room, Membership, RoomSanction, Message, ArchivedMessage, RevokedToken, JobLease, JobRun)
 log = logging.getLogger(__name__)
 
 
@@ -26,7 +27,7 @@ def redact(uri):
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", uri)
 
 
-def init_db(app):
+def init_db(app, listeners=()):
     """Connect to MONGODB_URI (or start the embedded store) and make sure every index exists."""
     uri = app.config["MONGODB_URI"]
     if not uri:
@@ -46,6 +47,7 @@ def init_db(app):
         uuidRepresentation="standard",
         # An acknowledged write is in the database's journal: it survives a crash of the database.
         journal=True,
+        event_listeners=list(listeners),
     )
     log.info("database: %s (database %s)", redact(uri), db_name)
     number_old_messages(mongoengine.get_db())  # before the unique (room, seq) index is built

@@ -6,23 +6,25 @@ from flask import Blueprint, redirect
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from controller import docs as docs_controller
-from routes import accounts, docs, health, messages, rooms, users
+from routes import accounts, docs, health, messages, metrics, rooms, users
+from services.metrics import on_main_port
 
 MODULES = (accounts, users, rooms, messages, health, docs)
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 
 
 def register_blueprints(app):
-    """Mount one blueprint per module under /api, the rendered API docs at /api/docs, and `/` pointing to them."""
+    """Mount one blueprint per module under /api, the rendered API docs at /api/docs, `/` pointing to them,
+    and /metrics at the root unless production has no METRICS_TOKEN (then only METRICS_PORT serves it)."""
     app.add_url_rule("/", view_func=docs_controller.index)
     # One OpenAPI tag per module, described by the module's docstring (utils/openapi.py).
     app.extensions["api_tags"] = {}
     for module in MODULES:
-        blueprint = Blueprint(module.__name__.rsplit(".", 1)[-1], module.__name__)
+        blueprint = _blueprint(module)
         app.extensions["api_tags"][blueprint.name] = module.__doc__.strip()
-        for method, path, view in module.RULES:
-            blueprint.add_url_rule(path, view_func=view, methods=[method])
         app.register_blueprint(blueprint, url_prefix="/api")
+    if on_main_port(app.config):
+        app.register_blueprint(_blueprint(metrics))
     # Swagger UI's assets come from the flask-swagger-ui package, so the page works offline.
     app.register_blueprint(get_swaggerui_blueprint("/api/docs", "/api/openapi.json"), url_prefix="/api/docs")
     if app.config["DEMO_UI"]:
@@ -30,6 +32,13 @@ def register_blueprints(app):
         demo.add_url_rule("/demo", view_func=demo_page)
         demo.add_url_rule("/demo/", view_func=demo_page)
         app.register_blueprint(demo)
+
+
+def _blueprint(module):
+    blueprint = Blueprint(module.__name__.rsplit(".", 1)[-1], module.__name__)
+    for method, path, view in module.RULES:
+        blueprint.add_url_rule(path, view_func=view, methods=[method])
+    return blueprint
 
 
 def demo_page():

@@ -13,6 +13,7 @@ even while a batch is half moved, and a rerun after a crash finishes the move. A
 passes a position still being written (`model/message_scan.newer`).
 """
 
+import logging
 import time
 import uuid
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from pymongo.errors import DuplicateKeyError
 from model import message_scan
 from model.archived_message import ArchivedMessage
 from model.job_lease import JobLease
+from model.job_run import record_run
 from model.message import Message
 from model.room import Room
 from services import notify
@@ -34,6 +36,7 @@ from utils.errors import NotFound
 from utils.timefmt import utcnow
 
 LEASE = "archive"
+log = logging.getLogger(__name__)
 
 
 class AnotherRun(Exception):
@@ -82,12 +85,27 @@ def run_archive(
             report.scanned += count
             report.batches += -(-count // batch_size)
         return report
-    with _lease(lease_seconds) as renew:
-        for room in rooms:
-            if _archive_room(room, cutoff, batch_size, gap_seconds, report, renew):
-                report.rooms.append(str(room.id))
-                notify.notify_messages_archived(room.id, cutoff)
+    try:
+        with _lease(lease_seconds) as renew:
+            for room in rooms:
+                if _archive_room(room, cutoff, batch_size, gap_seconds, report, renew):
+                    report.rooms.append(str(room.id))
+                    notify.notify_messages_archived(room.id, cutoff)
+    except AnotherRun:
+        raise  # that run records its own result
+    except Exception:
+        _record(False, report)
+        raise
+    _record(True, report)
     return report
+
+
+def _record(ok, report):
+    """Keep the run's result for `GET /metrics`; a failure to record never changes the run's outcome."""
+    try:
+        record_run(LEASE, ok, report.moved, report.seconds)
+    except Exception:  # the database may be what failed the run
+        log.warning("could not record the archive run's result", exc_info=True)
 
 
 def _archive_room(room, cutoff, batch_size, gap_seconds, report, renew):

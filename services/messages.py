@@ -1,5 +1,6 @@
 """Messages: history pages in position order, idempotent sends, edits, soft deletes."""
 
+import time
 from datetime import datetime
 
 from bson import ObjectId
@@ -17,6 +18,7 @@ from services import notify, rooms
 from services.permissions import check_can_delete_message, check_can_edit_message
 from services.ratelimit import check_rate
 from services.rooms import Ref
+from utils import metrics
 from utils.errors import NotFound, ValidationFailed
 from utils.ids import parse_id
 from utils.timefmt import utcnow
@@ -81,6 +83,7 @@ def do_send_message(
     """
     check_rate(user, "message")
     message = Message(room=room_id, user_id=user.id, user_name=user.username, message_body=body, client_id=client_id)
+    started = time.perf_counter()
     try:
         _log.append(message)
     except NotUniqueError:
@@ -90,6 +93,7 @@ def do_send_message(
         return original, False
     except RoomGone:
         raise NotFound.room(room_id) from None
+    metrics.message_stored(started)
     notify.notify_message(message)
     return message, True
 

@@ -91,6 +91,11 @@ def sockets() -> dict[str, SocketEntry]:
     return dict(_sockets)
 
 
+def count() -> int:
+    """How many sockets this process has."""
+    return len(_sockets)
+
+
 def sids_of(user_id: str) -> set[str]:
     """This process's sockets of one user."""
     return set(_by_user.get(user_id, ()))

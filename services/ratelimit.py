@@ -14,6 +14,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 
 from model.user import User
+from utils import metrics
 from utils.errors import RateLimited
 from utils.extensions import limiter
 from utils.outage import Outage
@@ -39,6 +40,7 @@ def check_rate(user: User, action: str) -> None:
         outage.failed(error)
         allowed, reset_at = _hit(_local, item, action, key)
     if not allowed:
+        metrics.refused(action)
         raise RateLimited(reset_at - time.time(), f"at most {setting} {action} events")
 
 

@@ -5,6 +5,7 @@ from socketio.exceptions import ConnectionRefusedError
 
 from services import live, presence, tokens
 from sockets.acks import socket_event
+from utils import metrics
 from utils.errors import AppError, RateLimited
 from utils.schemas.events import JoinAckSchema, RoomAckSchema, RoomEvent, SyncEvent, TypingEvent
 from utils.schemas.messages import MessageAckSchema, MessagePageSchema, SendSchema
@@ -18,6 +19,7 @@ def connect(auth=None):
     try:
         user, claims = tokens.authenticate(token or request.args.get("token"))
         if len(presence.sids_of(str(user.id))) >= current_app.config["MAX_SOCKETS_PER_USER"]:
+            metrics.refused("connect")
             raise RateLimited(60, "too many connections for this user")
     except AppError as error:
         raise ConnectionRefusedError(error.message, error.to_dict()) from None

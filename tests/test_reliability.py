@@ -310,6 +310,8 @@ def test_an_upgrade_that_moved_a_patched_internal_refuses_to_start():
             """A python-socketio of the future, whose method takes other parameters."""
 
     class FakeServer:
+        manager_initialized = False
+
         class eio:
             async_mode = "threading"
             _async = {"queue": 1, "websocket": 1}

@@ -4,7 +4,7 @@ What we change there, and why, is in this package and nowhere else:
 - `packets.GuardedServer`: reserved and unknown event names, binary packets, anonymous
   connections (mixed into the Socket.IO server);
 - `managers`: background publishing, reconnect hooks, control messages, at most one
-  delivery of a chat message per process (the client managers);
+  delivery of a chat message per process, deliveries counted for `/metrics` (the client managers);
 - `frames`: one socket write per batch of WebSocket frames (eventlet);
 - `members()`: the sockets this process has in a Socket.IO room (`manager.rooms`).
 
@@ -31,6 +31,7 @@ METHODS = (
     (socketio.Server, "_handle_eio_connect", ("eio_sid", "environ")),
     (socketio.Server, "_send_packet", ("eio_sid", "pkt")),
     (socketio.Manager, "sid_from_eio_sid", ("eio_sid", "namespace")),
+    (socketio.Manager, "emit", ("event", "data", "namespace", "room", "skip_sid", "callback", "to")),
     (socketio.PubSubManager, "_handle_emit", ("message",)),
     (socketio.PubSubManager, "_publish", ("data",)),
     (socketio.PubSubManager, "_listen", ()),
@@ -62,6 +63,8 @@ def check_internals(server, methods=METHODS):
             moved.append(f"{owner.__module__}.{owner.__name__}.{name} is gone")
         elif tuple(inspect.signature(method).parameters)[1 : len(parameters) + 1] != parameters:
             moved.append(f"{owner.__module__}.{owner.__name__}.{name} no longer takes ({', '.join(parameters)})")
+    if not isinstance(getattr(server, "manager_initialized", None), bool):
+        moved.append("socketio's server.manager_initialized is gone")
     if not isinstance(getattr(server.manager, "rooms", None), dict):
         moved.append("socketio's manager.rooms is no longer a dict")
     if not {"queue", "websocket"} <= set(getattr(server.eio, "_async", None) or ()):
@@ -125,6 +128,14 @@ def queue_down(server):
     """Whether this process has lost its link to the others."""
     manager = server.manager
     return isinstance(manager, QueueManager) and (not manager.listening or outage.down)
+
+
+def queue_status(server):
+    """(up, broadcasts waiting to be published) of the message queue, or None without one."""
+    manager = server.manager
+    if not isinstance(manager, QueueManager):
+        return None
+    return not queue_down(server), len(manager.backlog)
 
 
 on_control = hub.on_control

@@ -1,7 +1,8 @@
 """Socket.IO client managers: one process (`LocalManager`) or many over Redis (`QueueManager`).
 
 Both pass every emit through `hub.accept` (control messages to their handlers, a chat
-message delivered at most once per process). The queue manager also:
+message delivered at most once per process) and count what reaches this process's sockets
+(`Counted`). The queue manager also:
 - publishes off the request path: an emit reaches this process's sockets at once and waits
   in a bounded backlog that one greenlet publishes in order, so a hung or dead Redis never
   holds up a send; what could not be published goes out when Redis is back;
@@ -20,13 +21,31 @@ from collections import deque
 from redis import Redis
 from socketio import Manager, RedisManager
 
+from utils import metrics
 from utils.outage import Outage
 from utils.transport import hub
 
 outage = Outage("redis (message queue)", "broadcasts reach this process's sockets only")
 
 
-class LocalManager(Manager):
+class Counted(Manager):
+    """Counts each emit's deliveries to this process's sockets before python-socketio hands them out:
+    one counter add and one histogram observation per emit, the fan-out read from the room's size."""
+
+    def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kwargs):
+        metrics.delivered(event, self._local_recipients(namespace, to or room, skip_sid))
+        return super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
+
+    def _local_recipients(self, namespace, room, skip_sid):
+        rooms = self.rooms.get(namespace, {})
+        if isinstance(room, list | tuple):  # python-socketio accepts several rooms (an upper bound: they may overlap)
+            return sum(len(rooms.get(each, ())) for each in room)
+        members = rooms.get(room, ())
+        skipped = skip_sid if isinstance(skip_sid, list) else (skip_sid,)
+        return len(members) - sum(1 for sid in skipped if sid is not None and sid in members)
+
+
+class LocalManager(Counted):
     """The manager of a single process."""
 
     def emit(self, event, data, namespace=None, room=None, skip_sid=None, callback=None, to=None, **kwargs):
@@ -35,8 +54,12 @@ class LocalManager(Manager):
         return None
 
 
-class QueueManager(RedisManager):
-    """python-socketio's Redis manager, publishing in the background and reporting reconnects."""
+class QueueManager(RedisManager, Counted):
+    """python-socketio's Redis manager, publishing in the background and reporting reconnects.
+
+    `Counted` comes after `PubSubManager` in the method order: its `emit` is the local delivery
+    that `PubSubManager._handle_emit` (and an emit with `ignore_queue`) calls, not the publish.
+    """
 
     def __init__(self, url, channel, publish_timeout=2, max_backlog=10_000):
         super().__init__(url, channel=channel)
@@ -48,9 +71,16 @@ class QueueManager(RedisManager):
         self.listening = False  # subscribed: other processes' broadcasts reach this one
 
     def start(self):
-        """Publish from a background task from now on (a serving process)."""
+        """Publish from a background task from now on, and subscribe now (a serving process).
+
+        python-socketio subscribes at the first connection; until then the process would count
+        as cut off from the others (`queue_down`, `chat_queue_up` 0) while nothing is wrong.
+        """
         self.pending = self.server.eio.create_event()
         self.publisher = self.server.start_background_task(self._publish_backlog)
+        if not self.server.manager_initialized:
+            self.server.manager_initialized = True
+            self.initialize()
 
     def _handle_emit(self, message):
         data = message["data"][0] if len(message["data"]) == 1 else message["data"]
@@ -102,7 +132,9 @@ class QueueManager(RedisManager):
         pipe = self.redis.pipeline(transaction=False)
         for data in batch:
             pipe.publish(self.channel, self.json.dumps(data))
+        started = time.perf_counter()
         pipe.execute()
+        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
 
     def _listen(self):
         retry, subscribed_before = 0.5, False
