@@ -510,9 +510,11 @@
   // newest page; live messages that arrive in between are buffered and added after it.
   async function enterRoom(ref, { focus = false } = {}) {
     const previous = view.roomId;
+    unsendOpening(generation);
     const gen = ++generation;
     view = newView(ref);
     store.update({ room: ref });
+    updateComposer();
     clearTypers();
     $("messages").replaceChildren();
     $("online").replaceChildren();
@@ -531,6 +533,9 @@
     if (!ack.ok) return roomUnavailable(ref, ack.error);
     view.roomId = ack.room;
     store.update({ room: ack.room });
+    for (const item of outbox.values()) {
+      if (item.room === null && item.gen === gen) Object.assign(item, { room: ack.room, state: "sending" });
+    }
     setOnline(ack.members);
     try {
       const [room, page] = await Promise.all([
@@ -548,11 +553,14 @@
       if (gen !== generation) return;
       $("history-note").textContent = "Couldn't load this room. " + describe(err);
       view.loading = false;
+      renderOutbox();
+      flushOutbox();
       return;
     }
     view.loading = false;
     addNewer(view.buffer.splice(0));
     renderOutbox();
+    flushOutbox();
     renderHistoryState();
     updateComposer();
     scrollToBottom();
@@ -561,6 +569,7 @@
 
   function roomUnavailable(ref, error) {
     view.loading = false;
+    unsendOpening(generation);
     if (error.code === "unauthorized" || error.code === "offline") {
       $("history-note").textContent = "Reconnecting…"; // the server drops a socket whose token expired
       return;
@@ -1013,7 +1022,7 @@
     const body = $("body");
     const note = $("composer-note");
     const ro = readonly();
-    body.disabled = ro || !view.roomId;
+    body.disabled = ro;
     $("send").disabled = body.disabled;
     if (ro) note.textContent = "You have read-only access to this room: you can read it but not post.";
     else if (note.dataset.kind === "readonly") note.textContent = "";
@@ -1028,7 +1037,12 @@
     li.dataset.user = me().id;
     li.dataset.t = String(item.t);
     const meta = el("div", "meta");
-    const status = { sending: "Sending…", waiting: "Not sent yet: waiting for the connection", failed: "Not sent" }[item.state];
+    const status = {
+      opening: "Waiting for the room to open…",
+      sending: "Sending…",
+      waiting: "Not sent yet: waiting for the connection",
+      failed: "Not sent",
+    }[item.state];
     meta.append(el("span", "author", "You"), el("span", "status", status));
     li.append(meta, el("p", "body", item.body));
     if (item.state === "failed") {
@@ -1064,7 +1078,7 @@
   }
 
   async function deliver(item) {
-    if (item.inFlight) return;
+    if (item.inFlight || !item.room) return;
     if (!socket || !socket.connected) return setOutboxState(item, "waiting");
     item.inFlight = true;
     setOutboxState(item, "sending");
@@ -1099,6 +1113,15 @@
     if (item) deliver(item);
   }
 
+  // Messages written for a room that never opened go back to the message box, not to another room.
+  function unsendOpening(gen) {
+    for (const item of [...outbox.values()]) {
+      if (item.room !== null || item.gen !== gen) continue;
+      outbox.delete(item.clientId);
+      if (!$("body").value) $("body").value = item.body;
+    }
+  }
+
   function discardSend(clientId) {
     outbox.delete(clientId);
     $("messages").querySelector(`li.pending[data-client-id="${CSS.escape(clientId)}"]`)?.remove();
@@ -1109,9 +1132,11 @@
   function send() {
     const body = $("body");
     const text = body.value;
-    if (!text.trim() || body.disabled || !view.roomId) return;
+    if (!text.trim() || body.disabled) return;
     stopTyping();
-    const item = { clientId: newClientId(), room: view.roomId, body: text, t: Date.now(), state: "sending" };
+    // While a room is still opening, the message waits for it (its id comes with the join's ack).
+    const state = view.roomId ? "sending" : "opening";
+    const item = { clientId: newClientId(), room: view.roomId, gen: generation, body: text, t: Date.now(), state };
     outbox.set(item.clientId, item);
     $("messages").append(pendingItem(item));
     relayout();

@@ -30,7 +30,7 @@ const pages = [];
 function hook() {
   // Runs before the page's own scripts (init scripts are not subject to the page's CSP).
   document.addEventListener("securitypolicyviolation", (e) => window.__reportCsp(`${e.violatedDirective} ${e.blockedURI}`));
-  // Keep a handle on the page's socket, and let a test drop incoming events of some names.
+  // Keep a handle on the page's socket, let a test drop incoming events of some names or slow acks down.
   let real;
   Object.defineProperty(window, "io", {
     configurable: true,
@@ -38,7 +38,11 @@ function hook() {
     set(value) {
       real = value;
       const proto = value.Socket.prototype;
-      const { onevent, onconnect } = proto;
+      const { onevent, onconnect, onack } = proto;
+      proto.onack = function (packet) {
+        if (window.__slowAcks) setTimeout(() => onack.call(this, packet), window.__slowAcks);
+        else onack.call(this, packet);
+      };
       proto.onconnect = function (...args) {
         window.__socket = this;
         return onconnect.apply(this, args);
@@ -208,11 +212,18 @@ async function chat(browser) {
   await bob.fill("#body", "");
 
   // Rooms: alice creates one, bob refreshes his list and joins it.
+  // Alice creates one and writes at once: her message waits for the room to open (a slow join here).
   const room = `project-${run}`;
+  await alice.evaluate(() => (window.__slowAcks = 1500));
   await alice.fill("#room-name", room);
   await alice.press("#room-name", "Enter");
   await alice.waitForSelector(`#room-title:has-text('${room}')`);
-  await sendFrom(alice, "welcome to the project");
+  await alice.fill("#body", "welcome to the project");
+  await alice.press("#body", "Enter");
+  await alice.waitForSelector("li.msg.pending .status:has-text('Waiting for the room to open')");
+  await alice.evaluate(() => (window.__slowAcks = 0));
+  await shown(alice, "welcome to the project");
+  check((await bodies(alice)).length === 1 && (await alice.locator("li.pending").count()) === 0, "sent once, into that room");
   await bob.click("#rooms-refresh");
   await bob.click(`#rooms button:has-text('${room}')`);
   await bob.waitForSelector(`#room-title:has-text('${room}')`);
