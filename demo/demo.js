@@ -667,6 +667,7 @@
       roomList.set(room.id, room);
       renderRoomHead();
       updateComposer();
+      renderOutbox(); // a readonly member's failed messages lose their Retry
     } catch {
       /* shown when it matters: the next message says why */
     }

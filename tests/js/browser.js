@@ -241,6 +241,7 @@ async function chat(browser) {
   await bob.waitForSelector("li.msg.pending.failed .error");
   await bob.waitForSelector("#body:disabled");
   check((await bob.textContent("#composer-note")).includes("read-only"), "bob is told why");
+  await bob.waitForSelector("li.msg.failed [data-act='retry']", { state: "detached" });
   await shot(bob, "readonly.png");
   await bob.reload();
   await bob.waitForSelector(`#room-title:has-text('${room}')`);
