@@ -1,152 +1,1268 @@
-// A client like any other: only the public REST API and Socket.IO events.
+// The reference client of this API: only the public REST API and Socket.IO events, plain JavaScript.
+//
+// What a client has to get right, and where it happens here:
+// - tokens kept across reloads (localStorage), one refresh for any number of 401s (`refresh`),
+//   the socket's `auth` a function so that every (re)connection sends the current token;
+// - nothing missed: on every (re)connection and on `resync`, `sync` from the last message seen,
+//   paging with nextCursor; live messages that arrive meanwhile wait until the gap is filled;
+// - older history on scroll-up with `before` cursors;
+// - sending with a `clientId`, so a message retried after a lost ack or a reconnection is stored once.
+"use strict";
+
 (() => {
   const $ = (id) => document.getElementById(id);
-  const state = { token: null, user: null, socket: null, room: null, typers: new Map(), online: new Map() };
+  const KEY = "chat-demo.session";
+  const PAGE = 50;
+  const ACK_TIMEOUT = 10000;
 
-  async function api(method, path, body) {
-    const res = await fetch(path, {
-      method,
-      headers: { "Content-Type": "application/json", ...(state.token ? { Authorization: "Bearer " + state.token } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const data = res.status === 204 ? null : await res.json();
-    if (!res.ok) throw new Error(data.error.message);
-    return data;
-  }
+  // ------------------------------------------------------------------ session
 
-  async function signIn(path) {
-    $("login-error").textContent = "";
-    try {
-      const session = await api("POST", path, { username: $("username").value, password: $("password").value });
-      state.token = session.accessToken;
-      state.user = session.user;
-      $("whoami").textContent = "signed in as " + session.user.username;
-      $("login").hidden = true;
-      $("chat").hidden = false;
-      connect();
-    } catch (err) {
-      $("login-error").textContent = err.message;
+  let memorySession = null;
+  const store = {
+    get() {
+      try {
+        const raw = localStorage.getItem(KEY);
+        return raw ? JSON.parse(raw) : null;
+      } catch {
+        return memorySession; // storage disabled: this tab only
+      }
+    },
+    set(value) {
+      memorySession = value;
+      try {
+        if (value) localStorage.setItem(KEY, JSON.stringify(value));
+        else localStorage.removeItem(KEY);
+      } catch {
+        /* storage disabled or full: the session lives as long as the tab */
+      }
+    },
+    update(fields) {
+      const current = store.get();
+      if (current) store.set({ ...current, ...fields });
+    },
+  };
+  const me = () => (store.get() || {}).user || {};
+
+  // ------------------------------------------------------------------ REST
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      const error = (body && body.error) || {};
+      super(error.message || `The server answered ${status}.`);
+      this.status = status;
+      this.code = error.code || `http_${status}`;
+      this.details = error.details || null;
     }
   }
 
-  function connect() {
-    const socket = io({ auth: { token: state.token } });
-    state.socket = socket;
-    socket.on("connect", async () => {
-      await loadRooms();
-      await enter(state.room || "general");
-    });
-    socket.on("connect_error", (err) => ($("send-error").textContent = (err.data && err.data.error.message) || err.message));
-    socket.on("message", (m) => m.room === state.room && addMessage(m));
-    socket.on("message_updated", (m) => m.room === state.room && replaceMessage(m));
-    socket.on("message_deleted", (m) => m.room === state.room && replaceMessage({ ...m, deleted: true, messageBody: "" }));
-    socket.on("user_joined", (e) => e.room === state.room && (state.online.set(e.userId, e.userName), renderOnline()));
-    socket.on("user_left", (e) => e.room === state.room && (state.online.delete(e.userId), renderOnline()));
-    socket.on("typing", (e) => {
-      if (e.room !== state.room) return;
-      e.typing ? state.typers.set(e.userId, e.userName) : state.typers.delete(e.userId);
-      const names = [...state.typers.values()];
-      $("typing").textContent = names.length ? names.join(", ") + " typing…" : "";
-    });
+  const NETWORK_ERROR = { error: { code: "network", message: "Can't reach the server. Check your connection and try again." } };
+
+  function describe(err) {
+    if (!err) return "Something went wrong.";
+    let text = err.message || String(err);
+    if (err.details && typeof err.details === "object" && err.code === "validation_error") {
+      const reasons = Object.values(err.details).flat().filter((v) => typeof v === "string");
+      if (reasons.length) text += ": " + reasons.join(" ");
+    }
+    const wait = err.retryAfter || (err.details && err.details.retryAfter);
+    if (wait) text += ` Try again in ${Math.ceil(wait)} s.`;
+    return text;
   }
 
-  async function loadRooms() {
-    const { rooms } = await api("GET", "/api/rooms?limit=100");
-    $("rooms").replaceChildren(
-      ...rooms.map((room) => {
-        const li = document.createElement("li");
-        li.textContent = (room.private ? "🔒 " : "# ") + room.name;
-        li.dataset.id = room.id;
-        li.dataset.name = room.name;
-        li.onclick = () => enter(room.id);
-        return li;
-      })
-    );
+  async function api(method, path, body, { auth = true } = {}) {
+    for (let attempt = 0; ; attempt++) {
+      const session = store.get();
+      const token = auth && session ? session.accessToken : null;
+      const headers = {};
+      if (body !== undefined) headers["Content-Type"] = "application/json";
+      if (token) headers.Authorization = "Bearer " + token;
+      let res;
+      try {
+        res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      } catch {
+        throw new ApiError(0, NETWORK_ERROR);
+      }
+      const data = res.status === 204 ? null : await res.json().catch(() => null);
+      if (res.ok) return data;
+      // An expired access token: one refresh, then the same request again.
+      if (res.status === 401 && token && attempt === 0 && (await refresh(token))) continue;
+      const err = new ApiError(res.status, data);
+      if (res.status === 429) err.retryAfter = Number(res.headers.get("Retry-After")) || null;
+      throw err;
+    }
   }
 
-  async function enter(ref) {
-    if (state.room) await state.socket.emitWithAck("left", { room: state.room });
-    const ack = await state.socket.emitWithAck("join", { room: ref });
-    if (!ack.ok) return ($("send-error").textContent = ack.error.message);
-    state.room = ack.room;
-    state.typers.clear();
-    state.online = new Map(ack.members.map((m) => [m.userId, m.userName]));
-    renderOnline();
-    for (const li of $("rooms").children) li.classList.toggle("current", li.dataset.id === ack.room);
-    const current = [...$("rooms").children].find((li) => li.dataset.id === ack.room);
-    $("room-title").textContent = current ? current.dataset.name : ack.room;
-    const { messages } = await api("GET", `/api/messages?room=${ack.room}&limit=50`);
+  // Whether a JWT's `exp` has passed (or will within a few seconds); unreadable counts as expired.
+  function expired(token) {
+    try {
+      const claims = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+      return claims.exp * 1000 < Date.now() + 5000;
+    } catch {
+      return true;
+    }
+  }
+
+  // One refresh at a time for the whole page (and, with the Web Locks API, across tabs): the
+  // server rotates refresh tokens, and a refresh token used twice revokes the whole family.
+  let refreshing = null;
+  function refresh(staleToken) {
+    if (!refreshing) {
+      const run = () => rotate(staleToken);
+      const locked = navigator.locks ? navigator.locks.request("chat-demo-refresh", run) : run();
+      refreshing = locked.finally(() => {
+        refreshing = null;
+      });
+    }
+    return refreshing;
+  }
+
+  async function rotate(staleToken) {
+    const session = store.get();
+    if (!session) return false; // signed out meanwhile
+    if (session.accessToken !== staleToken) return true; // another request or tab already refreshed
+    let res;
+    try {
+      res = await fetch("/api/auth/refresh", { method: "POST", headers: { Authorization: "Bearer " + session.refreshToken } });
+    } catch {
+      return false; // offline: the caller shows the error, the socket keeps retrying
+    }
+    if (res.ok) {
+      const pair = await res.json();
+      store.update({ accessToken: pair.accessToken, refreshToken: pair.refreshToken });
+      return true;
+    }
+    if (res.status === 401) endSession("Your session has ended. Please sign in again.");
+    return false;
+  }
+
+  // ------------------------------------------------------------------ state
+
+  let socket = null;
+  let socketToken = null; // the token the socket last connected with
+  let authFailures = 0;
+  let generation = 0; // bumped on every room change; async work for an older room stops
+  let view = newView(null);
+  const outbox = new Map(); // clientId -> {clientId, room, body, t, state, error}
+  const typers = new Map(); // userId -> {name, timer}
+  const roomList = new Map(); // roomId -> room
+  let roomsCursor = null;
+  let sessionUser = null; // whose session this page shows
+
+  function newView(ref) {
+    return {
+      gen: generation,
+      ref, // what the user asked for (id or name)
+      roomId: null,
+      room: null,
+      cursor: null, // `before` cursor for older history; null: the beginning is loaded
+      loading: true, // joining and loading the first page
+      syncing: false,
+      syncAgain: false,
+      loadingOlder: false,
+      buffer: [], // live messages that arrived while loading or syncing
+      items: new Map(), // messageId -> <li>
+      messages: new Map(), // messageId -> message
+      online: new Map(),
+    };
+  }
+
+  // ------------------------------------------------------------------ small DOM helpers
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function button(text, act, label) {
+    const node = el("button", "ghost small", text);
+    node.type = "button";
+    node.dataset.act = act;
+    if (label) node.setAttribute("aria-label", label);
+    return node;
+  }
+
+  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+  const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long" });
+  const yearFormat = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+
+  function dayKey(date) {
+    return `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, "0")}-${String(date.getDate()).padStart(2, "0")}`;
+  }
+
+  function dayLabel(key) {
+    const [y, m, d] = key.split("-").map(Number);
+    const date = new Date(y, m - 1, d);
+    const today = new Date();
+    const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+    if (key === dayKey(today)) return "Today";
+    if (key === dayKey(yesterday)) return "Yesterday";
+    return (y === today.getFullYear() ? dayFormat : yearFormat).format(date);
+  }
+
+  function newClientId() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function announce(text) {
+    const region = $("announcer");
+    region.textContent = "";
+    requestAnimationFrame(() => (region.textContent = text));
+  }
+
+  const CONN_TEXT = {
+    connecting: "Connecting…",
+    online: "Connected",
+    syncing: "Catching up…",
+    reconnecting: "Reconnecting…",
+    offline: "Offline",
+    "signed-out": "Signed out",
+  };
+
+  function setConn(state, text) {
+    const node = $("conn");
+    node.dataset.state = state;
+    node.textContent = text || CONN_TEXT[state];
+    updateComposer();
+  }
+
+  // ------------------------------------------------------------------ signing in and out
+
+  async function signIn(path) {
+    const form = $("login");
+    $("login-error").textContent = "";
+    if (!form.reportValidity()) return;
+    const buttons = form.querySelectorAll("button");
+    buttons.forEach((b) => (b.disabled = true));
+    try {
+      const session = await api("POST", path, { username: $("username").value.trim(), password: $("password").value }, { auth: false });
+      store.set({ user: session.user, accessToken: session.accessToken, refreshToken: session.refreshToken, room: null });
+      $("password").value = "";
+      startChat();
+    } catch (err) {
+      $("login-error").textContent = describe(err);
+    } finally {
+      buttons.forEach((b) => (b.disabled = false));
+    }
+  }
+
+  function showSignIn(message) {
+    document.title = "Chat";
+    $("chat").hidden = true;
+    $("signin").hidden = false;
+    $("logout").hidden = true;
+    $("rooms-toggle").hidden = true;
+    $("skip").hidden = true;
+    $("whoami").textContent = "";
+    $("login-error").textContent = message || "";
+    setConn("signed-out");
+    $("username").focus();
+  }
+
+  function startChat() {
+    const user = me();
+    sessionUser = user.id;
+    $("signin").hidden = true;
+    $("chat").hidden = false;
+    $("logout").hidden = false;
+    $("rooms-toggle").hidden = false;
+    $("skip").hidden = false;
+    $("whoami").textContent = user.username;
+    $("whoami").title = "Signed in as " + user.username;
+    view = newView(store.get().room || "general");
+    renderRoomHead();
+    loadRooms();
+    connectSocket();
+  }
+
+  function dropSocket() {
+    if (!socket) return;
+    const old = socket;
+    socket = null;
+    old.removeAllListeners();
+    old.io.removeAllListeners?.();
+    old.disconnect();
+  }
+
+  function endSession(message) {
+    store.set(null);
+    sessionUser = null;
+    dropSocket();
+    generation++;
+    view = newView(null);
+    outbox.clear();
+    typers.clear();
+    roomList.clear();
     $("messages").replaceChildren();
-    messages.reverse().forEach(addMessage);
+    $("rooms").replaceChildren();
+    $("online").replaceChildren();
+    $("typing").textContent = "";
+    showSignIn(message);
+  }
+
+  async function logout() {
+    $("logout").disabled = true;
+    dropSocket(); // the server drops it too: that is no reason to try a refresh
+    try {
+      await api("POST", "/api/auth/logout");
+    } catch {
+      /* the tokens are forgotten here whatever the server said */
+    } finally {
+      $("logout").disabled = false;
+      endSession("You have signed out.");
+    }
+  }
+
+  // ------------------------------------------------------------------ the socket
+
+  function connectSocket() {
+    setConn("connecting");
+    socket = io({
+      forceNew: true,
+      autoConnect: false,
+      auth: (cb) => {
+        socketToken = (store.get() || {}).accessToken;
+        cb({ token: socketToken });
+      },
+    });
+    socket.on("connect", onConnect);
+    socket.on("connect_error", onConnectError);
+    socket.on("disconnect", onDisconnect);
+    socket.io.on("reconnect_attempt", (n) => {
+      if (navigator.onLine !== false) setConn("reconnecting", n > 1 ? `Reconnecting (attempt ${n})…` : undefined);
+    });
+    socket.on("message", onMessage);
+    socket.on("message_updated", (m) => m.room === view.roomId && updateMessage(m));
+    socket.on("message_deleted", (e) => {
+      const m = e.room === view.roomId && view.messages.get(e.id);
+      if (m) updateMessage({ ...m, deleted: true, messageBody: "" });
+    });
+    socket.on("user_joined", (e) => {
+      if (e.room !== view.roomId) return;
+      view.online.set(e.userId, e.userName);
+      renderOnline();
+      renderRoomHead();
+    });
+    socket.on("user_left", (e) => {
+      if (e.room !== view.roomId) return;
+      view.online.delete(e.userId);
+      setTyping(e.userId, e.userName, false);
+      renderOnline();
+      renderRoomHead();
+    });
+    socket.on("typing", (e) => e.room === view.roomId && setTyping(e.userId, e.userName, e.typing));
+    socket.on("room_deleted", (e) => {
+      roomList.delete(e.room);
+      renderRooms();
+      if (e.room === view.roomId) {
+        const name = view.room ? view.room.name : "This room";
+        enterRoom("general").then(() => ($("history-note").textContent = `${name} was deleted; you are back in general.`));
+      }
+    });
+    socket.on("resync", (e) => {
+      if (Array.isArray(e.rooms) && e.rooms.includes(view.roomId) && !view.loading) catchUp(generation);
+    });
+    socket.connect();
+  }
+
+  async function onConnect() {
+    authFailures = 0;
+    setConn("syncing");
+    const gen = generation;
+    if (view.roomId && !view.loading) await rejoin(gen);
+    else await enterRoom(view.ref || "general", { focus: !firstEntryDone && !phone() });
+    firstEntryDone = true;
+    if (!socket || !socket.connected) return;
+    flushOutbox();
+    setConn("online");
+  }
+
+  async function onConnectError(err) {
+    const error = err && err.data && err.data.error;
+    if (!socket) return;
+    if (error && error.code === "unauthorized") {
+      // The access token expired (or was revoked): refresh once, then connect with the new one.
+      if (++authFailures > 3) return endSession("The server keeps refusing this session. Please sign in again.");
+      setConn("reconnecting", "Renewing the session…");
+      const ok = await refresh(socketToken);
+      if (!socket) return;
+      if (ok) socket.connect();
+      else setTimeout(() => socket && !socket.connected && socket.connect(), 5000);
+    } else if (error) {
+      // Refused for another reason (too many connections...): the client won't retry by itself.
+      const wait = (error.details && error.details.retryAfter) || 5;
+      setConn("reconnecting", `${error.message} Retrying in ${Math.ceil(wait)} s…`);
+      setTimeout(() => socket && !socket.connected && socket.connect(), wait * 1000);
+    } else {
+      setConn(navigator.onLine === false ? "offline" : "reconnecting", navigator.onLine === false ? undefined : "Can't reach the server, retrying…");
+    }
+  }
+
+  async function onDisconnect(reason) {
+    clearTypers();
+    if (!socket) return;
+    setConn(navigator.onLine === false ? "offline" : "reconnecting");
+    if (reason === "io server disconnect") {
+      // The server closed this connection and the client won't reconnect by itself. An expired
+      // token is refreshed first; a revoked one is refused at connect, and that refusal ends the session.
+      const ok = expired(socketToken) ? await refresh(socketToken) : true;
+      if (!socket) return;
+      if (ok) socket.connect();
+      else setTimeout(() => socket && !socket.connected && socket.connect(), 3000);
+    }
+    // Any other reason: the client reconnects by itself.
+  }
+
+  // The browser knows before the socket does: drop the dead connection now, reconnect at once when back.
+  window.addEventListener("offline", () => {
+    if (!socket) return;
+    setConn("offline");
+    if (socket.io.engine) socket.io.engine.close();
+  });
+  window.addEventListener("online", () => {
+    if (!socket || socket.connected) return;
+    socket.disconnect();
+    socket.connect();
+  });
+
+  function emit(event, payload) {
+    if (!socket || !socket.connected) return Promise.resolve({ ok: false, error: { code: "offline", message: "Not connected." } });
+    return socket
+      .timeout(ACK_TIMEOUT)
+      .emitWithAck(event, payload)
+      .catch(() => ({ ok: false, error: { code: "timeout", message: "The server did not answer in time." } }));
+  }
+
+  let firstEntryDone = false;
+  const phone = () => matchMedia("(max-width: 720px)").matches;
+
+  // ------------------------------------------------------------------ rooms
+
+  async function loadRooms(more = false) {
+    $("rooms-error").textContent = "";
+    try {
+      const query = more && roomsCursor ? `&cursor=${encodeURIComponent(roomsCursor)}` : "";
+      const page = await api("GET", `/api/rooms?limit=50${query}`);
+      if (!more) roomList.clear();
+      for (const room of page.rooms) roomList.set(room.id, room);
+      roomsCursor = page.nextCursor;
+      renderRooms();
+    } catch (err) {
+      if (store.get()) $("rooms-error").textContent = "Couldn't load the rooms. " + describe(err);
+    }
+  }
+
+  function roomName(room) {
+    return room.name || "Direct message";
+  }
+
+  // "#" for a public room, a padlock for a private one (drawn in CSS: no emoji font needed).
+  function mark(room) {
+    const node = el("span", room.private ? "mark lock" : "mark", room.private ? "" : "#");
+    node.setAttribute("aria-hidden", "true");
+    return node;
+  }
+
+  function renderRooms() {
+    const items = [...roomList.values()].map((room) => {
+      const li = el("li");
+      const b = el("button", "room-button");
+      b.type = "button";
+      b.dataset.id = room.id;
+      b.append(mark(room), el("span", "name", roomName(room)));
+      if (!room.myRole) b.append(el("span", "tag", "join"));
+      if (room.id === view.roomId) b.setAttribute("aria-current", "true");
+      b.setAttribute("aria-label", `${roomName(room)}${room.private ? ", private" : ""}${room.myRole ? "" : ", not joined yet"}`);
+      li.append(b);
+      return li;
+    });
+    const focused = document.activeElement && document.activeElement.closest("#rooms") ? document.activeElement.dataset.id : null;
+    $("rooms").replaceChildren(...items);
+    if (focused) $("rooms").querySelector(`[data-id="${CSS.escape(focused)}"]`)?.focus();
+    $("more-rooms").hidden = !roomsCursor;
+  }
+
+  function renderRoomHead() {
+    const room = view.room || roomList.get(view.ref) || null;
+    if (room) {
+      $("room-title").replaceChildren(mark(room), roomName(room));
+      if (room.private) $("room-title").append(el("span", "sr-only", " (private)"));
+    } else {
+      $("room-title").textContent = view.ref === "general" ? "# general" : "Loading…";
+    }
+    document.title = room ? `${roomName(room)} · Chat` : "Chat";
+    const info = [];
+    if (room && room.description) info.push(room.description);
+    if (view.roomId) info.push(`${view.online.size} online`);
+    if (room && room.myRole && room.myRole !== "member") info.push(`you: ${room.myRole}`);
+    $("room-info").textContent = info.join(" · ");
+    $("room").dataset.room = view.roomId || "";
+    $("body").placeholder = !room ? "Message" : room.myRole === "readonly" ? "Read-only room" : `Message ${room.private ? "" : "#"}${roomName(room)}`;
+    for (const b of $("rooms").querySelectorAll("button")) {
+      if (b.dataset.id === view.roomId) b.setAttribute("aria-current", "true");
+      else b.removeAttribute("aria-current");
+    }
+  }
+
+  // Enter a room: join over the socket first (so nothing sent meanwhile is lost), then read its
+  // newest page; live messages that arrive in between are buffered and added after it.
+  async function enterRoom(ref, { focus = false } = {}) {
+    const previous = view.roomId;
+    unsendOpening(generation);
+    const gen = ++generation;
+    view = newView(ref);
+    store.update({ room: ref });
+    updateComposer();
+    clearTypers();
+    $("messages").replaceChildren();
+    $("online").replaceChildren();
+    $("older").hidden = true;
+    $("jump").hidden = true;
+    $("composer-note").textContent = "";
+    $("history-note").textContent = "Loading…";
+    renderRoomHead();
+    if (previous && previous !== ref && socket && socket.connected) socket.emit("left", { room: previous }, () => {});
+    if (!socket || !socket.connected) {
+      $("history-note").textContent = "Waiting for the connection…";
+      return; // onConnect enters it
+    }
+    const ack = await emit("join", { room: ref });
+    if (gen !== generation) return;
+    if (!ack.ok) return roomUnavailable(ref, ack.error);
+    view.roomId = ack.room;
+    store.update({ room: ack.room });
+    for (const item of outbox.values()) {
+      if (item.room === null && item.gen === gen) Object.assign(item, { room: ack.room, state: "sending" });
+    }
+    setOnline(ack.members);
+    try {
+      const [room, page] = await Promise.all([
+        api("GET", `/api/rooms/${encodeURIComponent(ack.room)}`),
+        api("GET", `/api/messages?room=${encodeURIComponent(ack.room)}&limit=${PAGE}`),
+      ]);
+      if (gen !== generation) return;
+      view.room = room;
+      roomList.set(room.id, room);
+      renderRooms();
+      renderRoomHead();
+      addOlder(page.messages);
+      view.cursor = page.nextCursor;
+    } catch (err) {
+      if (gen !== generation) return;
+      $("history-note").textContent = "Couldn't load this room. " + describe(err);
+      view.loading = false;
+      renderOutbox();
+      flushOutbox();
+      return;
+    }
+    view.loading = false;
+    addNewer(view.buffer.splice(0));
+    renderOutbox();
+    flushOutbox();
+    renderHistoryState();
+    updateComposer();
+    scrollToBottom();
+    if (focus) ($("body").disabled ? $("scroller") : $("body")).focus();
+  }
+
+  function roomUnavailable(ref, error) {
+    view.loading = false;
+    unsendOpening(generation);
+    if (error.code === "unauthorized" || error.code === "offline") {
+      $("history-note").textContent = "Reconnecting…"; // the server drops a socket whose token expired
+      return;
+    }
+    if (error.code === "not_found" || error.code === "forbidden") store.update({ room: "general" });
+    const known = roomList.get(ref);
+    $("history-note").textContent = `Couldn't open ${known ? roomName(known) : ref}: ${describe(error)}`;
+    if (ref !== "general") {
+      const back = button("Go to general", "general");
+      $("history-note").append(" ", back);
+    }
+    updateComposer();
+  }
+
+  // After a reconnection: join again (a new connection is in no room), then fill the gap.
+  async function rejoin(gen) {
+    view.syncing = true;
+    const ack = await emit("join", { room: view.roomId });
+    if (gen !== generation) return;
+    if (!ack.ok) {
+      view.syncing = false;
+      if (ack.error.code === "unauthorized" || ack.error.code === "offline" || ack.error.code === "timeout") return;
+      const name = view.room ? roomName(view.room) : view.roomId;
+      await enterRoom("general");
+      $("history-note").textContent = `You can no longer read ${name} (${describe(ack.error)}); you are back in general.`;
+      return;
+    }
+    setOnline(ack.members);
+    await catchUp(gen);
+    refreshRoom(gen);
+  }
+
+  // `sync` from the last message seen, page after page, until nextCursor is null.
+  async function catchUp(gen) {
+    if (view.syncing && view.syncRunning) {
+      view.syncAgain = true;
+      return;
+    }
+    view.syncing = true;
+    view.syncRunning = true;
+    try {
+      do {
+        view.syncAgain = false;
+        let after = lastSeenId();
+        if (!after) {
+          await reloadNewest(gen);
+          continue;
+        }
+        while (after) {
+          const ack = await emit("sync", { room: view.roomId, after, limit: 100 });
+          if (gen !== generation) return;
+          if (!ack.ok) {
+            if (ack.error.code === "rate_limited") {
+              await sleep(1000 * ((ack.error.details && ack.error.details.retryAfter) || 1));
+              continue;
+            }
+            if (ack.error.code === "validation_error") {
+              // The last message seen is no longer a position in this room (archived): start afresh.
+              setTimeout(() => gen === generation && enterRoom(view.roomId));
+            } else if (ack.error.code !== "offline" && ack.error.code !== "unauthorized") {
+              $("history-note").textContent = "Couldn't catch up with this room: " + describe(ack.error);
+            }
+            return;
+          }
+          addNewer(ack.messages);
+          after = ack.nextCursor;
+        }
+      } while (view.syncAgain && gen === generation);
+    } finally {
+      if (gen === generation) {
+        view.syncing = false;
+        view.syncRunning = false;
+        addNewer(view.buffer.splice(0));
+      }
+    }
+  }
+
+  async function reloadNewest(gen) {
+    try {
+      const page = await api("GET", `/api/messages?room=${encodeURIComponent(view.roomId)}&limit=${PAGE}`);
+      if (gen !== generation) return;
+      addNewer([...page.messages].reverse());
+      if (view.cursor === null) view.cursor = page.nextCursor; // the room was empty: page back from here
+      renderHistoryState();
+    } catch (err) {
+      $("history-note").textContent = "Couldn't load this room. " + describe(err);
+    }
+  }
+
+  async function refreshRoom(gen) {
+    try {
+      const room = await api("GET", `/api/rooms/${encodeURIComponent(view.roomId)}`);
+      if (gen !== generation) return;
+      view.room = room;
+      roomList.set(room.id, room);
+      renderRoomHead();
+      updateComposer();
+      renderOutbox(); // a readonly member's failed messages lose their Retry
+    } catch {
+      /* shown when it matters: the next message says why */
+    }
+  }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  // ------------------------------------------------------------------ people
+
+  function setOnline(members) {
+    view.online = new Map((members || []).map((m) => [m.userId, m.userName]));
+    renderOnline();
+    renderRoomHead();
   }
 
   function renderOnline() {
+    const mine = me().id;
+    const people = [...view.online.entries()].sort((a, b) => (a[0] === mine ? -1 : b[0] === mine ? 1 : a[1].localeCompare(b[1])));
     $("online").replaceChildren(
-      ...[...state.online.values()].map((name) => Object.assign(document.createElement("li"), { textContent: name }))
+      ...people.map(([id, name]) => {
+        const li = el("li", id === mine ? "me" : "", name);
+        if (id === mine) li.append(el("span", "you", " (you)"));
+        return li;
+      }),
     );
   }
 
-  function render(li, m) {
+  function setTyping(userId, name, typing) {
+    const previous = typers.get(userId);
+    if (previous) clearTimeout(previous.timer);
+    if (typing && userId !== me().id) {
+      typers.set(userId, { name, timer: setTimeout(() => setTyping(userId, name, false), 6000) });
+    } else {
+      typers.delete(userId);
+    }
+    const names = [...typers.values()].map((t) => t.name);
+    $("typing").textContent =
+      names.length === 0
+        ? ""
+        : names.length === 1
+          ? `${names[0]} is typing…`
+          : names.length === 2
+            ? `${names[0]} and ${names[1]} are typing…`
+            : "Several people are typing…";
+  }
+
+  function clearTypers() {
+    for (const t of typers.values()) clearTimeout(t.timer);
+    typers.clear();
+    $("typing").textContent = "";
+  }
+
+  // ------------------------------------------------------------------ the timeline
+
+  function onMessage(m) {
+    if (m.room !== view.roomId) return;
+    if (view.loading || view.syncing) {
+      view.buffer.push(m);
+      return;
+    }
+    addNewer([m]);
+    setTyping(m.userId, m.userName, false);
+    if (m.userId !== me().id) announce(`${m.userName}: ${m.messageBody}`);
+  }
+
+  function lastSeenId() {
+    const items = $("messages").querySelectorAll("li.msg[data-id]");
+    return items.length ? items[items.length - 1].dataset.id : null;
+  }
+
+  function nearBottom() {
+    const box = $("scroller");
+    return box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  }
+
+  function scrollToBottom() {
+    const box = $("scroller");
+    box.scrollTop = box.scrollHeight;
+    $("jump").hidden = true;
+  }
+
+  // Newer messages (oldest first) go after what is shown, before this tab's unsent ones.
+  function addNewer(list) {
+    if (!list.length) return;
+    const stick = nearBottom();
+    const ol = $("messages");
+    let added = false;
+    for (const m of list) {
+      if (m.room !== view.roomId) continue;
+      if (view.items.has(m.id)) {
+        updateMessage(m);
+        continue;
+      }
+      settleOutbox(m);
+      ol.insertBefore(messageItem(m), ol.querySelector("li.pending"));
+      added = true;
+    }
+    if (!added) return;
+    relayout();
+    if (view.emptyNote) renderHistoryState();
+    if (stick) scrollToBottom();
+    else $("jump").hidden = false;
+  }
+
+  // Older messages (a page newest first) go on top; what the reader was looking at stays put.
+  function addOlder(list) {
+    const box = $("scroller");
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    const ol = $("messages");
+    for (const m of list) {
+      if (view.items.has(m.id)) continue;
+      ol.insertBefore(messageItem(m), ol.firstChild);
+    }
+    relayout();
+    box.scrollTop = box.scrollHeight - fromBottom;
+  }
+
+  async function loadOlder() {
+    if (view.loading || view.loadingOlder || !view.cursor || !view.roomId) return;
+    const gen = generation;
+    view.loadingOlder = true;
+    renderHistoryState();
+    try {
+      const page = await api(
+        "GET",
+        `/api/messages?room=${encodeURIComponent(view.roomId)}&limit=${PAGE}&before=${encodeURIComponent(view.cursor)}`,
+      );
+      if (gen !== generation) return;
+      addOlder(page.messages);
+      view.cursor = page.nextCursor;
+      view.loadingOlder = false;
+      renderHistoryState();
+    } catch (err) {
+      if (gen !== generation) return;
+      view.loadingOlder = false;
+      renderHistoryState("Couldn't load older messages. " + describe(err));
+    }
+  }
+
+  function renderHistoryState(error) {
+    const older = $("older");
+    const note = $("history-note");
+    if (error) {
+      older.hidden = false;
+      older.textContent = "Try again";
+      note.textContent = error;
+    } else if (view.loadingOlder) {
+      older.hidden = true;
+      note.textContent = "Loading older messages…";
+    } else if (view.cursor) {
+      older.hidden = false;
+      older.textContent = "Load older messages";
+      note.textContent = "";
+    } else {
+      older.hidden = true;
+      const name = view.room ? roomName(view.room) : "this room";
+      note.textContent = view.messages.size ? `This is the beginning of ${name}.` : `No messages in ${name} yet. Say hello!`;
+    }
+    view.emptyNote = !error && !view.cursor && !view.messages.size;
+  }
+
+  // Day separators between days, and consecutive messages of one author grouped.
+  function relayout() {
+    const ol = $("messages");
+    for (const sep of ol.querySelectorAll(":scope > li.day")) sep.remove();
+    let previous = null;
+    for (const li of [...ol.children]) {
+      if (!previous || previous.dataset.day !== li.dataset.day) {
+        const sep = el("li", "day");
+        sep.append(el("span", "", dayLabel(li.dataset.day)));
+        ol.insertBefore(sep, li);
+        li.classList.remove("cont");
+      } else {
+        const close = Number(li.dataset.t) - Number(previous.dataset.t) < 5 * 60 * 1000;
+        li.classList.toggle("cont", close && previous.dataset.user === li.dataset.user);
+      }
+      previous = li;
+    }
+  }
+
+  function canDelete(m) {
+    const role = view.room && view.room.myRole;
+    return m.userId === me().id || role === "owner" || role === "moderator" || me().role === "admin";
+  }
+
+  function messageItem(m) {
+    const li = el("li", "msg");
     li.dataset.id = m.id;
-    li.replaceChildren(
-      Object.assign(document.createElement("span"), { className: "author", textContent: m.userName }),
-      Object.assign(document.createElement("span"), {
-        className: m.deleted ? "deleted" : "body",
-        textContent: m.deleted ? "message deleted" : m.messageBody + (m.editedAt ? " (edited)" : ""),
-      })
-    );
+    view.items.set(m.id, li);
+    fillMessage(li, m);
+    return li;
   }
 
-  function addMessage(m) {
-    if ($("messages").querySelector(`li[data-id="${m.id}"]`)) return;
-    const li = document.createElement("li");
-    render(li, m);
-    $("messages").append(li);
-    li.scrollIntoView();
+  function fillMessage(li, m) {
+    view.messages.set(m.id, m);
+    if (li.dataset.editing) return; // the edit form stays; it shows the newest text when closed
+    const mine = m.userId === me().id;
+    const date = new Date(m.timeStamp);
+    li.dataset.day = dayKey(date);
+    li.dataset.user = m.userId;
+    li.dataset.t = String(date.getTime());
+    li.classList.toggle("mine", mine);
+    li.classList.toggle("deleted", !!m.deleted);
+    const meta = el("div", "meta");
+    meta.append(el("span", "author", mine ? "You" : m.userName));
+    const time = el("time", "time", timeFormat.format(date));
+    time.dateTime = m.timeStamp;
+    time.title = date.toLocaleString();
+    meta.append(time);
+    if (m.editedAt && !m.deleted) {
+      const edited = el("span", "edited", "edited");
+      edited.title = "Edited " + new Date(m.editedAt).toLocaleString();
+      meta.append(edited);
+    }
+    if (!m.deleted && (mine || canDelete(m))) {
+      const actions = el("span", "actions");
+      const when = timeFormat.format(date);
+      if (mine) actions.append(button("Edit", "edit", `Edit your message from ${when}`));
+      actions.append(button("Delete", "delete", `Delete ${mine ? "your" : m.userName + "'s"} message from ${when}`));
+      meta.append(actions);
+    }
+    li.replaceChildren(meta, el("p", "body", m.deleted ? "This message was deleted." : m.messageBody));
   }
 
-  function replaceMessage(m) {
-    const li = $("messages").querySelector(`li[data-id="${m.id}"]`);
-    if (li) render(li, { ...JSON.parse(JSON.stringify(m)), userName: li.querySelector(".author").textContent });
+  function updateMessage(m) {
+    const li = view.items.get(m.id);
+    if (!li) return;
+    if (m.deleted && li.dataset.editing) delete li.dataset.editing;
+    const focused = li.contains(document.activeElement) ? document.activeElement : null;
+    fillMessage(li, m);
+    if (focused && !li.contains(focused)) {
+      // Re-rendered under the reader's focus: keep it on the same control, or go to the message box.
+      const same = focused.dataset.act && li.querySelector(`[data-act="${focused.dataset.act}"]`);
+      (same || $("body")).focus();
+    }
   }
 
+  // ------------------------------------------------------------------ edit and delete
+
+  function startEdit(li) {
+    const m = view.messages.get(li.dataset.id);
+    if (!m || m.deleted || li.dataset.editing) return;
+    li.dataset.editing = "1";
+    const form = el("form", "edit");
+    const id = "edit-" + m.id;
+    const label = el("label", "sr-only", "Edit message");
+    label.htmlFor = id;
+    const input = el("textarea");
+    input.id = id;
+    input.maxLength = 4000;
+    input.rows = 2;
+    input.value = m.messageBody;
+    const save = el("button", "small", "Save");
+    save.type = "submit";
+    const hint = el("span", "hint", "Enter to save, Esc to cancel");
+    const error = el("p", "error");
+    error.setAttribute("role", "alert");
+    const row = el("div", "row");
+    row.append(save, button("Cancel", "cancel-edit"), hint);
+    form.append(label, input, row, error);
+    li.querySelector(".body").replaceWith(form);
+    li.querySelector(".actions")?.remove();
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        finishEdit(li);
+      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const messageBody = input.value;
+      if (!messageBody.trim()) {
+        error.textContent = "A message can't be empty. To remove it, use Delete.";
+        return;
+      }
+      if (messageBody === m.messageBody) return finishEdit(li);
+      save.disabled = true;
+      try {
+        const updated = await api("PATCH", `/api/messages/${encodeURIComponent(m.id)}`, { messageBody });
+        view.messages.set(updated.id, updated);
+        finishEdit(li);
+      } catch (err) {
+        error.textContent = "Not saved: " + describe(err);
+        save.disabled = false;
+      }
+    });
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  }
+
+  function finishEdit(li) {
+    delete li.dataset.editing;
+    fillMessage(li, view.messages.get(li.dataset.id));
+    const edit = li.querySelector('[data-act="edit"]');
+    (edit || $("body")).focus();
+  }
+
+  function confirmDelete(li) {
+    const actions = li.querySelector(".actions");
+    if (!actions) return;
+    const question = el("span", "question", "Delete this message?");
+    const yes = button("Delete", "confirm-delete");
+    yes.classList.add("danger");
+    const no = button("Keep", "cancel-delete");
+    actions.replaceChildren(question, yes, no);
+    actions.classList.add("confirming");
+    no.focus();
+  }
+
+  async function deleteMessage(li) {
+    const m = view.messages.get(li.dataset.id);
+    const actions = li.querySelector(".actions");
+    actions.querySelectorAll("button").forEach((b) => (b.disabled = true));
+    try {
+      await api("DELETE", `/api/messages/${encodeURIComponent(m.id)}`);
+      updateMessage({ ...m, deleted: true, messageBody: "" });
+      $("body").focus();
+      announce("Message deleted.");
+    } catch (err) {
+      fillMessage(li, m);
+      const error = el("p", "error", "Not deleted: " + describe(err));
+      error.setAttribute("role", "alert");
+      li.append(error);
+    }
+  }
+
+  $("messages").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-act]");
+    if (!target) return;
+    const li = target.closest("li.msg");
+    const act = target.dataset.act;
+    if (act === "edit") startEdit(li);
+    else if (act === "cancel-edit") finishEdit(li);
+    else if (act === "delete") confirmDelete(li);
+    else if (act === "confirm-delete") deleteMessage(li);
+    else if (act === "cancel-delete") {
+      fillMessage(li, view.messages.get(li.dataset.id));
+      li.querySelector('[data-act="delete"]')?.focus();
+    } else if (act === "retry") retrySend(li.dataset.clientId);
+    else if (act === "discard") discardSend(li.dataset.clientId);
+  });
+
+  // ------------------------------------------------------------------ sending
+
+  function readonly() {
+    return !!(view.room && view.room.myRole === "readonly");
+  }
+
+  function updateComposer() {
+    const body = $("body");
+    const note = $("composer-note");
+    const ro = readonly();
+    body.disabled = ro;
+    $("send").disabled = body.disabled;
+    if (ro) note.textContent = "You have read-only access to this room: you can read it but not post.";
+    else if (note.dataset.kind === "readonly") note.textContent = "";
+    note.dataset.kind = ro ? "readonly" : "";
+  }
+
+  function pendingItem(item) {
+    const li = el("li", "msg mine pending");
+    li.dataset.clientId = item.clientId;
+    const date = new Date(item.t);
+    li.dataset.day = dayKey(date);
+    li.dataset.user = me().id;
+    li.dataset.t = String(item.t);
+    const meta = el("div", "meta");
+    const status = {
+      opening: "Waiting for the room to open…",
+      sending: "Sending…",
+      waiting: "Not sent yet: waiting for the connection",
+      failed: "Not sent",
+    }[item.state];
+    meta.append(el("span", "author", "You"), el("span", "status", status));
+    li.append(meta, el("p", "body", item.body));
+    if (item.state === "failed") {
+      li.classList.add("failed");
+      const error = el("p", "error", item.error);
+      error.setAttribute("role", "alert");
+      const actions = el("div", "actions shown");
+      if (!readonly()) actions.append(button("Retry", "retry", "Retry sending this message"));
+      actions.append(button("Discard", "discard", "Discard this message"));
+      li.append(error, actions);
+    }
+    return li;
+  }
+
+  function renderOutbox() {
+    const ol = $("messages");
+    for (const li of ol.querySelectorAll("li.pending")) li.remove();
+    for (const item of outbox.values()) if (item.room === view.roomId) ol.append(pendingItem(item));
+    relayout();
+  }
+
+  function settleOutbox(m) {
+    if (m.clientId && m.userId === me().id && outbox.delete(m.clientId)) {
+      $("messages").querySelector(`li.pending[data-client-id="${CSS.escape(m.clientId)}"]`)?.remove();
+    }
+  }
+
+  function setOutboxState(item, state, error) {
+    item.state = state;
+    item.error = error || "";
+    const old = $("messages").querySelector(`li.pending[data-client-id="${CSS.escape(item.clientId)}"]`);
+    if (old) old.replaceWith(pendingItem(item));
+  }
+
+  async function deliver(item) {
+    if (item.inFlight || !item.room) return;
+    if (!socket || !socket.connected) return setOutboxState(item, "waiting");
+    item.inFlight = true;
+    setOutboxState(item, "sending");
+    const ack = await emit("message", { room: item.room, messageBody: item.body, clientId: item.clientId });
+    item.inFlight = false;
+    if (!outbox.has(item.clientId)) return; // its broadcast came first
+    if (ack.ok) {
+      if (ack.message.room === view.roomId && !view.loading && !view.syncing) addNewer([ack.message]);
+      else settleOutbox(ack.message);
+      return;
+    }
+    const code = ack.error.code;
+    if (code === "offline" || code === "timeout" || code === "unauthorized") {
+      // Sent again on the next connection, with the same clientId: stored once whatever happened.
+      setOutboxState(item, "waiting");
+      if (code === "timeout" && socket && socket.connected) setTimeout(() => deliver(item), 2000);
+    } else if (code === "rate_limited") {
+      setOutboxState(item, "waiting");
+      setTimeout(() => deliver(item), 1000 * ((ack.error.details && ack.error.details.retryAfter) || 1));
+    } else {
+      setOutboxState(item, "failed", describe(ack.error));
+      if (code === "forbidden" || code === "not_found") refreshRoom(generation);
+    }
+  }
+
+  function flushOutbox() {
+    for (const item of outbox.values()) if (item.state !== "failed") deliver(item);
+  }
+
+  function retrySend(clientId) {
+    const item = outbox.get(clientId);
+    if (item) deliver(item);
+  }
+
+  // Messages written for a room that never opened go back to the message box, not to another room.
+  function unsendOpening(gen) {
+    for (const item of [...outbox.values()]) {
+      if (item.room !== null || item.gen !== gen) continue;
+      outbox.delete(item.clientId);
+      if (!$("body").value) $("body").value = item.body;
+    }
+  }
+
+  function discardSend(clientId) {
+    outbox.delete(clientId);
+    $("messages").querySelector(`li.pending[data-client-id="${CSS.escape(clientId)}"]`)?.remove();
+    relayout();
+    $("body").focus();
+  }
+
+  function send() {
+    const body = $("body");
+    const text = body.value;
+    if (!text.trim() || body.disabled) return;
+    stopTyping();
+    // While a room is still opening, the message waits for it (its id comes with the join's ack).
+    const state = view.roomId ? "sending" : "opening";
+    const item = { clientId: newClientId(), room: view.roomId, gen: generation, body: text, t: Date.now(), state };
+    outbox.set(item.clientId, item);
+    $("messages").append(pendingItem(item));
+    relayout();
+    scrollToBottom();
+    body.value = "";
+    deliver(item);
+  }
+
+  let typingSince = 0;
   let typingTimer = null;
   function stopTyping() {
     clearTimeout(typingTimer);
-    if (typingTimer) state.socket.emit("typing", { room: state.room, typing: false }, () => {});
     typingTimer = null;
+    if (typingSince && socket && socket.connected && view.roomId) socket.emit("typing", { room: view.roomId, typing: false }, () => {});
+    typingSince = 0;
   }
+
   $("body").addEventListener("input", () => {
-    if (!typingTimer) state.socket.emit("typing", { room: state.room, typing: true }, () => {});
+    if (!socket || !socket.connected || !view.roomId) return;
+    if (!$("body").value) return stopTyping();
+    const now = Date.now();
+    if (now - typingSince > 3000) {
+      typingSince = now;
+      socket.emit("typing", { room: view.roomId, typing: true }, () => {});
+    }
     clearTimeout(typingTimer);
-    typingTimer = setTimeout(stopTyping, 1500);
+    typingTimer = setTimeout(stopTyping, 2500);
   });
 
-  $("send").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const messageBody = $("body").value;
-    if (!messageBody.trim()) return;
-    stopTyping();
-    const ack = await state.socket.emitWithAck("message", { room: state.room, messageBody, clientId: crypto.randomUUID() });
-    $("send-error").textContent = ack.ok ? "" : ack.error.message;
-    if (ack.ok) $("body").value = "";
-  });
-
-  $("new-room").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    try {
-      const room = await api("POST", "/api/rooms", { name: $("room-name").value });
-      $("room-name").value = "";
-      await loadRooms();
-      await enter(room.id);
-    } catch (err) {
-      $("send-error").textContent = err.message;
+  $("body").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      send();
+    } else if (event.key === "ArrowUp" && !$("body").value) {
+      // Up in an empty box edits your last message.
+      const own = [...$("messages").querySelectorAll("li.msg.mine[data-id]:not(.deleted)")].pop();
+      if (own) {
+        event.preventDefault();
+        startEdit(own);
+      }
     }
   });
+
+  $("composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    send();
+    $("body").focus();
+  });
+
+  // ------------------------------------------------------------------ the rest of the page
 
   $("login").addEventListener("submit", (event) => {
     event.preventDefault();
     signIn("/api/auth/login");
   });
   $("register").addEventListener("click", () => signIn("/api/auth/register"));
+  $("logout").addEventListener("click", logout);
+
+  $("rooms").addEventListener("click", (event) => {
+    const b = event.target.closest("button[data-id]");
+    if (!b) return;
+    closeSidebar();
+    if (b.dataset.id !== view.roomId) enterRoom(b.dataset.id, { focus: true }).then(() => loadRooms());
+    else $("body").focus();
+  });
+  $("rooms-refresh").addEventListener("click", () => loadRooms());
+  $("more-rooms").addEventListener("click", () => loadRooms(true));
+  $("history-note").addEventListener("click", (event) => {
+    if (event.target.closest('button[data-act="general"]')) enterRoom("general", { focus: true });
+  });
+
+  $("new-room").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("room-error").textContent = "";
+    const name = $("room-name").value.trim();
+    if (!name) return;
+    try {
+      const room = await api("POST", "/api/rooms", { name, private: $("room-private").checked });
+      $("room-name").value = "";
+      $("room-private").checked = false;
+      roomList.set(room.id, room);
+      closeSidebar();
+      await enterRoom(room.id, { focus: true });
+      loadRooms();
+    } catch (err) {
+      $("room-error").textContent = describe(err);
+    }
+  });
+
+  $("older").addEventListener("click", () => loadOlder());
+  $("scroller").addEventListener("scroll", () => {
+    if ($("scroller").scrollTop < 120) loadOlder();
+    if (nearBottom()) $("jump").hidden = true;
+  });
+  $("jump").addEventListener("click", () => {
+    scrollToBottom();
+    $("body").focus();
+  });
+
+  // Phone width: the room list is a panel opened from the top bar.
+  function closeSidebar() {
+    $("chat").classList.remove("nav-open");
+    $("rooms-toggle").setAttribute("aria-expanded", "false");
+  }
+  $("rooms-toggle").addEventListener("click", () => {
+    const open = !$("chat").classList.contains("nav-open");
+    $("chat").classList.toggle("nav-open", open);
+    $("rooms-toggle").setAttribute("aria-expanded", String(open));
+    if (open) ($("rooms").querySelector("button") || $("room-name")).focus();
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && $("chat").classList.contains("nav-open")) {
+      closeSidebar();
+      $("rooms-toggle").focus();
+    }
+  });
+
+  // Another tab signed out or in as someone else.
+  window.addEventListener("storage", (event) => {
+    if (event.key !== KEY && event.key !== null) return;
+    const session = store.get();
+    if (!session && !$("chat").hidden) endSession("You signed out in another tab.");
+    else if (session && sessionUser && session.user && session.user.id !== sessionUser) location.reload();
+  });
+
+  if (store.get() && store.get().accessToken) startChat();
+  else showSignIn();
 })();

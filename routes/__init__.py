@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from flask import Blueprint, redirect
+from flask import Blueprint, redirect, request
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from controller import docs as docs_controller
@@ -11,6 +11,21 @@ from services.metrics import on_main_port
 
 MODULES = (accounts, users, rooms, messages, health, docs)
 DEMO = Path(__file__).resolve().parent.parent / "demo"
+# The demo runs only its own files: no inline script or style, no plugins, no framing, and
+# forms that cannot be submitted anywhere (the page sends everything with fetch and Socket.IO).
+DEMO_CSP = "; ".join(
+    (
+        "default-src 'self'",
+        "connect-src 'self' ws: wss:",
+        "img-src 'self' data:",
+        "style-src 'self'",
+        "script-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
 
 
 def register_blueprints(app):
@@ -32,6 +47,9 @@ def register_blueprints(app):
         demo.add_url_rule("/demo", view_func=demo_page)
         demo.add_url_rule("/demo/", view_func=demo_page)
         app.register_blueprint(demo)
+        # An app-level hook registered before the security headers' runs after them, so this
+        # policy replaces their `frame-ancestors 'none'` (which it includes) on the demo only.
+        app.after_request(demo_policy)
 
 
 def _blueprint(module):
@@ -44,3 +62,10 @@ def _blueprint(module):
 def demo_page():
     """Send /demo and /demo/ to the demo's page."""
     return redirect("/demo/index.html")
+
+
+def demo_policy(response):
+    """Give every response of the demo blueprint its strict Content-Security-Policy."""
+    if request.blueprint == "demo":
+        response.headers["Content-Security-Policy"] = DEMO_CSP
+    return response

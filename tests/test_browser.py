@@ -1,20 +1,62 @@
-"""Two headless Chromium tabs chat through the browser demo (Debian's chromium, playwright-core)."""
+"""The browser demo, used as a person would: headless Chromium (Debian's) driven by playwright-core.
+
+Each test runs one scenario of tests/js/browser.js against a server with DEMO_UI on, fails on any
+Content-Security-Policy violation or uncaught error in the page, and keeps its screenshots in
+tests/artifacts/.
+"""
 
 import json
 import os
 import subprocess
+import time
+from datetime import timedelta
+from html.parser import HTMLParser
 
 import pytest
 import requests
+from bson import ObjectId
 
-from tests.support import ROOT
+from routes import DEMO_CSP
+from tests.support import ROOT, TEST_SECRET, Api, register
+from utils.timefmt import utcnow
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
+DEMO = ROOT / "demo"
 
 
 @pytest.fixture(scope="module")
 def demo_server(server_factory):
     return server_factory(DEMO_UI="true")
+
+
+def drive(server, scenario, **env):
+    """Run one scenario; return its JSON result after checking it passed cleanly."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    started = time.time()
+    result = subprocess.run(
+        ["node", "browser.js"],
+        cwd=ROOT / "tests" / "js",
+        env={
+            **os.environ,
+            "URL": server.url,
+            "SCENARIO": scenario,
+            "ARTIFACTS": str(ARTIFACTS),
+            "JWT_SECRET": TEST_SECRET,
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    lines = result.stdout.strip().splitlines()
+    out = json.loads(lines[-1]) if lines else {}
+    assert result.returncode == 0 and out.get("ok"), out.get("error") or result.stdout + result.stderr
+    assert out["csp"] == [], "Content-Security-Policy violations"
+    assert out["pageErrors"] == [], "uncaught errors in the page"
+    for name in out["screenshots"]:
+        shot = ARTIFACTS / name
+        assert shot.stat().st_size > 1000 and shot.stat().st_mtime >= started - 1, name
+    return out
 
 
 def test_demo_is_off_unless_enabled(api):
@@ -27,15 +69,92 @@ def test_demo_page_is_served_with_its_vendored_client(demo_server):
     assert requests.get(demo_server.url + "/demo/vendor/socket.io.min.js", timeout=5).status_code == 200
 
 
-def test_two_browser_tabs_chat(demo_server):
-    ARTIFACTS.mkdir(exist_ok=True)
-    screenshot = ARTIFACTS / "two-tabs.png"
-    screenshot.unlink(missing_ok=True)
-    env = {**os.environ, "URL": demo_server.url, "SCREENSHOT": str(screenshot)}
-    result = subprocess.run(
-        ["node", "browser.js"], cwd=ROOT / "tests" / "js", env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["ok"] and "hello from bob's tab" in out["seen"]
-    assert screenshot.stat().st_size > 1000
+def test_demo_responses_carry_a_strict_content_security_policy(demo_server):
+    for path in ("/demo", "/demo/index.html", "/demo/demo.js", "/demo/demo.css", "/demo/vendor/socket.io.min.js"):
+        response = requests.get(demo_server.url + path, timeout=5, allow_redirects=False)
+        assert response.status_code in (200, 302), path
+        policy = response.headers["Content-Security-Policy"]
+        assert policy == DEMO_CSP, path
+        directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+        assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
+        assert directives["frame-ancestors"] == "'none'" and directives["object-src"] == "'none'"
+        assert "unsafe" not in policy
+        # The headers every response gets stay.
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+    api = requests.get(demo_server.url + "/api/health", timeout=5)
+    assert api.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+
+
+class _Inline(HTMLParser):
+    """Collects what a strict CSP would block in a page: inline scripts, handlers and styles."""
+
+    def __init__(self):
+        super().__init__()
+        self.found, self.scripts, self._in_script = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        names = dict(attrs)
+        self.found += [f"<{tag} {name}>" for name in names if name.startswith("on") or name == "style"]
+        if tag == "style":
+            self.found.append("<style>")
+        if tag == "script":
+            self.scripts.append(names.get("src"))
+            self._in_script = True
+
+    def handle_endtag(self, tag):
+        self._in_script = self._in_script and tag != "script"
+
+    def handle_data(self, data):
+        if self._in_script and data.strip():
+            self.found.append("inline <script>")
+
+
+def test_demo_page_has_no_inline_script_handler_or_style():
+    parser = _Inline()
+    parser.feed((DEMO / "index.html").read_text())
+    assert parser.found == []
+    assert parser.scripts == ["vendor/socket.io.min.js", "demo.js"]
+    script = (DEMO / "demo.js").read_text()
+    for risky in ("innerHTML", "outerHTML", "insertAdjacentHTML", "eval(", "new Function", '"style"', "cdn"):
+        assert risky not in script, risky
+
+
+def test_two_browser_tabs_chat(demo_server, db):
+    """Sign-up (one of them by keyboard only), typing, timestamps, edit, delete, rooms, a readonly member."""
+    out = drive(demo_server, "chat")
+    assert out["seen"] == ["This message was deleted.", "hi bob, welcome"]
+
+
+def test_history_pages_back_on_scroll_up(demo_server, db):
+    """120 messages, 60 of them from two days ago: scrolling up loads all of them once, in order."""
+    api = Api(demo_server.url)
+    seeder = register(api, "seeder")
+    room = api.post("/api/rooms", seeder.token, json={"name": "history"}).json()
+    for n in range(120):
+        sent = api.post("/api/send", seeder.token, json={"room": room["id"], "messageBody": f"seed {n:03d}"})
+        assert sent.status_code == 201, sent.text
+    two_days_ago = utcnow() - timedelta(days=2)
+    older = db.messages.find({"room": ObjectId(room["id"])}, sort=[("seq", 1)], limit=60)
+    for n, doc in enumerate(older):
+        db.messages.update_one({"_id": doc["_id"]}, {"$set": {"time_stamp": two_days_ago + timedelta(seconds=n)}})
+    out = drive(demo_server, "history", HISTORY_ROOM="history")
+    assert out["count"] == 120 and out["days"][-1] == "Today"
+
+
+def test_reconnect_and_resync_miss_nothing(demo_server, db):
+    """Offline, then back: what was sent meanwhile appears once, in order; so after `resync`."""
+    out = drive(demo_server, "reconnect")
+    assert out["seen"][-3:] == ["written while offline", "lost 1", "lost 2"]
+
+
+def test_session_survives_reloads_and_expired_tokens(demo_server, db):
+    """Reload, expired access tokens (REST and socket) answered by one refresh each, logout, logout elsewhere."""
+    out = drive(demo_server, "session")
+    assert out["refreshes"] == 4  # three that worked, and the one refused after the logout elsewhere
+
+
+def test_demo_at_phone_width(demo_server, db):
+    out = drive(demo_server, "phone")
+    assert out["widths"]["scroll"] <= out["widths"]["inner"]

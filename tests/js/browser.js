@@ -1,19 +1,469 @@
-// Two headless Chromium pages (Debian's chromium, driven by playwright-core) chat through /demo.
-// URL, SCREENSHOT and CHROMIUM come from the environment; prints one JSON line.
+// Headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core) uses /demo as a person would.
+// SCENARIO picks what to drive: chat, history, reconnect, session or phone.
+// URL, ARTIFACTS (screenshot directory), JWT_SECRET (to mint an expired token), HISTORY_ROOM and
+// CHROMIUM come from the environment. Prints one JSON line; any failed check exits 1.
+const crypto = require("node:crypto");
+const path = require("node:path");
 const { chromium } = require("playwright-core");
 
-const { URL: url, SCREENSHOT: screenshot, CHROMIUM: executablePath = "/usr/bin/chromium" } = process.env;
+const {
+  URL: base,
+  SCENARIO = "chat",
+  ARTIFACTS = ".",
+  JWT_SECRET,
+  HISTORY_ROOM,
+  CHROMIUM: executablePath = "/usr/bin/chromium",
+} = process.env;
 const run = Math.random().toString(36).slice(2, 8);
+const PASSWORD = "browser-password-1";
+const KEY = "chat-demo.session";
 
-async function signIn(browser, name) {
-  const page = await browser.newPage();
-  await page.goto(url + "/demo");
-  await page.fill("#username", name);
-  await page.fill("#password", "browser-password-1");
-  await page.click("#register");
-  await page.waitForSelector("#room-title:has-text('general')");
+function check(condition, what, detail) {
+  if (!condition) throw new Error(`check failed: ${what}${detail === undefined ? "" : ": " + JSON.stringify(detail)}`);
+}
+
+// What every page records: CSP violations (event and console) and uncaught errors.
+const problems = { csp: [], pageErrors: [] };
+const screenshots = [];
+const pages = [];
+
+function hook() {
+  // Runs before the page's own scripts (init scripts are not subject to the page's CSP).
+  document.addEventListener("securitypolicyviolation", (e) => window.__reportCsp(`${e.violatedDirective} ${e.blockedURI}`));
+  // Keep a handle on the page's socket, let a test drop incoming events of some names or slow acks down.
+  let real;
+  Object.defineProperty(window, "io", {
+    configurable: true,
+    get: () => real,
+    set(value) {
+      real = value;
+      const proto = value.Socket.prototype;
+      const { onevent, onconnect, onack } = proto;
+      proto.onack = function (packet) {
+        if (window.__slowAcks) setTimeout(() => onack.call(this, packet), window.__slowAcks);
+        else onack.call(this, packet);
+      };
+      proto.onconnect = function (...args) {
+        window.__socket = this;
+        return onconnect.apply(this, args);
+      };
+      proto.onevent = function (packet) {
+        window.__socket = this;
+        const name = packet.data && packet.data[0];
+        if ((window.__drop || []).includes(name)) return undefined;
+        return onevent.call(this, packet);
+      };
+    },
+  });
+}
+
+async function newPage(browser, options = {}) {
+  const context = await browser.newContext(options);
+  await context.exposeBinding("__reportCsp", (_source, text) => problems.csp.push(text));
+  await context.addInitScript(hook);
+  const page = await context.newPage();
+  pages.push(page);
+  page.setDefaultTimeout(15000);
+  page.on("console", (msg) => {
+    if (/Content[- ]Security[- ]Policy|Refused to (load|execute|apply|connect|frame)/i.test(msg.text())) problems.csp.push(msg.text());
+  });
+  page.on("pageerror", (err) => problems.pageErrors.push(String(err && err.stack ? err.stack : err)));
   return page;
 }
+
+async function shot(page, name, options = {}) {
+  const file = path.join(ARTIFACTS, name);
+  await page.screenshot({ path: file, ...options });
+  screenshots.push(name);
+}
+
+async function register(page, name) {
+  await page.goto(base + "/demo");
+  await page.fill("#username", name);
+  await page.fill("#password", PASSWORD);
+  await page.click("#register");
+  await online(page);
+  await page.waitForSelector("#room-title:has-text('general')");
+}
+
+const online = (page) => page.waitForSelector('#conn[data-state="online"]');
+const session = (page) => page.evaluate((key) => JSON.parse(localStorage.getItem(key)), KEY);
+const roomOf = (page) => page.getAttribute("#room", "data-room");
+
+async function setAccessToken(page, token) {
+  await page.evaluate(
+    ([key, value]) => {
+      const stored = JSON.parse(localStorage.getItem(key));
+      localStorage.setItem(key, JSON.stringify({ ...stored, accessToken: value }));
+    },
+    [KEY, token],
+  );
+}
+
+// The same token, signed with the server's key, but expired a minute ago.
+function expired(token) {
+  const [header, payload] = token.split(".");
+  const claims = JSON.parse(Buffer.from(payload, "base64url").toString());
+  const now = Math.floor(Date.now() / 1000);
+  Object.assign(claims, { iat: now - 120, nbf: now - 120, exp: now - 60 });
+  const body = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
+  return `${body}.${crypto.createHmac("sha256", JWT_SECRET).update(body).digest("base64url")}`;
+}
+
+async function rest(token, method, route, body) {
+  const res = await fetch(base + route, {
+    method,
+    headers: { "Content-Type": "application/json", ...(token ? { Authorization: "Bearer " + token } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: res.status === 204 ? null : await res.json() };
+}
+
+// The confirmed messages of the open room, top to bottom.
+const bodies = (page) => page.$$eval("#messages li.msg[data-id] .body", (els) => els.map((e) => e.textContent));
+
+function shown(page, text) {
+  return page.waitForFunction(
+    (t) => [...document.querySelectorAll("#messages li.msg[data-id] .body")].some((e) => e.textContent === t),
+    text,
+  );
+}
+
+async function sendFrom(page, text) {
+  await page.fill("#body", text);
+  await page.press("#body", "Enter");
+  await shown(page, text); // stored: the server's copy replaced the pending one
+}
+
+// Up in the empty message box edits your last message; Enter saves.
+async function editLast(page, text) {
+  await page.focus("#body");
+  await page.keyboard.press("ArrowUp");
+  await page.waitForSelector("li.msg form.edit textarea:focus");
+  await page.keyboard.press("Control+A");
+  await page.keyboard.type(text);
+  await page.keyboard.press("Enter");
+}
+
+const activeId = (page) => page.evaluate(() => document.activeElement && document.activeElement.id);
+
+// ---------------------------------------------------------------- scenarios
+
+async function chat(browser) {
+  const alice = await newPage(browser, { viewport: { width: 1280, height: 800 } });
+  await register(alice, `alice_${run}`);
+
+  // Bob uses only the keyboard.
+  const bob = await newPage(browser, { viewport: { width: 1100, height: 760 } });
+  await bob.goto(base + "/demo");
+  await bob.waitForSelector("#username:focus");
+  await bob.keyboard.type(`bob_${run}`);
+  await bob.keyboard.press("Tab");
+  check((await activeId(bob)) === "password", "Tab goes from username to password");
+  await bob.keyboard.type(PASSWORD);
+  await bob.keyboard.press("Tab");
+  check((await activeId(bob)) === "login-button", "then to Log in");
+  await bob.keyboard.press("Tab");
+  check((await activeId(bob)) === "register", "then to Create account");
+  const ring = await bob.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  check(ring !== "none", "a focused button shows a focus ring", ring);
+  await bob.keyboard.press("Enter");
+  await online(bob);
+  await bob.waitForSelector("#room-title:has-text('general')");
+  await bob.waitForFunction(() => document.activeElement.id === "body");
+
+  await alice.waitForSelector(`#online li:has-text('bob_${run}')`);
+  await bob.keyboard.type("hello from bob's tab");
+  await alice.waitForSelector(`#typing:has-text('bob_${run} is typing')`);
+  await bob.keyboard.press("Enter");
+  await shown(alice, "hello from bob's tab");
+  await alice.waitForFunction(() => document.getElementById("announcer").textContent.includes("hello from bob's tab"));
+  await alice.waitForFunction(() => document.getElementById("typing").textContent === "");
+  check((await bob.locator("li.msg.mine .body", { hasText: "hello from bob's tab" }).count()) === 1, "bob's own message is set apart");
+  check((await alice.locator("li.msg:not(.mine) .body", { hasText: "hello from bob's tab" }).count()) === 1, "alice sees it as someone else's");
+  const stamp = await alice.getAttribute("li.msg[data-id]:last-child time", "datetime");
+  check(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(stamp || ""), "messages carry their timestamp", stamp);
+  check((await alice.locator("#messages li.day", { hasText: "Today" }).count()) === 1, "a day separator heads today's messages");
+
+  await sendFrom(alice, "hi bob, welcome");
+  await shown(bob, "hi bob, welcome");
+
+  // Edit by keyboard: Up in the empty box opens bob's last message.
+  await editLast(bob, "hello again (edited)");
+  await shown(alice, "hello again (edited)");
+  check((await alice.locator("li.msg", { hasText: "hello again (edited)" }).locator(".edited").count()) === 1, "edits are marked");
+  await bob.waitForFunction(() => document.activeElement.dataset.act === "edit");
+
+  // Delete with the mouse, confirmed in place.
+  const own = bob.locator("li.msg.mine", { hasText: "hello again (edited)" });
+  await own.hover();
+  await own.locator('[data-act="delete"]').click();
+  await own.locator('[data-act="confirm-delete"]').click();
+  await alice.waitForSelector("li.msg.deleted .body:has-text('This message was deleted.')");
+  check((await alice.locator("li.msg:not(.mine) [data-act='edit']").count()) === 0, "nobody edits another's message");
+
+  // The picture: bob typing, alice pointing at her own message (its Edit and Delete show).
+  await bob.fill("#body", "one more thing");
+  await bob.press("#body", "End");
+  await bob.keyboard.type("…");
+  await alice.waitForSelector(`#typing:has-text('bob_${run} is typing')`);
+  await alice.locator("li.msg.mine", { hasText: "hi bob, welcome" }).hover();
+  await shot(alice, "two-tabs.png");
+  await bob.fill("#body", "");
+
+  // Rooms: alice creates one, bob refreshes his list and joins it.
+  // Alice creates one and writes at once: her message waits for the room to open (a slow join here).
+  const room = `project-${run}`;
+  await alice.evaluate(() => (window.__slowAcks = 1500));
+  await alice.fill("#room-name", room);
+  await alice.press("#room-name", "Enter");
+  await alice.waitForSelector(`#room-title:has-text('${room}')`);
+  await alice.fill("#body", "welcome to the project");
+  await alice.press("#body", "Enter");
+  await alice.waitForSelector("li.msg.pending .status:has-text('Waiting for the room to open')");
+  await alice.evaluate(() => (window.__slowAcks = 0));
+  await shown(alice, "welcome to the project");
+  check((await bodies(alice)).length === 1 && (await alice.locator("li.pending").count()) === 0, "sent once, into that room");
+  await bob.click("#rooms-refresh");
+  await bob.click(`#rooms button:has-text('${room}')`);
+  await bob.waitForSelector(`#room-title:has-text('${room}')`);
+  await shown(bob, "welcome to the project");
+  await alice.waitForSelector(`#online li:has-text('bob_${run}')`);
+
+  // Readonly: alice (the owner) makes bob readonly; his next message is refused in place and his box disabled.
+  const owner = await session(alice);
+  const member = await session(bob);
+  const roomId = await roomOf(alice);
+  const role = await rest(owner.accessToken, "PUT", `/api/rooms/${roomId}/members/${member.user.id}`, { role: "readonly" });
+  check(role.status === 200, "the owner makes bob readonly", role);
+  await bob.fill("#body", "can I still post?");
+  await bob.press("#body", "Enter");
+  await bob.waitForSelector("li.msg.pending.failed .error");
+  await bob.waitForSelector("#body:disabled");
+  check((await bob.textContent("#composer-note")).includes("read-only"), "bob is told why");
+  await bob.waitForSelector("li.msg.failed [data-act='retry']", { state: "detached" });
+  await shot(bob, "readonly.png");
+  await bob.reload();
+  await bob.waitForSelector(`#room-title:has-text('${room}')`);
+  await bob.waitForSelector("#body:disabled");
+  check(!(await bodies(alice)).includes("can I still post?"), "nothing from a readonly member reaches the room");
+
+  await alice.click("#rooms button:has-text('general')");
+  await alice.waitForSelector("#room-title:has-text('general')");
+  await shown(alice, "hi bob, welcome");
+  return { seen: await bodies(alice) };
+}
+
+async function history(browser) {
+  const page = await newPage(browser, { viewport: { width: 1200, height: 800 } });
+  await register(page, `reader_${run}`);
+  await page.click(`#rooms button:has-text('${HISTORY_ROOM}')`);
+  await page.waitForSelector(`#room-title:has-text('${HISTORY_ROOM}')`);
+  await shown(page, "seed 119");
+  const first = await bodies(page);
+  check(first.length === 50 && first[0] === "seed 070" && first[49] === "seed 119", "the newest 50 first", first);
+
+  await page.evaluate(() => (document.getElementById("scroller").scrollTop = 0));
+  await shown(page, "seed 020");
+  // What was on top stays in view: the older page went above it.
+  const kept = await page.evaluate(() => {
+    const box = document.getElementById("scroller");
+    const li = [...box.querySelectorAll("li.msg")].find((e) => e.textContent.includes("seed 070"));
+    const a = box.getBoundingClientRect();
+    const b = li.getBoundingClientRect();
+    return { top: box.scrollTop, inView: b.bottom > a.top && b.top < a.bottom };
+  });
+  check(kept.top > 0 && kept.inView, "the reader's place is kept when older messages load", kept);
+
+  await page.evaluate(() => (document.getElementById("scroller").scrollTop = 0));
+  await shown(page, "seed 000");
+  await page.waitForSelector("#history-note:has-text('beginning')");
+  const all = await bodies(page);
+  const expected = Array.from({ length: 120 }, (_, i) => `seed ${String(i).padStart(3, "0")}`);
+  check(JSON.stringify(all) === JSON.stringify(expected), "all 120, in order, none twice", all);
+
+  const extent = await page.evaluate(() => ({ height: document.documentElement.scrollHeight, inner: window.innerHeight }));
+  check(extent.height <= extent.inner, "only the message list scrolls, never the page", extent);
+  const days = await page.$$eval("#messages li.day", (els) => els.map((e) => e.textContent));
+  check(days.length === 2 && days[1] === "Today" && days[0] !== "Yesterday", "two day separators", days);
+  const afterToday = await page.evaluate(() => {
+    const sep = [...document.querySelectorAll("#messages li.day")].pop();
+    return sep.nextElementSibling.querySelector(".body").textContent;
+  });
+  check(afterToday === "seed 060", "today starts at the first message sent today", afterToday);
+
+  await page.evaluate(() => [...document.querySelectorAll("#messages li.day")].pop().scrollIntoView({ block: "center" }));
+  await shot(page, "history.png");
+  return { count: all.length, days };
+}
+
+async function reconnect(browser) {
+  const alice = await newPage(browser, { viewport: { width: 1100, height: 760 } });
+  const bob = await newPage(browser, { viewport: { width: 1100, height: 760 } });
+  await register(alice, `alice_${run}`);
+  await register(bob, `bob_${run}`);
+  await alice.waitForSelector(`#online li:has-text('bob_${run}')`);
+  await sendFrom(bob, "before the outage");
+  await shown(alice, "before the outage");
+
+  // Alice's network goes away: bob and the REST API go on without her.
+  await alice.context().setOffline(true);
+  await alice.waitForSelector('#conn[data-state="offline"]');
+  await alice.waitForFunction(() => !window.__socket.connected);
+  for (const n of [1, 2, 3]) await sendFrom(bob, `missed ${n}`);
+  const bobSession = await session(bob);
+  const sent = await rest(bobSession.accessToken, "POST", "/api/send", { room: await roomOf(bob), messageBody: "missed 4 (REST)" });
+  check(sent.status === 201, "a message over REST", sent);
+  await alice.fill("#body", "written while offline");
+  await alice.press("#body", "Enter");
+  await alice.waitForSelector("li.msg.pending .status:has-text('waiting for the connection')");
+  await shot(alice, "offline.png");
+  check(!(await bodies(alice)).includes("missed 1"), "nothing arrives while offline");
+
+  await alice.context().setOffline(false);
+  await online(alice);
+  await shown(alice, "missed 4 (REST)");
+  await shown(alice, "written while offline");
+  await shown(bob, "written while offline");
+  const after = await bodies(alice);
+  const expected = ["before the outage", "missed 1", "missed 2", "missed 3", "missed 4 (REST)", "written while offline"];
+  const tail = after.slice(after.indexOf("before the outage"));
+  check(JSON.stringify(tail) === JSON.stringify(expected), "the missed messages, once and in order", after);
+  const onBob = await bodies(bob);
+  check(onBob.filter((b) => b === "written while offline").length === 1, "the queued message is stored once", onBob);
+
+  // The server says broadcasts may have been lost (`resync`): the page syncs from its last message.
+  await alice.evaluate(() => (window.__drop = ["message"]));
+  await sendFrom(bob, "lost 1");
+  await sendFrom(bob, "lost 2");
+  await alice.waitForTimeout(300);
+  check(!(await bodies(alice)).includes("lost 1"), "the broadcasts were really lost");
+  await alice.evaluate(() => {
+    window.__drop = [];
+    window.__socket.onevent({ type: 2, nsp: "/", data: ["resync", { rooms: [document.getElementById("room").dataset.room] }] });
+  });
+  await shown(alice, "lost 2");
+  const synced = await bodies(alice);
+  const end = synced.slice(synced.indexOf("written while offline"));
+  check(JSON.stringify(end) === JSON.stringify(["written while offline", "lost 1", "lost 2"]), "resync fills the gap once", synced);
+  await shot(alice, "reconnect.png");
+  return { seen: synced };
+}
+
+async function sessionScenario(browser) {
+  const page = await newPage(browser, { viewport: { width: 1100, height: 760 } });
+  const name = `carol_${run}`;
+  await register(page, name);
+  await sendFrom(page, "first message");
+
+  await page.reload();
+  await online(page);
+  check(await page.isHidden("#signin"), "a reload keeps the session");
+  check((await page.textContent("#whoami")) === name, "as the same user");
+  await shown(page, "first message");
+
+  const refreshes = [];
+  page.on("request", (r) => r.url().endsWith("/api/auth/refresh") && refreshes.push(r.url()));
+
+  // 1. The stored access token has expired: REST calls and the socket get 401s; one refresh serves all.
+  const s0 = await session(page);
+  await setAccessToken(page, expired(s0.accessToken));
+  await page.reload();
+  await online(page);
+  await shown(page, "first message");
+  check(refreshes.length === 1, "one refresh after a reload with an expired token", refreshes.length);
+  const s1 = await session(page);
+  check(s1.refreshToken !== s0.refreshToken && s1.accessToken !== s0.accessToken, "the new pair is kept");
+
+  // 2. A REST call with an expired token (an edit) is refreshed and retried.
+  await setAccessToken(page, expired(s1.accessToken));
+  await editLast(page, "first message, edited after expiry");
+  await shown(page, "first message, edited after expiry");
+  check((await page.locator("form.edit").count()) === 0, "the edit went through");
+  check(refreshes.length === 2, "one more refresh", refreshes.length);
+
+  // 3. The socket reconnects with an expired token: refused, refreshed, connected.
+  const s2 = await session(page);
+  await setAccessToken(page, expired(s2.accessToken));
+  await page.context().setOffline(true);
+  await page.waitForSelector('#conn[data-state="offline"]');
+  await page.context().setOffline(false);
+  await online(page);
+  check(refreshes.length === 3, "the socket's refusal was answered by a refresh", refreshes.length);
+  await sendFrom(page, "still here");
+
+  // 4. Log out: the tokens are forgotten here and refused by the server.
+  const s3 = await session(page);
+  await page.click("#logout");
+  await page.waitForSelector("#signin:not([hidden])");
+  check((await session(page)) === null, "logout clears the stored session");
+  const refused = await rest(s3.accessToken, "GET", "/api/users/me");
+  check(refused.status === 401, "the old access token is refused", refused);
+
+  // 5. Signed out elsewhere (the same session logged out from another device): the server drops the
+  // socket, the refresh is refused, and the page says so.
+  await page.fill("#username", name);
+  await page.fill("#password", PASSWORD);
+  await page.press("#password", "Enter");
+  await online(page);
+  await shown(page, "still here");
+  const s4 = await session(page);
+  const out = await rest(s4.accessToken, "POST", "/api/auth/logout");
+  check(out.status === 204, "logged out elsewhere", out);
+  await page.waitForSelector("#signin:not([hidden])");
+  const reason = await page.textContent("#login-error");
+  check(/session has ended/i.test(reason), "the page says why", reason);
+  await shot(page, "signed-out.png");
+  return { refreshes: refreshes.length };
+}
+
+async function phone(browser) {
+  const page = await newPage(browser, { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  await page.goto(base + "/demo");
+  await page.waitForSelector("#username");
+  await shot(page, "phone-signin.png");
+  await page.fill("#username", `dana_${run}`);
+  await page.fill("#password", PASSWORD);
+  await page.click("#register");
+  await online(page);
+  await page.waitForSelector("#history-note:has-text('general')");
+  check(!(await page.evaluate(() => document.getElementById("body").matches(":focus"))), "no keyboard popped up unasked");
+
+  const friend = await rest(null, "POST", "/api/auth/register", { username: `erik_${run}`, password: PASSWORD });
+  check(friend.status === 201, "a friend registers", friend);
+  const room = await roomOf(page);
+  const say = (text) => rest(friend.body.accessToken, "POST", "/api/send", { room, messageBody: text });
+  await say("Morning! Are we still on for the launch review at ten?");
+  await shown(page, "Morning! Are we still on for the launch review at ten?");
+  await sendFrom(page, "Yes, room 4B. I'll bring the numbers.");
+  await say("Great. Could you also paste the link to the dashboard? https://example.com/dashboards/launch-review-2026-week-48");
+  await sendFrom(page, "Here: https://example.com/dashboards/launch-review-2026-week-48?panel=latency&range=7d");
+  await say("Perfect, thanks!");
+  await shown(page, "Perfect, thanks!");
+
+  check(!(await page.textContent("#history-note")).includes("No messages"), "the empty-room note goes with the first message");
+  const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
+  check(widths.scroll <= widths.inner, "nothing overflows sideways at phone width", widths);
+  check(await page.isHidden("#sidebar"), "the room list is folded away");
+  check(await page.isVisible("#rooms-toggle"), "behind a Rooms button");
+  await shot(page, "phone.png");
+
+  const mine = await session(page);
+  const team = await rest(mine.accessToken, "POST", "/api/rooms", { name: `launch-team-${run}`, private: true });
+  check(team.status === 201, "a private room", team);
+  await page.click("#rooms-toggle");
+  await page.waitForSelector("#sidebar", { state: "visible" });
+  await page.click("#rooms-refresh");
+  await page.waitForSelector(`#rooms button:has-text('launch-team-${run}') .lock`);
+  check((await page.getAttribute("#rooms-toggle", "aria-expanded")) === "true", "the toggle says it is open");
+  await shot(page, "phone-rooms.png");
+  await page.keyboard.press("Escape");
+  await page.waitForSelector("#sidebar", { state: "hidden" });
+  check((await activeId(page)) === "rooms-toggle", "Escape closes it and returns focus");
+  return { widths };
+}
+
+const SCENARIOS = { chat, history, reconnect, session: sessionScenario, phone };
 
 (async () => {
   const browser = await chromium.launch({
@@ -22,20 +472,16 @@ async function signIn(browser, name) {
       "--disable-component-update", "--disable-sync"],
   });
   try {
-    const alice = await signIn(browser, `alice_${run}`);
-    const bob = await signIn(browser, `bob_${run}`);
-    await alice.waitForSelector(`#online li:has-text('bob_${run}')`);
-    await bob.fill("#body", "hello from bob's tab");
-    await alice.waitForSelector("#typing:has-text('typing')");
-    await bob.click("#send button");
-    await alice.waitForSelector("#messages li:has-text(\"hello from bob's tab\")");
-    const seen = await alice.locator("#messages li").last().innerText();
-    await alice.screenshot({ path: screenshot, fullPage: true });
-    console.log(JSON.stringify({ ok: true, seen }));
+    const result = await SCENARIOS[SCENARIO](browser);
+    console.log(JSON.stringify({ ok: true, scenario: SCENARIO, ...result, screenshots, ...problems }));
+  } catch (err) {
+    // What each page showed when the check failed.
+    for (const [i, page] of pages.entries()) await shot(page, `failed-${SCENARIO}-${i}.png`).catch(() => {});
+    throw err;
   } finally {
     await browser.close();
   }
 })().catch((err) => {
-  console.log(JSON.stringify({ ok: false, error: String((err && err.message) || err) }));
+  console.log(JSON.stringify({ ok: false, scenario: SCENARIO, error: String((err && err.stack) || err), screenshots, ...problems }));
   process.exit(1);
 });
