@@ -93,8 +93,8 @@ class Config:
     SOCKETIO_CHANNEL = text("SOCKETIO_CHANNEL", default="chat-socketio")
     # A process that stops refreshing its liveness for this long counts as gone (its users go offline).
     NODE_TTL_SECONDS = number("NODE_TTL_SECONDS", 15)
-    # A socket re-reads its membership of a room it posts in at least this often; role changes and
-    # removals reach it at once through the message queue, this bounds one missed while Redis was down.
+    # A socket re-reads its membership of a room it posts in at least this often. Role changes and
+    # removals reach it at once (control messages; a re-check while Redis is down): this is a backstop.
     MEMBERSHIP_CACHE_SECONDS = number("MEMBERSHIP_CACHE_SECONDS", 60)
     # A position allocated this long ago and still empty is taken to belong to a dead writer
     # (model/message_scan.py): readers fill it instead of waiting for it.
