@@ -1,7 +1,10 @@
 // Fan-out load generator on the real socket.io-client. CLIENTS sockets (spread over the given
 // URLs, one per server process) join one room; SENDERS of them send MESSAGES each, at RATE
 // per second per sender (0: each sender sends as soon as its previous ack arrives). Every
-// client records each delivery. Prints one JSON line.
+// client records each delivery, and the order it came in: every client of one server process
+// must see that process's broadcasts in one order (`orderViolations` counts the neighbouring
+// pairs of a client's sequence that stand the other way round in the first client's of the
+// same process, `orderMismatch` the clients with any). Prints one JSON line.
 // node loadgen.js config.json, the file holding {"urls": [...], "tokens": [...], "room": "...",
 // "senders": 5, "messages": 60, "rate": 20, "hold": false}
 const fs = require("fs");
@@ -13,6 +16,26 @@ const tag = Math.random().toString(36).slice(2, 8);
 
 const pct = (sorted, p) => (sorted.length ? +sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))].toFixed(2) : null);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Each client's sequence against the first client's on the same server process (`group`).
+function checkOrder(order, group) {
+  const reference = new Map();
+  let orderViolations = 0, orderMismatch = 0;
+  order.forEach((sequence, i) => {
+    if (!reference.has(group[i])) reference.set(group[i], new Map(sequence.map((id, k) => [id, k])));
+    const position = reference.get(group[i]);
+    let inversions = 0, previous = -1;
+    for (const id of sequence) {
+      const k = position.get(id);
+      if (k === undefined) continue; // the first client lost it: counted as lost, not as disorder
+      if (k < previous) inversions++;
+      previous = k;
+    }
+    orderViolations += inversions;
+    if (inversions) orderMismatch++;
+  });
+  return { orderViolations, orderMismatch };
+}
 
 function connect(url, token) {
   return new Promise((resolve, reject) => {
@@ -36,12 +59,14 @@ function connect(url, token) {
   const sentAt = new Map();
   const latencies = [];
   const seen = sockets.map(() => new Set());
+  const order = sockets.map(() => []); // clientIds in the order each client received them
   let deliveries = 0, dupes = 0;
   sockets.forEach((s, i) => s.on("message", (m) => {
     const t = performance.now();
     if (!m || !sentAt.has(m.clientId)) return;
     if (seen[i].has(m.clientId)) { dupes++; return; }
     seen[i].add(m.clientId);
+    order[i].push(m.clientId);
     deliveries++;
     latencies.push(t - sentAt.get(m.clientId));
   }));
@@ -72,11 +97,12 @@ function connect(url, token) {
   latencies.sort((a, b) => a - b);
   acks.sort((a, b) => a - b);
   sockets.forEach((s) => s.close());
+  const { orderViolations, orderMismatch } = checkOrder(order, sockets.map((_, i) => i % cfg.urls.length));
   console.log(JSON.stringify({
     clients: sockets.length, senders: cfg.senders, messages: cfg.messages, rate: cfg.rate, sent: cfg.senders * cfg.messages,
     acked: acks.length, errors, expected, deliveries, lost: expected - deliveries, dupes, seconds: +seconds.toFixed(3),
     deliveriesPerS: +(deliveries / seconds).toFixed(1), ackP50: pct(acks, 50), ackP99: pct(acks, 99),
-    latP50: pct(latencies, 50), latP99: pct(latencies, 99),
+    latP50: pct(latencies, 50), latP99: pct(latencies, 99), orderViolations, orderMismatch,
   }));
   process.exit(0);
 })().catch((e) => { console.log(JSON.stringify({ error: String(e.message || e) })); process.exit(1); });

@@ -7,7 +7,11 @@ Scenarios (each run alternately against both servers, the median of --repeat run
 - steady and burst again on the other async modes (gevent, threading), one process each.
 - history: GET /api/messages, 50 a page, random `before` cursors, on a room of 100k messages.
 - scaling: 10, 100, 500, 1000 clients in a room; RSS per connection, latency and throughput.
-Writes docs/bench-results.json, docs/bench-results.md and docs/bench-scaling.png.
+- big room steady (bigsteady): 1000 clients, 2 senders at 20 msg/s each; judge latency and server CPU per delivery.
+- big room burst (bigburst): 1000 clients, 2 senders not waiting for acks (a message a millisecond each).
+Every fan-out run counts lost, duplicated and out-of-order deliveries (bench/loadgen.js).
+`--scenarios bigsteady,bigburst` runs only those; `--quick` one short run of steady, burst and the big room.
+Writes docs/bench-results.json, docs/bench-results.md and (with scaling) docs/bench-scaling.png.
 """
 
 import argparse
@@ -99,16 +103,27 @@ class ProjectSide:
         self.room = room["id"]
 
 
+MEASURES = ("deliveriesPerS", "latP50", "latP99", "serverCpuUsPerDelivery", "machineBusy")
+
+
 def median_run(runs):
-    """The run with the median deliveries/s, plus every run's key figures."""
+    """The run with the median deliveries/s, each measure's own median, and every run's key figures."""
     runs = sorted(runs, key=lambda r: r["deliveriesPerS"])
+    keys = ("deliveriesPerS", "latP50", "latP99", "lost", "dupes", "orderViolations", "serverCpuUsPerDelivery",
+            "machineBusy")  # fmt: skip
     return {
         **runs[len(runs) // 2],
-        "runs": [
-            {k: r[k] for k in ("deliveriesPerS", "latP99", "lost", "dupes", "serverCpuUsPerDelivery", "machineBusy")}
-            for r in runs
-        ],
+        "medians": {k: _median([r[k] for r in runs if r.get(k) is not None]) for k in MEASURES},
+        "runs": [{k: r.get(k) for k in keys} for r in runs],
     }
+
+
+def _median(values):
+    values = sorted(values)
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else round((values[middle - 1] + values[middle]) / 2, 2)
 
 
 def cpu_seconds(pid):
@@ -213,54 +228,102 @@ def scaling(server, peer, project_tokens, project_room, sizes):
     return rows
 
 
-def main():
+SCENARIOS = {
+    # name: clients, and the load: senders x messages at `rate` msg/s each (0: each waits for its previous ack)
+    "steady": {"clients": 50, "load": {"senders": 5, "messages": 60, "rate": 20}},
+    "burst": {"clients": 100, "load": {"senders": 10, "messages": 300, "rate": 0}},
+    "bigsteady": {"clients": 1000, "load": {"senders": 2, "messages": 100, "rate": 20}},
+    # Senders that do not wait for acks: a message every millisecond each.
+    "bigburst": {"clients": 1000, "load": {"senders": 2, "messages": 200, "rate": 1000}},
+}
+ALL = ("steady", "burst", "pair", "modes", "bigsteady", "bigburst", "scaling", "history")
+QUICK = ("steady", "burst", "bigsteady", "bigburst")
+
+
+def raise_open_files():
+    """A thousand clients are a thousand descriptors in the load generator and in each server: soft limit to hard."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < 4096:
+        print(f"open files limited to {hard}: 1000-client scenarios need more (ulimit -Hn)", file=sys.stderr)
+
+
+def options():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=None, help="runs per scenario and server (3; 1 with --quick)")
+    parser.add_argument("--scenarios", default=None, help=f"comma-separated, of {','.join(ALL)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help=f"one run of {','.join(QUICK)}, half as many messages")
     parser.add_argument("--sizes", default="10,100,500,1000")
     parser.add_argument("--modes", default="gevent,threading", help="other ASYNC_MODEs to run steady and burst on")
     parser.add_argument("--out", default=str(DOCS))
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    args.scenarios = (args.scenarios or ",".join(QUICK if args.quick else ALL)).split(",")
+    unknown = set(args.scenarios) - set(ALL)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    return args
+
+
+def main():
+    args = options()
+    raise_open_files()
+    chosen = set(args.scenarios)
+    scenarios = {name: dict(s, load=dict(s["load"])) for name, s in SCENARIOS.items()}
+    if args.quick:
+        for scenario in scenarios.values():
+            scenario["load"]["messages"] //= 2
+    sizes = [int(s) for s in args.sizes.split(",")] if "scaling" in chosen else []
+    users = max([*sizes, *(scenarios[name]["clients"] for name in chosen & set(scenarios)), 100])
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     daemon, uri = start_daemon(":memory:", log_path=str(work / "db.log"))
     redis = RedisServer(work)
-    redis.start()
     env = {"LOG_LEVEL": "WARNING"}
     server = LiveServer(uri, work, **env).start()
     peer = NodePeer(with_database(uri, "ref"), work)
-    pair = [LiveServer(uri, work, REDIS_URL=redis.url, **env).start() for _ in range(2)]
-    modes = {
-        f"python ({m})": LiveServer(uri, work, script="bench/serve_other.py", ASYNC_MODE=m, **env).start()
-        for m in args.modes.split(",")
-        if m
-    }
-    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": f"{os.cpu_count()} cores", "repeat": args.repeat}
+    pair, modes = [], {}
+    if "pair" in chosen:
+        redis.start()
+        pair = [LiveServer(uri, work, REDIS_URL=redis.url, **env).start() for _ in range(2)]
+    if "modes" in chosen:
+        modes = {
+            f"python ({m})": LiveServer(uri, work, script="bench/serve_other.py", ASYNC_MODE=m, **env).start()
+            for m in args.modes.split(",")
+            if m
+        }
+    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": f"{os.cpu_count()} cores", "repeat": args.repeat,
+               "scenarios": args.scenarios, "quick": args.quick}  # fmt: skip
     try:
-        side = ProjectSide(server.url, max([*sizes, 100]))
-        ref_tokens = [f"u{i}" for i in range(max([*sizes, 100]))]
-        steady = {"clients": 50, "load": {"senders": 5, "messages": 60, "rate": 20}}
-        burst = {"clients": 100, "load": {"senders": 10, "messages": 300, "rate": 0}}
+        side = ProjectSide(server.url, users)
+        ref_tokens = [f"u{i}" for i in range(users)]
         sides = {
             "python": ([server.url], side.tokens, side.room, [server.proc.pid]),
             "node": ([peer.url], ref_tokens, "bench", [peer.proc.pid]),
-            **{name: ([mode.url], side.tokens, side.room, [mode.proc.pid]) for name, mode in modes.items()},
         }
+        mode_sides = {name: ([mode.url], side.tokens, side.room, [mode.proc.pid]) for name, mode in modes.items()}
         pair_side = {"python x2 (redis)": ([p.url for p in pair], side.tokens, side.room, [p.proc.pid for p in pair])}
-        for urls, tokens, room, _ in (*sides.values(), *pair_side.values()):
+        for urls, tokens, room, _ in (*sides.values(), *mode_sides.values(), *(pair_side.values() if pair else ())):
             # Unmeasured: connection pools and caches grow to their working size on either side.
             loadgen(urls, tokens[:100], room, senders=10, messages=30, rate=0)
-        results["steady"] = fanout(sides, steady, args.repeat)
-        print("steady", json.dumps(results["steady"]), flush=True)
-        results["burst"] = fanout(sides, burst, args.repeat)
-        print("burst", json.dumps(results["burst"]), flush=True)
-        results["burst"].update(fanout(pair_side, burst, args.repeat))
-        print("burst x2", json.dumps(results["burst"]["python x2 (redis)"]), flush=True)
-        results["scaling"] = scaling(server, peer, side.tokens, side.room, sizes)
-        # Last: seeding 100k messages keeps the shared daemon busy for a while afterwards.
-        with pymongo.MongoClient(uri) as client:
-            history_room = Api(server.url).post("/api/rooms", side.tokens[0], json={"name": "history"}).json()["id"]
-            results["history"] = history(server.url, side.tokens[0], client.get_default_database(), history_room)
-        print("history", json.dumps(results["history"]), flush=True)
+        for name in ("steady", "burst", "bigsteady", "bigburst"):
+            runs_on = {**sides, **(mode_sides if name in ("steady", "burst") else {})}
+            if name in chosen or (name == "burst" and "pair" in chosen) or (name in ("steady", "burst") and modes):
+                results[name] = fanout(runs_on, scenarios[name], args.repeat)
+            if name == "burst" and pair:
+                results[name].update(fanout(pair_side, scenarios[name], args.repeat))
+            if name in results:
+                print(name, json.dumps(results[name]), flush=True)
+        if sizes:
+            results["scaling"] = scaling(server, peer, side.tokens, side.room, sizes)
+        if "history" in chosen:
+            # Last: seeding 100k messages keeps the shared daemon busy for a while afterwards.
+            with pymongo.MongoClient(uri) as client:
+                history_room = Api(server.url).post("/api/rooms", side.tokens[0], json={"name": "history"}).json()["id"]
+                results["history"] = history(server.url, side.tokens[0], client.get_default_database(), history_room)
+            print("history", json.dumps(results["history"]), flush=True)
     finally:
         for proc in (server, *pair, *modes.values()):
             proc.stop()
@@ -273,56 +336,109 @@ def main():
 def write(results, out):
     out.mkdir(exist_ok=True)
     (out / "bench-results.json").write_text(json.dumps(results, indent=2) + "\n")
-    steady, burst, hist = results["steady"], results["burst"], results["history"]
-    ratio = burst["python"]["deliveriesPerS"] / burst["node"]["deliveriesPerS"]
-    ratio2 = burst["python x2 (redis)"]["deliveriesPerS"] / burst["node"]["deliveriesPerS"]
-    p99 = steady["python"]["latP99"] / steady["node"]["latP99"]
-    lost = sum(r["lost"] + r["dupes"] for s in (steady, burst) for v in s.values() for r in v["runs"])
-    lost += sum(r["lost"] + r["dupes"] for r in results["scaling"])
-    lines = [
-        f"Measured {results['date']} on {results['machine']} (median of {results['repeat']} runs).",
+    lines = [f"Measured {results['date']} on {results['machine']} (median of {results['repeat']} runs).", ""]
+    lines += _targets(results)
+    for name, title in (("burst", "Burst"), ("bigsteady", "Big room steady"), ("bigburst", "Big room burst")):
+        if name in results:
+            lines += ["", *_fanout_table(results[name], title, results["machine"])]
+    if "history" in results:
+        hist = results["history"]
+        lines += ["", f"History: {hist['requestsPerS']} requests/s, p50 {hist['p50']} ms, p99 {hist['p99']} ms, 50 a "
+                      f"page of {hist['messages']} messages; plan `{hist['plan']}`, {hist['docsExamined']} documents "
+                      "examined."]  # fmt: skip
+    if "scaling" in results:
+        lines += [
+            "",
+            "| server | clients | RSS per connection (KiB) | deliveries/s | latency p50 / p99 (ms) |",
+            "|---|---|---|---|---|",
+            *[
+                f"| {r['server']} | {r['clients']} | {r['rssPerConnectionKiB']} | {r['deliveriesPerS']} | "
+                f"{r['latP50']} / {r['latP99']} |"
+                for r in results["scaling"]
+            ],
+        ]
+        plot(results["scaling"], out / "bench-scaling.png")
+    (out / "bench-results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _ratio(results, scenario, name, key):
+    mine, node = results[scenario][name]["medians"][key], results[scenario]["node"]["medians"][key]
+    return f"{mine / node:.2f}x" if mine is not None and node else "-"
+
+
+def _targets(results):
+    """The summary table: each scenario's figures for us and the Node peer, their ratio and the target."""
+    rows = []
+    if "steady" in results:
+        s = results["steady"]
+        rows.append(
+            f"| steady: delivery p50 / p99 (ms) | {s['python']['latP50']} / {s['python']['latP99']} | "
+            f"{s['node']['latP50']} / {s['node']['latP99']} | p50 {_ratio(results, 'steady', 'python', 'latP50')}, "
+            f"p99 {_ratio(results, 'steady', 'python', 'latP99')} | p50 at most 1.0x |"
+        )
+    if "burst" in results:
+        b = results["burst"]
+        for name, target in (("python", "no worse than 1.24x"), ("python x2 (redis)", "at least 1.0x")):
+            if name in b:
+                rows.append(
+                    f"| burst: deliveries/s, {name} | {b[name]['deliveriesPerS']} | {b['node']['deliveriesPerS']} | "
+                    f"{_ratio(results, 'burst', name, 'deliveriesPerS')} | {target} |"
+                )
+    for name in (n for n in results.get("steady", {}) if n.startswith("python (")):
+        rows.append(
+            f"| {name}: steady p99 (ms) / burst deliveries/s | {results['steady'][name]['latP99']} / "
+            f"{results['burst'][name]['deliveriesPerS']} | {results['steady']['node']['latP99']} / "
+            f"{results['burst']['node']['deliveriesPerS']} | p99 {_ratio(results, 'steady', name, 'latP99')}, burst "
+            f"{_ratio(results, 'burst', name, 'deliveriesPerS')} | measured (eventlet stays) |"
+        )
+    if "bigsteady" in results:
+        rows.append(
+            f"| big room steady: delivery p50 / p99 (ms), CPU per delivery (µs) | "
+            f"{_figures(results['bigsteady']['python'])} | {_figures(results['bigsteady']['node'])} | "
+            f"p50 {_ratio(results, 'bigsteady', 'python', 'latP50')}, "
+            f"p99 {_ratio(results, 'bigsteady', 'python', 'latP99')}, "
+            f"CPU {_ratio(results, 'bigsteady', 'python', 'serverCpuUsPerDelivery')} | p50, p99 at most 1.0x, CPU at "
+            "most 0.5x |"
+        )
+    if "bigburst" in results:
+        rows.append(
+            f"| big room burst: deliveries/s | {results['bigburst']['python']['medians']['deliveriesPerS']} | "
+            f"{results['bigburst']['node']['medians']['deliveriesPerS']} | "
+            f"{_ratio(results, 'bigburst', 'python', 'deliveriesPerS')} | at least 1.5x |"
+        )
+    runs = [
+        r for s in ("steady", "burst", "bigsteady", "bigburst") for v in results.get(s, {}).values() for r in v["runs"]
+    ]
+    runs += results.get("scaling", [])
+    lost = sum(r["lost"] + r["dupes"] for r in runs)
+    disorder = sum(r.get("orderViolations") or 0 for r in runs)
+    rows.append(f"| lost + duplicated deliveries, all runs | {lost} | | | 0 |")
+    rows.append(
+        f"| order violations (neighbouring deliveries out of the process's order), all runs | {disorder} | | | 0 |"
+    )
+    return ["| scenario | python | node | ratio | target |", "|---|---|---|---|---|", *rows]
+
+
+def _figures(result):
+    m = result["medians"]
+    return f"{m['latP50']} / {m['latP99']}, {m['serverCpuUsPerDelivery']}"
+
+
+def _fanout_table(scenario, title, machine):
+    return [
+        f"{title}, CPU while sending ({machine}, shared by servers, load generator and database), medians of the runs "
+        "(each figure on its own):",
         "",
-        "| scenario | python | node | ratio | target |",
-        "|---|---|---|---|---|",
-        f"| steady: delivery p50 / p99 (ms) | {steady['python']['latP50']} / {steady['python']['latP99']} | "
-        f"{steady['node']['latP50']} / {steady['node']['latP99']} | p99 {p99:.2f}x | p99 at most 2x |",
-        f"| burst: deliveries/s, 1 process | {burst['python']['deliveriesPerS']} | {burst['node']['deliveriesPerS']} | "
-        f"{ratio:.2f}x | at least 0.5x |",
-        f"| burst: deliveries/s, 2 processes + Redis | {burst['python x2 (redis)']['deliveriesPerS']} | "
-        f"{burst['node']['deliveriesPerS']} | {ratio2:.2f}x | at least 1.0x |",
+        "| server | deliveries/s | delivery p50 / p99 (ms) | server CPU per delivery (µs) | machine busy | runs (µs) |",
+        "|---|---|---|---|---|---|",
         *[
-            f"| {name}: steady p99 (ms) / burst deliveries/s | {steady[name]['latP99']} / "
-            f"{burst[name]['deliveriesPerS']} | {steady['node']['latP99']} / {burst['node']['deliveriesPerS']} | "
-            f"p99 {steady[name]['latP99'] / steady['node']['latP99']:.2f}x, burst "
-            f"{burst[name]['deliveriesPerS'] / burst['node']['deliveriesPerS']:.2f}x | measured (eventlet stays) |"
-            for name in steady
-            if name.startswith("python (")
-        ],
-        f"| lost + duplicated deliveries, all runs | {lost} | | | 0 |",
-        "",
-        f"Burst, CPU while sending ({results['machine']}, shared by servers, load generator and database):",
-        "",
-        "| server | deliveries/s | server CPU per delivery (µs) | machine busy |",
-        "|---|---|---|---|",
-        *[
-            f"| {name} | {r['deliveriesPerS']} | {r['serverCpuUsPerDelivery']} | {r['machineBusy']:.0%} |"
-            for name, r in burst.items()
-        ],
-        "",
-        f"History: {hist['requestsPerS']} requests/s, p50 {hist['p50']} ms, p99 {hist['p99']} ms, 50 a page of "
-        f"{hist['messages']} messages; plan `{hist['plan']}`, {hist['docsExamined']} documents examined.",
-        "",
-        "| server | clients | RSS per connection (KiB) | deliveries/s | latency p50 / p99 (ms) |",
-        "|---|---|---|---|---|",
-        *[
-            f"| {r['server']} | {r['clients']} | {r['rssPerConnectionKiB']} | {r['deliveriesPerS']} | "
-            f"{r['latP50']} / {r['latP99']} |"
-            for r in results["scaling"]
+            f"| {name} | {r['medians']['deliveriesPerS']} | {r['medians']['latP50']} / {r['medians']['latP99']} | "
+            f"{r['medians']['serverCpuUsPerDelivery']} | {r['medians']['machineBusy']:.0%} | "
+            f"{', '.join(str(run['serverCpuUsPerDelivery']) for run in r['runs'])} |"
+            for name, r in scenario.items()
         ],
     ]
-    (out / "bench-results.md").write_text("\n".join(lines) + "\n")
-    plot(results["scaling"], out / "bench-scaling.png")
-    print("\n".join(lines))
 
 
 def plot(rows, path):
