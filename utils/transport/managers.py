@@ -1,7 +1,9 @@
 """Socket.IO client managers: one process (`LocalManager`) or many over Redis (`QueueManager`).
 
 Both pass every emit through `hub.accept` (control messages to their handlers, a chat
-message delivered at most once per process). The queue manager also:
+message delivered at most once per process), then deliver to this process's sockets through
+`fanout.FanoutManager` (a broadcast's frame built once, written straight to idle WebSockets),
+whether the emit was made here or came from another process over Redis. The queue manager also:
 - publishes off the request path: an emit reaches this process's sockets at once and waits
   in a bounded backlog that one greenlet publishes in order, so a hung or dead Redis never
   holds up a send; what could not be published goes out when Redis is back;
@@ -18,15 +20,16 @@ import uuid
 from collections import deque
 
 from redis import Redis
-from socketio import Manager, RedisManager
+from socketio import RedisManager
 
 from utils.outage import Outage
 from utils.transport import hub
+from utils.transport.fanout import FanoutManager
 
 outage = Outage("redis (message queue)", "broadcasts reach this process's sockets only")
 
 
-class LocalManager(Manager):
+class LocalManager(FanoutManager):
     """The manager of a single process."""
 
     def emit(self, event, data, namespace=None, room=None, skip_sid=None, callback=None, to=None, **kwargs):
@@ -35,7 +38,7 @@ class LocalManager(Manager):
         return None
 
 
-class QueueManager(RedisManager):
+class QueueManager(RedisManager, FanoutManager):
     """python-socketio's Redis manager, publishing in the background and reporting reconnects."""
 
     def __init__(self, url, channel, publish_timeout=2, max_backlog=10_000):
