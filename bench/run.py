@@ -78,8 +78,11 @@ def loadgen(urls, tokens, room, senders, messages, rate, hold=None):
         hold()
         proc.stdin.write("go\n")
         proc.stdin.flush()
-    out = json.loads(proc.communicate(timeout=600)[0].strip().splitlines()[-1])
+    lines = proc.communicate(timeout=600)[0].strip().splitlines()
     os.unlink(file.name)
+    if not lines:
+        raise RuntimeError(f"loadgen.js printed nothing (exit status {proc.returncode})")
+    out = json.loads(lines[-1])
     if "error" in out:
         raise RuntimeError(out["error"])
     return out
@@ -157,7 +160,15 @@ def fanout(sides, scenario, repeat):
     results = {name: [] for name in sides}
     for _ in range(repeat):
         for name, (urls, tokens, room, pids) in sides.items():
-            results[name].append(measured_load(urls, tokens[: scenario["clients"]], room, scenario["load"], pids))
+            for attempt in (1, 2):  # a load generator that dies (a shared machine) is run again, once
+                try:
+                    out = measured_load(urls, tokens[: scenario["clients"]], room, scenario["load"], pids)
+                    break
+                except RuntimeError as error:
+                    print(f"{name}: run failed ({error})", file=sys.stderr, flush=True)
+                    if attempt == 2:
+                        raise
+            results[name].append(out)
     return {name: median_run(runs) for name, runs in results.items()}
 
 
