@@ -2,6 +2,7 @@
 
 import os
 import queue as stdlib_queue
+import threading
 
 import greenlet
 import pytest
@@ -15,6 +16,11 @@ class FakeWebSocket:
     def __init__(self):
         self.writes = []
         self.fail = False
+        self._sendlock = threading.Lock()
+        self.socket = self  # its socket's sendall is its _send
+
+    def sendall(self, data):
+        self._send(data)
 
     def _pack_message(self, message):
         return f"[{message}]".encode()

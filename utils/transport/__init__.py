@@ -62,6 +62,13 @@ BEHAVIOURS = (
     ("engineio.socket", "Socket", "_websocket_handler", "packets = self.poll()"),
     ("engineio.socket", "Socket", "_websocket_handler", "ws.send(pkt.encode())"),
     ("engineio.socket", "Socket", "send", "self.queue.put(pkt)"),
+    # fanout calls check_ping_timeout only for a socket this says is late
+    (
+        "engineio.socket",
+        "Socket",
+        "check_ping_timeout",
+        "if last_ping and time.time() - last_ping > self.server.ping_timeout:",
+    ),
     # a getter woken by a put runs at once with the item it was given
     ("eventlet.queue", "LightQueue", "_unlock", "getter.switch(item)"),
     # a released lock is handed to a waiter later: free, but promised (fanout checks `_waiters`);
@@ -131,7 +138,8 @@ def moved_attributes(server):
     if not isinstance(getattr(server.eio, "sockets", None), dict):
         moved.append("engineio's server.sockets is no longer a dict")
     socket = engineio.socket.Socket(server.eio, "probe")
-    missing = [name for name in ("queue", "upgraded", "upgrading", "closed", "closing") if not hasattr(socket, name)]
+    names = ("queue", "upgraded", "upgrading", "closed", "closing", "last_ping")
+    missing = [name for name in names if not hasattr(socket, name)]
     if missing or not isinstance(getattr(socket.queue, "queue", None), collections.deque):
         moved.append(f"engineio's Socket has no {', '.join(missing) or 'queue.queue deque'}")
     ws = RFC6455WebSocket(None, {})
@@ -141,8 +149,8 @@ def moved_attributes(server):
         and isinstance(getattr(lock, "_waiters", None), collections.deque)
     ):
         moved.append("eventlet's RFC6455WebSocket._sendlock is no longer a Semaphore with counter and _waiters")
-    if not isinstance(getattr(ws, "extensions", None), dict) or not hasattr(ws, "websocket_closed"):
-        moved.append("eventlet's RFC6455WebSocket has no extensions dict or websocket_closed")
+    if not isinstance(getattr(ws, "extensions", None), dict) or not {"websocket_closed", "socket"} <= set(vars(ws)):
+        moved.append("eventlet's RFC6455WebSocket has no extensions dict, websocket_closed or socket")
     green = GreenSocket()
     try:
         if getattr(getattr(green, "fd", None), "gettimeout", lambda: None)() != 0.0:

@@ -1,38 +1,36 @@
-"""Room broadcasts under eventlet: the frame built once, written straight to each idle WebSocket.
+"""Room broadcasts under eventlet: the frame built once, written straight to the WebSockets.
 
 python-socketio encodes a broadcast's packet once and hands it to every recipient's engine.io
 socket; each recipient then costs a queue put, a wake-up of that socket's writer greenlet, the
 WebSocket frame built again, a locked `sendall` and a switch back. Here the frame is built once
-per broadcast, and a recipient whose WebSocket is idle gets it with one non-blocking `send` of
-the shared bytes, from the emitting greenlet. Any other recipient (long-polling, upgrading,
-something queued or being written, TLS, compression, a kernel buffer that takes nothing) gets
-the packet through engine.io's queue exactly as before.
+per broadcast and buffered, as the same bytes, for every recipient whose WebSocket may take it
+now; on the hub's next turn one greenlet writes each of those sockets' buffered frames with one
+non-blocking `send`. Broadcasts made in the same turn (a burst) leave together, one write per
+socket; a lone broadcast leaves at once. Any other recipient (long-polling, upgrading,
+something in its queue, TLS, compression, a failed connection) gets the packet through
+engine.io's queue exactly as before.
 
-Order. A socket's frames leave in the order they were handed to it, because a direct write is
-made only when everything handed to that socket before is already in the kernel's buffer:
-- its engine.io queue is empty: the writer greenlet takes packets only from there, and it is
-  woken by a switch, so it runs to its next wait with what it took: it never holds a packet
-  unseen, the packet is in `frames` (below) or in a write under way;
-- its `frames.BatchedWebSocket` holds no frames waiting for the writer's flush;
-- its send lock is free and nobody waits for it: a write under way (the writer's flush, a
-  previous direct write's rest) holds it until its last byte is out; a lock just released to a
-  waiting writer is not free until that writer has written.
-The direct write takes the lock. If the kernel takes the whole frame, the lock is released at
-once. If it takes part, the lock stays taken by a greenlet that writes the rest, so every later
-frame waits behind it: a later broadcast finds the lock taken and queues, and the writer's
-flush takes the lock first. If it takes nothing, the lock is released and the packet queued.
-Nothing yields between the checks and the write. `check_internals` (in `__init__`) refuses to
-start when a name this relies on has moved.
+Order. The buffer is the writer's own (`frames.BatchedWebSocket.frames`), and:
+- frames are taken from it only by the holder of the socket's send lock, all at once, and every
+  holder writes until it is empty before letting go (`write_buffered`); a write the kernel
+  takes only part of is finished by a greenlet holding the lock. So bytes leave in the order
+  frames were buffered.
+- the writer buffers a packet in the same turn it takes it from the queue (it is woken by a
+  switch and runs to its next wait), and a broadcast buffers directly only into a socket whose
+  queue is empty: everything handed to the socket before is buffered before it.
+So each socket gets its packets in the order they were handed to it. `write_all` skips a socket
+whose lock is held or promised to a waiting greenlet: that greenlet writes the frames. The
+lines of engine.io and eventlet this rests on are checked at start-up (`check_internals`).
 """
 
 import logging
+import time
 
 from engineio import packet as eio_packet
 from socketio import Manager
 from socketio import packet as sio_packet
 
 log = logging.getLogger("chat.transport")
-PARTIAL = "partial"  # truthy: written, the rest by a greenlet holding the send lock
 
 
 class FanoutManager(Manager):
@@ -61,86 +59,102 @@ def install(server):
 
 
 class DirectWriter:
-    """Writes a broadcast's frame straight to each idle WebSocket; queues it for the others."""
+    """Buffers a broadcast's frame for each WebSocket that may take it now; writes them on the hub's next turn."""
 
     def __init__(self, server):
         from eventlet.greenio import GreenSocket  # imported only where eventlet serves
 
         self.server = server
         self.plain_socket = GreenSocket
+        self.buffered = {}  # id -> BatchedWebSocket with frames buffered since the last write_all
+        self.scheduled = False
 
     def broadcast(self, pkt, recipients):
-        """Send engine.io packet `pkt` to each engine.io session of `recipients`, directly where it is idle."""
+        """Send engine.io packet `pkt` to each engine.io session of `recipients`: buffered where the socket's
+        queue is empty (written by `write_all`), through the queue elsewhere."""
         sockets = self.server.eio.sockets
+        ping_timeout = self.server.eio.ping_timeout
+        now = time.time()
         frame = None
-        direct = partial = 0
+        buffered = 0
         for eio_sid in recipients:
             socket = sockets.get(eio_sid)
-            batched = self.idle_websocket(socket)
-            if batched is not None and not socket.check_ping_timeout():
+            batched = self.open_websocket(socket)
+            if batched is None:
+                self.server._send_eio_packet(eio_sid, pkt)
+                continue
+            last_ping = socket.last_ping  # engine.io's send checks the ping timeout: only the late call it
+            if last_ping and now - last_ping > ping_timeout and not socket.check_ping_timeout():
                 continue  # closed for not answering pings, as engine.io's send does
-            if batched is not None:
-                if frame is None:
-                    frame = batched.ws._pack_message(pkt.encode())
-                written = self.direct_write(batched, frame)
-                if written:
-                    direct += 1
-                    partial += written is PARTIAL
-                    continue
-            self.server._send_eio_packet(eio_sid, pkt)
+            if frame is None:
+                frame = batched.ws._pack_message(pkt.encode())
+            batched.frames.append(frame)
+            self.buffered[id(batched)] = batched
+            buffered += 1
+        if buffered and not self.scheduled:
+            self.scheduled = True
+            self.server.start_background_task(self.write_all)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
-                "broadcast to %d sockets: %d written directly (%d in part), %d queued",
-                len(recipients), direct, partial, len(recipients) - direct,
-            )  # fmt: skip
+                "broadcast to %d sockets: %d buffered, %d queued", len(recipients), buffered, len(recipients) - buffered
+            )
 
-    def idle_websocket(self, socket):
-        """The socket's BatchedWebSocket if a direct write may go out now without overtaking anything, else None."""
+    def open_websocket(self, socket):
+        """The socket's BatchedWebSocket if a frame buffered there now overtakes nothing, else None."""
         if socket is None or socket.closed or socket.closing or not socket.upgraded or socket.upgrading:
             return None
         queue = socket.queue
-        batched = getattr(queue, "socket", None)  # set by frames.BatchedWebSocketWSGI
-        if queue.queue or batched is None or batched.frames or batched.error is not None:
+        if queue.queue:
             return None
-        ws = batched.ws
-        lock = ws._sendlock
-        if lock.counter <= 0 or lock._waiters or ws.websocket_closed or "permessage-deflate" in ws.extensions:
+        batched = queue.socket  # set by frames.BatchedWebSocketWSGI
+        if batched is None or batched.error is not None or batched.ws.websocket_closed:
             return None
+        if batched.direct is None:
+            batched.direct = self.writable(batched.ws)
+        return batched if batched.direct else None
+
+    def writable(self, ws):
+        """Whether a WebSocket's frames can be shared and written with a send that never blocks: not compressed,
+        not TLS, a non-blocking descriptor."""
         raw = ws.socket
-        if type(raw) is not self.plain_socket or raw.fd.gettimeout() != 0.0:  # TLS, or a descriptor that could block
-            return None
-        return batched
+        return (
+            "permessage-deflate" not in ws.extensions and type(raw) is self.plain_socket and raw.fd.gettimeout() == 0.0
+        )
 
-    def direct_write(self, batched, frame):
-        """Write `frame` now, or the part the kernel takes and the rest from a greenlet holding the send lock.
-
-        True when the kernel took it all, PARTIAL when the rest is being written, False when nothing was
-        written: the caller queues the packet.
-        """
-        ws = batched.ws
-        lock = ws._sendlock
-        if not lock.acquire(blocking=False):
-            return False
-        try:
-            sent = ws.socket.fd.send(frame)
-        except OSError:  # the kernel buffer is full (EAGAIN), or the connection is failing: the queue decides
-            sent = 0
-        if sent == len(frame):
-            lock.release()
-            return True
-        if not sent:
-            lock.release()
-            return False
-        self.server.start_background_task(write_rest, batched, memoryview(frame)[sent:])
-        return PARTIAL
+    def write_all(self):
+        """Write each socket's buffered frames with one non-blocking send; what the kernel does not take, a
+        greenlet holding the send lock writes. A socket whose lock is taken, or promised to a waiting greenlet,
+        is left to that greenlet: it writes every buffered frame before it lets go (`write_buffered`)."""
+        self.scheduled = False
+        buffered, self.buffered = self.buffered, {}
+        written = partial = 0
+        for batched in buffered.values():
+            lock = batched.ws._sendlock
+            if not batched.frames or batched.error is not None or lock.counter <= 0 or lock._waiters:
+                continue
+            lock.acquire(blocking=False)  # free, nobody waiting: taken at once
+            data = b"".join(batched.frames)
+            batched.frames.clear()
+            try:
+                sent = batched.ws.socket.fd.send(data)
+            except OSError:  # the kernel buffer is full (EAGAIN), or the connection failed: sendall will tell
+                sent = 0
+            written += 1
+            if sent == len(data):
+                lock.release()
+                continue
+            partial += 1
+            self.server.start_background_task(write_rest, batched, memoryview(data)[sent:])
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("wrote %d sockets' frames: %d in part", written, partial)
 
 
 def write_rest(batched, rest):
-    """Write what the kernel did not take, then let the next write go; a failure ends the writer."""
-    ws = batched.ws
+    """With the send lock held: write what the kernel did not take and what was buffered meanwhile, then let go."""
     try:
-        ws.socket.sendall(rest)
+        batched.ws.socket.sendall(rest)
+        batched.write_buffered()
     except OSError as error:  # a timeout too: the reader stopped for longer than pings allow
-        batched.error = error
+        batched.error = error  # raised by the writer's next send: the writer ends, the connection closes
     finally:
-        ws._sendlock.release()
+        batched.ws._sendlock.release()
