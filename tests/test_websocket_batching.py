@@ -17,18 +17,18 @@ class FakeWebSocket:
         self.writes = []
         self.fail = False
         self._sendlock = threading.Lock()
-        self.socket = self  # its socket's sendall is its _send
+        self.socket = self  # its own socket: sendall records
 
     def sendall(self, data):
-        self._send(data)
+        if self.fail:
+            raise BrokenPipeError("peer went away")
+        self.writes.append(data)
 
     def _pack_message(self, message):
         return f"[{message}]".encode()
 
     def _send(self, data):
-        if self.fail:
-            raise BrokenPipeError("peer went away")
-        self.writes.append(data)
+        self.sendall(data)
 
     def send(self, message):
         self._send(self._pack_message(message))
@@ -68,6 +68,13 @@ def test_sends_from_other_greenlets_go_out_at_once(queue):
     queue.get()
     greenlet.greenlet(lambda: ws.send("probe")).switch()
     assert ws.ws.writes == [b"[probe]"]
+
+
+def test_eventlets_own_writes_send_what_is_buffered_first(queue):
+    ws = queue.socket
+    ws.frames.append(b"[a]")  # a broadcast's frame, buffered by fanout.DirectWriter
+    ws.ws.send("pong")  # eventlet answering a ping, or closing: through its _send
+    assert ws.ws.writes == [b"[a]", b"[pong]"] and ws.frames == []
 
 
 def test_a_failed_write_is_raised_by_the_writers_next_send(queue):

@@ -69,6 +69,8 @@ BEHAVIOURS = (
         "check_ping_timeout",
         "if last_ping and time.time() - last_ping > self.server.ping_timeout:",
     ),
+    # eventlet's own writes (a pong, the closing frame) go through _send, which frames.BatchedWebSocket replaces
+    ("eventlet.websocket", "RFC6455WebSocket", "send", "self._send(payload)"),
     # a getter woken by a put runs at once with the item it was given
     ("eventlet.queue", "LightQueue", "_unlock", "getter.switch(item)"),
     # a released lock is handed to a waiter later: free, but promised (fanout checks `_waiters`);

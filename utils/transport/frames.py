@@ -21,6 +21,17 @@ class BatchedWebSocket:
         self.frames = []
         self.error = None
         self.direct = None  # fanout.DirectWriter: whether it may write to this socket itself (None: not asked yet)
+        ws._send = self._send  # eventlet's own writes (a pong, the closing frame) hold the lock too: they drain
+
+    def _send(self, frame):
+        """eventlet's `_send`, for the frames it writes itself: what is buffered goes first."""
+        lock = self.ws._sendlock
+        lock.acquire()
+        try:
+            self.write_buffered()
+            self.ws.socket.sendall(frame)
+        finally:
+            lock.release()
 
     def __getattr__(self, name):
         return getattr(self.ws, name)
@@ -51,9 +62,10 @@ class BatchedWebSocket:
     def write_buffered(self):
         """With the send lock held: write the buffered frames, and those buffered meanwhile, in order.
 
-        Frames are taken only by the holder of the send lock, all at once, and every holder that
-        takes them writes until none is left: so they leave in the order they were buffered, by
-        the writer or by `fanout.DirectWriter` (which buffers a broadcast's frame here too).
+        Frames are taken only by the holder of the send lock, all at once, and every holder writes
+        until none is left (eventlet's own writes too, through `_send`): so they leave in the order
+        they were buffered, by the writer or by `fanout.DirectWriter` (which buffers a broadcast's
+        frame here too), and none is left behind when the lock is let go.
         """
         while self.frames:
             data = b"".join(self.frames)
