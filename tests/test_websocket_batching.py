@@ -77,6 +77,22 @@ def test_eventlets_own_writes_send_what_is_buffered_first(queue):
     assert ws.ws.writes == [b"[a]", b"[pong]"] and ws.frames == []
 
 
+def test_frames_buffered_while_eventlet_writes_its_own_go_out_before_the_lock_is_let_go(queue):
+    ws = queue.socket
+    record = ws.ws.sendall
+
+    def sendall(data):  # the kernel takes the pong slowly: a broadcast buffers a frame meanwhile
+        record(data)
+        if data in (b"[pong]", b"\x88close"):
+            ws.frames.append(b"[b]")
+
+    ws.ws.sendall = sendall
+    ws.ws.send("pong")
+    assert ws.ws.writes == [b"[pong]", b"[b]"]
+    ws.ws._send(b"\x88close")  # nothing may follow a closing frame
+    assert ws.ws.writes == [b"[pong]", b"[b]", b"\x88close"]
+
+
 def test_a_failed_write_is_raised_by_the_writers_next_send(queue):
     ws = queue.socket
     queue.put("a")

@@ -10,6 +10,8 @@ frames keep their order, and a failed write ends the writer as a failed send did
 
 from greenlet import getcurrent
 
+CLOSE = b"\x88"  # the first byte of a server's closing frame (FIN, opcode 8): nothing may follow it
+
 
 class BatchedWebSocket:
     """An eventlet WebSocket whose writer's sends wait in a buffer until `flush()`; others go out at once (after
@@ -24,12 +26,15 @@ class BatchedWebSocket:
         ws._send = self._send  # eventlet's own writes (a pong, the closing frame) hold the lock too: they drain
 
     def _send(self, frame):
-        """eventlet's `_send`, for the frames it writes itself: what is buffered goes first."""
+        """eventlet's `_send`, for the frames it writes itself: what is buffered goes first, and what was
+        buffered while it waited for the kernel goes after it, unless it closed the connection."""
         lock = self.ws._sendlock
         lock.acquire()
         try:
             self.write_buffered()
             self.ws.socket.sendall(frame)
+            if frame[:1] != CLOSE:
+                self.write_buffered()
         finally:
             lock.release()
 
@@ -63,7 +68,8 @@ class BatchedWebSocket:
         """With the send lock held: write the buffered frames, and those buffered meanwhile, in order.
 
         Frames are taken only by the holder of the send lock, all at once, and every holder writes
-        until none is left (eventlet's own writes too, through `_send`): so they leave in the order
+        until none is left (eventlet's own writes too, through `_send`, but for its closing frame,
+        which ends the connection): so they leave in the order
         they were buffered, by the writer or by `fanout.DirectWriter` (which buffers a broadcast's
         frame here too), and none is left behind when the lock is let go.
         """
