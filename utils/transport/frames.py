@@ -69,9 +69,9 @@ class BatchedWebSocket:
 
         Frames are taken only by the holder of the send lock, all at once, and every holder writes
         until none is left (eventlet's own writes too, through `_send`, but for its closing frame,
-        which ends the connection): so they leave in the order
-        they were buffered, by the writer or by `fanout.DirectWriter` (which buffers a broadcast's
-        frame here too), and none is left behind when the lock is let go.
+        which ends the connection): so they leave in the order they were buffered, by the writer
+        or by `fanout.DirectWriter` (which buffers a broadcast's frame here too), and none is left
+        behind when the lock is let go.
         """
         while self.frames:
             data = b"".join(self.frames)
