@@ -325,6 +325,21 @@ def test_an_upgrade_that_moved_a_patched_internal_refuses_to_start():
         transport.check_internals(FakeServer, ((Moved, "_thread", ()),))
     transport.check_internals(FakeServer)  # the pinned versions have every name
 
+    class MovedEmit:
+        def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, **kwargs):
+            """A manager whose emit lost `to`: fanout.FanoutManager would pass it as **kwargs."""
+
+    fanout_emit = next(m for m in transport.METHODS if m[1] == "emit")
+    with pytest.raises(transport.InternalsMoved, match=r"MovedEmit\.emit no longer takes"):
+        transport.check_internals(FakeServer, ((MovedEmit, *fanout_emit[1:]),))
+    # Lines fanout's order rests on (checked under eventlet; tests/test_fanout.py checks them there).
+    assert transport.moved_behaviours(
+        [("engineio.socket", "Socket", "send", "self.queue.put(pkt)"), ("engineio.socket", "Socket", "gone", "")]
+    ) == ["engineio.socket.Socket.gone is gone"]
+    assert transport.moved_behaviours([("socketio.pubsub_manager", "PubSubManager", "_handle_emit", "emit(now)")]) == [
+        "socketio.pubsub_manager.PubSubManager._handle_emit no longer does `emit(now)`"
+    ]
+
 
 def test_control_messages_never_reach_clients_and_a_pickled_payload_runs_nothing(server_factory, redis_url, tmp_path):
     import pickle

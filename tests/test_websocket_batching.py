@@ -2,6 +2,7 @@
 
 import os
 import queue as stdlib_queue
+import threading
 
 import greenlet
 import pytest
@@ -15,14 +16,19 @@ class FakeWebSocket:
     def __init__(self):
         self.writes = []
         self.fail = False
+        self._sendlock = threading.Lock()
+        self.socket = self  # its own socket: sendall records
+
+    def sendall(self, data):
+        if self.fail:
+            raise BrokenPipeError("peer went away")
+        self.writes.append(data)
 
     def _pack_message(self, message):
         return f"[{message}]".encode()
 
     def _send(self, data):
-        if self.fail:
-            raise BrokenPipeError("peer went away")
-        self.writes.append(data)
+        self.sendall(data)
 
     def send(self, message):
         self._send(self._pack_message(message))
@@ -62,6 +68,29 @@ def test_sends_from_other_greenlets_go_out_at_once(queue):
     queue.get()
     greenlet.greenlet(lambda: ws.send("probe")).switch()
     assert ws.ws.writes == [b"[probe]"]
+
+
+def test_eventlets_own_writes_send_what_is_buffered_first(queue):
+    ws = queue.socket
+    ws.frames.append(b"[a]")  # a broadcast's frame, buffered by fanout.DirectWriter
+    ws.ws.send("pong")  # eventlet answering a ping, or closing: through its _send
+    assert ws.ws.writes == [b"[a]", b"[pong]"] and ws.frames == []
+
+
+def test_frames_buffered_while_eventlet_writes_its_own_go_out_before_the_lock_is_let_go(queue):
+    ws = queue.socket
+    record = ws.ws.sendall
+
+    def sendall(data):  # the kernel takes the pong slowly: a broadcast buffers a frame meanwhile
+        record(data)
+        if data in (b"[pong]", b"\x88close"):
+            ws.frames.append(b"[b]")
+
+    ws.ws.sendall = sendall
+    ws.ws.send("pong")
+    assert ws.ws.writes == [b"[pong]", b"[b]"]
+    ws.ws._send(b"\x88close")  # nothing may follow a closing frame
+    assert ws.ws.writes == [b"[pong]", b"[b]", b"\x88close"]
 
 
 def test_a_failed_write_is_raised_by_the_writers_next_send(queue):

@@ -6,18 +6,22 @@ What we change there, and why, is in this package and nowhere else:
 - `managers`: background publishing, reconnect hooks, control messages, at most one
   delivery of a chat message per process, deliveries counted for `/metrics` (the client managers);
 - `frames`: one socket write per batch of WebSocket frames (eventlet);
+- `fanout`: a room broadcast's WebSocket frame built once and written straight to each idle
+  WebSocket, the others queued as before (eventlet; the managers deliver through it);
 - `members()`: the sockets this process has in a Socket.IO room (`manager.rooms`).
 
 `check_internals()` runs at start-up and refuses to start, naming what moved, when an
-upgrade of those packages changed a name we rely on; the versions are pinned in
-requirements.txt.
+upgrade of those packages changed a name we rely on, or (eventlet) a line whose behaviour
+the order of `fanout`'s direct writes rests on; the versions are pinned in requirements.txt.
 """
 
+import collections
 import inspect
 
+import engineio.socket
 import socketio
 
-from utils.transport import hub
+from utils.transport import fanout, hub
 from utils.transport.frames import apply_mask, batched_driver
 from utils.transport.managers import LocalManager, QueueManager, outage
 from utils.transport.packets import GuardedServer
@@ -36,6 +40,12 @@ METHODS = (
     (socketio.PubSubManager, "_publish", ("data",)),
     (socketio.PubSubManager, "_listen", ()),
     (socketio.PubSubManager, "_thread", ()),
+    # fanout.FanoutManager replaces the manager's emit and delivers as it does
+    (socketio.Manager, "emit", ("event", "data", "namespace", "room", "skip_sid", "callback", "to")),
+    (socketio.Manager, "get_participants", ("namespace", "room")),
+    (socketio.Server, "_send_eio_packet", ("eio_sid", "eio_pkt")),
+    (engineio.socket.Socket, "send", ("pkt",)),
+    (engineio.socket.Socket, "check_ping_timeout", ()),
 )
 # Eventlet only: what `frames.BatchedWebSocket` calls on eventlet's WebSocket, and the unmasking
 # `frames.apply_mask` replaces (a static method: its first parameter, `data`, is not checked).
@@ -46,17 +56,54 @@ EVENTLET_METHODS = (
 )
 
 
+# Eventlet only: lines whose behaviour the order of fanout's direct writes rests on (its docstring).
+# (owner's module, owner, method, a line it must still contain)
+BEHAVIOURS = (
+    # the writer takes packets only from the queue, and sends each through the (batched) WebSocket
+    ("engineio.socket", "Socket", "_websocket_handler", "packets = self.poll()"),
+    ("engineio.socket", "Socket", "_websocket_handler", "ws.send(pkt.encode())"),
+    ("engineio.socket", "Socket", "send", "self.queue.put(pkt)"),
+    # fanout calls check_ping_timeout only for a socket this says is late
+    (
+        "engineio.socket",
+        "Socket",
+        "check_ping_timeout",
+        "if last_ping and time.time() - last_ping > self.server.ping_timeout:",
+    ),
+    # eventlet's own writes (a pong, the closing frame) go through _send, which frames.BatchedWebSocket replaces
+    ("eventlet.websocket", "RFC6455WebSocket", "send", "self._send(payload)"),
+    # a getter woken by a put runs at once with the item it was given
+    ("eventlet.queue", "LightQueue", "_unlock", "getter.switch(item)"),
+    # a released lock is handed to a waiter later: free, but promised (fanout checks `_waiters`);
+    # taking a free lock nobody waits for does not yield
+    ("eventlet.semaphore", "Semaphore", "release", "schedule_call_global(0, self._do_acquire)"),
+    ("eventlet.semaphore", "Semaphore", "acquire", "if self.counter <= 0 or self._waiters:"),
+    # a broadcast from Redis reaches this process's sockets through the manager's emit (FanoutManager)
+    ("socketio.pubsub_manager", "PubSubManager", "_handle_emit", "super().emit("),
+)
+
+
 class InternalsMoved(RuntimeError):
     """An upgraded python-socketio, python-engineio or eventlet no longer has what we patch."""
 
 
-def check_internals(server, methods=METHODS):
-    """Raise InternalsMoved naming every patched internal that is missing or takes other parameters."""
-    if server.eio.async_mode == "eventlet":
-        from eventlet.websocket import RFC6455WebSocket  # imported only where eventlet serves
-
-        methods = (*methods, *((RFC6455WebSocket, name, parameters) for name, parameters in EVENTLET_METHODS))
+def check_internals(server, methods=METHODS, behaviours=BEHAVIOURS):
+    """Raise InternalsMoved naming every patched internal that is missing, takes other parameters or (eventlet)
+    no longer does what fanout relies on."""
     moved = []
+    if server.eio.async_mode == "eventlet":
+        from eventlet.greenio import GreenSocket  # imported only where eventlet serves
+        from eventlet.semaphore import Semaphore
+        from eventlet.websocket import RFC6455WebSocket
+
+        methods = (
+            *methods,
+            *((RFC6455WebSocket, name, parameters) for name, parameters in EVENTLET_METHODS),
+            (Semaphore, "acquire", ("blocking",)),
+            (Semaphore, "release", ()),
+            (GreenSocket, "sendall", ("data",)),
+        )
+        moved += moved_behaviours(behaviours) + moved_attributes(server)
     for owner, name, parameters in methods:
         method = getattr(owner, name, None)
         if method is None:
@@ -73,6 +120,51 @@ def check_internals(server, methods=METHODS):
         raise InternalsMoved("utils/transport patches internals that changed: " + "; ".join(moved))
 
 
+def moved_behaviours(behaviours):
+    """What moved among BEHAVIOURS: a method gone, or no longer containing its line."""
+    import importlib
+
+    moved = []
+    for module, owner, name, line in behaviours:
+        method = getattr(getattr(importlib.import_module(module), owner, None), name, None)
+        if method is None:
+            moved.append(f"{module}.{owner}.{name} is gone")
+        elif line not in inspect.getsource(method):
+            moved.append(f"{module}.{owner}.{name} no longer does `{line}`")
+    return moved
+
+
+def moved_attributes(server):
+    """What moved among the attributes fanout reads on engine.io's sockets and eventlet's WebSockets (eventlet)."""
+    from eventlet.greenio import GreenSocket
+    from eventlet.websocket import RFC6455WebSocket
+
+    moved = []
+    if not isinstance(getattr(server.eio, "sockets", None), dict):
+        moved.append("engineio's server.sockets is no longer a dict")
+    socket = engineio.socket.Socket(server.eio, "probe")
+    names = ("queue", "upgraded", "upgrading", "closed", "closing", "last_ping")
+    missing = [name for name in names if not hasattr(socket, name)]
+    if missing or not isinstance(getattr(socket.queue, "queue", None), collections.deque):
+        moved.append(f"engineio's Socket has no {', '.join(missing) or 'queue.queue deque'}")
+    ws = RFC6455WebSocket(None, {})
+    lock = getattr(ws, "_sendlock", None)
+    if not (
+        isinstance(getattr(lock, "counter", None), int)
+        and isinstance(getattr(lock, "_waiters", None), collections.deque)
+    ):
+        moved.append("eventlet's RFC6455WebSocket._sendlock is no longer a Semaphore with counter and _waiters")
+    if not isinstance(getattr(ws, "extensions", None), dict) or not {"websocket_closed", "socket"} <= set(vars(ws)):
+        moved.append("eventlet's RFC6455WebSocket has no extensions dict, websocket_closed or socket")
+    green = GreenSocket()
+    try:
+        if getattr(getattr(green, "fd", None), "gettimeout", lambda: None)() != 0.0:
+            moved.append("eventlet's GreenSocket.fd is no longer a non-blocking socket")
+    finally:
+        green.close()
+    return moved
+
+
 def client_manager(config):
     """The client manager: over Redis when REDIS_URL is set, else this process alone."""
     if config["REDIS_URL"]:
@@ -81,7 +173,7 @@ def client_manager(config):
 
 
 def install(app, server, client_events):
-    """Guard the server's packets, decline compression, batch frames under eventlet."""
+    """Guard the server's packets, decline compression; under eventlet batch frames and write broadcasts directly."""
     check_internals(server)
     server.__class__ = type("ChatServer", (GuardedServer, type(server)), {})
     for event in ("connect", "message"):  # engine.io holds the methods it was given, bound before the mixin
@@ -95,6 +187,7 @@ def install(app, server, client_events):
 
         server.eio._async = batched_driver(server.eio._async)
         RFC6455WebSocket._apply_mask = staticmethod(apply_mask)
+        fanout.install(server)
 
 
 class DeclineCompression:

@@ -5,19 +5,38 @@ WebSocket frame, and so one `sendall`, per packet. Under load a writer finds sev
 waiting (3.5 on average in the burst benchmark), and the system calls were a third of the
 CPU. Here the writer's frames are joined and written once, when it goes back to its queue;
 frames keep their order, and a failed write ends the writer as a failed send did before.
+`fanout.DirectWriter` buffers room broadcasts in the same list and writes them itself.
 """
 
 from greenlet import getcurrent
 
+CLOSE = b"\x88"  # the first byte of a server's closing frame (FIN, opcode 8): nothing may follow it
+
 
 class BatchedWebSocket:
-    """An eventlet WebSocket whose writer's sends wait in a buffer until `flush()`; others go out at once."""
+    """An eventlet WebSocket whose writer's sends wait in a buffer until `flush()`; others go out at once (after
+    what is buffered)."""
 
     def __init__(self, ws):
         self.ws = ws
         self.writer = None  # the greenlet that last waited on the packet queue
         self.frames = []
         self.error = None
+        self.direct = None  # fanout.DirectWriter: whether it may write to this socket itself (None: not asked yet)
+        ws._send = self._send  # eventlet's own writes (a pong, the closing frame) hold the lock too: they drain
+
+    def _send(self, frame):
+        """eventlet's `_send`, for the frames it writes itself: what is buffered goes first, and what was
+        buffered while it waited for the kernel goes after it, unless it closed the connection."""
+        lock = self.ws._sendlock
+        lock.acquire()
+        try:
+            self.write_buffered()
+            self.ws.socket.sendall(frame)
+            if frame[:1] != CLOSE:
+                self.write_buffered()
+        finally:
+            lock.release()
 
     def __getattr__(self, name):
         return getattr(self.ws, name)
@@ -25,21 +44,39 @@ class BatchedWebSocket:
     def send(self, message):
         if self.error is not None:
             raise self.error
-        if getcurrent() is not self.writer:
-            return self.ws.send(message)
         self.frames.append(self.ws._pack_message(message))
+        if getcurrent() is not self.writer:
+            self.flush()  # after what was buffered before it
+            if self.error is not None:
+                raise self.error
         return None
 
     def flush(self):
         """Write the buffered frames at once; a failure is raised by the writer's next send."""
         if not self.frames:
             return
-        data = b"".join(self.frames)
-        self.frames.clear()
+        lock = self.ws._sendlock
+        lock.acquire()
         try:
-            self.ws._send(data)
+            self.write_buffered()
         except Exception as error:  # whatever sendall raises, the connection is done
             self.error = error
+        finally:
+            lock.release()
+
+    def write_buffered(self):
+        """With the send lock held: write the buffered frames, and those buffered meanwhile, in order.
+
+        Frames are taken only by the holder of the send lock, all at once, and every holder writes
+        until none is left (eventlet's own writes too, through `_send`, but for its closing frame,
+        which ends the connection): so they leave in the order they were buffered, by the writer
+        or by `fanout.DirectWriter` (which buffers a broadcast's frame here too), and none is left
+        behind when the lock is let go.
+        """
+        while self.frames:
+            data = b"".join(self.frames)
+            self.frames.clear()
+            self.ws.socket.sendall(data)
 
     def close(self):
         self.flush()

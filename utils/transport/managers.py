@@ -1,8 +1,10 @@
 """Socket.IO client managers: one process (`LocalManager`) or many over Redis (`QueueManager`).
 
 Both pass every emit through `hub.accept` (control messages to their handlers, a chat
-message delivered at most once per process) and count what reaches this process's sockets
-(`Counted`). The queue manager also:
+message delivered at most once per process), count what reaches this process's sockets
+(`Counted`), then deliver to them through `fanout.FanoutManager` (a broadcast's frame built
+once, written straight to idle WebSockets), whether the emit was made here or came from another
+process over Redis. The queue manager also:
 - publishes off the request path: an emit reaches this process's sockets at once and waits
   in a bounded backlog that one greenlet publishes in order, so a hung or dead Redis never
   holds up a send; what could not be published goes out when Redis is back;
@@ -19,16 +21,17 @@ import uuid
 from collections import deque
 
 from redis import Redis
-from socketio import Manager, RedisManager
+from socketio import RedisManager
 
 from utils import metrics
 from utils.outage import Outage
 from utils.transport import hub
+from utils.transport.fanout import FanoutManager
 
 outage = Outage("redis (message queue)", "broadcasts reach this process's sockets only")
 
 
-class Counted(Manager):
+class Counted(FanoutManager):
     """Counts each emit's deliveries to this process's sockets before python-socketio hands them out:
     one counter add and one histogram observation per emit, the fan-out read from the room's size."""
 
@@ -57,8 +60,8 @@ class LocalManager(Counted):
 class QueueManager(RedisManager, Counted):
     """python-socketio's Redis manager, publishing in the background and reporting reconnects.
 
-    `Counted` comes after `PubSubManager` in the method order: its `emit` is the local delivery
-    that `PubSubManager._handle_emit` (and an emit with `ignore_queue`) calls, not the publish.
+    `Counted` (then `FanoutManager`) comes after `PubSubManager` in the method order: its `emit` is
+    the local delivery that `PubSubManager._handle_emit` (and an emit with `ignore_queue`) calls.
     """
 
     def __init__(self, url, channel, publish_timeout=2, max_backlog=10_000):

@@ -1,0 +1,309 @@
+"""Room broadcasts written straight to idle WebSockets (utils/transport/fanout.py): every socket gets every
+message once, in the one order its process broadcast them, whatever its transport, its reading speed or
+its neighbours' disconnections; locally and from another process over Redis.
+
+No timing is asserted: the waits are generous bounds for a busy machine. Each server logs, at DEBUG, how
+each broadcast went out (`broadcast to N sockets: B buffered, Q queued`, then `wrote S sockets' frames: P in
+part`); the tests read it to know that the path they mean to exercise was taken.
+"""
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+import websocket
+
+from tests.support import ROOT, Api, SocketClient, register
+
+BROADCAST = re.compile(r"broadcast to (\d+) sockets: (\d+) buffered, (\d+) queued")
+PARTIAL = re.compile(r"wrote \d+ sockets' frames: (\d+) in part")
+
+
+@pytest.fixture(scope="module")
+def node(server_factory):
+    return server_factory(LOG_LEVEL="DEBUG")
+
+
+class LogMark:
+    """What a server logged since this mark: the broadcasts, (recipients, buffered, queued) each, and how many
+    sockets' writes the kernel took only part of."""
+
+    def __init__(self, server):
+        self.server = server
+        self.offset = len(server.log())
+
+    def broadcasts(self):
+        return [tuple(map(int, m.groups())) for m in BROADCAST.finditer(self.server.log()[self.offset :])]
+
+    def partial_writes(self):
+        return sum(int(m[1]) for m in PARTIAL.finditer(self.server.log()[self.offset :]))
+
+
+def ordered(client):
+    """python-socketio's client hands each incoming packet to a new thread, which may record them out of
+    order; here they are recorded by the thread that read them, in the order they came."""
+    trigger = client.sio.eio._trigger_event
+
+    def in_order(event, *args, **kwargs):
+        if event == "message":
+            kwargs["run_async"] = False
+        return trigger(event, *args, **kwargs)
+
+    client.sio.eio._trigger_event = in_order
+    return client
+
+
+class Room:
+    """A fresh public room on `server` and users to fill it."""
+
+    def __init__(self, server, users):
+        api = Api(server.url)
+        self.users = [register(api) for _ in range(users)]
+        self.id = api.post("/api/rooms", self.users[0].token, json={"name": f"fan-{uuid.uuid4().hex[:8]}"}).json()["id"]
+        self.clients = []
+
+    def connect(self, user, url, **kwargs):
+        client = ordered(SocketClient(url, user.token, **kwargs)).connect()
+        self.clients.append(client)
+        ack = client.call("join", {"room": self.id}, timeout=30)
+        assert ack["ok"] is True, ack
+        return client
+
+    def close(self):
+        for client in self.clients:
+            client.close()
+
+
+def send_all(senders, room, count, tag, body="x", start=0):
+    """Each sender, in a thread of its own, sends `count` messages (numbered from `start`), each once the
+    previous one is acked; return their clientIds."""
+    errors = []
+
+    def run(k, client):
+        try:
+            for i in range(start, start + count):
+                ack = client.call(
+                    "message", {"room": room, "messageBody": f"{k}:{i} {body}", "clientId": f"{tag}-{k}-{i}"}
+                )
+                assert ack["ok"] is True, ack
+        except Exception as error:  # reported by the test thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(k, c)) for k, c in enumerate(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert not errors, errors
+    return [f"{tag}-{k}-{i}" for k in range(len(senders)) for i in range(start, start + count)]
+
+
+def client_ids(client, tag, count, timeout=60):
+    """The clientIds of this run's messages, in the order the client got them, once it has `count`."""
+    mine = lambda m: m["clientId"].startswith(tag + "-")  # noqa: E731
+    client.wait_for_count("message", count, mine, timeout=timeout)
+    return [m["clientId"] for m in client.received("message") if mine(m)]
+
+
+def assert_one_order(sequences, expected):
+    """Every sequence holds each expected message once; all are the same order; each sender's in its own order."""
+    for sequence in sequences:
+        assert sorted(sequence) == sorted(expected), "lost or duplicated"
+        assert sequence == sequences[0], "two sockets of one process got its broadcasts in different orders"
+    for sender in {cid.rsplit("-", 1)[0] for cid in expected}:
+        numbers = [int(cid.rsplit("-", 1)[1]) for cid in sequences[0] if cid.rsplit("-", 1)[0] == sender]
+        assert numbers == sorted(numbers), f"{sender}'s messages out of order"
+
+
+class RawClient:
+    """A Socket.IO client on a bare WebSocket (websocket-client) that reads only when told to, with a
+    receive buffer as small as the kernel allows: when it stops reading, the server's writes to it soon
+    find the kernel buffers full."""
+
+    def __init__(self, url, token, receive_buffer=4096):
+        self.ws = websocket.create_connection(
+            url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket",
+            sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)],
+            timeout=30,
+        )
+        self.events = []
+        self.acks = {}
+        self.ids = iter(range(1, 1_000_000))
+        assert self.ws.recv().startswith("0")  # engine.io open
+        self.ws.send("40" + json.dumps({"token": token}))
+        while not self.read_one().startswith("40"):
+            pass
+
+    def read_one(self):
+        """Read one packet: answer pings, record events and acks; return the packet."""
+        data = self.ws.recv()
+        if data == "2":
+            self.ws.send("3")
+        elif data.startswith("42"):
+            self.events.append(json.loads(data[2:]))
+        elif data.startswith("43"):
+            number = re.match(r"43(\d+)", data)
+            self.acks[int(number[1])] = json.loads(data[number.end() :])[0]
+        return data
+
+    def call(self, event, payload):
+        number = next(self.ids)
+        self.ws.send(f"42{number}" + json.dumps([event, payload]))
+        while number not in self.acks:
+            self.read_one()
+        return self.acks.pop(number)
+
+    def messages(self, tag, count):
+        """Read until `count` of this run's messages have come; their clientIds, in order."""
+        while True:
+            found = [
+                data["clientId"] for name, data in self.events if name == "message" and data["clientId"].startswith(tag)
+            ]
+            if len(found) >= count:
+                return found
+            self.read_one()
+
+    def reset(self):
+        """Drop the connection without a goodbye: the server's next writes fail."""
+        self.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        self.ws.sock.close()
+
+
+def rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_many_senders_and_receivers_get_every_message_once_in_the_rooms_one_order(node):
+    room = Room(node, 24)
+    try:
+        clients = [room.connect(user, node.url) for user in room.users]
+        mark = LogMark(node)
+        expected = send_all(clients[:4], room.id, 50, "many")
+        assert_one_order([client_ids(c, "many", len(expected)) for c in clients], expected)
+        broadcasts = [b for b in mark.broadcasts() if b[0] == 24]
+        assert len(broadcasts) >= 200 and sum(b[1] for b in broadcasts) > 0  # frames were buffered and written
+    finally:
+        room.close()
+
+
+def test_a_reader_that_stops_reading_stalls_no_one_and_then_gets_everything_in_order(node):
+    room = Room(node, 4)
+    slow = None
+    try:
+        sender, *readers = [room.connect(user, node.url) for user in room.users[:3]]
+        slow = RawClient(node.url, room.users[3].token)
+        assert slow.call("join", {"room": room.id})["ok"] is True
+        mark, before = LogMark(node), rss_kib(node.proc.pid)
+        expected = []
+        # 4 kB frames until the kernel's buffers (the server's send buffer grows up to 4 MB) take only part of
+        # a write to the slow reader; then as many again, which wait for it on the server.
+        while not mark.partial_writes():
+            assert len(expected) < 4000, "the kernel never refused a write to the slow reader"
+            expected += send_all([sender], room.id, 100, "slow", body="y" * 3900, start=len(expected))
+        expected += send_all([sender], room.id, len(expected), "slow", body="y" * 3900, start=len(expected))
+        for reader in (sender, *readers):  # all of it reached the others while the slow one read nothing
+            assert client_ids(reader, "slow", len(expected)) == expected
+        grown = rss_kib(node.proc.pid) - before
+        # What waits for the slow reader: references to the shared frames (4 kB each) and the rest of one write;
+        # generous room for everything else.
+        assert grown < 64 * 1024 + 4 * len(expected), f"the server grew by {grown} KiB for {len(expected)} messages"
+        assert slow.messages("slow", len(expected)) == expected
+        assert [name for name, _ in slow.events].count("message") == len(expected)
+    finally:
+        room.close()
+        if slow is not None:
+            slow.ws.close()
+
+
+def test_polling_and_upgrading_clients_mixed_with_websockets_get_the_same_order(node):
+    room = Room(node, 11)
+    try:
+        transports = [["websocket"]] * 5 + [["polling"]] * 3 + [["polling", "websocket"]] * 3
+        clients = [room.connect(user, node.url, transports=t) for user, t in zip(room.users, transports, strict=True)]
+        mark = LogMark(node)
+        expected = send_all([clients[0], clients[5], clients[8]], room.id, 30, "mixed")
+        assert_one_order([client_ids(c, "mixed", len(expected)) for c in clients], expected)
+        broadcasts = [b for b in mark.broadcasts() if b[0] == 11]
+        assert sum(b[2] for b in broadcasts) >= 3 * len(expected)  # polling clients: queued, every time
+    finally:
+        room.close()
+
+
+def test_sockets_that_disconnect_during_broadcasts_leave_the_others_whole(node):
+    room = Room(node, 14)
+    raws = []
+    try:
+        clients = [room.connect(user, node.url) for user in room.users[:8]]
+        for user in room.users[8:]:
+            raw = RawClient(node.url, user.token)
+            assert raw.call("join", {"room": room.id})["ok"] is True
+            raws.append(raw)
+        leaving, staying = clients[4:], clients[:4]
+
+        def disconnect_midway():
+            staying[1].wait_for_count("message", 20, lambda m: m["clientId"].startswith("gone-"), timeout=60)
+            for raw in raws:  # reset: the server's writes fail (ECONNRESET, EPIPE) in the middle of a broadcast
+                raw.reset()
+            for client in leaving:
+                client.close()
+
+        quitter = threading.Thread(target=disconnect_midway)
+        quitter.start()
+        expected = send_all(staying[:2], room.id, 60, "gone")
+        quitter.join(60)
+        assert_one_order([client_ids(c, "gone", len(expected)) for c in staying], expected)
+        latecomer = room.connect(register(Api(node.url)), node.url)  # the server still serves, and this room
+        sent = staying[0].call("message", {"room": room.id, "messageBody": "after", "clientId": "gone-after"})
+        assert latecomer.wait_for("message", lambda m: m["clientId"] == "gone-after") == sent["message"]
+        assert "Traceback" not in node.log()
+    finally:
+        room.close()
+
+
+def test_broadcasts_from_another_process_take_the_same_path(server_factory, redis_url):
+    env = {"REDIS_URL": redis_url, "SOCKETIO_CHANNEL": f"fan-{uuid.uuid4().hex[:8]}", "LOG_LEVEL": "DEBUG"}
+    a_node, b_node = server_factory(**env), server_factory(**env)
+    room = Room(a_node, 12)
+    try:
+        on_a = [room.connect(user, a_node.url) for user in room.users[:4]]
+        on_b = [room.connect(user, b_node.url) for user in room.users[4:]]
+        mark = LogMark(b_node)
+        expected = send_all(on_a[:3], room.id, 30, "redis")  # every broadcast reaches B over Redis only
+        assert_one_order([client_ids(c, "redis", len(expected)) for c in on_a], expected)
+        assert_one_order([client_ids(c, "redis", len(expected)) for c in on_b], expected)
+        broadcasts = [b for b in mark.broadcasts() if b[0] == len(on_b)]
+        assert len(broadcasts) >= len(expected) and sum(b[1] for b in broadcasts) > 0
+    finally:
+        room.close()
+
+
+def test_the_pinned_versions_have_what_fanout_relies_on_and_a_moved_line_refuses_to_start():
+    # In a process of its own: eventlet stays out of the test process.
+    code = """
+import warnings; warnings.simplefilter("ignore")
+import eventlet; eventlet.monkey_patch()
+import socketio
+from utils import transport
+server = socketio.Server(async_mode="eventlet", client_manager=transport.client_manager({"REDIS_URL": ""}))
+transport.check_internals(server)
+print("pinned: ok")
+try:
+    transport.check_internals(server, behaviours=(("engineio.socket", "Socket", "send", "self.queue.put(pkt, False)"),))
+except transport.InternalsMoved as error:
+    print(error)
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines() == [
+        "pinned: ok",
+        "utils/transport patches internals that changed: "
+        "engineio.socket.Socket.send no longer does `self.queue.put(pkt, False)`",
+    ], result.stderr

@@ -1,0 +1,160 @@
+"""Room broadcasts under eventlet: the frame built once, written straight to the WebSockets.
+
+python-socketio encodes a broadcast's packet once and hands it to every recipient's engine.io
+socket; each recipient then costs a queue put, a wake-up of that socket's writer greenlet, the
+WebSocket frame built again, a locked `sendall` and a switch back. Here the frame is built once
+per broadcast and buffered, as the same bytes, for every recipient whose WebSocket may take it
+now; on the hub's next turn one greenlet writes each of those sockets' buffered frames with one
+non-blocking `send`. Broadcasts made in the same turn (a burst) leave together, one write per
+socket; a lone broadcast leaves at once. Any other recipient (long-polling, upgrading,
+something in its queue, TLS, compression, a failed connection) gets the packet through
+engine.io's queue exactly as before.
+
+Order. The buffer is the writer's own (`frames.BatchedWebSocket.frames`), and:
+- frames are taken from it only by the holder of the socket's send lock, all at once, and every
+  holder writes until it is empty before letting go (`write_buffered`); a write the kernel
+  takes only part of is finished by a greenlet holding the lock. So bytes leave in the order
+  frames were buffered.
+- the writer buffers a packet in the same turn it takes it from the queue (it is woken by a
+  switch and runs to its next wait), and a broadcast buffers directly only into a socket whose
+  queue is empty: everything handed to the socket before is buffered before it.
+So each socket gets its packets in the order they were handed to it. `write_all` skips a socket
+whose lock is held or promised to a waiting greenlet: that greenlet writes the frames. The
+lines of engine.io and eventlet this rests on are checked at start-up (`check_internals`).
+"""
+
+import logging
+import time
+
+from engineio import packet as eio_packet
+from socketio import Manager
+from socketio import packet as sio_packet
+
+log = logging.getLogger("chat.transport")
+
+
+class FanoutManager(Manager):
+    """python-socketio's manager whose room broadcasts go through a `DirectWriter` under eventlet (`install`)."""
+
+    fanout = None  # the DirectWriter, set by install() where eventlet serves
+
+    def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kwargs):
+        if self.fanout is None or callback is not None or namespace not in self.rooms:
+            return super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
+        # As Manager.emit without a callback: one packet for every recipient.
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        encoded = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args]).encode()
+        if not isinstance(encoded, str):  # binary attachments: several packets, engine.io's way
+            return super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        recipients = [eio_sid for sid, eio_sid in self.get_participants(namespace, to or room) if sid not in skip]
+        self.fanout.broadcast(eio_packet.Packet(eio_packet.MESSAGE, encoded), recipients)
+        return None
+
+
+def install(server):
+    """Send the manager's room broadcasts through a DirectWriter (eventlet only: it writes on eventlet's sockets)."""
+    if isinstance(server.manager, FanoutManager):
+        server.manager.fanout = DirectWriter(server)
+
+
+class DirectWriter:
+    """Buffers a broadcast's frame for each WebSocket that may take it now; writes them on the hub's next turn."""
+
+    def __init__(self, server):
+        from eventlet.greenio import GreenSocket  # imported only where eventlet serves
+
+        self.server = server
+        self.plain_socket = GreenSocket
+        self.buffered = {}  # id -> BatchedWebSocket with frames buffered since the last write_all
+        self.scheduled = False
+
+    def broadcast(self, pkt, recipients):
+        """Send engine.io packet `pkt` to each engine.io session of `recipients`: buffered where the socket's
+        queue is empty (written by `write_all`), through the queue elsewhere."""
+        sockets = self.server.eio.sockets
+        ping_timeout = self.server.eio.ping_timeout
+        now = time.time()
+        frame = None
+        buffered = 0
+        for eio_sid in recipients:
+            socket = sockets.get(eio_sid)
+            batched = self.open_websocket(socket)
+            if batched is None:
+                self.server._send_eio_packet(eio_sid, pkt)
+                continue
+            last_ping = socket.last_ping  # engine.io's send checks the ping timeout: only the late call it
+            if last_ping and now - last_ping > ping_timeout and not socket.check_ping_timeout():
+                continue  # closed for not answering pings, as engine.io's send does
+            if frame is None:
+                frame = batched.ws._pack_message(pkt.encode())
+            batched.frames.append(frame)
+            self.buffered[id(batched)] = batched
+            buffered += 1
+        if buffered and not self.scheduled:
+            self.scheduled = True
+            self.server.start_background_task(self.write_all)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "broadcast to %d sockets: %d buffered, %d queued", len(recipients), buffered, len(recipients) - buffered
+            )
+
+    def open_websocket(self, socket):
+        """The socket's BatchedWebSocket if a frame buffered there now overtakes nothing, else None."""
+        if socket is None or socket.closed or socket.closing or not socket.upgraded or socket.upgrading:
+            return None
+        queue = socket.queue
+        if queue.queue:
+            return None
+        batched = queue.socket  # set by frames.BatchedWebSocketWSGI
+        if batched is None or batched.error is not None or batched.ws.websocket_closed:
+            return None
+        if batched.direct is None:
+            batched.direct = self.writable(batched.ws)
+        return batched if batched.direct else None
+
+    def writable(self, ws):
+        """Whether a WebSocket's frames can be shared and written with a send that never blocks: not compressed,
+        not TLS, a non-blocking descriptor."""
+        raw = ws.socket
+        return (
+            "permessage-deflate" not in ws.extensions and type(raw) is self.plain_socket and raw.fd.gettimeout() == 0.0
+        )
+
+    def write_all(self):
+        """Write each socket's buffered frames with one non-blocking send; what the kernel does not take, a
+        greenlet holding the send lock writes. A socket whose lock is taken, or promised to a waiting greenlet,
+        is left to that greenlet: it writes every buffered frame before it lets go (`write_buffered`)."""
+        self.scheduled = False
+        buffered, self.buffered = self.buffered, {}
+        written = partial = 0
+        for batched in buffered.values():
+            lock = batched.ws._sendlock
+            if not batched.frames or batched.error is not None or lock.counter <= 0 or lock._waiters:
+                continue
+            lock.acquire(blocking=False)  # free, nobody waiting: taken at once
+            data = b"".join(batched.frames)
+            batched.frames.clear()
+            try:
+                sent = batched.ws.socket.fd.send(data)
+            except OSError:  # the kernel buffer is full (EAGAIN), or the connection failed: sendall will tell
+                sent = 0
+            written += 1
+            if sent == len(data):
+                lock.release()
+                continue
+            partial += 1
+            self.server.start_background_task(write_rest, batched, memoryview(data)[sent:])
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("wrote %d sockets' frames: %d in part", written, partial)
+
+
+def write_rest(batched, rest):
+    """With the send lock held: write what the kernel did not take and what was buffered meanwhile, then let go."""
+    try:
+        batched.ws.socket.sendall(rest)
+        batched.write_buffered()
+    except OSError as error:  # a timeout too: the reader stopped for longer than pings allow
+        batched.error = error  # raised by the writer's next send: the writer ends, the connection closes
+    finally:
+        batched.ws._sendlock.release()
