@@ -98,9 +98,14 @@ def send(sid: str, user: User, ref: str | None, body: str, client_id: str | None
     return messages.do_send_message(user, _postable(sid, user, ref), body, client_id)
 
 
-def _postable(sid: str, user: User, ref: str | None) -> ObjectId:
+def _channel_of(ref: str | None) -> str | None:
+    """The channel a reference names without a lookup (an id, or None for general); None for a name."""
     room_id = rooms.id_of(ref)
-    channel = str(room_id) if room_id is not None else None
+    return str(room_id) if room_id is not None else None
+
+
+def _postable(sid: str, user: User, ref: str | None) -> ObjectId:
+    room_id, channel = rooms.id_of(ref), _channel_of(ref)
     joined = channel in presence.entry(sid).rooms
     if joined and grants.has(sid, channel):
         return room_id
@@ -113,13 +118,12 @@ def _postable(sid: str, user: User, ref: str | None) -> ObjectId:
 
 def typing(sid: str, user: User, ref: str | None, is_typing: bool) -> None:
     """Relay a typing indicator to the rest of a room this socket has joined."""
-    room_id = rooms.id_of(ref)
-    channel = str(room_id) if room_id is not None else None
-    if channel not in presence.entry(sid).rooms:
+    joined, channel = presence.entry(sid).rooms, _channel_of(ref)
+    if channel not in joined:  # a room named by its name costs one lookup
         room = rooms.find(ref)
         channel = str(room.id) if room is not None else None
-        if channel not in presence.entry(sid).rooms:
-            raise Forbidden("join the room before sending typing indicators")
+    if channel not in joined:
+        raise Forbidden("join the room before sending typing indicators")
     check_rate(user, "typing")
     notify.notify_typing(channel, str(user.id), user.username, is_typing, skip_sid=sid)
 
