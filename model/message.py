@@ -7,7 +7,24 @@ so cursors follow it. A position whose writer failed is filled by a tombstone
 "still being written".
 """
 
-from mongoengine import BooleanField, DateTimeField, Document, IntField, ObjectIdField, StringField
+from mongoengine import (
+    BooleanField,
+    DateTimeField,
+    Document,
+    EmbeddedDocument,
+    EmbeddedDocumentField,
+    IntField,
+    ListField,
+    ObjectIdField,
+    StringField,
+)
+
+
+class Reaction(EmbeddedDocument):
+    """One emoji on a message and who used it; the list keeps the order emoji were first used."""
+
+    emoji = StringField(required=True)
+    user_ids = ListField(ObjectIdField())
 
 
 class MessageFields(Document):
@@ -20,6 +37,15 @@ class MessageFields(Document):
     client_id = StringField(null=True)
     edited_at = DateTimeField(null=True)
     deleted = BooleanField(default=False)
+    # Threads: a reply names its thread's root; the root counts its live, undeleted replies.
+    reply_to = ObjectIdField(null=True)
+    reply_count = IntField(default=0)
+    last_reply_at = DateTimeField(null=True)
+    reactions = ListField(EmbeddedDocumentField(Reaction))
+    # Members named by `@username`; `@room`/`@here` from a manager sets mentions_room instead of listing everyone.
+    mentions = ListField(ObjectIdField())
+    mentions_room = BooleanField(default=False)
+    pinned_at = DateTimeField(null=True)
     # A position whose writer failed: never shown, it only tells readers not to wait for it.
     gap = BooleanField()
     # What the archiver leaves in the live collection of a message with a clientId, so a retry
@@ -27,6 +53,10 @@ class MessageFields(Document):
     stub = BooleanField()
 
     meta = {"abstract": True}
+
+    @property
+    def pinned(self):
+        return self.pinned_at is not None
 
 
 class Message(MessageFields):

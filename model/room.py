@@ -3,12 +3,17 @@
 from mongoengine import BooleanField, DateTimeField, Document, IntField, ObjectIdField, StringField
 
 GENERAL = "general"
+KINDS = ("room", "dm")
 
 
 class Room(Document):
-    name = StringField(required=True)
-    # Lower-cased name, so "General" cannot sit beside "general".
+    # None for a direct-message room.
+    name = StringField(null=True)
+    # Lower-cased name, so "General" cannot sit beside "general". A DM's is its participants'
+    # key (`services/dms.py`), which no room name can spell: the same unique index then keeps
+    # one DM per set of people.
     name_key = StringField(required=True)
+    kind = StringField(default="room", choices=KINDS)
     description = StringField(default="")
     private = BooleanField(default=False)
     created_by = ObjectIdField(null=True)

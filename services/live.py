@@ -18,6 +18,12 @@ from utils.extensions import socketio
 from utils.transport import NAMESPACE, control, members
 
 
+def connect(sid: str, user: User, claims: dict) -> None:
+    """Remember an authenticated socket and put it in its user's channel (per-user events, `notify.user_channel`)."""
+    presence.register(sid, user, claims)
+    socketio.server.enter_room(sid, notify.user_channel(user.id), namespace=NAMESPACE)
+
+
 def join(sid: str, user: User, ref: str | None, legacy: bool = False) -> tuple[Room, dict[str, str]]:
     """Join the socket to a room the user may read (public rooms make them a member); return (room, online).
 

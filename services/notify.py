@@ -1,6 +1,8 @@
 """Every Socket.IO emit to clients lives here, called by the services once their write has succeeded.
 
 A room's broadcasts go to its channel: the Socket.IO room named by the room id's hex string.
+What is for one user (`notification`, `room_added`) goes to their channel, `user:<id>`, which
+every socket of theirs is in from connect (`live.connect`), on whatever process.
 """
 
 from bson import ObjectId
@@ -15,6 +17,18 @@ _message, _deleted = MessageSchema(), MessageSchema(only=("id", "room"))
 _online = OnlineUserSchema(many=True)
 # The sockets that joined `general` the way the original single-room service's clients do.
 LEGACY_CHANNEL = "legacy:general"
+
+
+def user_channel(user_id: ObjectId | str) -> str:
+    """The Socket.IO channel every socket of one user is in."""
+    return f"user:{user_id}"
+
+
+def notify_notification(user_ids: list[ObjectId], reason: str, message: MessageFields) -> None:
+    """Tell users, on all their sockets, of a message that mentions them or came in one of their DMs."""
+    if user_ids:
+        payload = {"reason": reason, "room": str(message.room), "message": _message.dump(message)}
+        socketio.emit("notification", payload, to=[user_channel(user_id) for user_id in user_ids])
 
 
 def notify_message(message: MessageFields) -> None:

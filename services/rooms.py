@@ -30,13 +30,19 @@ class RoomView:
     """A room as one caller sees it: the stored fields plus its member count and the caller's role."""
 
     id: ObjectId
-    name: str
+    name: str | None
     description: str
     private: bool
     created_by: ObjectId | None
     created_at: datetime
     member_count: int
     my_role: str | None
+    kind: str
+    # The caller's read state (`services/read_state.py`); nothing unread for a non-member.
+    last_message_at: datetime | None = None
+    unread_count: int = 0
+    mention_count: int = 0
+    last_read_message_id: ObjectId | None = None
 
 
 def ensure_general_room() -> None:
@@ -131,6 +137,7 @@ def describe(user: User, rooms: list[Room]) -> list[RoomView]:
             room.created_at,
             counts.get(room.id, 0),
             roles.get(room.id),
+            room.kind,
         )
         for room in rooms
     ]

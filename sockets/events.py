@@ -23,7 +23,7 @@ def connect(auth=None):
             raise RateLimited(60, "too many connections for this user")
     except AppError as error:
         raise ConnectionRefusedError(error.message, error.to_dict()) from None
-    presence.register(request.sid, user, claims)
+    live.connect(request.sid, user, claims)
 
 
 def disconnect(reason=None):

@@ -41,6 +41,12 @@ class EditSchema(StrictSchema):
     message_body = Trimmed(data_key="messageBody", required=True, validate=BODY)
 
 
+class ReactionSchema(StrictSchema):
+    emoji = fields.String()
+    count = fields.Function(lambda reaction: len(reaction.user_ids))
+    user_ids = fields.List(IdField(), data_key="userIds")
+
+
 class MessageSchema(StrictSchema):
     id = IdField()
     room = IdField()
@@ -52,6 +58,13 @@ class MessageSchema(StrictSchema):
     edited_at = IsoDateTime(data_key="editedAt", allow_none=True)
     deleted = fields.Boolean()
     archived = fields.Boolean()
+    reply_to = IdField(data_key="replyTo", allow_none=True)
+    reply_count = fields.Integer(data_key="replyCount")
+    last_reply_at = IsoDateTime(data_key="lastReplyAt", allow_none=True)
+    reactions = fields.List(fields.Nested(ReactionSchema))
+    mentions = fields.List(IdField())
+    mentions_room = fields.Boolean(data_key="mentionsRoom")
+    pinned = fields.Boolean()
 
 
 class MessagePageSchema(StrictSchema):

@@ -42,13 +42,18 @@ class MemberRoleSchema(StrictSchema):
 
 class RoomSchema(StrictSchema):
     id = IdField()
-    name = fields.String()
+    name = fields.String(allow_none=True)
     description = fields.String()
     private = fields.Boolean()
     created_by = IdField(data_key="createdBy", allow_none=True)
     created_at = IsoDateTime(data_key="createdAt")
     member_count = fields.Integer(data_key="memberCount")
     my_role = fields.String(data_key="myRole", allow_none=True)
+    kind = fields.String()
+    last_message_at = IsoDateTime(data_key="lastMessageAt", allow_none=True)
+    unread_count = fields.Integer(data_key="unreadCount")
+    mention_count = fields.Integer(data_key="mentionCount")
+    last_read_message_id = IdField(data_key="lastReadMessageId", allow_none=True)
 
 
 class RoomPageSchema(StrictSchema):
