@@ -3,7 +3,7 @@
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 
 from bson import ObjectId
 from mongoengine import NotUniqueError
@@ -69,6 +69,13 @@ def find(ref: Ref) -> Room | None:
 def general_id() -> ObjectId:
     """The id of `general` (created at start-up, never deleted or renamed), looked up once per process."""
     return find(GENERAL).id
+
+
+@lru_cache(maxsize=65536)
+def kind_of(room_id: ObjectId) -> str:
+    """Whether a room is a `room` or a `dm` (a room never changes kind), looked up once per process."""
+    room = Room.objects(id=room_id).only("kind").first()
+    return room.kind if room is not None else "room"
 
 
 def general_channel() -> str:

@@ -28,6 +28,11 @@ ROOM = {
     "createdAt": "2026-11-21T10:20:11.904Z",
     "memberCount": 3,
     "myRole": "owner",
+    "kind": "room",
+    "lastMessageAt": "2026-11-21T10:24:05.310Z",
+    "unreadCount": 0,
+    "mentionCount": 0,
+    "lastReadMessageId": MESSAGE_ID,
 }
 GENERAL = {
     **ROOM,
@@ -51,6 +56,13 @@ MESSAGE = {
     "editedAt": None,
     "deleted": False,
     "archived": False,
+    "replyTo": None,
+    "replyCount": 0,
+    "lastReplyAt": None,
+    "reactions": [{"emoji": "👍", "count": 1, "userIds": [BOB_ID]}],
+    "mentions": [BOB_ID],
+    "mentionsRoom": False,
+    "pinned": False,
 }
 OLDER = {
     **MESSAGE,
@@ -60,6 +72,8 @@ OLDER = {
     "messageBody": "Morning! Are the mockups ready?",
     "timeStamp": "2026-11-21T10:22:47.052Z",
     "clientId": None,
+    "reactions": [],
+    "mentions": [],
 }
 MEMBER = {"user": BOB, "role": "member", "joinedAt": "2026-11-21T10:21:40.377Z", "online": True}
 
@@ -102,6 +116,7 @@ OPERATIONS = {
         "201": MESSAGE,
         "200": MESSAGE,
     },
+    "mentions_feed": {"query": {"limit": 20}, "200": {"messages": [MESSAGE], "nextCursor": None}},
     "messages_edit": {
         "request": {"messageBody": "The new mockups are in the shared folder, comments welcome before Thursday."},
         "200": {
