@@ -3,7 +3,8 @@
 from mongoengine import BooleanField, DateTimeField, Document, IntField, ObjectIdField, StringField
 
 GENERAL = "general"
-KINDS = ("room", "dm")
+ROOM, DM = "room", "dm"
+KINDS = (ROOM, DM)
 
 
 class Room(Document):

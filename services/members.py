@@ -9,7 +9,7 @@ from model.membership import Membership, Role
 from model.room_sanction import RoomSanction
 from model.user import User
 from services import live, presence, rooms, sanctions, users
-from services.permissions import check_can_add, check_can_remove, check_can_set_role
+from services.permissions import check_can_add, check_can_remove, check_can_set_role, check_not_dm
 from services.rooms import Ref
 from utils.timefmt import utcnow
 
@@ -43,6 +43,7 @@ def list_members(user: User, ref: Ref) -> list[MemberView]:
 def do_set_member_role(user: User, ref: Ref, target_id: str | ObjectId, new_role: Role) -> MemberView:
     """Add a member or change a member's role, as the role table allows; readonly is remembered beyond membership."""
     room, role = rooms.access(user, ref)
+    check_not_dm(room)
     target = users.get_user(target_id)
     target_role = Membership.role_of(room.id, target.id)
     check_can_set_role(user, role, target_role, new_role)
@@ -62,6 +63,7 @@ def do_set_member_role(user: User, ref: Ref, target_id: str | ObjectId, new_role
 def do_remove_member(user: User, ref: Ref, target_id: str | ObjectId) -> None:
     """Remove a member; their sockets stop receiving the room at once."""
     room, role = rooms.access(user, ref)
+    check_not_dm(room)
     target = users.get_user(target_id)
     if target.id == user.id:
         return rooms.do_leave_room(user, ref)

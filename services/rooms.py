@@ -12,11 +12,19 @@ from pymongo.errors import DuplicateKeyError
 from model.archived_message import ArchivedMessage
 from model.membership import POSTERS, Membership, Role
 from model.message import Message
-from model.room import GENERAL, Room
+from model.room import DM, GENERAL, Room
 from model.room_sanction import RoomSanction, Sanction
 from model.user import User
 from services import live, notify
-from services.permissions import check_can_manage_room, check_can_post, check_can_read, check_not_banned, is_admin
+from services.permissions import (
+    check_can_manage_room,
+    check_can_post,
+    check_can_read,
+    check_not_banned,
+    check_not_dm,
+    check_participant,
+    is_admin,
+)
 from utils.errors import Conflict, Forbidden, NotFound
 from utils.ids import get_by_id, parse_id
 from utils.timefmt import utcnow
@@ -60,9 +68,9 @@ def ensure_general_room() -> None:
 
 
 def find(ref: Ref) -> Room | None:
-    """Return the room named by id or name (None means `general`), or None."""
+    """Return the room named by id or name (None means `general`), or None; a DM has no name, only its id."""
     ref = GENERAL if ref is None else ref
-    return get_by_id(Room, ref) or Room.objects(name_key=ref.lower()).first()
+    return get_by_id(Room, ref) or Room.objects(name_key=ref.lower(), kind__ne=DM).first()
 
 
 @cache
@@ -100,6 +108,7 @@ def check_postable(user: User, ref: Ref) -> ObjectId:
     room, role = access(user, ref)
     if role is None:
         check_not_banned(RoomSanction.of(room.id, user.id))
+        check_participant(room, role)
     check_can_post(user, role)
     return room.id
 
@@ -182,6 +191,7 @@ def do_create_room(user: User, name: str, description: str, private: bool) -> Ro
 def do_update_room(user: User, ref: Ref, changes: dict[str, str]) -> RoomView:
     """Rename or re-describe a room (owner, admins)."""
     room, role = access(user, ref)
+    check_not_dm(room)
     check_can_manage_room(user, role)
     if "name" in changes and room.name_key == GENERAL and changes["name"].lower() != GENERAL:
         raise Forbidden("the general room cannot be renamed")
@@ -199,6 +209,7 @@ def do_update_room(user: User, ref: Ref, changes: dict[str, str]) -> RoomView:
 def do_delete_room(user: User, ref: Ref) -> None:
     """Delete a room with its memberships and messages (owner, admins); `general` stays."""
     room, role = access(user, ref)
+    check_not_dm(room)
     check_can_manage_room(user, role)
     if room.name_key == GENERAL:
         raise Forbidden("the general room cannot be deleted")
@@ -218,6 +229,7 @@ def do_join_room(user: User, ref: Ref) -> Room:
     if role is None:
         if room.private and not is_admin(user):
             raise NotFound.room(ref)
+        check_participant(room, role)
         # A readonly role outlives the membership: leaving and rejoining does not lift it.
         sanctions = RoomSanction.of(room.id, user.id)
         check_not_banned(sanctions)
@@ -249,6 +261,7 @@ def add_member(room_id: ObjectId, user_id: ObjectId, role: Role) -> None:
 def do_leave_room(user: User, ref: Ref) -> None:
     """End the caller's membership; the owner and `general` cannot be left."""
     room, role = access(user, ref)
+    check_not_dm(room)
     if room.name_key == GENERAL:
         raise Forbidden("everyone stays in the general room")
     if role == Role.OWNER:
