@@ -40,6 +40,15 @@ GENERAL = {
     "memberCount": 42,
     "myRole": "member",
 }
+DM = {
+    **ROOM,
+    "id": "6650f2f1a7b3e41d9c8f0a22",
+    "name": None,
+    "description": "",
+    "memberCount": 2,
+    "myRole": "member",
+    "kind": "dm",
+}
 MESSAGE = {
     "id": MESSAGE_ID,
     "room": ROOM_ID,
@@ -93,6 +102,7 @@ OPERATIONS = {
         "200": {"bans": [{"user": BOB, "bannedBy": ALICE_ID, "createdAt": "2026-11-22T09:01:12.640Z"}]}
     },
     "rooms_ban": {"200": {"user": BOB, "bannedBy": ALICE_ID, "createdAt": "2026-11-22T09:01:12.640Z"}},
+    "dms_open_dm": {"request": {"userIds": [BOB_ID]}, "201": DM, "200": DM},
     "messages_history": {
         "query": {"room": "design-team", "limit": 2},
         "200": {"messages": [MESSAGE, OLDER], "nextCursor": OLDER_ID},
