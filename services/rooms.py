@@ -6,13 +6,13 @@ from datetime import datetime
 from functools import cache
 
 from bson import ObjectId
-from mongoengine import NotUniqueError
+from mongoengine import NotUniqueError, QuerySet
 from pymongo.errors import DuplicateKeyError
 
 from model.archived_message import ArchivedMessage
 from model.membership import POSTERS, Membership, Role
 from model.message import Message
-from model.room import DM, GENERAL, Room
+from model.room import BY_KIND, DM, GENERAL, ROOM, Room
 from model.room_sanction import RoomSanction, Sanction
 from model.user import User
 from services import live, notify
@@ -157,17 +157,29 @@ def describe_one(user: User, room: Room) -> RoomView:
     return describe(user, [room])[0]
 
 
-def list_rooms(user: User, limit: int, cursor: ObjectId | None) -> tuple[list[RoomView], str | None]:
-    """Return (rooms, nextCursor): public rooms and the caller's private ones, newest first."""
-    query = Room.objects
-    if not is_admin(user):
-        mine = Membership.objects(user=user.id).distinct("room")
-        query = Room.objects(__raw__={"$or": [{"private": False}, {"_id": {"$in": mine}}]})
+def list_rooms(user: User, limit: int, cursor: ObjectId | None, kind: str | None) -> tuple[list[RoomView], str | None]:
+    """Return (rooms, nextCursor), newest first: public rooms, the caller's private ones and DMs, or one `kind`."""
+    query = listed(user, kind)
     if cursor:
         query = query.filter(id__lt=cursor)
-    rooms = list(query.order_by("-id").limit(limit + 1))
+    rooms = list(query.limit(limit + 1))
     next_cursor = str(rooms[limit - 1].id) if len(rooms) > limit else None
     return describe(user, rooms[:limit]), next_cursor
+
+
+def listed(user: User, kind: str | None) -> QuerySet:
+    """The query of `list_rooms`, newest first: admins list every room, but DMs only to their participants."""
+    member_of = {"_id": {"$in": Membership.objects(user=user.id).distinct("room")}}
+    if kind == DM:  # from the (kind, id) index: the caller's DMs only, not every room they are in
+        return Room.objects(__raw__={"kind": DM, **member_of}).hint(BY_KIND).order_by("-id")
+    visible = {} if is_admin(user) else {"$or": [{"private": False}, member_of]}
+    if kind == ROOM:
+        where = {"kind": {"$ne": DM}, **visible}  # `general` predates `kind` and has none stored
+    elif is_admin(user):
+        where = {"$or": [{"kind": {"$ne": DM}}, member_of]}
+    else:
+        where = visible  # a DM is private: the caller's own are among their memberships
+    return Room.objects(__raw__=where).order_by("-id")
 
 
 def do_create_room(user: User, name: str, description: str, private: bool) -> RoomView:

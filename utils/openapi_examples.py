@@ -88,7 +88,7 @@ OPERATIONS = {
     "users_me": {"200": ALICE},
     "users_search": {"query": {"q": "bo", "limit": 10}, "200": {"users": [BOB]}},
     "users_get_user": {"200": BOB},
-    "rooms_list_rooms": {"query": {"limit": 20}, "200": {"rooms": [ROOM, GENERAL], "nextCursor": None}},
+    "rooms_list_rooms": {"query": {"limit": 20, "kind": "room"}, "200": {"rooms": [ROOM, GENERAL], "nextCursor": None}},
     "rooms_create_room": {
         "request": {"name": "design-team", "description": "Mockups, reviews and the weekly demo", "private": True},
         "201": ROOM,
