@@ -45,6 +45,15 @@ GENERAL = {
     "memberCount": 42,
     "myRole": "member",
 }
+DM = {
+    **ROOM,
+    "id": "6650f2f1a7b3e41d9c8f0a22",
+    "name": None,
+    "description": "",
+    "memberCount": 2,
+    "myRole": "member",
+    "kind": "dm",
+}
 MESSAGE = {
     "id": MESSAGE_ID,
     "room": ROOM_ID,
@@ -93,7 +102,7 @@ OPERATIONS = {
     "users_me": {"200": ALICE},
     "users_search": {"query": {"q": "bo", "limit": 10}, "200": {"users": [BOB]}},
     "users_get_user": {"200": BOB},
-    "rooms_list_rooms": {"query": {"limit": 20}, "200": {"rooms": [ROOM, GENERAL], "nextCursor": None}},
+    "rooms_list_rooms": {"query": {"limit": 20, "kind": "room"}, "200": {"rooms": [ROOM, GENERAL], "nextCursor": None}},
     "rooms_create_room": {
         "request": {"name": "design-team", "description": "Mockups, reviews and the weekly demo", "private": True},
         "201": ROOM,
@@ -107,6 +116,7 @@ OPERATIONS = {
         "200": {"bans": [{"user": BOB, "bannedBy": ALICE_ID, "createdAt": "2026-11-22T09:01:12.640Z"}]}
     },
     "rooms_ban": {"200": {"user": BOB, "bannedBy": ALICE_ID, "createdAt": "2026-11-22T09:01:12.640Z"}},
+    "dms_open_dm": {"request": {"userIds": [BOB_ID]}, "201": DM, "200": DM},
     "messages_history": {
         "query": {"room": "design-team", "limit": 2},
         "200": {"messages": [MESSAGE, OLDER], "nextCursor": OLDER_ID},
