@@ -158,3 +158,15 @@ def test_session_survives_reloads_and_expired_tokens(demo_server, db):
 def test_demo_at_phone_width(demo_server, db):
     out = drive(demo_server, "phone")
     assert out["widths"]["scroll"] <= out["widths"]["inner"]
+
+
+def test_a_dm_between_two_tabs_and_its_unread_badge(demo_server, db):
+    """Found by name, opened, shown to the other tab by room_added; its badge appears with each message and clears when read."""
+    out = drive(demo_server, "dm")
+    assert out["seen"][-1] == "yes, what's up?"
+
+
+def test_a_mention_and_a_thread(demo_server, db):
+    """A room added live, its "@" badge, the mention highlighted; replies both ways, counts kept live, 62 replies paged."""
+    out = drive(demo_server, "thread")
+    assert out["replies"] == ["On it, comments by noon.", "Thanks!"]

@@ -1,5 +1,5 @@
 // Headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core) uses /demo as a person would.
-// SCENARIO picks what to drive: chat, history, reconnect, session or phone.
+// SCENARIO picks what to drive: chat, history, reconnect, session, phone, dm or thread.
 // URL, ARTIFACTS (screenshot directory), JWT_SECRET (to mint an expired token), HISTORY_ROOM and
 // CHROMIUM come from the environment. Prints one JSON line; any failed check exits 1.
 const crypto = require("node:crypto");
@@ -89,6 +89,8 @@ async function register(page, name) {
 const online = (page) => page.waitForSelector('#conn[data-state="online"]');
 const session = (page) => page.evaluate((key) => JSON.parse(localStorage.getItem(key)), KEY);
 const roomOf = (page) => page.getAttribute("#room", "data-room");
+// The id of the room being entered, once its join is answered.
+const openedRoom = (page) => page.waitForSelector('#room:not([data-room=""])').then(() => roomOf(page));
 
 async function setAccessToken(page, token) {
   await page.evaluate(
@@ -121,6 +123,9 @@ async function rest(token, method, route, body) {
 
 // The confirmed messages of the open room, top to bottom.
 const bodies = (page) => page.$$eval("#messages li.msg[data-id] .body", (els) => els.map((e) => e.textContent));
+
+// The messages (at `selector`) whose own text has this in it, not those quoting it.
+const byBody = (page, selector, text) => page.locator(selector, { has: page.locator(":scope > .body", { hasText: text }) });
 
 function shown(page, text) {
   return page.waitForFunction(
@@ -446,7 +451,23 @@ async function phone(browser) {
   check(widths.scroll <= widths.inner, "nothing overflows sideways at phone width", widths);
   check(await page.isHidden("#sidebar"), "the room list is folded away");
   check(await page.isVisible("#rooms-toggle"), "behind a Rooms button");
+  check(await page.isHidden("li.msg [data-act='reply']"), "a message's actions are folded away too");
   await shot(page, "phone.png");
+
+  // A message's actions open from its "⋯" button; a thread covers the room and closes back to it.
+  const question = byBody(page, "#messages li.msg", "Morning! Are we still on");
+  await question.locator("[data-act='more']").click();
+  await question.locator("[data-act='reply']").click();
+  await page.waitForSelector("#pane:not([hidden]) #reply-body");
+  await page.fill("#reply-body", "Yes, ten o'clock sharp.");
+  await page.press("#reply-body", "Enter");
+  await page.waitForSelector(`#pane-list .body:has-text("ten o'clock sharp")`);
+  const paned = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
+  check(paned.scroll <= paned.inner, "the thread fits the width too", paned);
+  await shot(page, "phone-thread.png");
+  await page.click("#pane-close");
+  await page.waitForSelector("#pane", { state: "hidden" });
+  await question.locator(".thread-summary:has-text('1 reply')").waitFor();
 
   const mine = await session(page);
   const team = await rest(mine.accessToken, "POST", "/api/rooms", { name: `launch-team-${run}`, private: true });
@@ -463,7 +484,147 @@ async function phone(browser) {
   return { widths };
 }
 
-const SCENARIOS = { chat, history, reconnect, session: sessionScenario, phone };
+// The room list's badges (as text, e.g. "1" or "@1"; null when there is none) of a room or DM button.
+function badgeOf(page, selector) {
+  return page.$eval(selector, (b) => {
+    const badge = b.querySelector(".badge");
+    return badge ? { text: badge.textContent, hot: badge.classList.contains("hot") } : null;
+  });
+}
+
+async function dm(browser) {
+  const alice = await newPage(browser, { viewport: { width: 1280, height: 800 } });
+  const bob = await newPage(browser, { viewport: { width: 1100, height: 760 } });
+  await register(alice, `alice_${run}`);
+  await register(bob, `bob_${run}`);
+  check((await bob.textContent("#dms")).includes("No conversations yet"), "bob starts with no DMs");
+
+  // Alice finds bob by the start of his name and opens a DM with him.
+  await alice.fill("#people-q", `BOB_${run}`.slice(0, 7));
+  await alice.click(`#people button[data-name="bob_${run}"]`);
+  await alice.waitForSelector(`#room-title:has-text('bob_${run}')`);
+  const dmId = await openedRoom(alice);
+  await alice.waitForSelector(`#dms button[data-id="${dmId}"][aria-current="true"]:has-text('bob_${run}')`);
+  check((await alice.$$(`#rooms button[data-id="${dmId}"]`)).length === 0, "a DM is listed apart from the rooms");
+  check((await alice.inputValue("#people-q")) === "", "the search box is emptied");
+
+  // Bob's list shows it at once (room_added), named after alice, without a refresh.
+  const bobDm = `#dms button[data-id="${dmId}"]`;
+  await bob.waitForSelector(`${bobDm}:has-text('alice_${run}')`);
+  check((await badgeOf(bob, bobDm)) === null, "no badge before a message");
+
+  // A message in the DM: bob, in general, gets a notification and the DM a highlighted badge.
+  await sendFrom(alice, "psst, a quick question about the launch");
+  await bob.waitForFunction((sel) => document.querySelector(sel + " .badge"), bobDm);
+  const badge = await badgeOf(bob, bobDm);
+  check(badge.text === "1" && badge.hot, "one unread DM message, highlighted", badge);
+  check((await bob.getAttribute(bobDm, "aria-label")).includes("1 unread"), "the badge is read out", await bob.getAttribute(bobDm, "aria-label"));
+  check(/^\(1\) /.test(await bob.title()), "the tab's title counts it", await bob.title());
+  await sendFrom(alice, "are you around?");
+  await bob.waitForFunction((sel) => document.querySelector(sel + " .badge").textContent === "2", bobDm);
+  await shot(bob, "dm-badge.png");
+
+  // Bob opens it: both messages, and the badge clears (marked read with the socket's `read`).
+  await bob.click(bobDm);
+  await bob.waitForSelector(`#room-title:has-text('alice_${run}')`);
+  await shown(bob, "are you around?");
+  await bob.waitForFunction((sel) => !document.querySelector(sel + " .badge"), bobDm);
+  check(!/^\(\d+\)/.test(await bob.title()), "nothing unread left in the title", await bob.title());
+  await sendFrom(bob, "yes, what's up?");
+  await shown(alice, "yes, what's up?");
+  // Seen while open: no badge on alice's side for a message she saw arrive.
+  await alice.waitForTimeout(500);
+  check((await badgeOf(alice, `#dms button[data-id="${dmId}"]`)) === null, "a message seen as it arrives leaves no badge");
+
+  // Opening the same DM again (from bob's side, by name) gives the same room.
+  await bob.fill("#people-q", `alice_${run}`);
+  await bob.click(`#people button[data-name="alice_${run}"]`);
+  await bob.waitForSelector(`#dms button[data-id="${dmId}"][aria-current="true"]`);
+  check((await bob.$$("#dms button")).length === 1, "one DM per pair of people");
+  await shown(bob, "yes, what's up?");
+  await shot(alice, "dm.png");
+  return { dm: dmId, seen: await bodies(bob) };
+}
+
+async function thread(browser) {
+  const alice = await newPage(browser, { viewport: { width: 1280, height: 800 } });
+  const bob = await newPage(browser, { viewport: { width: 1280, height: 800 } });
+  await register(alice, `alice_${run}`);
+  await register(bob, `bob_${run}`);
+  const owner = await session(alice);
+  const member = await session(bob);
+
+  // Alice makes a room and adds bob: it appears in his list at once (room_added).
+  const room = `launch-${run}`;
+  await alice.fill("#room-name", room);
+  await alice.press("#room-name", "Enter");
+  await alice.waitForSelector(`#room-title:has-text('${room}')`);
+  const roomId = await openedRoom(alice);
+  const added = await rest(owner.accessToken, "PUT", `/api/rooms/${roomId}/members/${member.user.id}`, { role: "member" });
+  check(added.status === 200, "alice adds bob", added);
+  const bobRoom = `#rooms button[data-id="${roomId}"]`;
+  await bob.waitForSelector(bobRoom);
+
+  // A mention: bob, in general, sees the room's badge marked "@".
+  await sendFrom(alice, `@bob_${run} can you review the launch plan?`);
+  await bob.waitForFunction((sel) => document.querySelector(sel + " .badge.hot"), bobRoom);
+  const badge = await badgeOf(bob, bobRoom);
+  check(badge.text === "@1", "one unread mention", badge);
+  check((await bob.getAttribute(bobRoom, "aria-label")).includes("1 mention"), "read out as a mention");
+
+  // In the room, the message that names him stands out, his name marked; the badge goes.
+  await bob.click(bobRoom);
+  await bob.waitForSelector(`#room-title:has-text('${room}')`);
+  const mention = byBody(bob, "#messages li.msg.mentioned", "can you review the launch plan?");
+  await mention.waitFor();
+  check((await mention.locator("mark.at").textContent()) === `@bob_${run}`, "his name is marked");
+  await bob.waitForFunction((sel) => !document.querySelector(sel + " .badge"), bobRoom);
+  check((await alice.locator("li.msg.mentioned").count()) === 0, "the author's own message is not highlighted for her");
+
+  // Bob answers in a thread.
+  await mention.hover();
+  await mention.locator('[data-act="reply"]').click();
+  await bob.waitForSelector("#pane:not([hidden]) #reply-body:focus");
+  check((await bob.textContent("#pane-top")).includes("can you review the launch plan?"), "the thread shows its first message");
+  await bob.keyboard.type("On it, comments by noon.");
+  await bob.keyboard.press("Enter");
+  await bob.waitForSelector("#pane-list li.msg .body:has-text('On it, comments by noon.')");
+  // The reply is in the room's timeline too, marked as a reply.
+  await bob.waitForSelector("#messages li.msg:has-text('On it, comments by noon.') .thread-link");
+
+  // Alice sees the root's reply count (message_updated) and opens the thread from it.
+  const root = byBody(alice, "#messages li.msg", "can you review the launch plan?");
+  await root.locator(".thread-summary:has-text('1 reply')").waitFor();
+  await root.locator(".thread-summary").click();
+  await alice.waitForSelector("#pane-list .body:has-text('On it, comments by noon.')");
+  await alice.fill("#reply-body", "Thanks!");
+  await alice.press("#reply-body", "Enter");
+  await bob.waitForSelector("#pane-list .body:has-text('Thanks!')");
+  await alice.waitForSelector("#messages li.msg .thread-summary:has-text('2 replies')");
+  await bob.waitForSelector("#pane-top .replies-count:has-text('2 replies')");
+  const replies = await bob.$$eval("#pane-list li.msg .body", (els) => els.map((e) => e.textContent));
+  check(JSON.stringify(replies) === JSON.stringify(["On it, comments by noon.", "Thanks!"]), "the thread, in order, once each", replies);
+  await shot(bob, "thread.png");
+
+  // The thread pages back: 60 more replies over REST, then the pane reopened shows the newest 50 and loads the rest.
+  const replyTo = await root.getAttribute("data-id");
+  for (let n = 0; n < 60; n++) {
+    const sent = await rest(owner.accessToken, "POST", "/api/send", { room: roomId, messageBody: `note ${n}`, replyTo });
+    check(sent.status === 201, "a reply over REST", sent);
+  }
+  await bob.click("#pane-close");
+  await bob.waitForSelector("#pane", { state: "hidden" });
+  await byBody(bob, "#messages li.msg", "can you review the launch plan?").locator(".thread-summary:has-text('62 replies')").click();
+  await bob.waitForSelector("#pane-list .body:has-text('note 59')");
+  check((await bob.$$("#pane-list li.msg")).length === 50, "the newest 50 replies first");
+  await bob.click("#pane-older");
+  await bob.waitForSelector("#pane-older", { state: "hidden" });
+  const all = await bob.$$eval("#pane-list li.msg .body", (els) => els.map((e) => e.textContent));
+  check(all.length === 62 && all[0] === "On it, comments by noon." && all[61] === "note 59", "then all 62, in order", all);
+  return { replies };
+}
+
+const SCENARIOS = { chat, history, reconnect, session: sessionScenario, phone, dm, thread };
 
 (async () => {
   const browser = await chromium.launch({
