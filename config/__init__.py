@@ -158,6 +158,9 @@ class Config:
     READ_RATE_LIMIT = text("READ_RATE_LIMIT", default="300/minute")
     # `join` and `left` together: churn costs every member of the room a presence event.
     JOIN_RATE_LIMIT = text("JOIN_RATE_LIMIT", default="30/minute")
+    # Reactions added and removed, REST and `react` together: a click each, but each one that changes
+    # something costs the room a `message_updated`.
+    REACTION_RATE_LIMIT = text("REACTION_RATE_LIMIT", default="30/10seconds")
     MAX_SOCKETS_PER_USER = number("MAX_SOCKETS_PER_USER", 20)
     # Reverse proxies in front of the app (Heroku's router is one): X-Forwarded-* from that
     # many hops is trusted, so limits key on the real client address and cannot be spoofed.

@@ -62,9 +62,10 @@ OLDER = {
     "clientId": None,
 }
 MEMBER = {"user": BOB, "role": "member", "joinedAt": "2026-11-21T10:21:40.377Z", "online": True}
+REACTED = {**MESSAGE, "reactions": [{"emoji": "👍", "count": 2, "userIds": [BOB_ID, ALICE_ID]}], "pinned": False}
 
 # The path parameters, by name.
-PATH = {"room_id": ROOM_ID, "message_id": MESSAGE_ID, "user_id": BOB_ID, "user_ref": "bob"}
+PATH = {"room_id": ROOM_ID, "message_id": MESSAGE_ID, "user_id": BOB_ID, "user_ref": "bob", "emoji": "👍"}
 
 OPERATIONS = {
     "accounts_register": {
@@ -109,6 +110,10 @@ OPERATIONS = {
             "messageBody": "The new mockups are in the shared folder, comments welcome before Thursday.",
             "editedAt": "2026-11-21T10:31:44.018Z",
         },
+    },
+    "reactions_add": {"200": REACTED},
+    "reactions_remove": {
+        "200": {**REACTED, "reactions": [{"emoji": "👍", "count": 1, "userIds": [BOB_ID]}]},
     },
     "health_health": {
         "200": {"status": "ok", "db": "ok", "queue": "ok"},
