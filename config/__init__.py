@@ -151,7 +151,7 @@ class Config:
     REGISTER_RATE_LIMIT = text("REGISTER_RATE_LIMIT", default="20/hour")
     MESSAGE_RATE_LIMIT = text("MESSAGE_RATE_LIMIT", default="10/second")
     TYPING_RATE_LIMIT = text("TYPING_RATE_LIMIT", default="5/second")
-    # Message edits and deletes together.
+    # Message edits, deletes, pins and unpins together.
     EDIT_RATE_LIMIT = text("EDIT_RATE_LIMIT", default="30/minute")
     ROOM_CREATE_RATE_LIMIT = text("ROOM_CREATE_RATE_LIMIT", default="20/hour")
     # History pages and socket `sync` together: a reconnect syncs each joined room once.

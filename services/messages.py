@@ -14,7 +14,7 @@ from model.message import Message, MessageFields
 from model.message_log import MessageLog, RoomGone
 from model.room import Room
 from model.user import User
-from services import notify, rooms
+from services import notify, pins, rooms
 from services.permissions import check_can_delete_message, check_can_edit_message
 from services.ratelimit import check_rate
 from services.rooms import Ref
@@ -150,4 +150,5 @@ def do_delete_message(user: User, message_id: str) -> None:
     check_can_delete_message(user, message, role)
     deleted = Message.objects(id=message.id, deleted=False).modify(set__deleted=True, set__message_body="")
     if deleted is not None:
+        pins.unpin_deleted(message)
         notify.notify_message_deleted(message)
