@@ -42,7 +42,7 @@ def join(user, data):
 @socket_event(SendSchema())
 def message(user, data):
     """`message {room, messageBody, clientId?}` -> `{ok, message}` once stored; the room gets `message`."""
-    stored, _ = live.send(request.sid, user, data["room"], data["message_body"], data["client_id"])
+    stored, _ = live.send(request.sid, user, data["room"], data["message_body"], data["client_id"], data["reply_to"])
     return _message_ack.dump({"message": stored})
 
 
