@@ -44,10 +44,11 @@ def check_can_delete_message(user: User, message: MessageFields, role: Role | No
 
 
 def check_can_pin(user: User, room: Room, role: Role | None) -> None:
-    """A room's owner, moderators and admins pin and unpin its messages; in a DM, every participant does."""
-    if role in MANAGERS or is_admin(user) or (room.kind == "dm" and role is not None):
-        return
-    raise Forbidden("only the room's owner and moderators can pin or unpin its messages")
+    """A room's owner, moderators and admins pin and unpin its messages; a DM's participants, and only they, its."""
+    if room.kind == DM:
+        check_participant(room, role)
+    elif role not in MANAGERS and not is_admin(user):
+        raise Forbidden("only the room's owner and moderators can pin or unpin its messages")
 
 
 def check_can_manage_room(user: User, role: Role | None) -> None:

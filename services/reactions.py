@@ -19,8 +19,7 @@ from bson import ObjectId
 
 from model.message import Message, Reaction
 from model.user import User
-from services import messages, notify
-from services.permissions import check_can_post
+from services import messages, notify, rooms
 from services.ratelimit import check_rate
 from utils.errors import Conflict, NotFound, ValidationFailed
 
@@ -44,8 +43,8 @@ def do_react(user: User, message_id: str, emoji: str, add: bool) -> Message:
     of a reaction that is not there, returns the message unchanged and broadcasts nothing.
     """
     check_rate(user, "reaction")
-    message, _, role = messages.readable_message(user, message_id)
-    check_can_post(user, role)
+    message, room, role = messages.readable_message(user, message_id)
+    rooms.check_may_post(user, room, role)
     if message.deleted:
         raise NotFound.message(message_id)
     plan = _adding if add else _removing

@@ -73,26 +73,22 @@ def test_owner_moderators_and_admins_pin_members_and_readers_may_not(api, staff)
         assert unpinned.status_code == 200 and unpinned.json()["pinned"] is False, (name, unpinned.text)
 
 
-def test_every_participant_of_a_dm_pins(api, make_user, db):
-    alice, bob, carol = make_user(), make_user(), make_user()
-    # A DM as `POST /api/dms` makes one: private, nameless, every participant a plain member.
-    now = datetime.now(UTC)
-    dm = db.rooms.insert_one(
-        {"name": None, "name_key": f"\x1f{alice.id}:{bob.id}", "kind": "dm", "description": "", "private": True,
-         "created_by": None, "created_at": now, "seq": 0, "archived_seq": 0, "archiving_from": 0}
-    ).inserted_id  # fmt: skip
-    db.memberships.insert_many(
-        [{"room": dm, "user": ObjectId(u.id), "role": "member", "joined_at": now} for u in (alice, bob)]
-    )
-    message = _send(api, alice, str(dm))
+def test_every_participant_of_a_dm_pins_and_nobody_else(api, make_user):
+    alice, bob, carol, admin = make_user(), make_user(), make_user(), make_user(admin=True)
+    opened = api.post("/api/dms", alice.token, json={"userIds": [bob.id]})
+    assert opened.status_code == 201, opened.text
+    dm = opened.json()["id"]
+    message = _send(api, alice, dm)
     assert _pin(api, bob, message["id"]).json()["pinned"] is True
-    assert _pins(api, alice, str(dm)) == [message["id"]]
+    assert _pins(api, alice, dm) == [message["id"]]
+    assert _pins(api, admin, dm) == [message["id"]], "an admin reads a DM"
+    assert_error(_unpin(api, admin, message["id"]), 403, "forbidden")  # but takes no part in it
     assert_error(_pin(api, carol, message["id"]), 404, "not_found")
     assert_error(api.get(f"/api/rooms/{dm}/pins", carol.token), 404, "not_found")
     assert _unpin(api, alice, message["id"]).json()["pinned"] is False
-    member_room = api.post("/api/rooms", alice.token, json={"name": "not-a-dm"}).json()["id"]
-    api.put(f"/api/rooms/{member_room}/members/{bob.id}", alice.token, json={"role": "member"})
-    assert_error(_pin(api, bob, _send(api, bob, member_room)["id"]), 403, "forbidden")
+    group = api.post("/api/rooms", alice.token, json={"name": "not-a-dm"}).json()["id"]
+    api.put(f"/api/rooms/{group}/members/{bob.id}", alice.token, json={"role": "member"})
+    assert_error(_pin(api, bob, _send(api, bob, group)["id"]), 403, "forbidden")
 
 
 def test_a_pin_is_broadcast_once_per_change(api, staff, joined_pair):

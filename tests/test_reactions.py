@@ -180,6 +180,14 @@ def test_who_may_react(api, connect, make_user, db):
     assert state["reactions"] == [], "nothing was written"
 
 
+def test_in_a_dm_only_its_participants_react(api, make_user):
+    alice, bob, admin = make_user(), make_user(), make_user(admin=True)
+    dm = api.post("/api/dms", alice.token, json={"userIds": [bob.id]}).json()["id"]
+    message = _send(api, alice, dm)
+    assert _summary(_put(api, bob, message["id"], "👍").json()) == [("👍", 1, [bob.id])]
+    assert_error(_put(api, admin, message["id"], "👍"), 403, "forbidden")  # an admin reads a DM, takes no part
+
+
 def test_deleted_unknown_and_archived_messages_are_not_found(api, make_user, db):
     user = make_user()
     message = _send(api, user)
