@@ -82,6 +82,6 @@ class Message(MessageFields):
             {"fields": ["room", "reply_to", "seq"]},
             # The mentions feed: messages naming a user, newest first; `@room` ones in the user's rooms.
             {"fields": ["mentions", "-id"]},
-            {"fields": ["mentions_room", "room", "-id"], "partialFilterExpression": {"mentions_room": True}},
+            {"fields": ["room", "mentions_room", "-id"], "partialFilterExpression": {"mentions_room": True}},
         ],
     }
