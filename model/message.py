@@ -84,7 +84,7 @@ class Message(MessageFields):
             {"fields": ["room", "reply_to", "seq"]},
             # The mentions feed: messages naming a user, newest first; `@room` ones in the user's rooms.
             {"fields": ["mentions", "-id"]},
-            {"fields": ["mentions_room", "room", "-id"], "partialFilterExpression": {"mentions_room": True}},
+            {"fields": ["room", "mentions_room", "-id"], "partialFilterExpression": {"mentions_room": True}},
             # A room's pins (`services/pins.py`): no two share a slot, so a room never holds more than
             # its slots. The same index lists them. Its filter is the range its queries use
             # (`pin_slot >= 0`): MongoDB uses a partial index only for queries that imply its filter,
