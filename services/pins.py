@@ -75,10 +75,10 @@ def list_pins(user: User, ref: Ref) -> list[Message]:
     room, _ = rooms.access(user, ref)
     # One at or below the archive's watermark is being archived: it is read from the archive now,
     # where it is not pinned.
-    return [message for message in pinned_in(room.id).order_by("-pinned_at", "-id") if message.seq > room.archived_seq]
+    return [message for message in _pinned_in(room.id).order_by("-pinned_at", "-id") if message.seq > room.archived_seq]
 
 
-def pinned_in(room_id: ObjectId) -> QuerySet:
+def _pinned_in(room_id: ObjectId) -> QuerySet:
     """The room's pinned messages (at most MAX_PINS), from the slot index.
 
     The query names the index's fields only, and its filter word for word: so SecantusDB plans
@@ -89,7 +89,7 @@ def pinned_in(room_id: ObjectId) -> QuerySet:
 
 def _free_slot(room_id: ObjectId) -> int:
     """A slot no pinned message of the room holds, at random so that racing pins seldom choose the same."""
-    taken = set(pinned_in(room_id).scalar("pin_slot"))
+    taken = set(_pinned_in(room_id).scalar("pin_slot"))
     free = [slot for slot in range(MAX_PINS) if slot not in taken]
     if not free:
         raise Conflict(f"a room holds at most {MAX_PINS} pins: unpin one first")

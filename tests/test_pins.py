@@ -7,11 +7,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-import mongoengine
 import pytest
 from bson import ObjectId
 
-from services.pins import pinned_in
 from tests.support import ROOT, TEST_SECRET, Api, assert_error, store_messages
 
 
@@ -177,22 +175,3 @@ def test_archiving_ends_a_pin_and_frees_its_place(api, server, staff):
     [archived] = api.get(f"/api/messages?room={room}&archived=true", people["member"].token).json()["messages"]
     assert archived["id"] == message and archived["archived"] is True and archived["pinned"] is False
     assert_error(_pin(api, people["owner"], message), 404, "not_found")
-
-
-def test_pin_queries_are_answered_from_the_slot_index(mongo_uri, staff):
-    room, _ = staff
-    mongoengine.connect(host=mongo_uri, tz_aware=True, uuidRepresentation="standard")
-    try:
-        plans = [
-            query.explain()
-            for query in (pinned_in(ObjectId(room)).only("pin_slot"), pinned_in(ObjectId(room)).order_by("-pinned_at"))
-        ]
-    finally:
-        mongoengine.disconnect()
-    for plan in plans:
-        stages, stage = [], plan["queryPlanner"]["winningPlan"]
-        while stage:
-            stages.append(stage)
-            stage = stage.get("inputStage")
-        scans = [s for s in stages if s["stage"] in ("IXSCAN", "COLLSCAN")]
-        assert [s["stage"] for s in scans] == ["IXSCAN"] and list(scans[0]["keyPattern"]) == ["room", "pin_slot"]
