@@ -15,7 +15,7 @@ from pymongo import monitoring
 from model.membership import Role
 from model.user import User
 from server import create_app
-from services import mentions, messages, rooms
+from services import mentions, messages, pins, reactions, rooms
 from utils.timefmt import utcnow
 
 READS = ("find", "count", "distinct")
@@ -82,6 +82,24 @@ def test_threads_and_mentions_read_only_from_indexes(recorder, db):
     mentions.feed(bob, 10, None)
     messages.do_edit_message(alice, str(root.id), f"@{bob.username} edited")
     messages.do_delete_message(bob, str(first.id))
+    recorder.recording.clear()
+    scans = [c for c in recorder.commands if not _by_id(c) and "COLLSCAN" in _plan_stages(db, c)]
+    assert recorder.commands and not scans, scans
+
+
+def test_reactions_and_pins_read_only_from_indexes(recorder, db):
+    alice, bob = _user("alice"), _user("bob")
+    room = rooms.do_create_room(alice, "pinboard", "", False)
+    rooms.add_member(room.id, bob.id, Role.MEMBER)
+    message, _ = messages.do_send_message(alice, room.id, "react to me, pin me")
+    recorder.recording.set()
+    for user, add in ((bob, True), (alice, True), (bob, False), (alice, False)):
+        reactions.do_react(user, str(message.id), "👍", add)
+    pins.do_pin(alice, str(message.id))
+    pins.list_pins(bob, room.id)
+    pins.do_unpin(alice, str(message.id))
+    pins.do_pin(alice, str(message.id))
+    messages.do_delete_message(alice, str(message.id))  # gives the pin's slot back
     recorder.recording.clear()
     scans = [c for c in recorder.commands if not _by_id(c) and "COLLSCAN" in _plan_stages(db, c)]
     assert recorder.commands and not scans, scans
