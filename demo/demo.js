@@ -1048,13 +1048,14 @@
       more.setAttribute("aria-expanded", String(li.classList.contains("open")));
       meta.append(more);
     }
-    if (actions.childElementCount) meta.append(actions);
+    if (actions.childElementCount && where !== "list") meta.append(actions);
     const parts = [meta];
     if (where === "timeline" && m.replyTo) parts.push(threadLink(m));
     parts.push(bodyNode(m));
     if (!m.deleted && m.attachments && m.attachments.length) parts.push(filesNode(m.attachments));
     if (!m.deleted && m.reactions && m.reactions.length) parts.push(reactionsNode(m, where !== "list" && canPost()));
     if (where === "timeline" && !m.replyTo && m.replyCount > 0) parts.push(threadSummary(m));
+    if (where === "list") parts.push(actions);
     li.replaceChildren(...parts);
   }
 
@@ -1079,7 +1080,7 @@
 
   // Under a pin or a search result: go to it, or unpin it.
   function listActions(m) {
-    const actions = el("span", "actions shown");
+    const actions = el("div", "actions shown list-actions");
     if (pane.mode === "search") actions.append(button("Open", "open", `Open this message in its room`));
     else {
       actions.append(button("Show", "show", `Show this message in the room`));

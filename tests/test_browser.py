@@ -170,3 +170,9 @@ def test_a_mention_and_a_thread(demo_server, db):
     """A room added live, its "@" badge, the mention highlighted; replies both ways, counts kept live, 62 replies paged."""
     out = drive(demo_server, "thread")
     assert out["replies"] == ["On it, comments by noon.", "Thanks!"]
+
+
+def test_reactions_and_pins_between_two_tabs(demo_server, db):
+    """Reactions added from the palette (mouse and keyboard) and chips, taken back, seen by the other tab; the owner pins, the pins list follows."""
+    out = drive(demo_server, "reactions")
+    assert out["reactions"] == [{"emoji": "👍", "count": 1, "mine": True}, {"emoji": "🎉", "count": 1, "mine": True}]

@@ -1,5 +1,5 @@
 // Headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core) uses /demo as a person would.
-// SCENARIO picks what to drive: chat, history, reconnect, session, phone, dm or thread.
+// SCENARIO picks what to drive: chat, history, reconnect, session, phone, dm, thread or reactions.
 // URL, ARTIFACTS (screenshot directory), JWT_SECRET (to mint an expired token), HISTORY_ROOM and
 // CHROMIUM come from the environment. Prints one JSON line; any failed check exits 1.
 const crypto = require("node:crypto");
@@ -623,8 +623,82 @@ async function thread(browser) {
   check(all.length === 62 && all[0] === "On it, comments by noon." && all[61] === "note 59", "then all 62, in order", all);
   return { replies };
 }
+// The reaction chips of a message: [{emoji, count, mine}].
+function chips(message) {
+  return message.locator(".reaction").evaluateAll((els) =>
+    els.map((e) => ({ emoji: e.dataset.emoji, count: Number(e.querySelector(".count").textContent), mine: e.getAttribute("aria-pressed") === "true" })),
+  );
+}
 
-const SCENARIOS = { chat, history, reconnect, session: sessionScenario, phone, dm, thread };
+async function untilChips(message, expected) {
+  const want = JSON.stringify(expected);
+  for (let i = 0; i < 100; i++) {
+    if (JSON.stringify(await chips(message)) === want) return;
+    await message.page().waitForTimeout(100);
+  }
+  check(false, "reactions become " + want, await chips(message));
+}
+
+async function reactions(browser) {
+  const alice = await newPage(browser, { viewport: { width: 1280, height: 800 } });
+  const bob = await newPage(browser, { viewport: { width: 1280, height: 800 } });
+  await register(alice, `alice_${run}`);
+  await register(bob, `bob_${run}`);
+  const room = `review-${run}`;
+  await alice.fill("#room-name", room);
+  await alice.press("#room-name", "Enter");
+  await alice.waitForSelector(`#room-title:has-text('${room}')`);
+  await openedRoom(alice);
+  await bob.click("#rooms-refresh");
+  await bob.click(`#rooms button:has-text('${room}')`);
+  await bob.waitForSelector(`#room-title:has-text('${room}')`);
+  await sendFrom(alice, "Ship it on Friday?");
+  await shown(bob, "Ship it on Friday?");
+  const onAlice = byBody(alice, "#messages li.msg", "Ship it on Friday?");
+  const onBob = byBody(bob, "#messages li.msg", "Ship it on Friday?");
+
+  // Bob picks 👍 from the palette; alice's tab shows it (message_updated), as not hers.
+  await onBob.hover();
+  await onBob.locator('[data-act="react-menu"]').click();
+  await bob.waitForSelector(".palette button:focus");
+  await onBob.locator('.palette [data-emoji="👍"]').click();
+  await untilChips(onBob, [{ emoji: "👍", count: 1, mine: true }]);
+  await untilChips(onAlice, [{ emoji: "👍", count: 1, mine: false }]);
+
+  // Alice adds hers by clicking the chip, and a second emoji from the palette by keyboard.
+  await onAlice.locator(".reaction").click();
+  await untilChips(onBob, [{ emoji: "👍", count: 2, mine: true }]);
+  await onAlice.locator('[data-act="react-menu"]').focus();
+  await alice.keyboard.press("Enter");
+  await alice.waitForSelector(".palette button:focus");
+  await alice.keyboard.press("Tab");
+  await alice.keyboard.press("Enter");
+  await untilChips(onBob, [{ emoji: "👍", count: 2, mine: true }, { emoji: "🎉", count: 1, mine: false }]);
+
+  // Bob takes his 👍 back.
+  await onBob.locator('.reaction[data-emoji="👍"]').click();
+  await untilChips(onAlice, [{ emoji: "👍", count: 1, mine: true }, { emoji: "🎉", count: 1, mine: true }]);
+  await untilChips(onBob, [{ emoji: "👍", count: 1, mine: false }, { emoji: "🎉", count: 1, mine: false }]);
+  check((await onBob.locator('.reaction[data-emoji="👍"]').getAttribute("aria-label")).includes("1 reaction"), "a chip reads out its count");
+
+  // Pins: the owner pins; a member has no Pin button but sees the pin and the pins list, kept live.
+  check((await onBob.locator('[data-act="pin"]').count()) === 0, "a member cannot pin in a room");
+  await onAlice.hover();
+  await onAlice.locator('[data-act="pin"]').click();
+  await onBob.locator(".meta .pinned").waitFor();
+  await bob.click("#pins-open");
+  await bob.waitForSelector("#pane:not([hidden]) #pane-list .body:has-text('Ship it on Friday?')");
+  check((await bob.textContent("#pane-title")).includes(room), "the pins of this room");
+  await shot(bob, "reactions.png");
+  await onAlice.hover();
+  await onAlice.locator('[data-act="unpin"]').click();
+  await bob.waitForSelector("#pane-list li.msg", { state: "detached" });
+  await bob.waitForSelector("#pane-note:has-text('Nothing is pinned here yet')");
+  check((await onBob.locator(".meta .pinned").count()) === 0, "the mark goes with the pin");
+  return { reactions: await chips(onAlice) };
+}
+
+const SCENARIOS = { chat, history, reconnect, session: sessionScenario, phone, dm, thread, reactions };
 
 (async () => {
   const browser = await chromium.launch({
