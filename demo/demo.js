@@ -151,6 +151,7 @@
   const typers = new Map(); // userId -> {name, timer}
   const roomList = new Map(); // roomId -> room (rooms and DMs, as GET /api/rooms lists them)
   const dmNames = new Map(); // DM roomId -> the other participants' names
+  const otherRooms = new Map(); // roomId -> room, for search results from rooms the list does not show
   const counted = new Set(); // ids of messages already added to a badge here, whichever event told first
   let roomsCursor = null;
   let drafts = []; // files uploaded for the next message: {key, name, state, file, error}
@@ -305,6 +306,7 @@
     typers.clear();
     roomList.clear();
     dmNames.clear();
+    otherRooms.clear();
     counted.clear();
     drafts = [];
     renderDrafts();
@@ -1026,8 +1028,8 @@
     li.classList.toggle("mentioned", !mine && mentionsMe(m));
     const meta = el("div", "meta");
     meta.append(el("span", "author", mine ? "You" : m.userName));
-    if (where === "list" && roomList.has(m.room) && m.room !== view.roomId) {
-      const room = roomList.get(m.room);
+    const room = roomList.get(m.room) || otherRooms.get(m.room);
+    if (where === "list" && room && m.room !== view.roomId) {
       meta.append(el("span", "where", (room.kind === "dm" ? "@" : room.private ? "" : "#") + roomName(room)));
     }
     const time = el("time", "time", where === "list" ? date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) : timeFormat.format(date));
@@ -1051,7 +1053,7 @@
     if (actions.childElementCount && where !== "list") meta.append(actions);
     const parts = [meta];
     if (where === "timeline" && m.replyTo) parts.push(threadLink(m));
-    parts.push(bodyNode(m));
+    parts.push(bodyNode(m, where));
     if (!m.deleted && m.attachments && m.attachments.length) parts.push(filesNode(m.attachments));
     if (!m.deleted && m.reactions && m.reactions.length) parts.push(reactionsNode(m, where !== "list" && canPost()));
     if (where === "timeline" && !m.replyTo && m.replyCount > 0) parts.push(threadSummary(m));
@@ -1111,8 +1113,9 @@
     return summary;
   }
 
-  // The text as sent; the `@name`s that name me (or everyone, by `@room`/`@here`) are marked.
-  function bodyNode(m) {
+  // The text as sent; the `@name`s that name me (or everyone, by `@room`/`@here`) are marked, and in
+  // search results the words found.
+  function bodyNode(m, where) {
     const p = el("p", "body");
     if (m.deleted) {
       p.textContent = "This message was deleted.";
@@ -1122,12 +1125,30 @@
     if ((m.mentions || []).includes(me().id)) names.add("@" + (me().username || "").toLowerCase());
     if (m.mentionsRoom) names.add("@room").add("@here");
     const parts = m.messageBody.split(/(@\w+)/);
+    const terms = where === "list" && pane.mode === "search" ? words(pane.query.q) : [];
     parts.forEach((part, i) => {
       const starts = i % 2 === 1 && (i === 1 ? parts[0] === "" || /\W$/.test(parts[0]) : /\W$/.test(parts[i - 1]));
       if (starts && names.has(part.toLowerCase())) p.append(el("mark", "at", part));
-      else if (part) p.append(part);
+      else if (part) appendMatches(p, part, terms);
     });
     return p;
+  }
+
+  // Words as search compares them: without case or accents.
+  const fold = (text) => text.normalize("NFD").replace(/\p{M}/gu, "").toLowerCase();
+  const words = (text) => fold(text).match(/[\p{L}\p{N}_]+/gu) || [];
+
+  // A search result's words that start with a word searched for are marked.
+  function appendMatches(p, text, terms) {
+    if (!terms.length) return p.append(text);
+    let at = 0;
+    for (const match of text.matchAll(/[\p{L}\p{N}_]+/gu)) {
+      const word = fold(match[0]);
+      if (!terms.some((t) => word.startsWith(t))) continue;
+      p.append(text.slice(at, match.index), el("mark", "hit", match[0]));
+      at = match.index + match[0].length;
+    }
+    p.append(text.slice(at));
   }
 
   function size(bytes) {
@@ -1860,6 +1881,8 @@
     try {
       const page = await api("GET", `/api/search?${params}`);
       if (gen !== pane.gen) return;
+      await learnRooms(page.messages.map((m) => m.room));
+      if (gen !== pane.gen) return;
       $("pane-list").append(...page.messages.filter((m) => !pane.items.has(m.id)).map((m) => paneItem(m, "list")));
       pane.cursor = page.nextCursor;
       $("pane-more").hidden = !pane.cursor;
@@ -1872,6 +1895,18 @@
     } finally {
       $("pane-more").disabled = false;
     }
+  }
+
+  // Rooms readable but not in the list (public rooms beyond its first page, or made since): named once fetched.
+  async function learnRooms(ids) {
+    const unknown = [...new Set(ids)].filter((id) => !roomList.has(id) && !otherRooms.has(id));
+    await Promise.all(
+      unknown.map((id) =>
+        api("GET", `/api/rooms/${encodeURIComponent(id)}`)
+          .then((room) => otherRooms.set(id, room))
+          .catch(() => {}),
+      ),
+    );
   }
 
   // A search result: its room, scrolled to it when it is among the newest messages.

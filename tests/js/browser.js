@@ -1,5 +1,5 @@
 // Headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core) uses /demo as a person would.
-// SCENARIO picks what to drive: chat, history, reconnect, session, phone, dm, thread or reactions.
+// SCENARIO picks what to drive: chat, history, reconnect, session, phone, dm, thread, reactions, files or search.
 // URL, ARTIFACTS (screenshot directory), JWT_SECRET (to mint an expired token), HISTORY_ROOM and
 // CHROMIUM come from the environment. Prints one JSON line; any failed check exits 1.
 const crypto = require("node:crypto");
@@ -697,8 +697,135 @@ async function reactions(browser) {
   check((await onBob.locator(".meta .pinned").count()) === 0, "the mark goes with the pin");
   return { reactions: await chips(onAlice) };
 }
+// A PNG drawn by the page's canvas: `width` × `height`, a gradient and a title.
+async function png(page, width, height, title) {
+  const data = await page.evaluate(
+    ([w, h, text]) => {
+      const canvas = document.createElement("canvas");
+      canvas.width = w;
+      canvas.height = h;
+      const g = canvas.getContext("2d");
+      const fill = g.createLinearGradient(0, 0, w, h);
+      fill.addColorStop(0, "#2156a5");
+      fill.addColorStop(1, "#f0a800");
+      g.fillStyle = fill;
+      g.fillRect(0, 0, w, h);
+      g.fillStyle = "#fff";
+      g.font = `bold ${Math.round(h / 6)}px sans-serif`;
+      g.fillText(text, w / 12, h / 2);
+      return canvas.toDataURL("image/png").split(",")[1];
+    },
+    [width, height, title],
+  );
+  return Buffer.from(data, "base64");
+}
 
-const SCENARIOS = { chat, history, reconnect, session: sessionScenario, phone, dm, thread, reactions };
+async function files(browser) {
+  const alice = await newPage(browser, { viewport: { width: 1280, height: 860 } });
+  const bob = await newPage(browser, { viewport: { width: 1280, height: 860 } });
+  await register(alice, `alice_${run}`);
+  await register(bob, `bob_${run}`);
+  await alice.waitForSelector(`#online li:has-text('bob_${run}')`);
+
+  // Alice attaches an image and a text file: each is uploaded at once and waits as a chip.
+  const image = await png(alice, 1280, 800, "Launch mockup v3");
+  await alice.setInputFiles("#file", [
+    { name: "launch-mockup.png", mimeType: "image/png", buffer: image },
+    { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("1. ship\n2. celebrate\n") },
+  ]);
+  await alice.waitForSelector("#attachments li.draft.ready img");
+  await alice.waitForFunction(() => document.querySelectorAll("#attachments li.draft.ready").length === 2);
+  await shot(alice, "attach.png");
+  await alice.fill("#body", "The mockup, and my notes");
+  await alice.press("#body", "Enter");
+  await shown(alice, "The mockup, and my notes");
+  check((await alice.$$("#attachments li")).length === 0, "the chips go with the message");
+
+  // Bob sees the thumbnail, loaded from its signed URL (no Authorization header on an <img>).
+  const message = byBody(bob, "#messages li.msg", "The mockup, and my notes");
+  const thumb = message.locator("a.thumb img");
+  await thumb.waitFor();
+  await bob.waitForFunction((img) => img.complete && img.naturalWidth > 0, await thumb.elementHandle());
+  const size = await thumb.evaluate((img) => ({ w: img.naturalWidth, h: img.naturalHeight, alt: img.alt, src: img.getAttribute("src") }));
+  check(size.w === 320 && size.h === 200 && size.alt === "launch-mockup.png", "a 320 × 200 thumbnail, named", size);
+  check(size.src.startsWith("/api/files/"), "served by this server, same origin", size.src);
+  const full = await fetch(base + (await message.locator("a.thumb").getAttribute("href")));
+  check(full.status === 200 && full.headers.get("content-type") === "image/png", "its link is the full image, signed", full.status);
+  const notes = message.locator("a.file:not(.thumb)");
+  check((await notes.textContent()).includes("notes.txt"), "the other file is a link with its name");
+  check((await notes.getAttribute("download")) === "notes.txt", "offered for download");
+  const text = await fetch(base + (await notes.getAttribute("href")));
+  check(text.status === 200 && (await text.text()).includes("celebrate"), "its signed link downloads it", text.status);
+
+  // A file alone is a message too.
+  await alice.setInputFiles("#file", { name: "wide.png", mimeType: "image/png", buffer: await png(alice, 900, 300, "Wide") });
+  await alice.waitForSelector("#attachments li.draft.ready");
+  await alice.press("#body", "Enter");
+  await bob.waitForFunction(() => [...document.querySelectorAll("#messages a.thumb img")].some((i) => i.alt === "wide.png" && i.naturalWidth === 320));
+  await bob.evaluate(() => (document.getElementById("scroller").scrollTop = 1e6));
+  await shot(bob, "files.png");
+  return { thumbnail: size };
+}
+
+async function searchScenario(browser) {
+  const page = await newPage(browser, { viewport: { width: 1280, height: 800 } });
+  await register(page, `sam_${run}`);
+  const me = await session(page);
+  const friend = await rest(null, "POST", "/api/auth/register", { username: `tess_${run}`, password: PASSWORD });
+  const general = await roomOf(page);
+  const project = await rest(friend.body.accessToken, "POST", "/api/rooms", { name: `budget-${run}` });
+  check(project.status === 201, "a room of tess's", project);
+  for (const [room, token, text] of [
+    [general, friend.body.accessToken, "The quarterly report is ready for review"],
+    [general, me.accessToken, "Lunch at the café on Friday?"],
+    [project.body.id, friend.body.accessToken, "Report numbers look off in the budget sheet"],
+    [general, friend.body.accessToken, "Reporting lines change next month"],
+  ]) {
+    const sent = await rest(token, "POST", "/api/send", { room, messageBody: text });
+    check(sent.status === 201, "seeded", sent);
+  }
+  await shown(page, "Reporting lines change next month");
+
+  // Every room sam may read: the public budget room too, newest first; "report" matches "Reporting" as a prefix.
+  await page.fill("#search-q", "report");
+  await page.press("#search-q", "Enter");
+  await page.waitForSelector("#pane:not([hidden]) #pane-list li.msg");
+  const found = await page.$$eval("#pane-list li.msg .body", (els) => els.map((e) => e.textContent));
+  check(
+    JSON.stringify(found) === JSON.stringify(["Reporting lines change next month", "Report numbers look off in the budget sheet", "The quarterly report is ready for review"]),
+    "three results, newest first",
+    found,
+  );
+  check((await page.textContent("#pane-list li.msg:nth-child(2) .where")).includes(`budget-${run}`), "a result names its room");
+  await shot(page, "search.png");
+
+  // Accents do not matter; "This room" narrows it.
+  await page.fill("#search-q", "CAFE");
+  await page.press("#search-q", "Enter");
+  await page.waitForSelector("#pane-list .body:has-text('Lunch at the café on Friday?')");
+  await page.check("#search-here");
+  await page.fill("#search-q", "report");
+  await page.press("#search-q", "Enter");
+  await page.waitForFunction(() => document.querySelectorAll("#pane-list li.msg").length === 2);
+  check((await page.textContent("#pane-note")).includes("in this room"), "the note says where");
+  await page.uncheck("#search-here");
+
+  // Nothing to search for: the server's reason is shown.
+  await page.fill("#search-q", "?!");
+  await page.press("#search-q", "Enter");
+  await page.waitForSelector("#pane-note:has-text('Couldn')");
+
+  // A result opens in its room, the message marked.
+  await page.fill("#search-q", "budget sheet");
+  await page.press("#search-q", "Enter");
+  await page.click("#pane-list li.msg [data-act='open']");
+  await page.waitForSelector(`#room-title:has-text('budget-${run}')`);
+  await page.waitForSelector("#messages li.msg.flash:has-text('Report numbers look off')");
+  check(await page.isHidden("#pane"), "the panel closes");
+  return { found };
+}
+
+const SCENARIOS = { chat, history, reconnect, session: sessionScenario, phone, dm, thread, reactions, files, search: searchScenario };
 
 (async () => {
   const browser = await chromium.launch({
