@@ -849,7 +849,6 @@
 
   function onMessage(m) {
     if (m.room !== view.roomId) return;
-    if (pane.mode === "thread" && m.replyTo === pane.rootId) addReply(m);
     if (view.loading || view.syncing) {
       view.buffer.push(m);
       return;
@@ -890,6 +889,7 @@
         updateMessage(m);
         continue;
       }
+      if (pane.mode === "thread" && m.replyTo === pane.rootId) addReply(m); // live, or caught up after a reconnection
       settleOutbox(m);
       ol.insertBefore(messageItem(m), ol.querySelector("li.pending"));
       added = true;
