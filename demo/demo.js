@@ -173,6 +173,7 @@
       messages: new Map(), // messageId -> message
       online: new Map(),
       readUpTo: null, // the last message this tab marked read here
+      seen: new Map(), // userId -> {name, messageId}: how far the others have read (small rooms)
     };
   }
 
@@ -688,6 +689,7 @@
     updateComposer();
     scrollToBottom();
     markReadSoon();
+    loadSeen(gen);
     if (focus) ($("body").disabled ? $("scroller") : $("body")).focus();
   }
 
@@ -892,9 +894,12 @@
       if (pane.mode === "thread" && m.replyTo === pane.rootId) addReply(m); // live, or caught up after a reconnection
       settleOutbox(m);
       ol.insertBefore(messageItem(m), ol.querySelector("li.pending"));
+      // Sending moves the sender's read marker: they have read what came before.
+      if (m.userId !== me().id) view.seen.set(m.userId, { name: m.userName, messageId: m.id });
       added = true;
     }
     if (!added) return;
+    renderSeen();
     relayout();
     if (view.emptyNote) renderHistoryState();
     if (stick) scrollToBottom();
@@ -1208,6 +1213,7 @@
       if (m.deleted && li.dataset.editing) delete li.dataset.editing;
       const focused = li.contains(document.activeElement) ? document.activeElement : null;
       fillMessage(li, m);
+      if (li === lastMine()) renderSeen();
       if (focused && !li.contains(focused)) {
         // Re-rendered under the reader's focus: keep it on the same control, or go to the message box.
         const same = focused.dataset.act && li.querySelector(`[data-act="${focused.dataset.act}"]`);
@@ -1647,9 +1653,40 @@
 
   // My marker moved elsewhere (another tab of mine): that room's counts changed.
   function onReadReceipt(e) {
-    if (e.userId !== me().id) return;
+    if (e.userId !== me().id) {
+      if (e.room !== view.roomId) return;
+      view.seen.set(e.userId, { name: e.userName, messageId: e.messageId });
+      return renderSeen();
+    }
     if (e.room === view.roomId && e.messageId === view.readUpTo) return; // this tab's own
     refreshCounts(e.room);
+  }
+
+  // "Seen by" under my newest message, in rooms small enough for receipts to reach everyone in them.
+  const RECEIPTS_MAX_MEMBERS = 50; // the server's READ_RECEIPTS_MAX_MEMBERS default
+  const lastMine = () => [...$("messages").querySelectorAll("li.msg.mine[data-id]")].pop() || null;
+
+  async function loadSeen(gen) {
+    const mine = lastMine();
+    if (!mine || !view.room || view.room.memberCount > RECEIPTS_MAX_MEMBERS) return;
+    try {
+      const { readers } = await api("GET", `/api/messages/${encodeURIComponent(mine.dataset.id)}/readers`);
+      if (gen !== generation) return;
+      for (const r of readers) if (!view.seen.has(r.userId)) view.seen.set(r.userId, { name: r.userName, messageId: mine.dataset.id });
+      renderSeen();
+    } catch {
+      /* receipts still come live */
+    }
+  }
+
+  function renderSeen() {
+    $("messages").querySelector(".seen")?.remove();
+    const mine = lastMine();
+    if (!mine || !view.seen.size || mine.classList.contains("deleted")) return;
+    const items = [...$("messages").querySelectorAll("li.msg[data-id]")];
+    const at = items.indexOf(mine);
+    const names = [...view.seen.values()].filter((s) => items.indexOf(view.items.get(s.messageId)) >= at).map((s) => s.name);
+    if (names.length) mine.append(el("p", "seen", `Seen by ${names.sort().join(", ")}`));
   }
 
   let roomsSeenAt = Date.now();
