@@ -14,7 +14,7 @@ from model.message import Message, MessageFields
 from model.message_log import MessageLog, RoomGone
 from model.room import Room
 from model.user import User
-from services import notify, rooms
+from services import files, notify, rooms
 from services.permissions import check_can_delete_message, check_can_edit_message
 from services.ratelimit import check_rate
 from services.rooms import Ref
@@ -66,26 +66,30 @@ def _position(room: Room, message_id: ObjectId, field: str) -> int:
     return seq
 
 
-def send(user: User, ref: Ref, body: str, client_id: str | None = None) -> tuple[MessageFields, bool]:
+def send(
+    user: User, ref: Ref, body: str, client_id: str | None = None, attachments: list[ObjectId] = ()
+) -> tuple[MessageFields, bool]:
     """Post to a room named by the client (REST): authorise, then `do_send_message`."""
-    return do_send_message(user, rooms.postable(user, ref), body, client_id)
+    return do_send_message(user, rooms.postable(user, ref), body, client_id, attachments)
 
 
 def do_send_message(
-    user: User, room_id: ObjectId, body: str, client_id: str | None = None
+    user: User, room_id: ObjectId, body: str, client_id: str | None = None, attachments: list[ObjectId] = ()
 ) -> tuple[MessageFields, bool]:
     """Store a message in a room the caller may post in and broadcast it; return (message, created).
 
     A retry with a clientId this user already used returns the stored message: the unique
     (userId, clientId) index decides, even under a race. The original is broadcast again, in
     case its first broadcast was lost with the process that stored it; every process drops a
-    message it has already delivered, so each socket gets it at most once.
+    message it has already delivered, so each socket gets it at most once. The `attachments`
+    (file ids) are taken for the message as it is stored, and given back if it is not.
     """
     check_rate(user, "message")
     message = Message(room=room_id, user_id=user.id, user_name=user.username, message_body=body, client_id=client_id)
     started = time.perf_counter()
     try:
-        _log.append(message)
+        with files.attached(user, message, attachments):
+            _log.append(message)
     except NotUniqueError:
         original = _original(user, client_id)
         if not original.archived and not original.deleted:
@@ -139,6 +143,10 @@ def do_delete_message(user: User, message_id: str) -> None:
     """Soft-delete a message (author, room owner/moderators, admins) and broadcast `message_deleted`."""
     message, _, role = _readable_message(user, message_id)
     check_can_delete_message(user, message, role)
-    deleted = Message.objects(id=message.id, deleted=False).modify(set__deleted=True, set__message_body="")
+    deleted = Message.objects(id=message.id, deleted=False).modify(
+        set__deleted=True, set__message_body="", set__attachments=[]
+    )
     if deleted is not None:
         notify.notify_message_deleted(message)
+        if deleted.attachments:  # the state before the update
+            files.do_delete_message_files(message.id)

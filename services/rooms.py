@@ -15,7 +15,7 @@ from model.message import Message
 from model.room import GENERAL, Room
 from model.room_sanction import RoomSanction, Sanction
 from model.user import User
-from services import live, notify
+from services import files, live, notify
 from services.permissions import check_can_manage_room, check_can_post, check_can_read, check_not_banned, is_admin
 from utils.errors import Conflict, Forbidden, NotFound
 from utils.ids import get_by_id, parse_id
@@ -208,6 +208,7 @@ def do_delete_room(user: User, ref: Ref) -> None:
     RoomSanction.objects(room=room.id).delete()
     Message.objects(room=room.id).delete()
     ArchivedMessage.objects(room=room.id).delete()
+    files.do_delete_room_files(room.id)
     notify.notify_room_deleted(room.id)
     live.evict(room.id)
 

@@ -40,8 +40,8 @@ def join(user, data):
 
 @socket_event(SendSchema())
 def message(user, data):
-    """`message {room, messageBody, clientId?}` -> `{ok, message}` once stored; the room gets `message`."""
-    stored, _ = live.send(request.sid, user, data["room"], data["message_body"], data["client_id"])
+    """`message {room, messageBody, clientId?, attachments?}` -> `{ok, message}` once stored; room gets `message`."""
+    stored, _ = live.send(request.sid, user, data["room"], data["message_body"], data["client_id"], data["attachments"])
     return _message_ack.dump({"message": stored})
 
 

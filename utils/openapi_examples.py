@@ -133,6 +133,7 @@ ERRORS = {
     404: _error("not_found", "room design-team not found"),
     409: _error("conflict", "username 'alice' is taken", {"username": ["Already taken."]}),
     413: _error("payload_too_large", "request body too large"),
+    416: _error("range_not_satisfiable", "the range starts past the end of the file"),
     429: _error("rate_limited", "at most 10/second message events", {"retryAfter": ["1"]}),
     500: _error("internal_error", "internal error"),
 }
