@@ -29,7 +29,6 @@ from model.message import Message, MessageFields
 from model.user import User
 from services import images, rooms
 from services.file_storage import Missing, storage
-from services.rooms import Ref
 from utils.errors import NotFound, Unauthorized, ValidationFailed
 from utils.extensions import socketio
 from utils.ids import parse_id
@@ -47,7 +46,7 @@ CLAIM_SECONDS = 600
 PURGE_BATCH = 500
 
 
-def do_upload(user: User, ref: Ref, upload: FileStorage) -> File:
+def do_upload(user: User, ref: str | None, upload: FileStorage) -> File:
     """Store a file in a room the caller may post in: its type read from its bytes, images measured and
     thumbnailed. The record is written first, so a crash while the bytes are stored leaves one for the
     cleanup job; a failure removes both."""
@@ -242,8 +241,9 @@ def run_cleanup(older_than_hours: int, dry_run: bool = False) -> CleanupReport:
     report.settled = _settle_claims(dry_run)
     unattached = File.objects(message=None, doomed=None, created_at__lt=report.cutoff)
     if dry_run:
-        report.unattached, report.freed = unattached.count(), unattached.sum("size")
-        report.deleted = File.objects(doomed=True).count()
+        doomed = File.objects(doomed=True)
+        report.unattached, report.deleted = unattached.count(), doomed.count()
+        report.freed = unattached.sum("size") + doomed.sum("size")
         return report
     # Doomed in one update, each only while still free: a send taking one meanwhile has it whole or not at all.
     report.unattached = unattached.update(set__doomed=True)
@@ -261,7 +261,7 @@ def _settle_claims(dry_run):
     released = 0
     for message_id in File.objects(claimed_at__lt=utcnow() - timedelta(seconds=CLAIM_SECONDS)).distinct("message"):
         held = File.objects(message=message_id, claimed_at__exists=True)
-        if Message.objects(id=message_id).only("id").first() or ArchivedMessage.objects(id=message_id).first():
+        if any(document.objects(id=message_id).only("id").first() for document in (Message, ArchivedMessage)):
             if not dry_run:
                 held.update(unset__claimed_at=True)
         else:

@@ -66,6 +66,10 @@ class MotoS3:
             "AWS_SECRET_ACCESS_KEY": "test",
         }
 
+    def clear(self):
+        for key in self.keys():
+            self.client().delete_object(Bucket=BUCKET, Key=key)
+
     def keys(self):
         pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
         return {item["Key"] for page in pages for item in page.get("Contents", [])}
@@ -84,6 +88,11 @@ class Storage:
 
     def env(self):
         return self.s3.env() if self.backend == "s3" else {"FILE_STORAGE": "gridfs"}
+
+    def clear(self):
+        """Empty the bucket (the database, GridFS included, is emptied before each test by `clean_db`)."""
+        if self.backend == "s3":
+            self.s3.clear()
 
     def keys(self):
         """Every key stored: GridFS files (and chunks without a file), or the bucket's objects."""

@@ -44,5 +44,6 @@ def send_bytes(
 def content_disposition(kind: str, name: str) -> str:
     """`kind; filename="<ASCII fallback>"; filename*=UTF-8''<name, percent-encoded>` (RFC 6266)."""
     fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    fallback = "".join("_" if char in '"\\' or not char.isprintable() else char for char in fallback) or "file"
+    fallback = "".join("_" if char in '"\\' or not char.isprintable() else char for char in fallback).strip()
+    fallback = fallback or "file"
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"

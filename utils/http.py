@@ -49,7 +49,8 @@ def form_body():
     parser = FormDataParser(
         stream_factory=lambda **part: _Spool(limit),
         max_content_length=limit + rest,
-        max_form_memory_size=rest,
+        # Flask's setting (500 kB): what the parser buffers of the fields, and of a read (64 KiB) at a time.
+        max_form_memory_size=config["MAX_FORM_MEMORY_SIZE"],
         max_form_parts=FORM_PARTS,
     )
     _, fields, files = parser.parse_from_environ(request.environ)

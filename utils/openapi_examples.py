@@ -62,9 +62,22 @@ OLDER = {
     "clientId": None,
 }
 MEMBER = {"user": BOB, "role": "member", "joinedAt": "2026-11-21T10:21:40.377Z", "online": True}
+FILE_ID = "6650f3c4a7b3e41d9c8f0a40"
+FILE = {
+    "id": FILE_ID,
+    "room": ROOM_ID,
+    "name": "mockup-v3.png",
+    "contentType": "image/png",
+    "size": 482113,
+    "width": 1600,
+    "height": 1000,
+    "createdAt": "2026-11-21T10:23:58.772Z",
+    "url": f"/api/files/{FILE_ID}?expires=1795777438&sig=0G3aK9mX7bQe2LrT5vYw8zN1cP4dF6hJ2sU9iO0kA3E",
+    "thumbnailUrl": f"/api/files/{FILE_ID}/thumbnail?expires=1795777438&sig=Vq8Lm2Xr5Tz0Wc3Ny6Bp9Ka1Sd4Fg7Hj0Ek2Rt5",
+}
 
 # The path parameters, by name.
-PATH = {"room_id": ROOM_ID, "message_id": MESSAGE_ID, "user_id": BOB_ID, "user_ref": "bob"}
+PATH = {"room_id": ROOM_ID, "message_id": MESSAGE_ID, "user_id": BOB_ID, "user_ref": "bob", "file_id": FILE_ID}
 
 OPERATIONS = {
     "accounts_register": {
@@ -110,6 +123,8 @@ OPERATIONS = {
             "editedAt": "2026-11-21T10:31:44.018Z",
         },
     },
+    "files_upload": {"request": {"room": ROOM_ID, "file": "(the file's bytes)"}, "201": FILE},
+    "files_download": {"query": {"expires": "1795777438", "sig": "0G3aK9mX7bQe2LrT5vYw8zN1cP4dF6hJ2sU9iO0kA3E"}},
     "health_health": {
         "200": {"status": "ok", "db": "ok", "queue": "ok"},
         "503": {"status": "degraded", "db": "ok", "queue": "down"},
