@@ -168,6 +168,9 @@ class Config:
     JOIN_RATE_LIMIT = text("JOIN_RATE_LIMIT", default="30/minute")
     UPLOAD_RATE_LIMIT = text("UPLOAD_RATE_LIMIT", default="30/minute")
     MAX_SOCKETS_PER_USER = number("MAX_SOCKETS_PER_USER", 20)
+    # `@room`/`@here` sends each member a `notification` only in rooms up to this size; above it
+    # they still count in everyone's mentionCount and mentions feed.
+    MENTION_ROOM_MAX_MEMBERS = number("MENTION_ROOM_MAX_MEMBERS", 1000)
     # Reverse proxies in front of the app (Heroku's router is one): X-Forwarded-* from that
     # many hops is trusted, so limits key on the real client address and cannot be spoofed.
     TRUSTED_PROXY_HOPS = number("TRUSTED_PROXY_HOPS", 0)

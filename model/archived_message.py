@@ -9,5 +9,5 @@ class ArchivedMessage(MessageFields):
     meta = {
         "collection": "archived_messages",
         "auto_create_index": False,
-        "indexes": [{"fields": ["room", "seq"], "unique": True}],
+        "indexes": [{"fields": ["room", "seq"], "unique": True}, {"fields": ["room", "reply_to", "seq"]}],
     }

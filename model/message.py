@@ -79,5 +79,13 @@ class Message(MessageFields):
                 "unique": True,
                 "partialFilterExpression": {"client_id": {"$type": "string"}},
             },
+            # Thread pages: one root's replies in position order. (SecantusDB's planner takes an index
+            # only for a query on its fields alone, and never a partial one unless the query repeats
+            # its filter word for word: queries here filter on index fields only, and these indexes
+            # are partial only where the query holds that equality.)
+            {"fields": ["room", "reply_to", "seq"]},
+            # The mentions feed: messages naming a user, newest first; `@room` ones in the user's rooms.
+            {"fields": ["mentions", "-id"]},
+            {"fields": ["mentions_room", "room", "-id"], "partialFilterExpression": {"mentions_room": True}},
         ],
     }

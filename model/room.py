@@ -3,7 +3,10 @@
 from mongoengine import BooleanField, DateTimeField, Document, IntField, ObjectIdField, StringField
 
 GENERAL = "general"
-KINDS = ("room", "dm")
+ROOM, DM = "room", "dm"
+KINDS = (ROOM, DM)
+# A caller's DMs, newest first, are read from this index: their rooms of kind dm (`rooms.listed`).
+BY_KIND = [("kind", 1), ("_id", -1)]
 
 
 class Room(Document):
@@ -30,5 +33,9 @@ class Room(Document):
     meta = {
         "collection": "rooms",
         "auto_create_index": False,
-        "indexes": [{"fields": ["name_key"], "unique": True}, {"fields": ["private", "-id"]}],
+        "indexes": [
+            {"fields": ["name_key"], "unique": True},
+            {"fields": ["private", "-id"]},
+            {"fields": ["kind", "-id"]},  # BY_KIND
+        ],
     }

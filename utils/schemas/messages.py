@@ -28,6 +28,7 @@ class HistoryQuery(StrictSchema):
     before = ObjectIdString(load_default=None)
     after = ObjectIdString(load_default=None)
     archived = fields.Boolean(load_default=False)
+    thread = ObjectIdString(load_default=None, metadata={"description": "A thread root's id: page its replies."})
 
     @validates_schema
     def one_cursor(self, data, **kwargs):
@@ -41,6 +42,9 @@ class SendSchema(LegacyFields, StrictSchema):
     message_body = Trimmed(data_key="messageBody", load_default="", validate=validate.Length(max=BODY.max))
     client_id = fields.String(
         data_key="clientId", load_default=None, allow_none=True, validate=validate.Length(min=1, max=128)
+    )
+    reply_to = ObjectIdString(
+        data_key="replyTo", load_default=None, allow_none=True, metadata={"description": "Answer in this thread."}
     )
     attachments = fields.List(
         ObjectIdString(),

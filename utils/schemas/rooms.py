@@ -3,6 +3,7 @@
 from marshmallow import fields, validate
 
 from model.membership import ASSIGNABLE
+from model.room import KINDS
 from utils.schemas import (
     IdField,
     IsoDateTime,
@@ -34,6 +35,7 @@ class RoomUpdateSchema(StrictSchema):
 class RoomListQuery(StrictSchema):
     limit = page_limit()
     cursor = ObjectIdString(load_default=None)
+    kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
 
 
 class MemberRoleSchema(StrictSchema):
