@@ -6,12 +6,10 @@ from flask import current_app, request
 from werkzeug.exceptions import BadRequest
 from werkzeug.formparser import FormDataParser
 
-from utils.errors import BadJson, PayloadTooLarge
+from utils.errors import BadJson, PayloadTooLarge, ValidationFailed
 
 # What an upload may hold in memory while it arrives; the rest waits in a temporary file.
 SPOOL_MEMORY = 256 * 1024
-# Parts a form may have: a file and a few fields.
-FORM_PARTS = 10
 
 
 def json_body():
@@ -49,9 +47,14 @@ def form_body():
     parser = FormDataParser(
         stream_factory=lambda **part: _Spool(limit),
         max_content_length=limit + rest,
-        # Flask's setting (500 kB): what the parser buffers of the fields, and of a read (64 KiB) at a time.
+        # Flask's settings (500 kB, 1000): what the parser buffers of the fields (and of each 64 KiB read), and parts.
         max_form_memory_size=config["MAX_FORM_MEMORY_SIZE"],
-        max_form_parts=FORM_PARTS,
+        max_form_parts=config["MAX_FORM_PARTS"],
     )
     _, fields, files = parser.parse_from_environ(request.environ)
-    return {**fields.to_dict(), **files.to_dict()}
+    parts = [*fields.lists(), *files.lists()]
+    names = [name for name, values in parts for _ in values]
+    repeated = {name: ["Sent more than once."] for name in names if names.count(name) > 1}
+    if repeated:
+        raise ValidationFailed("each form field once", repeated)
+    return {name: values[0] for name, values in parts}

@@ -113,7 +113,7 @@ def _operation(rule, view, operation):
         if status != 204 and operation.response is not None:
             response["content"] = {"application/json": {"schema": operation.response}}
         if operation.download:
-            response["content"] = {"application/octet-stream": {"schema": BINARY}}
+            response["content"] = {"*/*": {"schema": BINARY}}  # the stored file's own type
         result["responses"][str(status)] = response
     errors = set(operation.errors) | {500}
     if auth:
