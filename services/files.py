@@ -49,10 +49,10 @@ PURGE_BATCH = 500
 def do_upload(user: User, ref: str | None, upload: FileStorage) -> File:
     """Store a file in a room the caller may post in: its type read from its bytes, images measured and
     thumbnailed. The record is written first, so a crash while the bytes are stored leaves one for the
-    cleanup job; a failure removes both."""
-    room_id = rooms.postable(user, ref)
+    cleanup job; a failure removes both (`_discard`)."""
     data = upload.stream
     try:
+        room_id = rooms.postable(user, ref)
         file = File(room=room_id, user_id=user.id, name=clean_name(upload.filename), created_at=utcnow())
         file.content_type = _detect(data)
         picture = images.picture(data, file.content_type) if images.is_image(file.content_type) else None
@@ -67,11 +67,21 @@ def do_upload(user: User, ref: str | None, upload: FileStorage) -> File:
             if picture is not None:
                 storage().put(_thumbnail_key(file.id), io.BytesIO(picture.thumbnail), picture.thumbnail_type)
         except Exception:
-            _purge([file])
+            _discard(file)
             raise
     finally:
         data.close()
     return file
+
+
+def _discard(file):
+    """Undo an upload that storage refused: never served, then purged; what storage refuses to delete now waits
+    for the cleanup job."""
+    File.objects(id=file.id).update(set__doomed=True)
+    try:
+        _purge([file])
+    except Exception:  # the storage error being raised is the one to report
+        log.warning("could not remove the failed upload %s; jobs.cleanup will", file.id, exc_info=True)
 
 
 def clean_name(name: str | None) -> str:

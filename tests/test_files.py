@@ -406,3 +406,13 @@ def test_archived_messages_keep_their_files(files_api, node, make_user, db):
     assert files_api.get(carried["url"]).status_code == 200
     assert files_api.get(carried["thumbnailUrl"]).status_code == 200
     assert files_api.get(f"/api/files/{file['id']}", user.token).status_code == 200
+
+
+def test_an_upload_that_storage_refuses_is_never_served(s3, server_factory, make_user, db):
+    broken = Api(server_factory(**{**s3.env(), "S3_BUCKET": "no-such-bucket"}).url)
+    user = make_user()
+    assert_error(upload(broken, user), 500, "internal_error")
+    # Storage refuses the delete too: the record stays, doomed, for the cleanup job to finish.
+    (record,) = db.files.find()
+    assert record["doomed"] is True
+    assert_error(broken.get(f"/api/files/{record['_id']}", user.token), 404, "not_found")
