@@ -85,6 +85,9 @@ OLDER = {
     "mentions": [],
 }
 MEMBER = {"user": BOB, "role": "member", "joinedAt": "2026-11-21T10:21:40.377Z", "online": True}
+REACTED = {**MESSAGE, "reactions": [{"emoji": "👍", "count": 2, "userIds": [BOB_ID, ALICE_ID]}], "pinned": False}
+PINNED = {**MESSAGE, "reactions": [], "pinned": True}
+
 FILE_ID = "6650f3c4a7b3e41d9c8f0a40"
 FILE = {
     "id": FILE_ID,
@@ -100,7 +103,14 @@ FILE = {
 }
 
 # The path parameters, by name.
-PATH = {"room_id": ROOM_ID, "message_id": MESSAGE_ID, "user_id": BOB_ID, "user_ref": "bob", "file_id": FILE_ID}
+PATH = {
+    "room_id": ROOM_ID,
+    "message_id": MESSAGE_ID,
+    "user_id": BOB_ID,
+    "user_ref": "bob",
+    "emoji": "👍",
+    "file_id": FILE_ID,
+}
 
 OPERATIONS = {
     "accounts_register": {
@@ -148,6 +158,13 @@ OPERATIONS = {
             "editedAt": "2026-11-21T10:31:44.018Z",
         },
     },
+    "reactions_add": {"200": REACTED},
+    "reactions_remove": {
+        "200": {**REACTED, "reactions": [{"emoji": "👍", "count": 1, "userIds": [BOB_ID]}]},
+    },
+    "pins_pin": {"200": PINNED},
+    "pins_unpin": {"200": {**PINNED, "pinned": False}},
+    "pins_list_pins": {"200": {"messages": [PINNED, {**OLDER, "pinned": True}]}},
     "files_upload": {"request": {"room": ROOM_ID, "file": "(the file's bytes)"}, "201": FILE},
     "files_download": {"query": {"expires": "1795777438", "sig": "0G3aK9mX7bQe2LrT5vYw8zN1cP4dF6hJ2sU9iO0kA3E"}},
     "health_health": {
