@@ -30,7 +30,9 @@ def test_collection_covers_every_route():
 def test_newman_runs_the_collection(server):
     newman = ROOT / "tests" / "js" / "node_modules" / ".bin" / "newman"
     result = subprocess.run(
-        [str(newman), "run", str(COLLECTION), "--env-var", f"baseUrl={server.url}", "--reporters", "cli"],
+        # The upload's file (`src`) is found next to the collection.
+        [str(newman), "run", str(COLLECTION), "--env-var", f"baseUrl={server.url}", "--reporters", "cli"]
+        + ["--working-dir", str(COLLECTION.parent)],
         capture_output=True,
         text=True,
         timeout=120,
