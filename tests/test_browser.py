@@ -176,3 +176,10 @@ def test_reactions_and_pins_between_two_tabs(demo_server, db):
     """Reactions added from the palette (mouse and keyboard) and chips, taken back, seen by the other tab; the owner pins, the pins list follows."""
     out = drive(demo_server, "reactions")
     assert out["reactions"] == [{"emoji": "👍", "count": 1, "mine": True}, {"emoji": "🎉", "count": 1, "mine": True}]
+
+
+def test_attachments_upload_at_once_and_show_as_thumbnails(demo_server, db):
+    """An image and a text file uploaded by the file picker, sent with a message; the other tab shows the image's
+    320-pixel thumbnail through its signed URL and links the text file for download; a file alone is a message."""
+    out = drive(demo_server, "files")
+    assert out["thumbnail"]["w"] == 320
