@@ -7,6 +7,7 @@ so cursors follow it. A position whose writer failed is filled by a tombstone
 "still being written".
 """
 
+from bson import ObjectId
 from mongoengine import (
     BooleanField,
     DateTimeField,
@@ -18,6 +19,11 @@ from mongoengine import (
     ObjectIdField,
     StringField,
 )
+
+# Below every real id: `{mentions: {$gte: NO_ID}}` holds for a message that names anyone. Said as a
+# range rather than `$type`, because SecantusDB only uses a partial index whose filter it can see
+# implied by the query, and it reasons about ranges only.
+NO_ID = ObjectId("0" * 24)
 
 
 class Reaction(EmbeddedDocument):
@@ -83,5 +89,9 @@ class Message(MessageFields):
             # The mentions feed: messages naming a user, newest first; `@room` ones in the user's rooms.
             {"fields": ["mentions", "-id"]},
             {"fields": ["mentions_room", "room", "-id"], "partialFilterExpression": {"mentions_room": True}},
+            # Unread mentions (`services/read_state.py`): a room's messages naming one user, or all of its
+            # members, by position. Partial: the messages that mention nobody cost these indexes nothing.
+            {"fields": ["room", "mentions", "seq"], "partialFilterExpression": {"mentions": {"$gte": NO_ID}}},
+            {"fields": ["room", "mentions_room", "seq"], "partialFilterExpression": {"mentions_room": True}},
         ],
     }
