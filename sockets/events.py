@@ -3,14 +3,16 @@
 from flask import current_app, request
 from socketio.exceptions import ConnectionRefusedError
 
-from services import live, presence, tokens
+from services import live, presence, read_state, tokens
 from sockets.acks import socket_event
 from utils import metrics
 from utils.errors import AppError, RateLimited
 from utils.schemas.events import JoinAckSchema, RoomAckSchema, RoomEvent, SyncEvent, TypingEvent
 from utils.schemas.messages import MessageAckSchema, MessagePageSchema, SendSchema
+from utils.schemas.read_state import ReadEvent, ReadStateSchema
 
 _join_ack, _room_ack, _message_ack, _page = JoinAckSchema(), RoomAckSchema(), MessageAckSchema(), MessagePageSchema()
+_read_ack = ReadStateSchema()
 
 
 def connect(auth=None):
@@ -63,3 +65,9 @@ def sync(user, data):
     """`sync {room, after, limit?}` -> `{ok, messages, nextCursor}`: what came after `after`, oldest first."""
     page, next_cursor = live.sync(user, data["room"], data["after"], data["limit"])
     return _page.dump({"messages": page, "next_cursor": next_cursor})
+
+
+@socket_event(ReadEvent())
+def read(user, data):
+    """`read {room, messageId}` -> `{ok, room, lastReadMessageId, unreadCount, mentionCount}`, as `POST .../read`."""
+    return _read_ack.dump(read_state.do_mark_read(user, data["room"], data["message_id"]))

@@ -135,6 +135,13 @@ OPERATIONS = {
             "editedAt": "2026-11-21T10:31:44.018Z",
         },
     },
+    "rooms_mark_read": {
+        "request": {"messageId": MESSAGE_ID},
+        "200": {"room": ROOM_ID, "lastReadMessageId": MESSAGE_ID, "unreadCount": 3, "mentionCount": 1},
+    },
+    "messages_readers": {
+        "200": {"readers": [{"userId": BOB_ID, "userName": "bob", "readAt": "2026-11-21T10:25:12.845Z"}]}
+    },
     "health_health": {
         "200": {"status": "ok", "db": "ok", "queue": "ok"},
         "503": {"status": "degraded", "db": "ok", "queue": "down"},
