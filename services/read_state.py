@@ -118,7 +118,7 @@ def counts(user_id: ObjectId, room: Room, membership: Membership) -> tuple[int, 
     """(unread, mentions) of a member: others' live, undeleted messages after their marker, each capped."""
     low = max(membership.read_seq or 0, membership.joined_seq or 0, room.archived_seq)
     unread = mentions = 0
-    for doc in _after(room.id, low, room.seq):
+    for doc in _scan(lambda lo, hi: (window(room.id, lo, hi),), low, room.seq):
         if _unread(doc, user_id):
             unread += 1
             mentions += _mentions(doc, user_id)
@@ -144,23 +144,27 @@ def mention_queries(room_id: ObjectId, user_id: ObjectId, low: int, high: int) -
     return {"room": room_id, "mentions_room": True, "seq": seq}, {"room": room_id, "mentions": user_id, "seq": seq}
 
 
-def _after(room_id, low, high):
-    """The room's messages in positions (low, high], oldest first, a widening window at a time."""
+def _scan(queries, low, high):
+    """What `queries(lo, hi)` find in positions (lo, hi], window after window from `low` to `high`.
+
+    Each window is WIDEN times the last, so a caller that stops once it has counted enough
+    reads little more than it counts, however far `high` is.
+    """
     collection, size = Message._get_collection(), UNREAD_CAP
     while low < high:
         top = min(high, low + size)
-        yield from collection.find(window(room_id, low, top), _FIELDS).sort("seq", 1)
+        for query in queries(low, top):
+            yield from collection.find(query, _FIELDS)
         low, size = top, size * message_scan.WIDEN
 
 
 def _mention_count(room_id, user_id, low, high):
-    collection, found = Message._get_collection(), set()
-    for query in mention_queries(room_id, user_id, low, high):
-        for doc in collection.find(query, _FIELDS).batch_size(UNREAD_CAP):
-            if _unread(doc, user_id):
-                found.add(doc["_id"])  # a message may both name the user and mention everyone
-                if len(found) == UNREAD_CAP:
-                    return UNREAD_CAP
+    found = set()
+    for doc in _scan(lambda lo, hi: mention_queries(room_id, user_id, lo, hi), low, high):
+        if _unread(doc, user_id):
+            found.add(doc["_id"])  # a message may both name the user and mention everyone
+            if len(found) == UNREAD_CAP:
+                break
     return len(found)
 
 
