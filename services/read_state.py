@@ -92,7 +92,7 @@ def summary(user_id: ObjectId, room: Room, membership: Membership | None) -> dic
 
 
 def readers(user: User, message_id: str) -> list[Reader]:
-    """The members other than the author whose marker is at or after a message the caller may read, first first."""
+    """The members other than the author whose marker is at or after a message the caller may read, earliest first."""
     oid = parse_id(message_id)
     message = _locate(oid) if oid else None
     if message is None:
