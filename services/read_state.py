@@ -21,7 +21,7 @@ from datetime import datetime
 
 from bson import ObjectId
 from flask import current_app
-from pymongo import UpdateOne
+from pymongo import UpdateOne, WriteConcern
 
 from model import message_scan
 from model.archived_message import ArchivedMessage
@@ -42,6 +42,8 @@ READERS_CAP = 1000  # readers listed for one message at most
 FLUSH_SECONDS = 0.02  # how long senders' marker moves gather before one write
 # What counting needs of a membership, and of a message.
 MARKER_FIELDS = ("joined_seq", "read_seq", "read_message")
+# A sender's marker may be lost anyway (a dead process loses its buffer): its write need not be journaled.
+_UNJOURNALED = WriteConcern(w=1, j=False)
 _FIELDS = {"seq": 1, "user_id": 1, "deleted": 1, "gap": 1, "stub": 1, "mentions": 1, "mentions_room": 1}
 log = logging.getLogger(__name__)
 
@@ -241,7 +243,7 @@ class _SentMarkers:
                 for (room, user), (seq, message_id, at) in batch.items()
             ]
             try:
-                Membership._get_collection().bulk_write(updates, ordered=False)
+                Membership._get_collection().with_options(write_concern=_UNJOURNALED).bulk_write(updates, ordered=False)
             except Exception:  # the task must go on: a dead one would stop every later move of this process
                 log.warning("%d senders' markers not moved: their next sends move them", len(updates), exc_info=True)
 
