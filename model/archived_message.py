@@ -5,6 +5,8 @@ from model.message import MessageFields
 
 class ArchivedMessage(MessageFields):
     archived = True
+    # Archiving ends a pin: the message leaves its room's pins and gives its slot back (`services/pins.py`).
+    pinned = False
 
     meta = {
         "collection": "archived_messages",

@@ -52,6 +52,8 @@ class MessageFields(Document):
     mentions = ListField(ObjectIdField())
     mentions_room = BooleanField(default=False)
     pinned_at = DateTimeField(null=True)
+    # Which of its room's pin slots (0 to MAX_PINS - 1) a pinned message holds; absent when not pinned.
+    pin_slot = IntField()
     # A position whose writer failed: never shown, it only tells readers not to wait for it.
     gap = BooleanField()
     # What the archiver leaves in the live collection of a message with a clientId, so a retry
@@ -88,7 +90,12 @@ class Message(MessageFields):
             {"fields": ["room", "reply_to", "seq"]},
             # The mentions feed: messages naming a user, newest first; `@room` ones in the user's rooms.
             {"fields": ["mentions", "-id"]},
-            {"fields": ["mentions_room", "room", "-id"], "partialFilterExpression": {"mentions_room": True}},
+            {"fields": ["room", "mentions_room", "-id"], "partialFilterExpression": {"mentions_room": True}},
+            # A room's pins (`services/pins.py`): no two share a slot, so a room never holds more than
+            # its slots. The same index lists them. Its filter is the range its queries use
+            # (`pin_slot >= 0`): MongoDB uses a partial index only for queries that imply its filter,
+            # and SecantusDB plans an index for ranges, not for `$exists` or `$type`.
+            {"fields": ["room", "pin_slot"], "unique": True, "partialFilterExpression": {"pin_slot": {"$gte": 0}}},
             # Unread mentions (`services/read_state.py`): a room's messages naming one user, or all of its
             # members, by position. Partial: the messages that mention nobody cost these indexes nothing.
             {"fields": ["room", "mentions", "seq"], "partialFilterExpression": {"mentions": {"$gte": NO_ID}}},

@@ -83,9 +83,7 @@ def feed(user: User, limit: int, before: ObjectId | None) -> tuple[list[Message]
     """
     below = before or _AFTER_ALL
     mine = list(Membership.objects(user=user.id).scalar("room"))
-    # A deleted message loses its mentions: no need to filter on `deleted`, which no index holds.
-    by_room = Message.objects(mentions_room=True, room__in=mine, id__lt=below).order_by("-id")
-    found = {message.id: message for message in by_room.limit(limit + 1)}
+    found = {message.id: message for message in _room_wide(mine, below, limit + 1)}
     found.update((message.id, message) for message in _named_readable(user, below, limit + 1, set(mine)))
     page = sorted(found.values(), key=lambda message: message.id, reverse=True)
     return page[:limit], str(page[limit - 1].id) if len(page) > limit else None
@@ -93,6 +91,18 @@ def feed(user: User, limit: int, before: ObjectId | None) -> tuple[list[Message]
 
 # Above every id: the first page's cursor, so that both queries always bound the index's second key.
 _AFTER_ALL = ObjectId("f" * 24)
+
+
+def _room_wide(rooms: list[ObjectId], below: ObjectId, wanted: int) -> list[Message]:
+    """The newest `wanted` `@room`/`@here` messages of these rooms below an id.
+
+    `@room` comes from managers only, so these are few: the ids are read from the partial index
+    without a bound (SecantusDB scans the collection for a list of rooms with an id range).
+    A deleted message loses its mentions, so none is filtered out here.
+    """
+    newest_first = Message.objects(room__in=rooms, mentions_room=True).order_by("-id").scalar("id")
+    ids = [message_id for message_id in newest_first if message_id < below][:wanted]
+    return list(Message.objects(id__in=ids)) if ids else []
 
 
 def _named_readable(user: User, below: ObjectId, wanted: int, mine: set[ObjectId]) -> list[Message]:

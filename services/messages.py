@@ -14,7 +14,7 @@ from model.message import Message, MessageFields
 from model.message_log import MessageLog, RoomGone
 from model.room import Room
 from model.user import User
-from services import mentions, notify, read_state, rooms, threads
+from services import mentions, notify, pins, read_state, rooms, threads
 from services.permissions import check_can_delete_message, check_can_edit_message
 from services.ratelimit import check_rate
 from services.rooms import Ref
@@ -139,7 +139,8 @@ def _original(user: User, client_id: str) -> MessageFields:
     return ArchivedMessage.objects(id=message.id).first() if message.stub else message
 
 
-def _readable_message(user: User, message_id: str) -> tuple[Message, Room, Role | None]:
+def readable_message(user: User, message_id: str) -> tuple[Message, Room, Role | None]:
+    """Return (message, room, caller's role) for a live message the caller may read; others are 404."""
     oid = parse_id(message_id)
     message = Message.objects(id=oid, gap__ne=True).first() if oid else None
     if message is None:
@@ -153,9 +154,17 @@ def _readable_message(user: User, message_id: str) -> tuple[Message, Room, Role 
     return message, room, role
 
 
+def live_message(message_id: ObjectId) -> Message:
+    """The message as it is now (after a guarded update found it changed); a deleted or archived one is 404."""
+    message = Message.objects(id=message_id, deleted=False, stub__ne=True).first()
+    if message is None:
+        raise NotFound.message(message_id)
+    return message
+
+
 def do_edit_message(user: User, message_id: str, body: str) -> Message:
     """Change a message's body (its author only) and broadcast `message_updated`."""
-    message, room, _ = _readable_message(user, message_id)
+    message, room, _ = readable_message(user, message_id)
     check_can_edit_message(user, message)
     named, mentions_room = mentions.resolve(user, room.id, body)
     updated = Message.objects(id=message.id, deleted=False).modify(
@@ -170,12 +179,13 @@ def do_edit_message(user: User, message_id: str, body: str) -> Message:
 
 def do_delete_message(user: User, message_id: str) -> None:
     """Soft-delete a message (author, room owner/moderators, admins) and broadcast `message_deleted`."""
-    message, _, role = _readable_message(user, message_id)
+    message, _, role = readable_message(user, message_id)
     check_can_delete_message(user, message, role)
     deleted = Message.objects(id=message.id, deleted=False).modify(
         set__deleted=True, set__message_body="", set__reactions=[], set__mentions=[], set__mentions_room=False
     )
     if deleted is not None:
+        pins.unpin_deleted(message)
         notify.notify_message_deleted(message)
         if message.reply_to is not None:
             threads.uncount_reply(message)

@@ -43,6 +43,14 @@ def check_can_delete_message(user: User, message: MessageFields, role: Role | No
         raise Forbidden("only the author, the room's owner or moderators can delete a message")
 
 
+def check_can_pin(user: User, room: Room, role: Role | None) -> None:
+    """A room's owner, moderators and admins pin and unpin its messages; a DM's participants, and only they, its."""
+    if room.kind == DM:
+        check_participant(room, role)
+    elif role not in MANAGERS and not is_admin(user):
+        raise Forbidden("only the room's owner and moderators can pin or unpin its messages")
+
+
 def check_can_manage_room(user: User, role: Role | None) -> None:
     """Editing or deleting a room it can read is for its owner and admins."""
     if role != Role.OWNER and not is_admin(user):

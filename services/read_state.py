@@ -29,9 +29,8 @@ from model.membership import Membership
 from model.message import Message, MessageFields
 from model.room import Room
 from model.user import User
-from services import notify, rooms
+from services import notify, rooms  # rooms imports this module: only its attributes at call time
 from services.ratelimit import check_rate
-from services.rooms import Ref
 from utils.errors import Forbidden, NotFound
 from utils.extensions import socketio
 from utils.ids import parse_id
@@ -67,7 +66,7 @@ class Reader:
     read_at: datetime
 
 
-def do_mark_read(user: User, ref: Ref, message_id: ObjectId) -> ReadState:
+def do_mark_read(user: User, ref: str | None, message_id: ObjectId) -> ReadState:
     """Move the caller's marker forward to a message of the room; tell the room (`read_receipt`) when it moved."""
     check_rate(user, "read")
     room, role = rooms.access(user, ref)

@@ -113,11 +113,16 @@ def id_of(ref: Ref) -> ObjectId | None:
 def check_postable(user: User, ref: Ref) -> ObjectId:
     """The full lookup behind `postable`: the room by id or name, the caller's role, the role table."""
     room, role = access(user, ref)
+    check_may_post(user, room, role)
+    return room.id
+
+
+def check_may_post(user: User, room: Room, role: Role | None) -> None:
+    """The role table's rule for posting (and reacting) in a room the caller may read."""
     if role is None:
         check_not_banned(RoomSanction.of(room.id, user.id))
         check_participant(room, role)
     check_can_post(user, role)
-    return room.id
 
 
 def is_poster(user: User, room_id: ObjectId) -> bool:

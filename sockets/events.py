@@ -3,12 +3,13 @@
 from flask import current_app, request
 from socketio.exceptions import ConnectionRefusedError
 
-from services import live, presence, read_state, tokens
+from services import live, presence, reactions, read_state, tokens
 from sockets.acks import socket_event
 from utils import metrics
 from utils.errors import AppError, RateLimited
 from utils.schemas.events import JoinAckSchema, RoomAckSchema, RoomEvent, SyncEvent, TypingEvent
 from utils.schemas.messages import MessageAckSchema, MessagePageSchema, SendSchema
+from utils.schemas.reactions import ReactEvent
 from utils.schemas.read_state import ReadEvent, ReadStateSchema
 
 _join_ack, _room_ack, _message_ack, _page = JoinAckSchema(), RoomAckSchema(), MessageAckSchema(), MessagePageSchema()
@@ -65,6 +66,13 @@ def sync(user, data):
     """`sync {room, after, limit?}` -> `{ok, messages, nextCursor}`: what came after `after`, oldest first."""
     page, next_cursor = live.sync(user, data["room"], data["after"], data["limit"])
     return _page.dump({"messages": page, "next_cursor": next_cursor})
+
+
+@socket_event(ReactEvent())
+def react(user, data):
+    """`react {messageId, emoji, add}` -> `{ok, message}`, as PUT/DELETE /api/messages/<id>/reactions/<emoji>."""
+    message = reactions.do_react(user, data["message_id"], data["emoji"], data["add"])
+    return _message_ack.dump({"message": message})
 
 
 @socket_event(ReadEvent())

@@ -1,9 +1,5 @@
 """Mentions: who a body names, who hears of it (`notification`, on any process), the mentions feed."""
 
-from datetime import UTC, datetime
-
-from bson import ObjectId
-
 from tests.support import assert_error
 
 
@@ -79,20 +75,12 @@ def test_an_edit_recomputes_mentions_and_tells_only_the_newly_named(api, make_us
     assert cleared["mentions"] == [] and cleared["mentionsRoom"] is False
 
 
-def test_a_dm_tells_the_other_participants_of_every_message(api, make_user, connect, db):
+def test_a_dm_tells_the_other_participants_of_every_message(api, make_user, connect):
     alice, bob, carol = make_user(), make_user(), make_user()
-    room = ObjectId()
-    db.rooms.insert_one(
-        {"_id": room, "name": None, "name_key": f"\x1fdm-test:{room}", "kind": "dm", "private": True,
-         "created_by": ObjectId(alice.id), "created_at": datetime.now(UTC), "seq": 0, "archived_seq": 0}
-    )  # fmt: skip
-    for user in (alice, bob):
-        db.memberships.insert_one(
-            {"room": room, "user": ObjectId(user.id), "role": "member", "joined_at": datetime.now(UTC)}
-        )
+    room = api.post("/api/dms", alice.token, json={"userIds": [bob.id]}).json()["id"]
     alices, bobs, carols = connect(alice), connect(bob), connect(carol)
-    message = _send(api, alice, f"psst @{bob.username}", str(room))
-    assert bobs.wait_for("notification") == {"reason": "dm", "room": str(room), "message": message}
+    message = _send(api, alice, f"psst @{bob.username}", room)
+    assert bobs.wait_for("notification") == {"reason": "dm", "room": room, "message": message}
     for socket in (alices, bobs, carols):
         socket.settle()
     assert len(bobs.received("notification")) == 1, "one event a message, even when it also names them"

@@ -85,9 +85,11 @@ OLDER = {
     "mentions": [],
 }
 MEMBER = {"user": BOB, "role": "member", "joinedAt": "2026-11-21T10:21:40.377Z", "online": True}
+REACTED = {**MESSAGE, "reactions": [{"emoji": "👍", "count": 2, "userIds": [BOB_ID, ALICE_ID]}], "pinned": False}
+PINNED = {**MESSAGE, "reactions": [], "pinned": True}
 
 # The path parameters, by name.
-PATH = {"room_id": ROOM_ID, "message_id": MESSAGE_ID, "user_id": BOB_ID, "user_ref": "bob"}
+PATH = {"room_id": ROOM_ID, "message_id": MESSAGE_ID, "user_id": BOB_ID, "user_ref": "bob", "emoji": "👍"}
 
 OPERATIONS = {
     "accounts_register": {
@@ -135,6 +137,13 @@ OPERATIONS = {
             "editedAt": "2026-11-21T10:31:44.018Z",
         },
     },
+    "reactions_add": {"200": REACTED},
+    "reactions_remove": {
+        "200": {**REACTED, "reactions": [{"emoji": "👍", "count": 1, "userIds": [BOB_ID]}]},
+    },
+    "pins_pin": {"200": PINNED},
+    "pins_unpin": {"200": {**PINNED, "pinned": False}},
+    "pins_list_pins": {"200": {"messages": [PINNED, {**OLDER, "pinned": True}]}},
     "rooms_mark_read": {
         "request": {"messageId": MESSAGE_ID},
         "200": {"room": ROOM_ID, "lastReadMessageId": MESSAGE_ID, "unreadCount": 3, "mentionCount": 1},
