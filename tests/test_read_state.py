@@ -310,7 +310,8 @@ def _plan(db, collection, query):
     return stages, explained["executionStats"]["totalDocsExamined"]
 
 
-def test_every_read_state_query_walks_an_index(server, db, make_user, api):
+def test_counts_read_only_their_window_and_markers_move_by_their_unique_key(server, db, make_user, api):
+    """Beside tests/test_query_plans.py (no read scans): how much a window reads, and the writes' filters."""
     owner, reader = make_user(), make_user()
     room = _room(api, owner)
     _store(db, room, owner, 500)
