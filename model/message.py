@@ -20,6 +20,8 @@ from mongoengine import (
     StringField,
 )
 
+from model.file import Attachment
+
 # Below every real id: `{mentions: {$gte: NO_ID}}` holds for a message that names anyone. Said as a
 # range rather than `$type`, because SecantusDB only uses a partial index whose filter it can see
 # implied by the query, and it reasons about ranges only.
@@ -54,6 +56,8 @@ class MessageFields(Document):
     pinned_at = DateTimeField(null=True)
     # Which of its room's pin slots (0 to MAX_PINS - 1) a pinned message holds; absent when not pinned.
     pin_slot = IntField()
+    # The files it carries (`model/file.py`), their metadata copied in so one read serves a page of history.
+    attachments = ListField(EmbeddedDocumentField(Attachment))
     # A position whose writer failed: never shown, it only tells readers not to wait for it.
     gap = BooleanField()
     # What the archiver leaves in the live collection of a message with a clientId, so a retry
