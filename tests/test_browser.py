@@ -161,19 +161,23 @@ def test_demo_at_phone_width(demo_server, db):
 
 
 def test_a_dm_between_two_tabs_and_its_unread_badge(demo_server, db):
-    """Found by name, opened, shown to the other tab by room_added; its badge appears with each message and clears when read."""
+    """Found by name, opened, shown to the other tab by room_added. Its badge counts each message live (notification)
+    and from the server in a second tab; reading it in one tab clears both (read, read_receipt) and shows the sender
+    "Seen by". A plain message in a room the socket has not joined shows after Refresh, not highlighted."""
     out = drive(demo_server, "dm")
     assert out["seen"][-1] == "yes, what's up?"
 
 
 def test_a_mention_and_a_thread(demo_server, db):
-    """A room added live, its "@" badge, the mention highlighted; replies both ways, counts kept live, 62 replies paged."""
+    """A room added live, its "@" badge (live, then from the server after a reload), the mention highlighted; replies
+    both ways, counts kept live, 62 replies paged."""
     out = drive(demo_server, "thread")
     assert out["replies"] == ["On it, comments by noon.", "Thanks!"]
 
 
 def test_reactions_and_pins_between_two_tabs(demo_server, db):
-    """Reactions added from the palette (mouse and keyboard) and chips, taken back, seen by the other tab; the owner pins, the pins list follows."""
+    """Reactions added from the palette (mouse and keyboard) and chips, taken back, seen by the other tab; the owner
+    pins, the pins list follows."""
     out = drive(demo_server, "reactions")
     assert out["reactions"] == [{"emoji": "👍", "count": 1, "mine": True}, {"emoji": "🎉", "count": 1, "mine": True}]
 

@@ -61,7 +61,18 @@ async function newPage(browser, options = {}) {
   const context = await browser.newContext(options);
   await context.exposeBinding("__reportCsp", (_source, text) => problems.csp.push(text));
   await context.addInitScript(hook);
-  const page = await context.newPage();
+  return watched(await context.newPage());
+}
+
+// Another tab of the same browser (the same stored session).
+async function newTab(page) {
+  const tab = watched(await page.context().newPage());
+  await tab.goto(base + "/demo");
+  await online(tab);
+  return tab;
+}
+
+function watched(page) {
   pages.push(page);
   page.setDefaultTimeout(15000);
   page.on("console", (msg) => {
@@ -524,12 +535,31 @@ async function dm(browser) {
   await bob.waitForFunction((sel) => document.querySelector(sel + " .badge").textContent === "2", bobDm);
   await shot(bob, "dm-badge.png");
 
-  // Bob opens it: both messages, and the badge clears (marked read with the socket's `read`).
+  // The server counts them too: a second tab of bob's, opened now, shows the badge from the room list.
+  const bobToo = await newTab(bob);
+  await bobToo.waitForFunction((sel) => document.querySelector(sel + " .badge")?.textContent === "2", bobDm);
+
+  // Bob opens it in his first tab: both messages, and the badge clears (marked read with the
+  // socket's `read`), in his other tab too (its `read_receipt`), and alice sees he has read them.
   await bob.click(bobDm);
   await bob.waitForSelector(`#room-title:has-text('alice_${run}')`);
   await shown(bob, "are you around?");
   await bob.waitForFunction((sel) => !document.querySelector(sel + " .badge"), bobDm);
   check(!/^\(\d+\)/.test(await bob.title()), "nothing unread left in the title", await bob.title());
+  await bobToo.waitForFunction((sel) => !document.querySelector(sel + " .badge"), bobDm);
+  await alice.waitForSelector(`#messages li.msg.mine:last-child .seen:has-text('Seen by bob_${run}')`);
+  const state = await rest((await session(bob)).accessToken, "GET", `/api/rooms/${dmId}`);
+  check(state.body.unreadCount === 0 && state.body.lastReadMessageId === (await alice.getAttribute("#messages li.msg.mine:last-child", "data-id")), "read on the server", state.body);
+
+  // A plain message in a room bob's socket has not joined comes with no event: the room list, read
+  // again (Refresh, or the tab coming back to the front), shows it.
+  await bobToo.close(); // it was showing general, so it would have read it
+  const general = await rest((await session(alice)).accessToken, "POST", "/api/send", { messageBody: "lunch in general at noon" });
+  check(general.status === 201, "alice writes in general", general);
+  await bob.click("#rooms-refresh");
+  const generalButton = `#rooms button[data-id="${general.body.room}"]`;
+  await bob.waitForFunction((sel) => document.querySelector(sel + " .badge")?.textContent === "1", generalButton);
+  check(!(await badgeOf(bob, generalButton)).hot, "a plain message: not highlighted");
   await sendFrom(bob, "yes, what's up?");
   await shown(alice, "yes, what's up?");
   // Seen while open: no badge on alice's side for a message she saw arrive.
@@ -571,6 +601,10 @@ async function thread(browser) {
   const badge = await badgeOf(bob, bobRoom);
   check(badge.text === "@1", "one unread mention", badge);
   check((await bob.getAttribute(bobRoom, "aria-label")).includes("1 mention"), "read out as a mention");
+  // The same from the server's mentionCount, after a reload.
+  await bob.reload();
+  await online(bob);
+  await bob.waitForFunction((sel) => document.querySelector(sel + " .badge.hot")?.textContent === "@1", bobRoom);
 
   // In the room, the message that names him stands out, his name marked; the badge goes.
   await bob.click(bobRoom);
