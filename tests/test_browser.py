@@ -128,7 +128,8 @@ def test_two_browser_tabs_chat(demo_server, db):
 
 
 def test_history_pages_back_on_scroll_up(demo_server, db):
-    """120 messages, 60 of them from two days ago: scrolling up loads all of them once, in order."""
+    """120 messages, 60 of them from two days ago: scrolling up loads all of them once, in order. A message that
+    arrives while the reader is up there raises the room's badge until they go down to it, and is then read."""
     api = Api(demo_server.url)
     seeder = register(api, "seeder")
     room = api.post("/api/rooms", seeder.token, json={"name": "history"}).json()

@@ -310,6 +310,25 @@ async function history(browser) {
 
   await page.evaluate(() => [...document.querySelectorAll("#messages li.day")].pop().scrollIntoView({ block: "center" }));
   await shot(page, "history.png");
+
+  // A message while the reader is up in the history: unread until they go down to it.
+  const roomId = await roomOf(page);
+  const poster = await rest(null, "POST", "/api/auth/register", { username: `poster_${run}`, password: PASSWORD });
+  await rest(poster.body.accessToken, "POST", `/api/rooms/${roomId}/join`);
+  const sent = await rest(poster.body.accessToken, "POST", "/api/send", { room: roomId, messageBody: "news while you read" });
+  check(sent.status === 201, "a new message", sent);
+  await page.waitForSelector("#jump:not([hidden])");
+  const button = `#rooms button[data-id="${roomId}"]`;
+  await page.waitForFunction((sel) => document.querySelector(sel + " .badge")?.textContent === "1", button);
+  await page.click("#jump");
+  await page.waitForFunction((sel) => !document.querySelector(sel + " .badge"), button);
+  const reader = await session(page);
+  for (let i = 0; i < 50; i++) {
+    const state = await rest(reader.accessToken, "GET", `/api/rooms/${roomId}`);
+    if (state.body.lastReadMessageId === sent.body.id) break;
+    check(i < 49, "read on the server once seen", state.body);
+    await page.waitForTimeout(100);
+  }
   return { count: all.length, days };
 }
 
