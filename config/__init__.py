@@ -134,6 +134,9 @@ class Config:
     DEMO_UI = flag("DEMO_UI", False)
     MAX_CONTENT_LENGTH = number("MAX_CONTENT_LENGTH", 64 * 1024)
     SOCKET_MAX_BUFFER = number("SOCKET_MAX_BUFFER", 1_000_000)
+    # engine.io's: a ping this long after each pong; a socket whose pong is this late is closed.
+    SOCKET_PING_INTERVAL = number("SOCKET_PING_INTERVAL", 25)
+    SOCKET_PING_TIMEOUT = number("SOCKET_PING_TIMEOUT", 20)
     # permessage-deflate costs a compression per recipient of every broadcast frame.
     WEBSOCKET_COMPRESSION = flag("WEBSOCKET_COMPRESSION", False)
     RATELIMIT_ENABLED = flag("RATE_LIMITS_ENABLED", True)
