@@ -44,6 +44,7 @@ def read_until_closed(raw):
 
 def test_clients_that_answer_pings_stay_connected_on_websocket_and_long_polling(node):
     room = Room(node, 4)
+    raw = None
     try:
         on_websocket = room.connect(room.users[0], node.url)
         on_polling = room.connect(room.users[1], node.url, transports=["polling"])
@@ -61,10 +62,13 @@ def test_clients_that_answer_pings_stay_connected_on_websocket_and_long_polling(
         assert raw.messages("alive", 3) == expected
     finally:
         room.close()
+        if raw is not None:
+            raw.ws.close()
 
 
 def test_a_websocket_that_stops_answering_pings_is_disconnected_and_leaves_the_room(node):
     room = Room(node, 2)
+    raw = None
     try:
         watcher = room.connect(room.users[0], node.url)
         raw = RawClient(node.url, room.users[1].token)
@@ -77,6 +81,8 @@ def test_a_websocket_that_stops_answering_pings_is_disconnected_and_leaves_the_r
         assert left["room"] == room.id
     finally:
         room.close()
+        if raw is not None:
+            raw.ws.close()
 
 
 def test_a_client_that_stops_reading_is_shut_down_while_the_others_get_everything(node):

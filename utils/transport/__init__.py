@@ -193,6 +193,10 @@ def moved_attributes(server):
         moved.append("eventlet's RFC6455WebSocket._sendlock is no longer a Semaphore with counter and _waiters")
     if not isinstance(getattr(ws, "extensions", None), dict) or not {"websocket_closed", "socket"} <= set(vars(ws)):
         moved.append("eventlet's RFC6455WebSocket has no extensions dict, websocket_closed or socket")
+    from eventlet.wsgi import HttpProtocol
+
+    if not all(isinstance(getattr(HttpProtocol, name, None), int) for name in ("rbufsize", "wbufsize")):
+        moved.append("eventlet's wsgi.HttpProtocol has no rbufsize and wbufsize")
     green = GreenSocket()
     try:
         if getattr(getattr(green, "fd", None), "gettimeout", lambda: None)() != 0.0:

@@ -17,7 +17,9 @@ per connection. Here (`LeanSocket`, mixed into each engine.io socket as it conne
   closes a socket whose pong is late);
 - a socket closed because its client stopped answering pings is shut down at once, which
   ends a read or a write blocked on a client that stopped reading (the timeout of every
-  read and write did that before).
+  read and write did that before);
+- eventlet's HTTP server keeps a 16 KiB write buffer and an 8 KiB read buffer for every
+  connection's lifetime, which a WebSocket never uses: 4 KiB each (`HTTP_BUFFER`).
 
 `_websocket_handler` replaces engine.io's; it does what engine.io's does, but for the writer
 greenlet and the timeout. `check_internals` refuses to start when engine.io's version of a
@@ -198,8 +200,16 @@ class Pinger:
             self.task = None
 
 
+# eventlet's HTTP server gives every connection a 16 KiB write buffer and an 8 KiB read buffer, kept for as long as
+# the connection lives; an upgraded WebSocket uses neither (it reads and writes the socket itself).
+HTTP_BUFFER = 4096
+
+
 def install(server):
-    """Make every engine.io socket of `server` lean as it connects (eventlet only)."""
+    """Make every engine.io socket of `server` lean as it connects, and HTTP buffers small (eventlet only)."""
+    from eventlet.wsgi import HttpProtocol  # imported only where eventlet serves
+
+    HttpProtocol.rbufsize = HttpProtocol.wbufsize = HTTP_BUFFER
     eio = server.eio
     eio.pinger = Pinger(eio)
     lean_class = {}
