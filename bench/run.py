@@ -113,7 +113,7 @@ class Bench:
         self.args = args
         self.work = Path(tempfile.mkdtemp(prefix="bench-"))
         self.daemon, self.uri = start_daemon(args.db_path, log_path=str(self.work / "db.log"))
-        self.env = {"LOG_LEVEL": "WARNING"}
+        self.env = {"LOG_LEVEL": "WARNING", "ACCESS_TOKEN_MINUTES": 600}  # tokens outlive a long run
         self.server = self.start_server()
         self.peer = NodePeer(with_database(self.uri, "ref"), self.work)
         self.processes = [self.server, self.peer]
