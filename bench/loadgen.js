@@ -43,7 +43,8 @@ function checkOrder(order, group) {
 
 function connect(url, token) {
   return new Promise((resolve, reject) => {
-    const s = io(url, { transports: ["websocket"], auth: { token }, reconnection: false, timeout: 20000 });
+    // A storm of thousands waits its turn in the server's accept queue: a minute and more on a busy machine.
+    const s = io(url, { transports: ["websocket"], auth: { token }, reconnection: false, timeout: cfg.storm ? 300000 : 20000 });
     s.once("connect", () => resolve(s));
     s.once("connect_error", (e) => reject(new Error("connect_error " + JSON.stringify(e.data || e.message))));
   });

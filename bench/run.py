@@ -81,8 +81,10 @@ def loadgen(urls, tokens, rooms, senders, messages, rate, hold=None, storm=False
     if hold is not None:
         line = proc.stdout.readline()
         held = json.loads(line) if line else {"error": "loadgen.js ended before every client joined"}
-        if "error" not in held:
-            hold(held)
+        if "error" in held:
+            proc.kill()
+            raise RuntimeError(held["error"])
+        hold(held)
         proc.stdin.write("go\n")
         proc.stdin.flush()
     lines = proc.communicate(timeout=900)[0].strip().splitlines()
