@@ -132,14 +132,14 @@ class Bench:
         self.processes.append(peer)
         return peer
 
-    def tokens(self, clients):
-        """Access tokens for `clients` sockets on our server: one user each up to USERS, then shared."""
-        missing = min(clients, USERS) - len(self._tokens)
+    def tokens(self, clients, users=USERS):
+        """Access tokens for `clients` sockets on our server: one user each up to `users`, then shared."""
+        missing = min(clients, users) - len(self._tokens)
         if missing > 0:
             api = Api(self.server.url)
             with ThreadPoolExecutor(8) as pool:
                 self._tokens += [u.token for u in pool.map(lambda _: register(api), range(missing))]
-        return [self._tokens[i % len(self._tokens)] for i in range(clients)]
+        return [self._tokens[i % min(len(self._tokens), max(users, 1))] for i in range(clients)]
 
     def rooms(self, count):
         """`count` rooms on our server (ids), and as many names for the Node peer."""
@@ -411,8 +411,10 @@ def idle(bench):
     for _ in range(bench.args.repeat):
         for name in runs:
             process = bench.start_server() if name == "python" else bench.start_peer()
-            tokens = bench.tokens(clients) if name == "python" else [f"u{i}" for i in range(clients)]
-            rooms = ids if name == "python" else names
+            # Ten sockets a user (two tabs in five rooms, say): registering is not what is measured.
+            ours = name == "python"
+            tokens = bench.tokens(clients, users=clients // 10) if ours else [f"u{i}" for i in range(clients)]
+            rooms = ids if ours else names
             warm_up([process.url], tokens, rooms)
             before, held = rss_kib(process.proc.pid), {}
             settled = partial(_settled_rss, held, process.proc.pid)
@@ -512,6 +514,11 @@ def write(results, out):
     lines = [
         f"Measured {results['date']} on {results['machine']} (median of {results['repeat']} runs; load average "
         f"{results['load']:.1f} at the start, {results['loadAfter']:.1f} at the end).",
+        *[
+            f"- {', '.join(part['scenarios'])}: started {part['date']}, median of {part['repeat']} runs, load average "
+            f"{part['load']:.1f} -> {part['loadAfter']:.1f}"
+            for part in results.get("parts", ())  # results merged from several runs of the bench
+        ],
         "",
         *_targets(results),
     ]
