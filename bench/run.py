@@ -511,13 +511,16 @@ def main():
 def write(results, out):
     out.mkdir(exist_ok=True)
     (out / "bench-results.json").write_text(json.dumps(results, indent=2) + "\n")
+    parts = results.get("parts")  # results merged from several runs of the bench, each with its own
     lines = [
-        f"Measured {results['date']} on {results['machine']} (median of {results['repeat']} runs; load average "
+        f"Measured on {results['machine']} in {len(parts)} parts:"
+        if parts
+        else f"Measured {results['date']} on {results['machine']} (median of {results['repeat']} runs; load average "
         f"{results['load']:.1f} at the start, {results['loadAfter']:.1f} at the end).",
         *[
             f"- {', '.join(part['scenarios'])}: started {part['date']}, median of {part['repeat']} runs, load average "
             f"{part['load']:.1f} -> {part['loadAfter']:.1f}"
-            for part in results.get("parts", ())  # results merged from several runs of the bench
+            for part in parts or ()
         ],
         "",
         *_targets(results),
