@@ -7,7 +7,7 @@ so cursors follow it. A position whose writer failed is filled by a tombstone
 "still being written".
 """
 
-from mongoengine import BooleanField, DateTimeField, Document, IntField, ObjectIdField, StringField
+from mongoengine import BooleanField, DateTimeField, Document, IntField, ListField, ObjectIdField, StringField
 
 
 class MessageFields(Document):
@@ -25,6 +25,8 @@ class MessageFields(Document):
     # What the archiver leaves in the live collection of a message with a clientId, so a retry
     # months later still finds the original instead of storing a second copy.
     stub = BooleanField()
+    # The body's search keys (`utils/search_keys.py`), written with it; a deleted message has none.
+    search_keys = ListField(StringField())
 
     meta = {"abstract": True}
 
@@ -45,5 +47,8 @@ class Message(MessageFields):
                 "unique": True,
                 "partialFilterExpression": {"client_id": {"$type": "string"}},
             },
+            # Search (`services/search.py`): one key, newest first, across rooms by id and within one by position.
+            {"fields": ["search_keys", "-id"]},
+            {"fields": ["room", "search_keys", "-seq"]},
         ],
     }

@@ -18,7 +18,7 @@ from services import notify, rooms
 from services.permissions import check_can_delete_message, check_can_edit_message
 from services.ratelimit import check_rate
 from services.rooms import Ref
-from utils import metrics
+from utils import metrics, search_keys
 from utils.errors import NotFound, ValidationFailed
 from utils.ids import parse_id
 from utils.timefmt import utcnow
@@ -46,10 +46,10 @@ def history(
     floor, ceiling = (0, room.archived_seq) if archived else (room.archived_seq, room.seq)
     gap_seconds = current_app.config["GAP_SECONDS"]
     if after is not None:
-        above = max(_position(room, after, "after"), floor)
+        above = max(cursor_position(room, after, "after"), floor)
         docs = message_scan.newer(collection, room.id, above, ceiling, limit + 1, gap_seconds)
     elif before is not None:
-        below = min(_position(room, before, "before"), ceiling + 1)
+        below = min(cursor_position(room, before, "before"), ceiling + 1)
         docs = message_scan.older(collection, room.id, below, floor, limit + 1)
     else:
         docs = message_scan.newest(collection, room.id, floor, ceiling, limit + 1, gap_seconds)
@@ -57,7 +57,7 @@ def history(
     return page, str(page[-1].id) if len(docs) > limit else None
 
 
-def _position(room: Room, message_id: ObjectId, field: str) -> int:
+def cursor_position(room: Room, message_id: ObjectId, field: str) -> int:
     """The position a cursor names; a cursor that is no message of this room is a validation error."""
     collections = (Message._get_collection(), ArchivedMessage._get_collection())
     seq = message_scan.position_of(collections, room.id, message_id)
@@ -82,7 +82,14 @@ def do_send_message(
     message it has already delivered, so each socket gets it at most once.
     """
     check_rate(user, "message")
-    message = Message(room=room_id, user_id=user.id, user_name=user.username, message_body=body, client_id=client_id)
+    message = Message(
+        room=room_id,
+        user_id=user.id,
+        user_name=user.username,
+        message_body=body,
+        client_id=client_id,
+        search_keys=search_keys.keys_of(body),
+    )
     started = time.perf_counter()
     try:
         _log.append(message)
@@ -127,7 +134,7 @@ def do_edit_message(user: User, message_id: str, body: str) -> Message:
     message, _, _ = _readable_message(user, message_id)
     check_can_edit_message(user, message)
     updated = Message.objects(id=message.id, deleted=False).modify(
-        new=True, set__message_body=body, set__edited_at=utcnow()
+        new=True, set__message_body=body, set__edited_at=utcnow(), set__search_keys=search_keys.keys_of(body)
     )
     if updated is None:
         raise NotFound.message(message_id)
@@ -139,6 +146,8 @@ def do_delete_message(user: User, message_id: str) -> None:
     """Soft-delete a message (author, room owner/moderators, admins) and broadcast `message_deleted`."""
     message, _, role = _readable_message(user, message_id)
     check_can_delete_message(user, message, role)
-    deleted = Message.objects(id=message.id, deleted=False).modify(set__deleted=True, set__message_body="")
+    deleted = Message.objects(id=message.id, deleted=False).modify(
+        set__deleted=True, set__message_body="", unset__search_keys=True
+    )
     if deleted is not None:
         notify.notify_message_deleted(message)
