@@ -110,6 +110,10 @@ OPERATIONS = {
             "editedAt": "2026-11-21T10:31:44.018Z",
         },
     },
+    "search_search": {
+        "query": {"q": "mockups fri", "room": "design-team", "limit": 20},
+        "200": {"messages": [MESSAGE], "nextCursor": None},
+    },
     "health_health": {
         "200": {"status": "ok", "db": "ok", "queue": "ok"},
         "503": {"status": "degraded", "db": "ok", "queue": "down"},
