@@ -9,6 +9,7 @@ Scenarios (each run alternately against both servers, the median of --repeat run
 - scaling: 10, 100, 500, 1000 clients in a room; RSS per connection, latency and throughput.
 - big room steady (bigsteady): 1000 clients, 2 senders at 20 msg/s each; judge latency and server CPU per delivery.
 - big room burst (bigburst): 1000 clients, 2 senders not waiting for acks (a message a millisecond each).
+- search: bench/search.py (its own database and server), GET /api/search over 100k messages.
 Every fan-out run counts lost, duplicated and out-of-order deliveries (bench/loadgen.js).
 `--scenarios bigsteady,bigburst` runs only those; `--quick` one short run of steady, burst and the big room.
 Writes docs/bench-results.json, docs/bench-results.md and (with scaling) docs/bench-scaling.png.
@@ -248,7 +249,7 @@ SCENARIOS = {
     # Senders that do not wait for acks: a message every millisecond each.
     "bigburst": {"clients": 1000, "load": {"senders": 2, "messages": 200, "rate": 1000}},
 }
-ALL = ("steady", "burst", "pair", "modes", "bigsteady", "bigburst", "scaling", "history")
+ALL = ("steady", "burst", "pair", "modes", "bigsteady", "bigburst", "scaling", "history", "search")
 QUICK = ("steady", "burst", "bigsteady", "bigburst")
 
 
@@ -287,6 +288,11 @@ def main():
     args = options()
     raise_open_files()
     chosen = set(args.scenarios)
+    if "search" in chosen:  # prints its own figures
+        subprocess.run([sys.executable, str(BENCH / "search.py")], check=True)
+        chosen.discard("search")
+        if not chosen:
+            return
     scenarios = {name: dict(s, load=dict(s["load"])) for name, s in SCENARIOS.items()}
     if args.quick:
         for scenario in scenarios.values():
