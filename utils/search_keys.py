@@ -26,24 +26,45 @@ HEAD = 12
 MAX_KEYS = 300
 
 _WORD = re.compile(r"[^\W_]+")
-_MARKS = frozenset({"Mn", "Mc", "Me"})
+# ASCII text (most messages, on the send path) is split by C-level calls: what is not a letter or digit is a space.
+_ASCII_SEPARATORS = bytes(code for code in range(128) if not chr(code).isalnum())
+_ASCII_SPLIT = bytes.maketrans(_ASCII_SEPARATORS, b" " * len(_ASCII_SEPARATORS))
+# Combining marks, accents among them: those of the Basic Multilingual Plane by one `str.translate`, the
+# others (rare: historic scripts, musical notation) one by one.
+_BMP_MARKS = dict.fromkeys(code for code in range(0x10000) if unicodedata.category(chr(code)).startswith("M"))
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 def normalize(text: str) -> str:
     """Case-fold and decompose `text`, then drop combining marks (accents)."""
+    if text.isascii():
+        return text.lower()  # what the rest comes to on ASCII
     # Decomposing before and after folding: folding can make a decomposable letter (İ -> i̇)
     # and decomposing can make one that folds (㎒ -> MHz).
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold()).casefold()
-    return "".join(char for char in folded if unicodedata.category(char) not in _MARKS)
+    folded = folded.translate(_BMP_MARKS)
+    if _ASTRAL.search(folded):
+        return "".join(char for char in folded if not unicodedata.category(char).startswith("M"))
+    return folded
+
+
+def _tokens(text: str) -> list[str]:
+    """The normalised words of `text`, in order, repeats included."""
+    if text.isascii():
+        return text.encode().lower().translate(_ASCII_SPLIT).decode().split()
+    return _WORD.findall(normalize(text))
 
 
 def words_of(text: str) -> list[str]:
     """The distinct normalised words of `text`, in order of first appearance."""
-    return list(dict.fromkeys(_WORD.findall(normalize(text))))
+    return list(dict.fromkeys(_tokens(text)))
+
+
+_LENGTHS = (*range(1, SHORT + 1), HEAD)
 
 
 def _word_keys(word: str) -> set[str]:
-    return {word[:length] for length in range(1, min(len(word), SHORT) + 1)} | {word[:HEAD]}
+    return {word[:length] for length in _LENGTHS}  # a short word repeats itself: the set keeps it once
 
 
 def _prefix_key(prefix: str) -> str:
@@ -57,11 +78,11 @@ def index(body: str) -> tuple[list[str], list[str]]:
     """Return (indexed words, their keys) of a message body: its first words, within MAX_KEYS keys."""
     words, keys = [], set()
     for word in words_of(body):
-        more = keys | _word_keys(word)
-        if len(more) > MAX_KEYS:
+        more = _word_keys(word) - keys
+        if len(keys) + len(more) > MAX_KEYS:
             break
         words.append(word)
-        keys = more
+        keys |= more
     return words, sorted(keys)
 
 
@@ -80,7 +101,7 @@ class Query:
     @classmethod
     def parse(cls, text: str) -> "Query | None":
         """The query of a search text, or None when it holds no word."""
-        words = _WORD.findall(normalize(text))
+        words = _tokens(text)
         return cls(frozenset(words[:-1]), words[-1]) if words else None
 
     @property
