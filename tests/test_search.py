@@ -1,6 +1,7 @@
 """Message search: every word in any order, case and accents aside, the last also as a prefix; readable rooms only;
 deletes and edits re-indexed; cursors; answered from an index (explain) on the live server's own queries."""
 
+import re
 from datetime import UTC, datetime
 
 import pymongo
@@ -242,6 +243,11 @@ _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_si
 def test_normalising_twice_changes_nothing(text):
     assert normalize(normalize(text)) == normalize(text)
     assert words_of(" ".join(words_of(text))) == words_of(text)
+
+
+@given(st.text(st.characters(max_codepoint=127), max_size=200))
+def test_ascii_text_is_split_as_any_other_text(text):
+    assert words_of(text) == list(dict.fromkeys(re.findall(r"[^\W_]+", normalize(text + "é")[:-1])))
 
 
 @given(st.lists(st.text(st.characters(categories=("L", "N")), min_size=1, max_size=20), min_size=1, max_size=30))
