@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 SHORT = 4
 HEAD = 12
-MAX_KEYS = 300
+MAX_KEYS = 500
 
 _WORD = re.compile(r"[^\W_]+")
 # ASCII text (most messages, on the send path) is split by C-level calls: what is not a letter or digit is a space.
