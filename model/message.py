@@ -47,8 +47,7 @@ class Message(MessageFields):
                 "unique": True,
                 "partialFilterExpression": {"client_id": {"$type": "string"}},
             },
-            # Search (`services/search.py`): one key, newest first, across rooms by id and within one by position.
+            # Search (`model/message_search.py`): the messages holding one key, newest first, in any room.
             {"fields": ["search_keys", "-id"]},
-            {"fields": ["room", "search_keys", "-seq"]},
         ],
     }

@@ -46,10 +46,10 @@ def history(
     floor, ceiling = (0, room.archived_seq) if archived else (room.archived_seq, room.seq)
     gap_seconds = current_app.config["GAP_SECONDS"]
     if after is not None:
-        above = max(cursor_position(room, after, "after"), floor)
+        above = max(_position(room, after, "after"), floor)
         docs = message_scan.newer(collection, room.id, above, ceiling, limit + 1, gap_seconds)
     elif before is not None:
-        below = min(cursor_position(room, before, "before"), ceiling + 1)
+        below = min(_position(room, before, "before"), ceiling + 1)
         docs = message_scan.older(collection, room.id, below, floor, limit + 1)
     else:
         docs = message_scan.newest(collection, room.id, floor, ceiling, limit + 1, gap_seconds)
@@ -57,7 +57,7 @@ def history(
     return page, str(page[-1].id) if len(docs) > limit else None
 
 
-def cursor_position(room: Room, message_id: ObjectId, field: str) -> int:
+def _position(room: Room, message_id: ObjectId, field: str) -> int:
     """The position a cursor names; a cursor that is no message of this room is a validation error."""
     collections = (Message._get_collection(), ArchivedMessage._get_collection())
     seq = message_scan.position_of(collections, room.id, message_id)

@@ -2,12 +2,11 @@
 
 Answered from the messages' search keys (`utils/search_keys.py`, stored with each message by
 `services/messages.py`): one key is looked up through an index (`model/message_search.py`),
-and each message found is checked against the whole query and the caller's rights. Within
-a room results follow the room's positions; across rooms, the message ids (time, to the
-second, then the storing process's own order). Archived messages are not searched.
+and each message found is checked against the whole query and the caller's right to read its
+room. Results are in message id order, in one room as across rooms: one index serves both
+(each index costs every send an entry per key; docs/PERFORMANCE.md). Archived messages are
+not searched.
 """
-
-from functools import partial
 
 from bson import ObjectId
 from pymongo import UpdateOne
@@ -18,7 +17,6 @@ from model.message import Message, MessageFields
 from model.room import Room
 from model.user import User
 from services import rooms
-from services.messages import cursor_position
 from services.permissions import check_can_read
 from utils.errors import NotFound
 from utils.search_keys import Query, keys_of
@@ -34,42 +32,42 @@ def search(
     """Return (messages, nextCursor): live, undeleted messages matching `query`, newest first.
 
     `ref` names one room (`not_found` unless the caller may read it); None means every room
-    the caller may read. `before` continues from a message of an earlier page.
+    the caller may read. `before` continues from the last message of an earlier page.
     """
-    if ref is None:
-        readable = _Readable(user)
-        hits = message_search.across_rooms(query.key, before, limit + 1, lambda docs: _hits(query, readable.keep(docs)))
-    else:
-        room, _ = rooms.access(user, ref)
-        below = room.seq + 1 if before is None else min(cursor_position(room, before, "before"), room.seq + 1)
-        hits = message_search.in_room(room.id, query.key, below, room.archived_seq, limit + 1, partial(_hits, query))
-    page = [Message._from_son(doc) for doc in hits[:limit]]
-    return page, str(page[-1].id) if len(hits) > limit else None
+    readable = _Readable(user, None if ref is None else rooms.access(user, ref)[0])
 
+    def hits(docs):
+        return [doc for doc in readable.keep(docs) if query.matches(doc.get("message_body", ""))]
 
-def _hits(query: Query, docs: list[dict]) -> list[dict]:
-    """The documents that hold the whole query (a key stands for more words than those searched)."""
-    return [doc for doc in docs if not doc.get("deleted") and query.matches(doc.get("message_body", ""))]
+    found = message_search.newest(query.key, before, limit + 1, hits)
+    page = [Message._from_son(doc) for doc in found[:limit]]
+    return page, str(page[-1].id) if len(found) > limit else None
 
 
 class _Readable:
-    """Which rooms of the messages found the caller may read, each looked up once per search."""
+    """Which rooms of the messages found count: the one searched, or those the caller may read, each looked up once."""
 
-    def __init__(self, user: User):
-        self.user = user
-        self.floors = {}  # room id -> its archive watermark, or None when the caller may not read it
+    def __init__(self, user: User, room: Room | None):
+        self.user, self.only = user, room
+        # room id -> its archive watermark (positions at or below it are archived), or None: not searched.
+        self.floors = {} if room is None else {room.id: room.archived_seq}
 
     def keep(self, docs: list[dict]) -> list[dict]:
-        """The documents of readable rooms that are not yet archived."""
-        unknown = {doc["room"] for doc in docs} - self.floors.keys()
-        if unknown:
-            self._learn(list(unknown))
-        return [doc for doc in docs if self.floors[doc["room"]] is not None and doc["seq"] > self.floors[doc["room"]]]
+        """The live, undeleted messages among `docs` of the rooms that count."""
+        if self.only is None:
+            unknown = {doc["room"] for doc in docs} - self.floors.keys()
+            if unknown:
+                self._learn(list(unknown))
+        return [doc for doc in docs if not doc.get("deleted") and self._unarchived(doc)]
+
+    def _unarchived(self, doc: dict) -> bool:
+        floor = self.floors.get(doc["room"])
+        return floor is not None and doc["seq"] > floor
 
     def _learn(self, room_ids: list[ObjectId]) -> None:
         memberships = Membership._get_collection().find({"user": self.user.id, "room": {"$in": room_ids}})
         roles = {found["room"]: Role(found["role"]) for found in memberships}
-        self.floors.update(dict.fromkeys(room_ids))  # rooms that are gone stay unreadable
+        self.floors.update(dict.fromkeys(room_ids))  # rooms that are gone stay unread
         for room in Room.objects(id__in=room_ids).only("private", "archived_seq"):
             try:
                 check_can_read(self.user, room, roles.get(room.id), room.id)

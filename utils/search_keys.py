@@ -4,24 +4,28 @@ A word is a run of letters and digits after normalisation (case folded, compatib
 decomposed, accents and other combining marks dropped), so `Café`, `CAFE` and `café` are one
 word, `ß` is `ss`, and `user_id` or `don't` are two words each.
 
-Every indexed word gives the keys (`keys_of`):
-- its prefixes of 1 to `SHORT` characters (`h`, `he`, `hel`, `hell`), so that a short last
-  word is one key whatever it continues into;
-- its first `HEAD` characters (the word itself when shorter), so that a whole word, or a long
-  last word, is one key that few other words share.
+Every indexed word gives at most three keys (`keys_of`):
+- its first `HEAD` characters (the word itself when shorter): a whole word, or a long last
+  word, is one key that few other words share;
+- its first character and its first three (`PREFIXES`): a last word of one or three
+  characters is one key whatever it continues into, and any other last word has the key of
+  its own first one or three characters.
+Every key costs the database one index entry per message (measured in docs/PERFORMANCE.md),
+so these are few: prefixes of every length would find a last word of two or of four to
+eleven characters by a narrower key, for half as many keys again.
 
 A query looks up one key (`Query.key`) and re-checks the words of each message it finds
-(`Query.matches`): the key is a superset, the check is exact. A message indexes its first
-words, in order, until they would give more than `MAX_KEYS` keys; the rest of a very long
-message is not searchable, and the check ignores it the same way, so a message is found or
-not whichever key a query uses.
+(`Query.matches`): the key stands for a superset, the check is exact. A message indexes its
+first words, in order, until they would give more than `MAX_KEYS` keys; the rest of a very
+long message is not searchable, and the check ignores it the same way, so a message is found
+or not whichever key a query uses.
 """
 
 import re
 import unicodedata
 from dataclasses import dataclass
 
-SHORT = 4
+PREFIXES = (1, 3)
 HEAD = 12
 MAX_KEYS = 500
 
@@ -60,7 +64,7 @@ def words_of(text: str) -> list[str]:
     return list(dict.fromkeys(_tokens(text)))
 
 
-_LENGTHS = (*range(1, SHORT + 1), HEAD)
+_LENGTHS = (*PREFIXES, HEAD)
 
 
 def _word_keys(word: str) -> set[str]:
@@ -68,10 +72,10 @@ def _word_keys(word: str) -> set[str]:
 
 
 def _prefix_key(prefix: str) -> str:
-    """The key every word starting with `prefix` has: the prefix itself up to SHORT characters, or from HEAD on."""
-    if len(prefix) <= SHORT:
-        return prefix
-    return prefix[:HEAD] if len(prefix) >= HEAD else prefix[:SHORT]
+    """The key every word starting with `prefix` has: its first HEAD characters, or the longest of PREFIXES."""
+    if len(prefix) >= HEAD:
+        return prefix[:HEAD]
+    return prefix[: max(length for length in PREFIXES if length <= len(prefix))]
 
 
 def index(body: str) -> tuple[list[str], list[str]]:
