@@ -8,12 +8,17 @@ drawn from a Zipf distribution (exponent 1.07) over 30k words: fifty common Engl
 first, then made-up ones of one to four syllables. Then it times `GET /api/search` for each
 case below, `--queries` times, each query with another word of the case's frequency band, and
 prints p50 and p99, the hits per page, and the plan of one query of each shape.
+
+First, what the search keys cost a send: the database's CPU time per message stored, in
+batches of ten as the group commit stores them, into a collection with the indexes of
+`messages` and into one without the search index (and without keys), alternately.
 """
 
 import argparse
 import bisect
 import itertools
 import json
+import os
 import random
 import sys
 import tempfile
@@ -29,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from model.embedded import start_daemon, stop_daemon  # noqa: E402
+from model.message import Message  # noqa: E402
 from tests.support import Api, LiveServer, register  # noqa: E402
 from utils.search_keys import Query, keys_of  # noqa: E402
 
@@ -57,9 +63,14 @@ def vocabulary(rng):
     return words
 
 
+def zipf_weights(words):
+    """Cumulative weights of `words`, most frequent first, for `random.choices`."""
+    return list(itertools.accumulate(1 / rank**1.07 for rank in range(1, len(words) + 1)))
+
+
 def fill(db, rooms, author, messages, rng, words):
     """Store `messages` messages over the last DAYS days; return {room id: messages stored}."""
-    weights = list(itertools.accumulate(1 / rank**1.07 for rank in range(1, len(words) + 1)))
+    weights = zipf_weights(words)
     shares = list(itertools.accumulate((*ROOM_SHARES, PRIVATE_SHARE)))
     now = int(time.time())
     times = sorted(rng.randrange(now - DAYS * 86400, now) for _ in range(messages))
@@ -82,6 +93,39 @@ def fill(db, rooms, author, messages, rng, words):
     for room, top in seq.items():
         db.rooms.update_one({"_id": room}, {"$set": {"seq": top}})
     return seq
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def store_cost(db, pid, bodies, rounds=5, per_round=500):
+    """The database's CPU per message stored (µs, median of the rounds), without and with the search indexes."""
+    specs = Message._meta["index_specs"]
+    variants = {
+        "without": [spec for spec in specs if all(field != "search_keys" for field, _ in spec["fields"])],
+        "with": specs,
+    }
+    for name, chosen in variants.items():
+        for spec in chosen:
+            options = {key: spec[key] for key in ("unique", "partialFilterExpression") if key in spec}
+            db[f"cost_{name}"].create_index(spec["fields"], **options)
+    costs, seq = {name: [] for name in variants}, itertools.count(1)
+    for _ in range(rounds):
+        for name in variants:
+            started = cpu_seconds(pid)
+            for start in range(0, per_round, 10):
+                docs = [
+                    {"room": ObjectId(), "seq": next(seq), "user_id": ObjectId(), "user_name": "cost",
+                     "message_body": body, "time_stamp": ObjectId().generation_time, "client_id": str(ObjectId()),
+                     "deleted": False, **({"search_keys": keys_of(body)} if name == "with" else {})}
+                    for body in bodies[start : start + 10]
+                ]  # fmt: skip
+                db[f"cost_{name}"].insert_many(docs, ordered=False)
+            costs[name].append((cpu_seconds(pid) - started) / per_round * 1e6)
+    return {name: round(sorted(values)[len(values) // 2]) for name, values in costs.items()}
 
 
 def cases(words, rooms, rng):
@@ -116,16 +160,6 @@ def timed(session, url, params, limit):
     return elapsed, len(response.json()["messages"])
 
 
-def plan(db, query, order):
-    """The winning plan of a window's query, as `STAGE index <- STAGE ...`, and the documents it examined."""
-    explained = db.messages.find(query).sort(order, -1).limit(500).explain()
-    stages, stage = [], explained["queryPlanner"]["winningPlan"]
-    while stage:
-        stages.append(stage["stage"] + (f" {stage['indexName']}" if "indexName" in stage else ""))
-        stage = stage.get("inputStage")
-    return " <- ".join(stages), explained.get("executionStats", {}).get("totalDocsExamined")
-
-
 def percentile(values, fraction):
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * fraction))]
@@ -152,17 +186,15 @@ def measure(url, token, cases, queries, limit):
     return rows
 
 
-def plans(db, key, room, top):
-    """The plan of one window of each shape (`model/message_search.py`)."""
+def plan(db, key):
+    """The plan of one window of ids (`model/message_search.py`), a day wide: `STAGE index <- ...`, documents read."""
     day_ago = ObjectId.from_datetime(ObjectId().generation_time - timedelta(days=1))
-    shapes = {
-        "across rooms, a day's window": ({"search_keys": key, "_id": {"$gte": day_ago}}, "_id"),
-        "the room of 50%, 1000 positions": (
-            {"room": room, "search_keys": key, "seq": {"$gte": top - 1000, "$lt": top}},
-            "seq",
-        ),
-    }
-    return {name: plan(db, query, order) for name, (query, order) in shapes.items()}
+    explained = db.messages.find({"search_keys": key, "_id": {"$gte": day_ago}}).sort("_id", -1).limit(500).explain()
+    stages, stage = [], explained["queryPlanner"]["winningPlan"]
+    while stage:
+        stages.append(stage["stage"] + (f" {stage['indexName']}" if "indexName" in stage else ""))
+        stage = stage.get("inputStage")
+    return " <- ".join(stages), explained.get("executionStats", {}).get("totalDocsExamined")
 
 
 def main():
@@ -180,6 +212,15 @@ def main():
         reader, rooms = setup(Api(server.url))
         db = client.get_default_database()
         words = vocabulary(rng)
+        weights = zipf_weights(words)
+        for kind, bodies in {
+            "the load generator's": [f"{'x' * 64} {i % 10}:{i}" for i in range(500)],
+            "3 to 20 words of chat": [" ".join(rng.choices(words, cum_weights=weights, k=rng.randint(3, 20)))
+                                      for _ in range(500)],
+        }.items():  # fmt: skip
+            cost = store_cost(db, daemon.pid, bodies)
+            print(f"database CPU per message stored, {kind} bodies: {cost['without']} µs without search keys, "
+                  f"{cost['with']} µs with them", flush=True)  # fmt: skip
         started = time.perf_counter()
         sizes = fill(db, rooms, ObjectId(reader.id), args.messages, rng, words)
         seconds = time.perf_counter() - started
@@ -191,8 +232,8 @@ def main():
         print("| case | p50 (ms) | p99 (ms) | hits a page |\n|---|---|---|---|")
         for row in rows:
             print(f"| {row['case']} | {row['p50']:.1f} | {row['p99']:.1f} | {row['hits']} |")
-        for name, (stages, examined) in plans(db, Query.parse(words[200]).key, rooms[0], sizes[rooms[0]]).items():
-            print(f"plan, {name}: `{stages}`, {examined} documents examined")
+        stages, examined = plan(db, Query.parse(words[200]).key)
+        print(f"plan of a day's window for a word of rank 200: `{stages}`, {examined} documents examined")
     finally:
         client.close()
         server.stop()
