@@ -151,14 +151,20 @@ class Config:
     REGISTER_RATE_LIMIT = text("REGISTER_RATE_LIMIT", default="20/hour")
     MESSAGE_RATE_LIMIT = text("MESSAGE_RATE_LIMIT", default="10/second")
     TYPING_RATE_LIMIT = text("TYPING_RATE_LIMIT", default="5/second")
-    # Message edits and deletes together.
+    # Message edits, deletes, pins and unpins together.
     EDIT_RATE_LIMIT = text("EDIT_RATE_LIMIT", default="30/minute")
     ROOM_CREATE_RATE_LIMIT = text("ROOM_CREATE_RATE_LIMIT", default="20/hour")
     # History pages and socket `sync` together: a reconnect syncs each joined room once.
     READ_RATE_LIMIT = text("READ_RATE_LIMIT", default="300/minute")
     # `join` and `left` together: churn costs every member of the room a presence event.
     JOIN_RATE_LIMIT = text("JOIN_RATE_LIMIT", default="30/minute")
+    # Reactions added and removed, REST and `react` together: a click each, but each one that changes
+    # something costs the room a `message_updated`.
+    REACTION_RATE_LIMIT = text("REACTION_RATE_LIMIT", default="30/10seconds")
     MAX_SOCKETS_PER_USER = number("MAX_SOCKETS_PER_USER", 20)
+    # `@room`/`@here` sends each member a `notification` only in rooms up to this size; above it
+    # they still count in everyone's mentionCount and mentions feed.
+    MENTION_ROOM_MAX_MEMBERS = number("MENTION_ROOM_MAX_MEMBERS", 1000)
     # Reverse proxies in front of the app (Heroku's router is one): X-Forwarded-* from that
     # many hops is trusted, so limits key on the real client address and cannot be spoofed.
     TRUSTED_PROXY_HOPS = number("TRUSTED_PROXY_HOPS", 0)

@@ -12,8 +12,8 @@ from utils.schemas.rooms import RoomCreateSchema, RoomListQuery, RoomPageSchema,
 @auth_required
 @endpoint(query=RoomListQuery(), response=RoomPageSchema())
 def list_rooms(query):
-    """Public rooms and the caller's private rooms, newest first."""
-    page, next_cursor = rooms.list_rooms(g.user, query["limit"], query["cursor"])
+    """Public rooms and the caller's private rooms and DMs, newest first; `kind` keeps one kind."""
+    page, next_cursor = rooms.list_rooms(g.user, **query)
     return {"rooms": page, "next_cursor": next_cursor}
 
 

@@ -5,9 +5,11 @@ from model.message import MessageFields
 
 class ArchivedMessage(MessageFields):
     archived = True
+    # Archiving ends a pin: the message leaves its room's pins and gives its slot back (`services/pins.py`).
+    pinned = False
 
     meta = {
         "collection": "archived_messages",
         "auto_create_index": False,
-        "indexes": [{"fields": ["room", "seq"], "unique": True}],
+        "indexes": [{"fields": ["room", "seq"], "unique": True}, {"fields": ["room", "reply_to", "seq"]}],
     }

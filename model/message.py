@@ -7,7 +7,24 @@ so cursors follow it. A position whose writer failed is filled by a tombstone
 "still being written".
 """
 
-from mongoengine import BooleanField, DateTimeField, Document, IntField, ListField, ObjectIdField, StringField
+from mongoengine import (
+    BooleanField,
+    DateTimeField,
+    Document,
+    EmbeddedDocument,
+    EmbeddedDocumentField,
+    IntField,
+    ListField,
+    ObjectIdField,
+    StringField,
+)
+
+
+class Reaction(EmbeddedDocument):
+    """One emoji on a message and who used it; the list keeps the order emoji were first used."""
+
+    emoji = StringField(required=True)
+    user_ids = ListField(ObjectIdField())
 
 
 class MessageFields(Document):
@@ -20,6 +37,17 @@ class MessageFields(Document):
     client_id = StringField(null=True)
     edited_at = DateTimeField(null=True)
     deleted = BooleanField(default=False)
+    # Threads: a reply names its thread's root; the root counts its live, undeleted replies.
+    reply_to = ObjectIdField(null=True)
+    reply_count = IntField(default=0)
+    last_reply_at = DateTimeField(null=True)
+    reactions = ListField(EmbeddedDocumentField(Reaction))
+    # Members named by `@username`; `@room`/`@here` from a manager sets mentions_room instead of listing everyone.
+    mentions = ListField(ObjectIdField())
+    mentions_room = BooleanField(default=False)
+    pinned_at = DateTimeField(null=True)
+    # Which of its room's pin slots (0 to MAX_PINS - 1) a pinned message holds; absent when not pinned.
+    pin_slot = IntField()
     # A position whose writer failed: never shown, it only tells readers not to wait for it.
     gap = BooleanField()
     # What the archiver leaves in the live collection of a message with a clientId, so a retry
@@ -29,6 +57,10 @@ class MessageFields(Document):
     search_keys = ListField(StringField())
 
     meta = {"abstract": True}
+
+    @property
+    def pinned(self):
+        return self.pinned_at is not None
 
 
 class Message(MessageFields):
@@ -47,6 +79,19 @@ class Message(MessageFields):
                 "unique": True,
                 "partialFilterExpression": {"client_id": {"$type": "string"}},
             },
+            # Thread pages: one root's replies in position order. (SecantusDB's planner takes an index
+            # only for a query on its fields alone, and never a partial one unless the query repeats
+            # its filter word for word: queries here filter on index fields only, and these indexes
+            # are partial only where the query holds that equality.)
+            {"fields": ["room", "reply_to", "seq"]},
+            # The mentions feed: messages naming a user, newest first; `@room` ones in the user's rooms.
+            {"fields": ["mentions", "-id"]},
+            {"fields": ["room", "mentions_room", "-id"], "partialFilterExpression": {"mentions_room": True}},
+            # A room's pins (`services/pins.py`): no two share a slot, so a room never holds more than
+            # its slots. The same index lists them. Its filter is the range its queries use
+            # (`pin_slot >= 0`): MongoDB uses a partial index only for queries that imply its filter,
+            # and SecantusDB plans an index for ranges, not for `$exists` or `$type`.
+            {"fields": ["room", "pin_slot"], "unique": True, "partialFilterExpression": {"pin_slot": {"$gte": 0}}},
             # Search (`model/message_search.py`): the messages holding one key, newest first, in any room.
             {"fields": ["search_keys", "-id"]},
         ],

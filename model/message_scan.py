@@ -30,13 +30,14 @@ def position_of(collections, room_id, message_id):
     return None
 
 
-def _windows(collection, room_id, start, stop, size, ascending):
+def _windows(collection, room_id, start, stop, size, ascending, projection=None):
     """Yield the room's documents from position `start` towards `stop` (both included), in order."""
     step = 1 if ascending else -1
     while (start <= stop) if ascending else (start >= stop):
         end = min(stop, start + size - 1) if ascending else max(stop, start - size + 1)
         low, high = (start, end) if ascending else (end, start)
-        yield from collection.find({"room": room_id, "seq": {"$gte": low, "$lte": high}}).sort("seq", step)
+        window = {"room": room_id, "seq": {"$gte": low, "$lte": high}}
+        yield from collection.find(window, projection).sort("seq", step)
         start, size = end + step, size * WIDEN
 
 
@@ -84,3 +85,22 @@ def newer(collection, room_id, above, ceiling, wanted, gap_seconds):
             if len(page) == wanted:
                 break
     return page
+
+
+def settled_top(collection, room_id, floor, ceiling, gap_seconds):
+    """The highest position at or below `ceiling` with no position under it still being written.
+
+    What a reader of sparse positions (a thread's replies) may show: it walks down only
+    through the positions allocated in the last `gap_seconds` (positions are handed out in
+    time order), so older missing positions are not filled here, as `newer` does; they
+    are the writers that died, which the room's own readers fill.
+    """
+    young_after = utcnow() - timedelta(seconds=gap_seconds)
+    top, expect = ceiling, ceiling
+    for doc in _windows(collection, room_id, ceiling, floor + 1, 64, False, {"seq": 1, "time_stamp": 1}):
+        if doc["seq"] != expect:
+            top = doc["seq"]  # the positions above it, up to `expect`, are not stored yet
+        if doc["time_stamp"] <= young_after:
+            return top
+        expect = doc["seq"] - 1
+    return top if expect == floor else floor

@@ -3,12 +3,20 @@
 from mongoengine import BooleanField, DateTimeField, Document, IntField, ObjectIdField, StringField
 
 GENERAL = "general"
+ROOM, DM = "room", "dm"
+KINDS = (ROOM, DM)
+# A caller's DMs, newest first, are read from this index: their rooms of kind dm (`rooms.listed`).
+BY_KIND = [("kind", 1), ("_id", -1)]
 
 
 class Room(Document):
-    name = StringField(required=True)
-    # Lower-cased name, so "General" cannot sit beside "general".
+    # None for a direct-message room.
+    name = StringField(null=True)
+    # Lower-cased name, so "General" cannot sit beside "general". A DM's is its participants'
+    # key (`services/dms.py`), which no room name can spell: the same unique index then keeps
+    # one DM per set of people.
     name_key = StringField(required=True)
+    kind = StringField(default="room", choices=KINDS)
     description = StringField(default="")
     private = BooleanField(default=False)
     created_by = ObjectIdField(null=True)
@@ -25,5 +33,9 @@ class Room(Document):
     meta = {
         "collection": "rooms",
         "auto_create_index": False,
-        "indexes": [{"fields": ["name_key"], "unique": True}, {"fields": ["private", "-id"]}],
+        "indexes": [
+            {"fields": ["name_key"], "unique": True},
+            {"fields": ["private", "-id"]},
+            {"fields": ["kind", "-id"]},  # BY_KIND
+        ],
     }

@@ -143,11 +143,16 @@ def _copy(archive, docs):
     archive.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs], ordered=False)
 
 
+# What may change in a stored message (an edit or delete, its thread, reactions, pin): a message
+# that changed between its copy and its removal is copied again.
+_CHANGING = ("edited_at", "deleted", "reply_count", "last_reply_at", "reactions", "pinned_at")
+
+
 def _retire(live, archive, batch):
     """Delete the batch from the live collection, leaving stubs for clientIds; copy again what changed since."""
     retired = 0
     while batch:
-        unchanged = [{"_id": d["_id"], "edited_at": d.get("edited_at"), "deleted": d.get("deleted")} for d in batch]
+        unchanged = [{"_id": d["_id"], **{field: d.get(field) for field in _CHANGING}} for d in batch]
         result = live.bulk_write(
             [
                 ReplaceOne(match, _stub(doc)) if doc.get("client_id") else DeleteOne(match)

@@ -18,6 +18,12 @@ from utils.extensions import socketio
 from utils.transport import NAMESPACE, control, members
 
 
+def connect(sid: str, user: User, claims: dict) -> None:
+    """Remember an authenticated socket and put it in its user's channel (per-user events, `notify.user_channel`)."""
+    presence.register(sid, user, claims)
+    socketio.server.enter_room(sid, notify.user_channel(user.id), namespace=NAMESPACE)
+
+
 def join(sid: str, user: User, ref: str | None, legacy: bool = False) -> tuple[Room, dict[str, str]]:
     """Join the socket to a room the user may read (public rooms make them a member); return (room, online).
 
@@ -93,9 +99,9 @@ def _announce_left_later(channel, user_id, user_name, grace):
         notify.notify_legacy_left(user_id, user_name, presence.online_users(channel))
 
 
-def send(sid: str, user: User, ref: str | None, body: str, client_id: str | None):
+def send(sid: str, user: User, ref: str | None, body: str, client_id: str | None, reply_to: ObjectId | None = None):
     """Post from a socket: authorise (from the socket's grant when it has one), then `do_send_message`."""
-    return messages.do_send_message(user, _postable(sid, user, ref), body, client_id)
+    return messages.do_send_message(user, _postable(sid, user, ref), body, client_id, reply_to)
 
 
 def _channel_of(ref: str | None) -> str | None:

@@ -8,8 +8,8 @@ from bson import ObjectId
 from model.membership import Membership, Role
 from model.room_sanction import RoomSanction
 from model.user import User
-from services import live, presence, rooms, sanctions, users
-from services.permissions import check_can_add, check_can_remove, check_can_set_role
+from services import live, notify, presence, rooms, sanctions, users
+from services.permissions import check_can_add, check_can_remove, check_can_set_role, check_not_dm
 from services.rooms import Ref
 from utils.timefmt import utcnow
 
@@ -41,8 +41,12 @@ def list_members(user: User, ref: Ref) -> list[MemberView]:
 
 
 def do_set_member_role(user: User, ref: Ref, target_id: str | ObjectId, new_role: Role) -> MemberView:
-    """Add a member or change a member's role, as the role table allows; readonly is remembered beyond membership."""
+    """Add a member or change a member's role, as the role table allows; readonly is remembered beyond membership.
+
+    Someone added by another user hears of it on all their sockets (`room_added`).
+    """
     room, role = rooms.access(user, ref)
+    check_not_dm(room)
     target = users.get_user(target_id)
     target_role = Membership.role_of(room.id, target.id)
     check_can_set_role(user, role, target_role, new_role)
@@ -50,18 +54,22 @@ def do_set_member_role(user: User, ref: Ref, target_id: str | ObjectId, new_role
         check_can_add(RoomSanction.of(room.id, target.id))
     # Before the membership: a leave and rejoin in between must already find a new readonly role.
     sanctions.do_remember_role(user, room.id, target.id, new_role)
-    membership = Membership.objects(room=room.id, user=target.id).modify(
-        upsert=True, new=True, set__role=new_role, set_on_insert__joined_at=utcnow()
+    now = utcnow()
+    # The membership as it was: None when this request added it (of two concurrent adds, one).
+    before = Membership.objects(room=room.id, user=target.id).modify(
+        upsert=True, new=False, set__role=new_role, set_on_insert__joined_at=now
     )
     live.revoke_grants(room.id, target.id)
-    return MemberView(
-        target, membership.role, membership.joined_at, str(target.id) in presence.online_users(str(room.id))
-    )
+    if before is None and target.id != user.id:
+        notify.notify_room_added(target.id, rooms.describe_one(target, room))
+    joined_at = before.joined_at if before else now
+    return MemberView(target, new_role, joined_at, str(target.id) in presence.online_users(str(room.id)))
 
 
 def do_remove_member(user: User, ref: Ref, target_id: str | ObjectId) -> None:
     """Remove a member; their sockets stop receiving the room at once."""
     room, role = rooms.access(user, ref)
+    check_not_dm(room)
     target = users.get_user(target_id)
     if target.id == user.id:
         return rooms.do_leave_room(user, ref)

@@ -14,7 +14,7 @@ from model.message import Message, MessageFields
 from model.message_log import MessageLog, RoomGone
 from model.room import Room
 from model.user import User
-from services import notify, rooms
+from services import mentions, notify, pins, rooms, threads
 from services.permissions import check_can_delete_message, check_can_edit_message
 from services.ratelimit import check_rate
 from services.rooms import Ref
@@ -33,8 +33,9 @@ def history(
     before: ObjectId | None = None,
     after: ObjectId | None = None,
     archived: bool = False,
+    thread: ObjectId | None = None,
 ) -> tuple[list[MessageFields], str | None]:
-    """Return (messages, nextCursor) of a room the caller may read.
+    """Return (messages, nextCursor) of a room the caller may read, or of one thread of it.
 
     No cursor: the newest `limit`, newest first. `before`: older ones, newest first.
     `after`: newer ones, oldest first. nextCursor continues in the same direction, or is None.
@@ -45,11 +46,16 @@ def history(
     # Positions up to the room's archive watermark are read from the archive, later ones live.
     floor, ceiling = (0, room.archived_seq) if archived else (room.archived_seq, room.seq)
     gap_seconds = current_app.config["GAP_SECONDS"]
-    if after is not None:
-        above = max(_position(room, after, "after"), floor)
+    above = max(_position(room, after, "after"), floor) if after is not None else None
+    below = min(_position(room, before, "before"), ceiling + 1) if before is not None else None
+    if thread is not None:
+        if message_scan.position_of(_live_and_archived(), room.id, thread) is None:
+            raise NotFound.message(str(thread))
+        live_gaps = None if archived else gap_seconds
+        docs = threads.page(collection, room.id, thread, floor, ceiling, limit + 1, below, above, live_gaps)
+    elif above is not None:
         docs = message_scan.newer(collection, room.id, above, ceiling, limit + 1, gap_seconds)
-    elif before is not None:
-        below = min(_position(room, before, "before"), ceiling + 1)
+    elif below is not None:
         docs = message_scan.older(collection, room.id, below, floor, limit + 1)
     else:
         docs = message_scan.newest(collection, room.id, floor, ceiling, limit + 1, gap_seconds)
@@ -57,22 +63,27 @@ def history(
     return page, str(page[-1].id) if len(docs) > limit else None
 
 
+def _live_and_archived():
+    return Message._get_collection(), ArchivedMessage._get_collection()
+
+
 def _position(room: Room, message_id: ObjectId, field: str) -> int:
     """The position a cursor names; a cursor that is no message of this room is a validation error."""
-    collections = (Message._get_collection(), ArchivedMessage._get_collection())
-    seq = message_scan.position_of(collections, room.id, message_id)
+    seq = message_scan.position_of(_live_and_archived(), room.id, message_id)
     if seq is None:
         raise ValidationFailed("unknown cursor", {field: ["Not a message of this room."]})
     return seq
 
 
-def send(user: User, ref: Ref, body: str, client_id: str | None = None) -> tuple[MessageFields, bool]:
+def send(
+    user: User, ref: Ref, body: str, client_id: str | None = None, reply_to: ObjectId | None = None
+) -> tuple[MessageFields, bool]:
     """Post to a room named by the client (REST): authorise, then `do_send_message`."""
-    return do_send_message(user, rooms.postable(user, ref), body, client_id)
+    return do_send_message(user, rooms.postable(user, ref), body, client_id, reply_to)
 
 
 def do_send_message(
-    user: User, room_id: ObjectId, body: str, client_id: str | None = None
+    user: User, room_id: ObjectId, body: str, client_id: str | None = None, reply_to: ObjectId | None = None
 ) -> tuple[MessageFields, bool]:
     """Store a message in a room the caller may post in and broadcast it; return (message, created).
 
@@ -80,14 +91,22 @@ def do_send_message(
     (userId, clientId) index decides, even under a race. The original is broadcast again, in
     case its first broadcast was lost with the process that stored it; every process drops a
     message it has already delivered, so each socket gets it at most once.
+
+    A reply joins the thread of the message it answers, whose root then counts it; the users
+    the body names (or, in a DM, the other participants) get a `notification`.
     """
     check_rate(user, "message")
+    root = threads.root_of(room_id, reply_to) if reply_to is not None else None
+    named, mentions_room = mentions.resolve(user, room_id, body)
     message = Message(
         room=room_id,
         user_id=user.id,
         user_name=user.username,
         message_body=body,
         client_id=client_id,
+        reply_to=root,
+        mentions=named,
+        mentions_room=mentions_room,
         search_keys=search_keys.keys_of(body),
     )
     started = time.perf_counter()
@@ -102,6 +121,11 @@ def do_send_message(
         raise NotFound.room(room_id) from None
     metrics.message_stored(started)
     notify.notify_message(message)
+    if root is not None:
+        threads.count_reply(message)
+    kind = rooms.kind_of(room_id)
+    if kind == "dm" or named or mentions_room:
+        mentions.notify_mentioned(message, kind)
     return message, True
 
 
@@ -115,7 +139,8 @@ def _original(user: User, client_id: str) -> MessageFields:
     return ArchivedMessage.objects(id=message.id).first() if message.stub else message
 
 
-def _readable_message(user: User, message_id: str) -> tuple[Message, Room, Role | None]:
+def readable_message(user: User, message_id: str) -> tuple[Message, Room, Role | None]:
+    """Return (message, room, caller's role) for a live message the caller may read; others are 404."""
     oid = parse_id(message_id)
     message = Message.objects(id=oid, gap__ne=True).first() if oid else None
     if message is None:
@@ -129,25 +154,48 @@ def _readable_message(user: User, message_id: str) -> tuple[Message, Room, Role 
     return message, room, role
 
 
+def live_message(message_id: ObjectId) -> Message:
+    """The message as it is now (after a guarded update found it changed); a deleted or archived one is 404."""
+    message = Message.objects(id=message_id, deleted=False, stub__ne=True).first()
+    if message is None:
+        raise NotFound.message(message_id)
+    return message
+
+
 def do_edit_message(user: User, message_id: str, body: str) -> Message:
     """Change a message's body (its author only) and broadcast `message_updated`."""
-    message, _, _ = _readable_message(user, message_id)
+    message, room, _ = readable_message(user, message_id)
     check_can_edit_message(user, message)
+    named, mentions_room = mentions.resolve(user, room.id, body)
     updated = Message.objects(id=message.id, deleted=False).modify(
-        new=True, set__message_body=body, set__edited_at=utcnow(), set__search_keys=search_keys.keys_of(body)
+        new=True,
+        set__message_body=body,
+        set__edited_at=utcnow(),
+        set__mentions=named,
+        set__mentions_room=mentions_room,
+        set__search_keys=search_keys.keys_of(body),
     )
     if updated is None:
         raise NotFound.message(message_id)
     notify.notify_message_updated(updated)
+    mentions.notify_mentioned(updated, room.kind, before=message)
     return updated
 
 
 def do_delete_message(user: User, message_id: str) -> None:
     """Soft-delete a message (author, room owner/moderators, admins) and broadcast `message_deleted`."""
-    message, _, role = _readable_message(user, message_id)
+    message, _, role = readable_message(user, message_id)
     check_can_delete_message(user, message, role)
     deleted = Message.objects(id=message.id, deleted=False).modify(
-        set__deleted=True, set__message_body="", unset__search_keys=True
+        set__deleted=True,
+        set__message_body="",
+        set__reactions=[],
+        set__mentions=[],
+        set__mentions_room=False,
+        unset__search_keys=True,
     )
     if deleted is not None:
+        pins.unpin_deleted(message)
         notify.notify_message_deleted(message)
+        if message.reply_to is not None:
+            threads.uncount_reply(message)

@@ -1,7 +1,11 @@
 """Every Socket.IO emit to clients lives here, called by the services once their write has succeeded.
 
 A room's broadcasts go to its channel: the Socket.IO room named by the room id's hex string.
+What is for one user (`notification`, `room_added`) goes to their channel, `user:<id>`, which
+every socket of theirs is in from connect (`live.connect`), on whatever process.
 """
+
+from typing import TYPE_CHECKING
 
 from bson import ObjectId
 
@@ -9,12 +13,34 @@ from model.message import MessageFields
 from utils.extensions import socketio
 from utils.schemas.events import OnlineUserSchema
 from utils.schemas.messages import MessageSchema
+from utils.schemas.rooms import RoomSchema
 from utils.timefmt import iso
 
+if TYPE_CHECKING:  # services.rooms imports this module
+    from services.rooms import RoomView
+
 _message, _deleted = MessageSchema(), MessageSchema(only=("id", "room"))
+_room = RoomSchema()
 _online = OnlineUserSchema(many=True)
 # The sockets that joined `general` the way the original single-room service's clients do.
 LEGACY_CHANNEL = "legacy:general"
+
+
+def user_channel(user_id: ObjectId | str) -> str:
+    """The Socket.IO channel every socket of one user is in."""
+    return f"user:{user_id}"
+
+
+def notify_notification(user_ids: list[ObjectId], reason: str, message: MessageFields) -> None:
+    """Tell users, on all their sockets, of a message that mentions them or came in one of their DMs."""
+    if user_ids:
+        payload = {"reason": reason, "room": str(message.room), "message": _message.dump(message)}
+        socketio.emit("notification", payload, to=[user_channel(user_id) for user_id in user_ids])
+
+
+def notify_room_added(user_id: ObjectId, room: "RoomView") -> None:
+    """Tell a user, on all their sockets, of a room someone else added them to (a new DM included), as they see it."""
+    socketio.emit("room_added", {"room": _room.dump(room)}, to=user_channel(user_id))
 
 
 def notify_message(message: MessageFields) -> None:

@@ -4,7 +4,7 @@ from bson import ObjectId
 
 from model.membership import MANAGERS, MODERATED, POSTERS, Role
 from model.message import MessageFields
-from model.room import Room
+from model.room import DM, Room
 from model.room_sanction import Sanction
 from model.user import User
 from utils.errors import Forbidden, NotFound
@@ -43,10 +43,30 @@ def check_can_delete_message(user: User, message: MessageFields, role: Role | No
         raise Forbidden("only the author, the room's owner or moderators can delete a message")
 
 
+def check_can_pin(user: User, room: Room, role: Role | None) -> None:
+    """A room's owner, moderators and admins pin and unpin its messages; a DM's participants, and only they, its."""
+    if room.kind == DM:
+        check_participant(room, role)
+    elif role not in MANAGERS and not is_admin(user):
+        raise Forbidden("only the room's owner and moderators can pin or unpin its messages")
+
+
 def check_can_manage_room(user: User, role: Role | None) -> None:
     """Editing or deleting a room it can read is for its owner and admins."""
     if role != Role.OWNER and not is_admin(user):
         raise Forbidden("only the room's owner can change it")
+
+
+def check_not_dm(room: Room) -> None:
+    """A DM is fixed: nobody, admins included, changes its participants or roles, renames, deletes or leaves it."""
+    if room.kind == DM:
+        raise Forbidden("a direct message's participants are fixed; it is never renamed, deleted or left")
+
+
+def check_participant(room: Room, role: Role | None) -> None:
+    """Only its participants join or post in a DM; admins may read one, but entering it would change who is in it."""
+    if room.kind == DM and role is None:
+        raise Forbidden("only its participants take part in a direct message")
 
 
 def check_can_set_role(user: User, role: Role | None, target_role: Role | None, new_role: Role) -> None:

@@ -1,10 +1,10 @@
 """Per-user limits, one budget per action over REST and sockets together: `<ACTION>_RATE_LIMIT`
-(MESSAGE: `POST /api/send` and the `message` event; TYPING; EDIT: message edits and deletes;
-ROOM_CREATE; READ: history pages and `sync`; JOIN: `join` and `left`). The counters live in
-Flask-Limiter's storage, so with REDIS_URL set every process counts against the same budget.
-While that storage fails (Redis down or hung), each process counts in its own memory and
-tries the storage again after RETRY_SECONDS: a send never waits on Redis more than once a
-RETRY_SECONDS, and limits still hold, per process."""
+(MESSAGE: `POST /api/send` and the `message` event; TYPING; EDIT: message edits, deletes and pins;
+ROOM_CREATE; READ: history pages and `sync`; JOIN: `join`, `left` and opening a DM; REACTION:
+reactions over REST and `react`). The counters live in Flask-Limiter's storage, so with REDIS_URL
+set every process counts against the same budget. While that storage fails (Redis down or hung),
+each process counts in its own memory and tries the storage again after RETRY_SECONDS: a send
+never waits on Redis more than once a RETRY_SECONDS, and limits still hold, per process."""
 
 import time
 

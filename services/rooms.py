@@ -3,20 +3,28 @@
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 
 from bson import ObjectId
-from mongoengine import NotUniqueError
+from mongoengine import NotUniqueError, QuerySet
 from pymongo.errors import DuplicateKeyError
 
 from model.archived_message import ArchivedMessage
 from model.membership import POSTERS, Membership, Role
 from model.message import Message
-from model.room import GENERAL, Room
+from model.room import BY_KIND, DM, GENERAL, ROOM, Room
 from model.room_sanction import RoomSanction, Sanction
 from model.user import User
 from services import live, notify
-from services.permissions import check_can_manage_room, check_can_post, check_can_read, check_not_banned, is_admin
+from services.permissions import (
+    check_can_manage_room,
+    check_can_post,
+    check_can_read,
+    check_not_banned,
+    check_not_dm,
+    check_participant,
+    is_admin,
+)
 from utils.errors import Conflict, Forbidden, NotFound
 from utils.ids import get_by_id, parse_id
 from utils.timefmt import utcnow
@@ -30,13 +38,19 @@ class RoomView:
     """A room as one caller sees it: the stored fields plus its member count and the caller's role."""
 
     id: ObjectId
-    name: str
+    name: str | None
     description: str
     private: bool
     created_by: ObjectId | None
     created_at: datetime
     member_count: int
     my_role: str | None
+    kind: str
+    # The caller's read state (`services/read_state.py`); nothing unread for a non-member.
+    last_message_at: datetime | None = None
+    unread_count: int = 0
+    mention_count: int = 0
+    last_read_message_id: ObjectId | None = None
 
 
 def ensure_general_room() -> None:
@@ -54,15 +68,22 @@ def ensure_general_room() -> None:
 
 
 def find(ref: Ref) -> Room | None:
-    """Return the room named by id or name (None means `general`), or None."""
+    """Return the room named by id or name (None means `general`), or None; a DM has no name, only its id."""
     ref = GENERAL if ref is None else ref
-    return get_by_id(Room, ref) or Room.objects(name_key=ref.lower()).first()
+    return get_by_id(Room, ref) or Room.objects(name_key=ref.lower(), kind__ne=DM).first()
 
 
 @cache
 def general_id() -> ObjectId:
     """The id of `general` (created at start-up, never deleted or renamed), looked up once per process."""
     return find(GENERAL).id
+
+
+@lru_cache(maxsize=65536)
+def kind_of(room_id: ObjectId) -> str:
+    """Whether a room is a `room` or a `dm` (a room never changes kind), looked up once per process."""
+    room = Room.objects(id=room_id).only("kind").first()
+    return room.kind if room is not None else "room"
 
 
 def general_channel() -> str:
@@ -92,10 +113,16 @@ def id_of(ref: Ref) -> ObjectId | None:
 def check_postable(user: User, ref: Ref) -> ObjectId:
     """The full lookup behind `postable`: the room by id or name, the caller's role, the role table."""
     room, role = access(user, ref)
+    check_may_post(user, room, role)
+    return room.id
+
+
+def check_may_post(user: User, room: Room, role: Role | None) -> None:
+    """The role table's rule for posting (and reacting) in a room the caller may read."""
     if role is None:
         check_not_banned(RoomSanction.of(room.id, user.id))
+        check_participant(room, role)
     check_can_post(user, role)
-    return room.id
 
 
 def is_poster(user: User, room_id: ObjectId) -> bool:
@@ -131,6 +158,7 @@ def describe(user: User, rooms: list[Room]) -> list[RoomView]:
             room.created_at,
             counts.get(room.id, 0),
             roles.get(room.id),
+            room.kind,
         )
         for room in rooms
     ]
@@ -141,17 +169,29 @@ def describe_one(user: User, room: Room) -> RoomView:
     return describe(user, [room])[0]
 
 
-def list_rooms(user: User, limit: int, cursor: ObjectId | None) -> tuple[list[RoomView], str | None]:
-    """Return (rooms, nextCursor): public rooms and the caller's private ones, newest first."""
-    query = Room.objects
-    if not is_admin(user):
-        mine = Membership.objects(user=user.id).distinct("room")
-        query = Room.objects(__raw__={"$or": [{"private": False}, {"_id": {"$in": mine}}]})
+def list_rooms(user: User, limit: int, cursor: ObjectId | None, kind: str | None) -> tuple[list[RoomView], str | None]:
+    """Return (rooms, nextCursor), newest first: public rooms, the caller's private ones and DMs, or one `kind`."""
+    query = listed(user, kind)
     if cursor:
         query = query.filter(id__lt=cursor)
-    rooms = list(query.order_by("-id").limit(limit + 1))
+    rooms = list(query.limit(limit + 1))
     next_cursor = str(rooms[limit - 1].id) if len(rooms) > limit else None
     return describe(user, rooms[:limit]), next_cursor
+
+
+def listed(user: User, kind: str | None) -> QuerySet:
+    """The query of `list_rooms`, newest first: admins list every room, but DMs only to their participants."""
+    member_of = {"_id": {"$in": Membership.objects(user=user.id).distinct("room")}}
+    if kind == DM:  # from the (kind, id) index: the caller's DMs only, not every room they are in
+        return Room.objects(__raw__={"kind": DM, **member_of}).hint(BY_KIND).order_by("-id")
+    visible = {} if is_admin(user) else {"$or": [{"private": False}, member_of]}
+    if kind == ROOM:
+        where = {"kind": {"$ne": DM}, **visible}  # `general` predates `kind` and has none stored
+    elif is_admin(user):
+        where = {"$or": [{"kind": {"$ne": DM}}, member_of]}
+    else:
+        where = visible  # a DM is private: the caller's own are among their memberships
+    return Room.objects(__raw__=where).order_by("-id")
 
 
 def do_create_room(user: User, name: str, description: str, private: bool) -> RoomView:
@@ -175,6 +215,7 @@ def do_create_room(user: User, name: str, description: str, private: bool) -> Ro
 def do_update_room(user: User, ref: Ref, changes: dict[str, str]) -> RoomView:
     """Rename or re-describe a room (owner, admins)."""
     room, role = access(user, ref)
+    check_not_dm(room)
     check_can_manage_room(user, role)
     if "name" in changes and room.name_key == GENERAL and changes["name"].lower() != GENERAL:
         raise Forbidden("the general room cannot be renamed")
@@ -192,6 +233,7 @@ def do_update_room(user: User, ref: Ref, changes: dict[str, str]) -> RoomView:
 def do_delete_room(user: User, ref: Ref) -> None:
     """Delete a room with its memberships and messages (owner, admins); `general` stays."""
     room, role = access(user, ref)
+    check_not_dm(room)
     check_can_manage_room(user, role)
     if room.name_key == GENERAL:
         raise Forbidden("the general room cannot be deleted")
@@ -211,6 +253,7 @@ def do_join_room(user: User, ref: Ref) -> Room:
     if role is None:
         if room.private and not is_admin(user):
             raise NotFound.room(ref)
+        check_participant(room, role)
         # A readonly role outlives the membership: leaving and rejoining does not lift it.
         sanctions = RoomSanction.of(room.id, user.id)
         check_not_banned(sanctions)
@@ -242,6 +285,7 @@ def add_member(room_id: ObjectId, user_id: ObjectId, role: Role) -> None:
 def do_leave_room(user: User, ref: Ref) -> None:
     """End the caller's membership; the owner and `general` cannot be left."""
     room, role = access(user, ref)
+    check_not_dm(room)
     if room.name_key == GENERAL:
         raise Forbidden("everyone stays in the general room")
     if role == Role.OWNER:

@@ -11,7 +11,7 @@ from model.room import GENERAL
 from model.room_sanction import RoomSanction, Sanction
 from model.user import User
 from services import live, rooms, users
-from services.permissions import check_can_ban, check_can_manage_bans
+from services.permissions import check_can_ban, check_can_manage_bans, check_not_dm
 from services.rooms import Ref
 from utils.errors import Forbidden, NotFound
 from utils.timefmt import utcnow
@@ -38,6 +38,7 @@ def list_bans(user: User, ref: Ref) -> list[BanView]:
 def do_ban(user: User, ref: Ref, target_id: str | ObjectId) -> BanView:
     """Ban a user from a room: membership and sockets go at once; banning again answers the first ban."""
     room, role = rooms.access(user, ref)
+    check_not_dm(room)
     target = users.get_user(target_id)
     if room.name_key == GENERAL:
         raise Forbidden("everyone stays in the general room; make them readonly instead")
@@ -52,6 +53,7 @@ def do_ban(user: User, ref: Ref, target_id: str | ObjectId) -> BanView:
 def do_unban(user: User, ref: Ref, target_id: str | ObjectId) -> None:
     """Lift a ban: the user may join or be added again (readonly, if they were)."""
     room, role = rooms.access(user, ref)
+    check_not_dm(room)
     check_can_manage_bans(user, role)
     target = users.get_user(target_id)
     if not RoomSanction.objects(room=room.id, user=target.id, kind=Sanction.BAN).delete():

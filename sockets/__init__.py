@@ -9,6 +9,7 @@ HANDLERS = {
     "left": events.left,
     "typing": events.typing,
     "sync": events.sync,
+    "react": events.react,
 }
 
 

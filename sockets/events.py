@@ -3,12 +3,13 @@
 from flask import current_app, request
 from socketio.exceptions import ConnectionRefusedError
 
-from services import live, presence, tokens
+from services import live, presence, reactions, tokens
 from sockets.acks import socket_event
 from utils import metrics
 from utils.errors import AppError, RateLimited
 from utils.schemas.events import JoinAckSchema, RoomAckSchema, RoomEvent, SyncEvent, TypingEvent
 from utils.schemas.messages import MessageAckSchema, MessagePageSchema, SendSchema
+from utils.schemas.reactions import ReactEvent
 
 _join_ack, _room_ack, _message_ack, _page = JoinAckSchema(), RoomAckSchema(), MessageAckSchema(), MessagePageSchema()
 
@@ -23,7 +24,7 @@ def connect(auth=None):
             raise RateLimited(60, "too many connections for this user")
     except AppError as error:
         raise ConnectionRefusedError(error.message, error.to_dict()) from None
-    presence.register(request.sid, user, claims)
+    live.connect(request.sid, user, claims)
 
 
 def disconnect(reason=None):
@@ -41,7 +42,7 @@ def join(user, data):
 @socket_event(SendSchema())
 def message(user, data):
     """`message {room, messageBody, clientId?}` -> `{ok, message}` once stored; the room gets `message`."""
-    stored, _ = live.send(request.sid, user, data["room"], data["message_body"], data["client_id"])
+    stored, _ = live.send(request.sid, user, data["room"], data["message_body"], data["client_id"], data["reply_to"])
     return _message_ack.dump({"message": stored})
 
 
@@ -63,3 +64,10 @@ def sync(user, data):
     """`sync {room, after, limit?}` -> `{ok, messages, nextCursor}`: what came after `after`, oldest first."""
     page, next_cursor = live.sync(user, data["room"], data["after"], data["limit"])
     return _page.dump({"messages": page, "next_cursor": next_cursor})
+
+
+@socket_event(ReactEvent())
+def react(user, data):
+    """`react {messageId, emoji, add}` -> `{ok, message}`, as PUT/DELETE /api/messages/<id>/reactions/<emoji>."""
+    message = reactions.do_react(user, data["message_id"], data["emoji"], data["add"])
+    return _message_ack.dump({"message": message})

@@ -269,3 +269,18 @@ def test_sockets_hear_messages_archived_through_the_queue(server_factory, redis_
     assert result.returncode == 0, result.stderr
     event = client.wait_for("messages_archived", timeout=10)
     assert event["room"] == room and event["before"].endswith("Z")
+
+
+def test_what_changes_between_copy_and_removal_is_copied_again(server, api, make_user, db):
+    """A thread reply, a reaction or a pin landing while a batch is copied is archived with the message."""
+    user = make_user()
+    ids = _seed(db, _general(api, user), 2, days_ago=40)
+    proc = _parked_job(server)
+    changed = {"reply_count": 3, "reactions": [{"emoji": "👍", "user_ids": [ObjectId(user.id)]}]}
+    db.messages.update_one({"_id": ids[0]}, {"$set": changed})
+    db.messages.update_one({"_id": ids[1]}, {"$set": {"pinned_at": datetime.now(UTC)}})
+    _, err = proc.communicate("go\n", timeout=60)
+    assert proc.returncode == 0, err
+    first, second = (db.archived_messages.find_one({"_id": oid}) for oid in ids)
+    assert first["reply_count"] == 3 and first["reactions"] == changed["reactions"]
+    assert second["pinned_at"] is not None and db.messages.count_documents({}) == 0

@@ -35,11 +35,11 @@ def test_openapi_describes_bodies_queries_and_errors(api):
     send = spec["paths"]["/api/send"]["post"]
     body = send["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     properties = spec["components"]["schemas"][body]["properties"]
-    assert set(properties) == {"room", "messageBody", "clientId", "userId", "userName", "timeStamp"}
+    assert set(properties) == {"room", "messageBody", "clientId", "replyTo", "userId", "userName", "timeStamp"}
     assert all(properties[legacy]["deprecated"] for legacy in ("userId", "userName", "timeStamp"))
     assert {"200", "201", "429"} <= set(send["responses"]) and "Retry-After" in send["responses"]["429"]["headers"]
     history = spec["paths"]["/api/messages"]["get"]
-    assert {p["name"] for p in history["parameters"]} == {"room", "limit", "before", "after", "archived"}
+    assert {p["name"] for p in history["parameters"]} == {"room", "limit", "before", "after", "archived", "thread"}
     error = spec["components"]["schemas"]["Error"]
     assert error["required"] == ["error"]
 

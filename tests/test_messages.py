@@ -8,7 +8,10 @@ from bson import ObjectId
 
 from tests.support import assert_error, store_messages
 
-FIELDS = {"id", "room", "userId", "userName", "messageBody", "timeStamp", "clientId", "editedAt", "deleted", "archived"}
+FIELDS = {
+    *("id", "room", "userId", "userName", "messageBody", "timeStamp", "clientId", "editedAt", "deleted", "archived"),
+    *("replyTo", "replyCount", "lastReplyAt", "reactions", "mentions", "mentionsRoom", "pinned"),
+}
 
 
 def _send(api, user, body, room=None, client_id=None):
@@ -29,6 +32,9 @@ def test_send_without_room_goes_to_general_as_in_the_original_api(api, make_user
     assert message["messageBody"] == "hello" and message["userId"] == user.id and message["userName"] == user.username
     assert message["clientId"] is None and message["editedAt"] is None
     assert message["deleted"] is False and message["archived"] is False
+    assert (message["replyTo"], message["replyCount"], message["lastReplyAt"]) == (None, 0, None)
+    assert (message["reactions"], message["mentions"]) == ([], [])
+    assert message["mentionsRoom"] is message["pinned"] is False
     general = api.get("/api/rooms/general", user.token).json()
     assert message["room"] == general["id"]
     assert api.get("/api/messages", user.token).json()["messages"] == [message]

@@ -14,7 +14,12 @@ def _room(api, user, name, private=False, **extra):
 def test_create_room_makes_the_caller_owner(api, make_user):
     owner = make_user()
     room = _room(api, owner, "  lounge  ", description="chill")
-    assert set(room) == {"id", "name", "description", "private", "createdBy", "createdAt", "memberCount", "myRole"}
+    assert set(room) == {
+        *("id", "name", "description", "private", "createdBy", "createdAt", "memberCount", "myRole", "kind"),
+        *("lastMessageAt", "unreadCount", "mentionCount", "lastReadMessageId"),
+    }
+    assert room["kind"] == "room" and room["lastMessageAt"] is None and room["lastReadMessageId"] is None
+    assert room["unreadCount"] == room["mentionCount"] == 0
     assert room["name"] == "lounge" and room["description"] == "chill" and room["private"] is False
     assert room["createdBy"] == owner.id and room["myRole"] == "owner" and room["memberCount"] == 1
 

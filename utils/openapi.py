@@ -15,7 +15,7 @@ ERROR_TEXT = {
     401: "`unauthorized`: no, bad, expired or revoked token",
     403: "`forbidden`: the caller's role does not allow it",
     404: "`not_found`: unknown id, or a private room the caller cannot see",
-    409: "`conflict`: the name is taken",
+    409: "`conflict`: the name is taken, or a limit is reached (a room's 50 pins)",
     413: "`payload_too_large`: the body is over MAX_CONTENT_LENGTH",
     429: "`rate_limited`: over a limit; see Retry-After",
     500: "`internal_error`",

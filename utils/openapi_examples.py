@@ -28,6 +28,11 @@ ROOM = {
     "createdAt": "2026-11-21T10:20:11.904Z",
     "memberCount": 3,
     "myRole": "owner",
+    "kind": "room",
+    "lastMessageAt": "2026-11-21T10:24:05.310Z",
+    "unreadCount": 0,
+    "mentionCount": 0,
+    "lastReadMessageId": MESSAGE_ID,
 }
 GENERAL = {
     **ROOM,
@@ -40,6 +45,15 @@ GENERAL = {
     "memberCount": 42,
     "myRole": "member",
 }
+DM = {
+    **ROOM,
+    "id": "6650f2f1a7b3e41d9c8f0a22",
+    "name": None,
+    "description": "",
+    "memberCount": 2,
+    "myRole": "member",
+    "kind": "dm",
+}
 MESSAGE = {
     "id": MESSAGE_ID,
     "room": ROOM_ID,
@@ -51,6 +65,13 @@ MESSAGE = {
     "editedAt": None,
     "deleted": False,
     "archived": False,
+    "replyTo": None,
+    "replyCount": 0,
+    "lastReplyAt": None,
+    "reactions": [{"emoji": "👍", "count": 1, "userIds": [BOB_ID]}],
+    "mentions": [BOB_ID],
+    "mentionsRoom": False,
+    "pinned": False,
 }
 OLDER = {
     **MESSAGE,
@@ -60,11 +81,15 @@ OLDER = {
     "messageBody": "Morning! Are the mockups ready?",
     "timeStamp": "2026-11-21T10:22:47.052Z",
     "clientId": None,
+    "reactions": [],
+    "mentions": [],
 }
 MEMBER = {"user": BOB, "role": "member", "joinedAt": "2026-11-21T10:21:40.377Z", "online": True}
+REACTED = {**MESSAGE, "reactions": [{"emoji": "👍", "count": 2, "userIds": [BOB_ID, ALICE_ID]}], "pinned": False}
+PINNED = {**MESSAGE, "reactions": [], "pinned": True}
 
 # The path parameters, by name.
-PATH = {"room_id": ROOM_ID, "message_id": MESSAGE_ID, "user_id": BOB_ID, "user_ref": "bob"}
+PATH = {"room_id": ROOM_ID, "message_id": MESSAGE_ID, "user_id": BOB_ID, "user_ref": "bob", "emoji": "👍"}
 
 OPERATIONS = {
     "accounts_register": {
@@ -79,7 +104,7 @@ OPERATIONS = {
     "users_me": {"200": ALICE},
     "users_search": {"query": {"q": "bo", "limit": 10}, "200": {"users": [BOB]}},
     "users_get_user": {"200": BOB},
-    "rooms_list_rooms": {"query": {"limit": 20}, "200": {"rooms": [ROOM, GENERAL], "nextCursor": None}},
+    "rooms_list_rooms": {"query": {"limit": 20, "kind": "room"}, "200": {"rooms": [ROOM, GENERAL], "nextCursor": None}},
     "rooms_create_room": {
         "request": {"name": "design-team", "description": "Mockups, reviews and the weekly demo", "private": True},
         "201": ROOM,
@@ -93,6 +118,7 @@ OPERATIONS = {
         "200": {"bans": [{"user": BOB, "bannedBy": ALICE_ID, "createdAt": "2026-11-22T09:01:12.640Z"}]}
     },
     "rooms_ban": {"200": {"user": BOB, "bannedBy": ALICE_ID, "createdAt": "2026-11-22T09:01:12.640Z"}},
+    "dms_open_dm": {"request": {"userIds": [BOB_ID]}, "201": DM, "200": DM},
     "messages_history": {
         "query": {"room": "design-team", "limit": 2},
         "200": {"messages": [MESSAGE, OLDER], "nextCursor": OLDER_ID},
@@ -102,6 +128,7 @@ OPERATIONS = {
         "201": MESSAGE,
         "200": MESSAGE,
     },
+    "mentions_feed": {"query": {"limit": 20}, "200": {"messages": [MESSAGE], "nextCursor": None}},
     "messages_edit": {
         "request": {"messageBody": "The new mockups are in the shared folder, comments welcome before Thursday."},
         "200": {
@@ -110,6 +137,13 @@ OPERATIONS = {
             "editedAt": "2026-11-21T10:31:44.018Z",
         },
     },
+    "reactions_add": {"200": REACTED},
+    "reactions_remove": {
+        "200": {**REACTED, "reactions": [{"emoji": "👍", "count": 1, "userIds": [BOB_ID]}]},
+    },
+    "pins_pin": {"200": PINNED},
+    "pins_unpin": {"200": {**PINNED, "pinned": False}},
+    "pins_list_pins": {"200": {"messages": [PINNED, {**OLDER, "pinned": True}]}},
     "search_search": {
         "query": {"q": "mockups fri", "room": "design-team", "limit": 20},
         "200": {"messages": [MESSAGE], "nextCursor": None},

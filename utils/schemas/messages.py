@@ -22,6 +22,7 @@ class HistoryQuery(StrictSchema):
     before = ObjectIdString(load_default=None)
     after = ObjectIdString(load_default=None)
     archived = fields.Boolean(load_default=False)
+    thread = ObjectIdString(load_default=None, metadata={"description": "A thread root's id: page its replies."})
 
     @validates_schema
     def one_cursor(self, data, **kwargs):
@@ -35,10 +36,19 @@ class SendSchema(LegacyFields, StrictSchema):
     client_id = fields.String(
         data_key="clientId", load_default=None, allow_none=True, validate=validate.Length(min=1, max=128)
     )
+    reply_to = ObjectIdString(
+        data_key="replyTo", load_default=None, allow_none=True, metadata={"description": "Answer in this thread."}
+    )
 
 
 class EditSchema(StrictSchema):
     message_body = Trimmed(data_key="messageBody", required=True, validate=BODY)
+
+
+class ReactionSchema(StrictSchema):
+    emoji = fields.String()
+    count = fields.Function(lambda reaction: len(reaction.user_ids))
+    user_ids = fields.List(IdField(), data_key="userIds")
 
 
 class MessageSchema(StrictSchema):
@@ -52,6 +62,13 @@ class MessageSchema(StrictSchema):
     edited_at = IsoDateTime(data_key="editedAt", allow_none=True)
     deleted = fields.Boolean()
     archived = fields.Boolean()
+    reply_to = IdField(data_key="replyTo", allow_none=True)
+    reply_count = fields.Integer(data_key="replyCount")
+    last_reply_at = IsoDateTime(data_key="lastReplyAt", allow_none=True)
+    reactions = fields.List(fields.Nested(ReactionSchema))
+    mentions = fields.List(IdField())
+    mentions_room = fields.Boolean(data_key="mentionsRoom")
+    pinned = fields.Boolean()
 
 
 class MessagePageSchema(StrictSchema):

@@ -3,6 +3,7 @@
 from marshmallow import fields, validate
 
 from model.membership import ASSIGNABLE
+from model.room import KINDS
 from utils.schemas import (
     IdField,
     IsoDateTime,
@@ -34,6 +35,7 @@ class RoomUpdateSchema(StrictSchema):
 class RoomListQuery(StrictSchema):
     limit = page_limit()
     cursor = ObjectIdString(load_default=None)
+    kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
 
 
 class MemberRoleSchema(StrictSchema):
@@ -42,13 +44,18 @@ class MemberRoleSchema(StrictSchema):
 
 class RoomSchema(StrictSchema):
     id = IdField()
-    name = fields.String()
+    name = fields.String(allow_none=True)
     description = fields.String()
     private = fields.Boolean()
     created_by = IdField(data_key="createdBy", allow_none=True)
     created_at = IsoDateTime(data_key="createdAt")
     member_count = fields.Integer(data_key="memberCount")
     my_role = fields.String(data_key="myRole", allow_none=True)
+    kind = fields.String()
+    last_message_at = IsoDateTime(data_key="lastMessageAt", allow_none=True)
+    unread_count = fields.Integer(data_key="unreadCount")
+    mention_count = fields.Integer(data_key="mentionCount")
+    last_read_message_id = IdField(data_key="lastReadMessageId", allow_none=True)
 
 
 class RoomPageSchema(StrictSchema):

@@ -1,0 +1,105 @@
+"""Every query a conversation issues is answered from an index, on the embedded database as on MongoDB.
+
+The services run in this process against the real database daemon; a command listener records
+each query they send, and each is explained. SecantusDB's planner takes an index only for a
+query on that index's fields alone, so a query that filters on one more field scans the
+collection: this is what catches it. (Its explain reports a plain `_id` lookup as a scan, yet
+answers it from the `_id` index: those are let through.)
+"""
+
+import threading
+
+import pytest
+from pymongo import monitoring
+
+from model.membership import Role
+from model.user import User
+from server import create_app
+from services import mentions, messages, pins, reactions, rooms
+from utils.timefmt import utcnow
+
+READS = ("find", "count", "distinct")
+
+
+class Recorder(monitoring.CommandListener):
+    """Keep the read commands sent while `recording` is set."""
+
+    def __init__(self):
+        self.commands, self.recording = [], threading.Event()
+
+    def started(self, event):
+        if self.recording.is_set() and event.command_name in READS:
+            self.commands.append(event.command.copy())
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+@pytest.fixture
+def recorder(mongo_uri, db):
+    recorder = Recorder()
+    app = create_app("testing", MONGODB_URI=mongo_uri, ASYNC_MODE="threading")
+    with app.app_context():
+        from model import init_db
+
+        init_db(app, listeners=[recorder])
+        yield recorder
+
+
+def _user(name):
+    user = User(username=name, username_key=name, username_length=len(name), display_name=name, password_hash="x")
+    user.created_at = utcnow()
+    return user.save()
+
+
+def _plan_stages(db, command):
+    explained = db.command({"explain": {key: value for key, value in command.items() if not key.startswith("$")}})
+    stages, plan = [], explained["queryPlanner"]["winningPlan"]
+    while plan:
+        stages.append(plan["stage"])
+        plan = plan.get("inputStage")
+    return stages
+
+
+def _by_id(command):
+    query = command.get("filter") or command.get("query") or {}
+    return "_id" in query and not isinstance(query["_id"], dict)
+
+
+def test_threads_and_mentions_read_only_from_indexes(recorder, db):
+    alice, bob = _user("alice"), _user("bob")
+    room = rooms.do_create_room(alice, "plans", "", False)
+    rooms.add_member(room.id, bob.id, Role.MEMBER)
+    recorder.recording.set()
+    root, _ = messages.do_send_message(alice, room.id, f"@{bob.username} @room hello")
+    first, _ = messages.do_send_message(bob, room.id, "first", reply_to=root.id)
+    messages.do_send_message(bob, room.id, "second", reply_to=first.id)
+    for cursor in ({}, {"before": first.id}, {"after": first.id}):
+        messages.history(bob, room.id, 10, thread=root.id, **cursor)
+    mentions.feed(bob, 10, None)
+    messages.do_edit_message(alice, str(root.id), f"@{bob.username} edited")
+    messages.do_delete_message(bob, str(first.id))
+    recorder.recording.clear()
+    scans = [c for c in recorder.commands if not _by_id(c) and "COLLSCAN" in _plan_stages(db, c)]
+    assert recorder.commands and not scans, scans
+
+
+def test_reactions_and_pins_read_only_from_indexes(recorder, db):
+    alice, bob = _user("alice"), _user("bob")
+    room = rooms.do_create_room(alice, "pinboard", "", False)
+    rooms.add_member(room.id, bob.id, Role.MEMBER)
+    message, _ = messages.do_send_message(alice, room.id, "react to me, pin me")
+    recorder.recording.set()
+    for user, add in ((bob, True), (alice, True), (bob, False), (alice, False)):
+        reactions.do_react(user, str(message.id), "👍", add)
+    pins.do_pin(alice, str(message.id))
+    pins.list_pins(bob, room.id)
+    pins.do_unpin(alice, str(message.id))
+    pins.do_pin(alice, str(message.id))
+    messages.do_delete_message(alice, str(message.id))  # gives the pin's slot back
+    recorder.recording.clear()
+    scans = [c for c in recorder.commands if not _by_id(c) and "COLLSCAN" in _plan_stages(db, c)]
+    assert recorder.commands and not scans, scans
