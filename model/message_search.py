@@ -5,8 +5,9 @@ messages are in (the caller keeps those of the rooms it wants). SecantusDB reads
 the whole range a query names before it applies a limit (`model/message_scan.py` says the
 same of history), so a search asks for a window of ids at a time: the last minute first, each
 next one sized from the hits found so far (at most `GROWTH` times the last), until `wanted`
-hits are found or the ids run out. A window holding more than `CAP` documents is read `CAP`
-at a time, newest first. On MongoDB each window is one index scan that stops at its limit.
+hits are found or the ids run out. A window found to hold more than `CAP` documents is read
+on below its `CAP` newest, in windows as wide as those took (a second at least: below that,
+ids are not time). On MongoDB each window is one index scan that stops at its limit.
 """
 
 from bson import ObjectId
@@ -16,6 +17,7 @@ from utils.timefmt import utcnow
 
 CAP = 500
 GROWTH = 8
+TRUST = 4  # hits it takes to size a window by them
 # Positions here are ids read as numbers; their first four bytes are seconds.
 SECOND = 1 << 64
 FIRST_WINDOW = 60 * SECOND
@@ -37,23 +39,27 @@ def newest(key, before, wanted, accept):
     while len(found) < wanted:
         low = max(0, reached - width)
         docs = fetch(low, high)
-        found += accept(docs)
-        if len(docs) == CAP:
-            high = _position(docs[-1]["_id"])  # the rest of this window, below the last document read
+        hits = accept(docs)
+        found += hits
+        if len(docs) == CAP:  # the window holds more: go on below the last document read, as densely
+            top = _position(docs[0]["_id"]) if high is None else high
+            reached = high = _position(docs[-1]["_id"])
+            width = max(SECOND, top - reached)
             continue
         if low == 0:
             break
-        width = _next_width(width, start - low, len(found), wanted)
         reached = high = low
+        width = _next_width(width, start - low, len(found), len(hits), wanted)
     return found[:wanted]
 
 
-def _next_width(width, covered, found, wanted):
-    """As wide as the hits so far say the missing ones need, a quarter more; at most GROWTH times the last."""
-    if not found:
+def _next_width(width, covered, found, new, wanted):
+    """GROWTH times the last window; once a few hits say how far apart they are, as wide as the missing ones
+    need (a quarter more) if that is less, but never narrower than the last window while it finds some."""
+    if not new or found < TRUST:
         return width * GROWTH
     needed = covered * (wanted - found) // found
-    return max(1, min(width * GROWTH, needed + needed // 4))
+    return min(width * GROWTH, max(width, needed + needed // 4))
 
 
 def _position(oid):

@@ -3,14 +3,17 @@ deletes and edits re-indexed; cursors; answered from an index (explain) on the l
 
 import re
 from datetime import UTC, datetime
+from unittest import mock
 
+import mongoengine
 import pymongo
 import pytest
 from bson import ObjectId
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model import embedded
+from model import embedded, message_search
+from model.message import Message
 from tests.support import Api, assert_error, store_messages
 from utils.search_keys import HEAD, MAX_KEYS, Query, index, keys_of, normalize, words_of
 
@@ -229,6 +232,49 @@ def test_messages_stored_before_search_keys_are_indexed_at_start_up(server_facto
         assert database.messages.count_documents({"search_keys": {"$exists": True}}) == 2, "not the deleted one"
     finally:
         client.close()
+
+
+@pytest.fixture
+def connected(mongo_uri, db):
+    """This process's mongoengine connection to the test database, for calling the model directly."""
+    mongoengine.connect(host=mongo_uri, tz_aware=True, uuidRepresentation="standard")
+    Message.ensure_indexes()
+    yield db
+    mongoengine.disconnect()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)  # each example clears its own
+@given(
+    ages=st.lists(st.integers(-600, 40 * 86400), max_size=40),  # seconds before now; some ids from ahead of this clock
+    cap=st.integers(1, 6),
+    wanted=st.integers(1, 45),
+    cut=st.integers(0, 45),
+)
+def test_windows_read_every_hit_once_newest_first_however_they_are_spread(connected, ages, cap, wanted, cut):
+    connected.messages.delete_many({"search_keys": "walk"})
+    now = datetime.now(UTC).timestamp()
+    ids = sorted((ObjectId.from_datetime(datetime.fromtimestamp(now - age, UTC)) for age in ages), reverse=True)
+    ids = [ObjectId(oid.binary[:4] + ObjectId().binary[4:]) for oid in ids]  # distinct within a second
+    ids.sort(reverse=True)
+    if ids:
+        connected.messages.insert_many(
+            [{"_id": oid, "room": ObjectId(), "seq": i, "search_keys": ["walk"], "n": i} for i, oid in enumerate(ids)]
+        )
+    before = ids[cut] if cut < len(ids) else None
+    reads = []
+
+    def every_other(docs):
+        reads.append(len(docs))
+        return [doc for doc in docs if doc["n"] % 2 == 0]
+
+    with mock.patch.object(message_search, "CAP", cap):
+        found = message_search.newest("walk", before, wanted, every_other)
+    below = [oid for i, oid in enumerate(ids) if i % 2 == 0 and (before is None or oid < before)]
+    assert [doc["_id"] for doc in found] == below[:wanted]
+    # Windows grow eightfold from a minute (or a second, after a full read) to the ids' beginning: some twenty.
+    assert max(reads) <= cap and len(reads) <= 20 + (len(ids) // cap + 1) * 10, reads
 
 
 # The keys, as pure functions.
