@@ -206,7 +206,9 @@ def main():
     rng = random.Random(16)
     work = Path(tempfile.mkdtemp(prefix="bench-search-"))
     daemon, uri = start_daemon(":memory:", log_path=str(work / "db.log"))
-    server = LiveServer(uri, work, LOG_LEVEL="WARNING", READ_RATE_LIMIT="1000000/minute").start()
+    # Filling takes minutes: the reader's token must outlive it.
+    env = {"LOG_LEVEL": "WARNING", "READ_RATE_LIMIT": "1000000/minute", "ACCESS_TOKEN_MINUTES": "600"}
+    server = LiveServer(uri, work, **env).start()
     client = pymongo.MongoClient(uri)
     try:
         reader, rooms = setup(Api(server.url))
