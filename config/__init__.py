@@ -133,6 +133,14 @@ class Config:
     # The browser demo at /demo.
     DEMO_UI = flag("DEMO_UI", False)
     MAX_CONTENT_LENGTH = number("MAX_CONTENT_LENGTH", 64 * 1024)
+    # Files (POST /api/files): the largest upload, how long a signed file URL works, where the bytes go.
+    MAX_UPLOAD_BYTES = number("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+    FILE_URL_TTL = number("FILE_URL_TTL", 3600)
+    FILE_STORAGE = text("FILE_STORAGE", default="gridfs")
+    FILE_STORAGES = ("gridfs", "s3")
+    S3_BUCKET = text("S3_BUCKET")
+    S3_ENDPOINT_URL = text("S3_ENDPOINT_URL")
+    S3_REGION = text("S3_REGION")
     SOCKET_MAX_BUFFER = number("SOCKET_MAX_BUFFER", 1_000_000)
     # permessage-deflate costs a compression per recipient of every broadcast frame.
     WEBSOCKET_COMPRESSION = flag("WEBSOCKET_COMPRESSION", False)
@@ -161,6 +169,7 @@ class Config:
     # Reactions added and removed, REST and `react` together: a click each, but each one that changes
     # something costs the room a `message_updated`.
     REACTION_RATE_LIMIT = text("REACTION_RATE_LIMIT", default="30/10seconds")
+    UPLOAD_RATE_LIMIT = text("UPLOAD_RATE_LIMIT", default="30/minute")
     MAX_SOCKETS_PER_USER = number("MAX_SOCKETS_PER_USER", 20)
     # `@room`/`@here` sends each member a `notification` only in rooms up to this size; above it
     # they still count in everyone's mentionCount and mentions feed.
@@ -248,6 +257,10 @@ def _check(settings):
         raise ConfigError(f"ASYNC_MODE must be one of {', '.join(settings['ASYNC_MODES'])}")
     if not settings["MONGODB_URI"]:
         _check_embedded_alone(settings)
+    if settings["FILE_STORAGE"] not in settings["FILE_STORAGES"]:
+        raise ConfigError(f"FILE_STORAGE must be one of {', '.join(settings['FILE_STORAGES'])}")
+    if settings["FILE_STORAGE"] == "s3" and not settings["S3_BUCKET"]:
+        raise ConfigError("FILE_STORAGE=s3 needs S3_BUCKET")
     grace, timeout = settings["DRAIN_GRACE_SECONDS"], settings["SHUTDOWN_TIMEOUT"]
     if grace and grace >= timeout:
         raise ConfigError(f"DRAIN_GRACE_SECONDS ({grace}) must be shorter than SHUTDOWN_TIMEOUT ({timeout})")

@@ -23,7 +23,9 @@ def history(query):
 @endpoint(body=SendSchema(), response=MessageSchema(), status=201, also=(200,), errors=(403, 404, 429))
 def send(body):
     """Store a message and broadcast it; a repeated clientId returns the original (200)."""
-    message, created = messages.send(g.user, body["room"], body["message_body"], body["client_id"], body["reply_to"])
+    message, created = messages.send(
+        g.user, body["room"], body["message_body"], body["client_id"], body["reply_to"], body["attachments"]
+    )
     return message, 201 if created else 200
 
 

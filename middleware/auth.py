@@ -28,3 +28,18 @@ def auth_required(view=None, token_type="access"):
 
     wrapper.auth = token_type
     return wrapper
+
+
+def auth_optional(view):
+    """Like `auth_required` when an Authorization header is sent; without one, `g.user` is None (the view
+    authorises the request another way: a signed URL)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        g.user = None
+        if "Authorization" in request.headers:
+            g.user, g.claims = tokens.authenticate(bearer_token(), "access")
+        return view(*args, **kwargs)
+
+    wrapper.auth = "access"
+    return wrapper

@@ -33,7 +33,8 @@ def register_security(app):
 
     @app.after_request
     def secure_headers(response):
-        response.headers.update(HEADERS)
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)  # a view's own policy stands (file downloads: a sandbox)
         if request.is_secure:
             response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         return response

@@ -8,6 +8,7 @@ from pymongo.uri_parser import parse_uri
 
 from model import embedded
 from model.archived_message import ArchivedMessage
+from model.file import File
 from model.job_lease import JobLease
 from model.job_run import JobRun
 from model.membership import Membership
@@ -18,7 +19,7 @@ from model.room import Room
 from model.room_sanction import RoomSanction
 from model.user import User, fill_username_lengths
 
-DOCUMENTS = (User, Room, Membership, RoomSanction, Message, ArchivedMessage, RevokedToken, JobLease, JobRun)
+DOCUMENTS = (User, Room, Membership, RoomSanction, Message, ArchivedMessage, RevokedToken, JobLease, JobRun, File)
 log = logging.getLogger(__name__)
 
 

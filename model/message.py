@@ -19,6 +19,8 @@ from mongoengine import (
     StringField,
 )
 
+from model.file import Attachment
+
 
 class Reaction(EmbeddedDocument):
     """One emoji on a message and who used it; the list keeps the order emoji were first used."""
@@ -48,6 +50,8 @@ class MessageFields(Document):
     pinned_at = DateTimeField(null=True)
     # Which of its room's pin slots (0 to MAX_PINS - 1) a pinned message holds; absent when not pinned.
     pin_slot = IntField()
+    # The files it carries (`model/file.py`), their metadata copied in so one read serves a page of history.
+    attachments = ListField(EmbeddedDocumentField(Attachment))
     # A position whose writer failed: never shown, it only tells readers not to wait for it.
     gap = BooleanField()
     # What the archiver leaves in the live collection of a message with a clientId, so a retry

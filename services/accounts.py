@@ -1,8 +1,5 @@
 """Accounts: registration, password checks (argon2id), admin promotion."""
 
-import sys
-from functools import cache
-
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
@@ -11,6 +8,7 @@ from mongoengine import NotUniqueError
 from model.user import User
 from services import members
 from utils.errors import Conflict, Unauthorized
+from utils.offload import off_the_loop
 from utils.timefmt import utcnow
 
 # Hashes running at once off the event loop: each holds ARGON2_MEMORY_COST (64 MiB by default).
@@ -70,20 +68,5 @@ def _dummy_hash(hasher):
 
 
 def _off_the_loop(work, *args):
-    """Run `work` (an argon2 call, ~0.4 s of CPU) in eventlet's OS thread pool when serving on
-    eventlet, HASHES_AT_ONCE at most, so the event loop goes on serving every other client;
-    elsewhere (jobs, the benchmark's other servers) call it."""
-    patcher = sys.modules.get("eventlet.patcher")
-    if current_app.config["ASYNC_MODE"] != "eventlet" or not (patcher and patcher.is_monkey_patched("thread")):
-        return work(*args)
-    from eventlet import tpool  # only here: a process that is not on eventlet never imports it
-
-    with _hash_slots():
-        return tpool.execute(work, *args)
-
-
-@cache
-def _hash_slots():
-    from eventlet.semaphore import Semaphore
-
-    return Semaphore(HASHES_AT_ONCE)
+    """Run `work` (an argon2 call, ~0.4 s of CPU) off the event loop, HASHES_AT_ONCE at most."""
+    return off_the_loop("password hashes", HASHES_AT_ONCE, work, *args)

@@ -99,9 +99,17 @@ def _announce_left_later(channel, user_id, user_name, grace):
         notify.notify_legacy_left(user_id, user_name, presence.online_users(channel))
 
 
-def send(sid: str, user: User, ref: str | None, body: str, client_id: str | None, reply_to: ObjectId | None = None):
+def send(
+    sid: str,
+    user: User,
+    ref: str | None,
+    body: str,
+    client_id: str | None,
+    reply_to: ObjectId | None = None,
+    attachments: list[ObjectId] = (),
+):
     """Post from a socket: authorise (from the socket's grant when it has one), then `do_send_message`."""
-    return messages.do_send_message(user, _postable(sid, user, ref), body, client_id, reply_to)
+    return messages.do_send_message(user, _postable(sid, user, ref), body, client_id, reply_to, attachments)
 
 
 def _channel_of(ref: str | None) -> str | None:

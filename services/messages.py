@@ -14,7 +14,7 @@ from model.message import Message, MessageFields
 from model.message_log import MessageLog, RoomGone
 from model.room import Room
 from model.user import User
-from services import mentions, notify, pins, rooms, threads
+from services import files, mentions, notify, pins, rooms, threads
 from services.permissions import check_can_delete_message, check_can_edit_message
 from services.ratelimit import check_rate
 from services.rooms import Ref
@@ -76,14 +76,24 @@ def _position(room: Room, message_id: ObjectId, field: str) -> int:
 
 
 def send(
-    user: User, ref: Ref, body: str, client_id: str | None = None, reply_to: ObjectId | None = None
+    user: User,
+    ref: Ref,
+    body: str,
+    client_id: str | None = None,
+    reply_to: ObjectId | None = None,
+    attachments: list[ObjectId] = (),
 ) -> tuple[MessageFields, bool]:
     """Post to a room named by the client (REST): authorise, then `do_send_message`."""
-    return do_send_message(user, rooms.postable(user, ref), body, client_id, reply_to)
+    return do_send_message(user, rooms.postable(user, ref), body, client_id, reply_to, attachments)
 
 
 def do_send_message(
-    user: User, room_id: ObjectId, body: str, client_id: str | None = None, reply_to: ObjectId | None = None
+    user: User,
+    room_id: ObjectId,
+    body: str,
+    client_id: str | None = None,
+    reply_to: ObjectId | None = None,
+    attachments: list[ObjectId] = (),
 ) -> tuple[MessageFields, bool]:
     """Store a message in a room the caller may post in and broadcast it; return (message, created).
 
@@ -93,7 +103,9 @@ def do_send_message(
     message it has already delivered, so each socket gets it at most once.
 
     A reply joins the thread of the message it answers, whose root then counts it; the users
-    the body names (or, in a DM, the other participants) get a `notification`.
+    the body names (or, in a DM, the other participants) get a `notification`. The
+    `attachments` (file ids) are taken for the message as it is stored, and given back if it
+    is not.
     """
     check_rate(user, "message")
     root = threads.root_of(room_id, reply_to) if reply_to is not None else None
@@ -111,7 +123,8 @@ def do_send_message(
     )
     started = time.perf_counter()
     try:
-        _log.append(message)
+        with files.attached(user, message, attachments):
+            _log.append(message)
     except NotUniqueError:
         original = _original(user, client_id)
         if not original.archived and not original.deleted:
@@ -192,6 +205,7 @@ def do_delete_message(user: User, message_id: str) -> None:
         set__reactions=[],
         set__mentions=[],
         set__mentions_room=False,
+        set__attachments=[],
         unset__search_keys=True,
     )
     if deleted is not None:
@@ -199,3 +213,5 @@ def do_delete_message(user: User, message_id: str) -> None:
         notify.notify_message_deleted(message)
         if message.reply_to is not None:
             threads.uncount_reply(message)
+        if deleted.attachments:  # the state before the update
+            files.do_delete_message_files(message.id)

@@ -15,7 +15,7 @@ from model.message import Message
 from model.room import BY_KIND, DM, GENERAL, ROOM, Room
 from model.room_sanction import RoomSanction, Sanction
 from model.user import User
-from services import live, notify
+from services import files, live, notify
 from services.permissions import (
     check_can_manage_room,
     check_can_post,
@@ -243,6 +243,7 @@ def do_delete_room(user: User, ref: Ref) -> None:
     RoomSanction.objects(room=room.id).delete()
     Message.objects(room=room.id).delete()
     ArchivedMessage.objects(room=room.id).delete()
+    files.do_delete_room_files(room.id)
     notify.notify_room_deleted(room.id)
     live.evict(room.id)
 

@@ -41,8 +41,10 @@ def join(user, data):
 
 @socket_event(SendSchema())
 def message(user, data):
-    """`message {room, messageBody, clientId?}` -> `{ok, message}` once stored; the room gets `message`."""
-    stored, _ = live.send(request.sid, user, data["room"], data["message_body"], data["client_id"], data["reply_to"])
+    """`message {room, messageBody, clientId?, replyTo?, attachments?}` -> `{ok, message}` once stored; room gets it."""
+    stored, _ = live.send(
+        request.sid, user, data["room"], data["message_body"], data["client_id"], data["reply_to"], data["attachments"]
+    )
     return _message_ack.dump({"message": stored})
 
 

@@ -10,7 +10,7 @@ from tests.support import assert_error, store_messages
 
 FIELDS = {
     *("id", "room", "userId", "userName", "messageBody", "timeStamp", "clientId", "editedAt", "deleted", "archived"),
-    *("replyTo", "replyCount", "lastReplyAt", "reactions", "mentions", "mentionsRoom", "pinned"),
+    *("replyTo", "replyCount", "lastReplyAt", "reactions", "mentions", "mentionsRoom", "pinned", "attachments"),
 }
 
 
@@ -33,6 +33,7 @@ def test_send_without_room_goes_to_general_as_in_the_original_api(api, make_user
     assert message["clientId"] is None and message["editedAt"] is None
     assert message["deleted"] is False and message["archived"] is False
     assert (message["replyTo"], message["replyCount"], message["lastReplyAt"]) == (None, 0, None)
+    assert message["attachments"] == []
     assert (message["reactions"], message["mentions"]) == ([], [])
     assert message["mentionsRoom"] is message["pinned"] is False
     general = api.get("/api/rooms/general", user.token).json()

@@ -6,7 +6,7 @@ from functools import wraps
 
 from flask import request
 
-from utils.http import json_body
+from utils.http import form_body, json_body
 from utils.schemas import load
 
 
@@ -14,16 +14,19 @@ from utils.schemas import load
 class Operation:
     summary: str
     body: object
+    form: object
     query: object
     response: object
     status: int
     statuses: tuple
     errors: tuple
+    download: bool
 
 
-def endpoint(*, body=None, query=None, response=None, status=200, also=(), errors=()):
-    """Load `query` from the query string and `body` from the JSON body (passed as keyword
-    arguments), dump the view's result with `response`; a view may return (result, status).
+def endpoint(*, body=None, form=None, query=None, response=None, status=200, also=(), errors=(), download=False):
+    """Load `query` from the query string, `body` from the JSON body and `form` from a multipart/form-data
+    body (`utils.http.form_body`), passed as keyword arguments; dump the view's result with `response`; a
+    view may return (result, status). `download`: the view answers with a response of its own (bytes).
     `also` lists other success statuses, `errors` the error statuses beyond the usual ones."""
 
     def decorate(view):
@@ -33,12 +36,17 @@ def endpoint(*, body=None, query=None, response=None, status=200, also=(), error
                 kwargs["query"] = load(query, request.args.to_dict())
             if body is not None:
                 kwargs["body"] = load(body, json_body())
+            if form is not None:
+                kwargs["form"] = load(form, form_body())
             result = view(*args, **kwargs)
+            if download:
+                return result
             result, code = result if isinstance(result, tuple) else (result, status)
             return (response.dump(result) if response is not None else ""), code
 
         summary = (view.__doc__ or view.__name__).strip().splitlines()[0]
-        wrapper.operation = Operation(summary, body, query, response, status, (status, *also), tuple(errors))
+        statuses = (status, *also)
+        wrapper.operation = Operation(summary, body, form, query, response, status, statuses, tuple(errors), download)
         return wrapper
 
     return decorate

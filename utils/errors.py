@@ -87,6 +87,15 @@ class PayloadTooLarge(AppError):
     default_message = "request body too large"
 
 
+class RangeNotSatisfiable(AppError):
+    code = "range_not_satisfiable"
+    http_status = 416
+    default_message = "the range starts past the end of the file"
+
+    def __init__(self, size):
+        super().__init__(headers={"Content-Range": f"bytes */{size}"})
+
+
 class RateLimited(AppError):
     code = "rate_limited"
     http_status = 429

@@ -9,6 +9,9 @@ from marshmallow import fields
 from utils.openapi_examples import ERRORS, OPERATIONS, PATH
 from utils.schemas import IdField, IsoDateTime, ObjectIdString, Trimmed
 from utils.schemas.errors import ErrorSchema
+from utils.schemas.files import UploadedFile
+
+BINARY = {"type": "string", "format": "binary"}
 
 ERROR_TEXT = {
     400: "`validation_error` (schema) or `bad_json` (not a JSON object)",
@@ -16,7 +19,8 @@ ERROR_TEXT = {
     403: "`forbidden`: the caller's role does not allow it",
     404: "`not_found`: unknown id, or a private room the caller cannot see",
     409: "`conflict`: the name is taken, or a limit is reached (a room's 50 pins)",
-    413: "`payload_too_large`: the body is over MAX_CONTENT_LENGTH",
+    413: "`payload_too_large`: the body is over MAX_CONTENT_LENGTH (an uploaded file: over MAX_UPLOAD_BYTES)",
+    416: "`range_not_satisfiable`: the Range starts past the end of the file",
     429: "`rate_limited`: over a limit; see Retry-After",
     500: "`internal_error`",
 }
@@ -38,6 +42,7 @@ def build_spec(app):
     marshmallow.map_to_openapi_type(IdField, fields.String)
     marshmallow.map_to_openapi_type(ObjectIdString, fields.String)
     marshmallow.map_to_openapi_type(IsoDateTime, fields.DateTime)
+    marshmallow.map_to_openapi_type(UploadedFile, *BINARY.values())
     marshmallow.converter.add_attribute_function(_trimmed_length)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.schema("Error", schema=ErrorSchema)
@@ -67,7 +72,8 @@ def _with_examples(document):
                 if parameter["name"] in source:
                     parameter["example"] = source[parameter["name"]]
             if "request" in examples:
-                operation["requestBody"]["content"]["application/json"]["example"] = examples["request"]
+                (body,) = operation["requestBody"]["content"].values()
+                body["example"] = examples["request"]
             for status, response in operation["responses"].items():
                 example = examples.get(status) or ERRORS.get(int(status))
                 if "content" in response and example:
@@ -100,18 +106,22 @@ def _operation(rule, view, operation):
         result["parameters"] = parameters
     if operation.body is not None:
         result["requestBody"] = {"required": True, "content": {"application/json": {"schema": operation.body}}}
+    if operation.form is not None:
+        result["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": operation.form}}}
     for status in operation.statuses:
         response = {"description": "success" if status < 400 else "a dependency is down"}
         if status != 204 and operation.response is not None:
             response["content"] = {"application/json": {"schema": operation.response}}
+        if operation.download:
+            response["content"] = {"*/*": {"schema": BINARY}}  # the stored file's own type
         result["responses"][str(status)] = response
     errors = set(operation.errors) | {500}
     if auth:
         result["security"] = [{"bearer": []}]
         errors.add(401)
-    if operation.body is not None or operation.query is not None:
+    if operation.body is not None or operation.form is not None or operation.query is not None:
         errors.add(400)
-    if operation.body is not None:
+    if operation.body is not None or operation.form is not None:
         errors.add(413)
     for status in sorted(errors):
         result["responses"][str(status)] = {

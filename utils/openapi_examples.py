@@ -88,8 +88,29 @@ MEMBER = {"user": BOB, "role": "member", "joinedAt": "2026-11-21T10:21:40.377Z",
 REACTED = {**MESSAGE, "reactions": [{"emoji": "👍", "count": 2, "userIds": [BOB_ID, ALICE_ID]}], "pinned": False}
 PINNED = {**MESSAGE, "reactions": [], "pinned": True}
 
+FILE_ID = "6650f3c4a7b3e41d9c8f0a40"
+FILE = {
+    "id": FILE_ID,
+    "room": ROOM_ID,
+    "name": "mockup-v3.png",
+    "contentType": "image/png",
+    "size": 482113,
+    "width": 1600,
+    "height": 1000,
+    "createdAt": "2026-11-21T10:23:58.772Z",
+    "url": f"/api/files/{FILE_ID}?expires=1795777438&sig=0G3aK9mX7bQe2LrT5vYw8zN1cP4dF6hJ2sU9iO0kA3E",
+    "thumbnailUrl": f"/api/files/{FILE_ID}/thumbnail?expires=1795777438&sig=Vq8Lm2Xr5Tz0Wc3Ny6Bp9Ka1Sd4Fg7Hj0Ek2Rt5",
+}
+
 # The path parameters, by name.
-PATH = {"room_id": ROOM_ID, "message_id": MESSAGE_ID, "user_id": BOB_ID, "user_ref": "bob", "emoji": "👍"}
+PATH = {
+    "room_id": ROOM_ID,
+    "message_id": MESSAGE_ID,
+    "user_id": BOB_ID,
+    "user_ref": "bob",
+    "emoji": "👍",
+    "file_id": FILE_ID,
+}
 
 OPERATIONS = {
     "accounts_register": {
@@ -144,6 +165,8 @@ OPERATIONS = {
     "pins_pin": {"200": PINNED},
     "pins_unpin": {"200": {**PINNED, "pinned": False}},
     "pins_list_pins": {"200": {"messages": [PINNED, {**OLDER, "pinned": True}]}},
+    "files_upload": {"request": {"room": ROOM_ID, "file": "(the file's bytes)"}, "201": FILE},
+    "files_download": {"query": {"expires": "1795777438", "sig": "0G3aK9mX7bQe2LrT5vYw8zN1cP4dF6hJ2sU9iO0kA3E"}},
     "search_search": {
         "query": {"q": "mockups fri", "room": "design-team", "limit": 20},
         "200": {"messages": [MESSAGE], "nextCursor": None},
@@ -171,6 +194,7 @@ ERRORS = {
     404: _error("not_found", "room design-team not found"),
     409: _error("conflict", "username 'alice' is taken", {"username": ["Already taken."]}),
     413: _error("payload_too_large", "request body too large"),
+    416: _error("range_not_satisfiable", "the range starts past the end of the file"),
     429: _error("rate_limited", "at most 10/second message events", {"retryAfter": ["1"]}),
     500: _error("internal_error", "internal error"),
 }

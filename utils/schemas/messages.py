@@ -12,8 +12,14 @@ from utils.schemas import (
     page_limit,
     room_ref,
 )
+from utils.schemas.files import FileSchema
 
 BODY = validate.Length(min=1, max=4000)
+
+
+def _distinct(ids):
+    if len(set(ids)) != len(ids):
+        raise ValidationError("Each file once.")
 
 
 class HistoryQuery(StrictSchema):
@@ -32,13 +38,25 @@ class HistoryQuery(StrictSchema):
 
 class SendSchema(LegacyFields, StrictSchema):
     room = room_ref()
-    message_body = Trimmed(data_key="messageBody", required=True, validate=BODY)
+    # Empty (or left out) only in a message that carries files.
+    message_body = Trimmed(data_key="messageBody", load_default="", validate=validate.Length(max=BODY.max))
     client_id = fields.String(
         data_key="clientId", load_default=None, allow_none=True, validate=validate.Length(min=1, max=128)
     )
     reply_to = ObjectIdString(
         data_key="replyTo", load_default=None, allow_none=True, metadata={"description": "Answer in this thread."}
     )
+    attachments = fields.List(
+        ObjectIdString(),
+        load_default=list,
+        validate=[validate.Length(min=1, max=10), _distinct],
+        metadata={"description": "Ids of files the sender uploaded to this room (POST /api/files), 1 to 10"},
+    )
+
+    @validates_schema
+    def body_or_files(self, data, **kwargs):
+        if not data.get("message_body") and not data.get("attachments"):
+            raise ValidationError(f"Length must be between 1 and {BODY.max} (or send attachments).", "messageBody")
 
 
 class EditSchema(StrictSchema):
@@ -69,6 +87,7 @@ class MessageSchema(StrictSchema):
     mentions = fields.List(IdField())
     mentions_room = fields.Boolean(data_key="mentionsRoom")
     pinned = fields.Boolean()
+    attachments = fields.List(fields.Nested(FileSchema))
 
 
 class MessagePageSchema(StrictSchema):
