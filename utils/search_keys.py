@@ -111,7 +111,7 @@ class Query:
     @property
     def key(self) -> str:
         """The one key to look up: the longest (the rarest, as a rule) any of the terms gives."""
-        # Ties go to a whole word: its key is exact where a prefix's stands for many words.
+        # Ties go to a whole word, whose key more often stands for that word alone.
         terms = [(len(word[:HEAD]), True, word[:HEAD]) for word in self.words]
         return max([*terms, (len(_prefix_key(self.prefix)), False, _prefix_key(self.prefix))])[2]
 
