@@ -174,6 +174,9 @@ class Config:
     # `@room`/`@here` sends each member a `notification` only in rooms up to this size; above it
     # they still count in everyone's mentionCount and mentions feed.
     MENTION_ROOM_MAX_MEMBERS = number("MENTION_ROOM_MAX_MEMBERS", 1000)
+    # A read marker's move reaches the whole room up to this many members; in larger rooms only
+    # the reader's own sockets, so that a thousand readers do not cost a million deliveries.
+    READ_RECEIPTS_MAX_MEMBERS = number("READ_RECEIPTS_MAX_MEMBERS", 50)
     # Reverse proxies in front of the app (Heroku's router is one): X-Forwarded-* from that
     # many hops is trusted, so limits key on the real client address and cannot be spoofed.
     TRUSTED_PROXY_HOPS = number("TRUSTED_PROXY_HOPS", 0)

@@ -11,7 +11,7 @@ from model.archived_message import ArchivedMessage
 from model.file import File
 from model.job_lease import JobLease
 from model.job_run import JobRun
-from model.membership import Membership
+from model.membership import Membership, set_join_positions
 from model.message import Message
 from model.message_log import number_old_messages
 from model.revoked_token import RevokedToken
@@ -53,6 +53,7 @@ def init_db(app, listeners=()):
     log.info("database: %s (database %s)", redact(uri), db_name)
     number_old_messages(mongoengine.get_db())  # before the unique (room, seq) index is built
     fill_username_lengths(mongoengine.get_db())
+    set_join_positions(mongoengine.get_db())  # after positions exist
     for document in DOCUMENTS:
         document.ensure_indexes()
 

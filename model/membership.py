@@ -1,8 +1,11 @@
-"""Who belongs to which room, and in what role."""
+"""Who belongs to which room, in what role, and how far they have read it."""
 
 from enum import StrEnum
 
-from mongoengine import DateTimeField, Document, ObjectIdField, StringField
+from mongoengine import DateTimeField, Document, IntField, ObjectIdField, StringField
+from pymongo import UpdateOne
+
+from utils.timefmt import utcnow
 
 
 class Role(StrEnum):
@@ -27,11 +30,22 @@ class Membership(Document):
     user = ObjectIdField(required=True)
     role = StringField(required=True, choices=list(Role))
     joined_at = DateTimeField(required=True)
+    # Read state (`services/read_state.py`), in room positions (`Message.seq`). Unread counting
+    # starts after the read marker, or without one after the room's position when they joined.
+    joined_seq = IntField(null=True)
+    read_seq = IntField(null=True)
+    read_message = ObjectIdField(null=True)
+    read_at = DateTimeField(null=True)
 
     meta = {
         "collection": "memberships",
         "auto_create_index": False,
-        "indexes": [{"fields": ["room", "user"], "unique": True}, {"fields": ["user", "room"]}],
+        "indexes": [
+            {"fields": ["room", "user"], "unique": True},
+            {"fields": ["user", "room"]},
+            # Who has read a message: the members whose marker is at or after its position.
+            {"fields": ["room", "read_seq"]},
+        ],
     }
 
     @classmethod
@@ -40,3 +54,15 @@ class Membership(Document):
         # The hot path of every send: one indexed read, no document built.
         found = cls._get_collection().find_one({"room": room_id, "user": user_id}, {"role": 1, "_id": 0})
         return Role(found["role"]) if found else None
+
+
+def set_join_positions(db):
+    """Start unread counting at their room's current position for memberships older than read state (once)."""
+    if db.migrations.find_one({"_id": "join-positions"}):
+        return
+    tops = {room["_id"]: room.get("seq", 0) for room in db.rooms.find({}, {"seq": 1})}
+    missing = db.memberships.find({"joined_seq": None, "read_seq": None}, {"room": 1})
+    updates = [UpdateOne({"_id": m["_id"]}, {"$set": {"joined_seq": tops.get(m["room"], 0)}}) for m in missing]
+    if updates:
+        db.memberships.bulk_write(updates, ordered=False)
+    db.migrations.update_one({"_id": "join-positions"}, {"$set": {"at": utcnow()}}, upsert=True)

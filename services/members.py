@@ -57,7 +57,7 @@ def do_set_member_role(user: User, ref: Ref, target_id: str | ObjectId, new_role
     now = utcnow()
     # The membership as it was: None when this request added it (of two concurrent adds, one).
     before = Membership.objects(room=room.id, user=target.id).modify(
-        upsert=True, new=False, set__role=new_role, set_on_insert__joined_at=now
+        upsert=True, new=False, set__role=new_role, set_on_insert__joined_at=now, set_on_insert__joined_seq=room.seq
     )
     live.revoke_grants(room.id, target.id)
     if before is None and target.id != user.id:

@@ -14,7 +14,7 @@ from model.message import Message, MessageFields
 from model.message_log import MessageLog, RoomGone
 from model.room import Room
 from model.user import User
-from services import files, mentions, notify, pins, rooms, threads
+from services import files, mentions, notify, pins, read_state, rooms, threads
 from services.permissions import check_can_delete_message, check_can_edit_message
 from services.ratelimit import check_rate
 from services.rooms import Ref
@@ -133,6 +133,7 @@ def do_send_message(
     except RoomGone:
         raise NotFound.room(room_id) from None
     metrics.message_stored(started)
+    read_state.mark_sent(message)
     notify.notify_message(message)
     if root is not None:
         threads.count_reply(message)

@@ -89,6 +89,15 @@ def notify_typing(channel: str, user_id: str, user_name: str, typing: bool, skip
     socketio.emit("typing", payload, to=channel, skip_sid=skip_sid)
 
 
+def notify_read_receipt(
+    room_id: ObjectId, user_id: ObjectId, user_name: str, message_id: ObjectId, whole_room: bool
+) -> None:
+    """Tell a room how far a member has read, or only that member's sockets (a room too large for receipts)."""
+    payload = {"room": str(room_id), "userId": str(user_id), "userName": user_name, "messageId": str(message_id)}
+    channels = [user_channel(user_id), str(room_id)] if whole_room else [user_channel(user_id)]
+    socketio.emit("read_receipt", payload, to=channels)
+
+
 def notify_room_deleted(room_id: ObjectId) -> None:
     """Tell a deleted room's sockets (who are then evicted: `live.evict`)."""
     channel = str(room_id)

@@ -15,7 +15,7 @@ from model.message import Message
 from model.room import BY_KIND, DM, GENERAL, ROOM, Room
 from model.room_sanction import RoomSanction, Sanction
 from model.user import User
-from services import files, live, notify
+from services import files, live, notify, read_state
 from services.permissions import (
     check_can_manage_room,
     check_can_post,
@@ -141,13 +141,14 @@ def access(user: User, ref: Ref) -> tuple[Room, Role | None]:
 
 
 def describe(user: User, rooms: list[Room]) -> list[RoomView]:
-    """Return a RoomView per room, with member counts and the caller's roles in two queries."""
+    """Return a RoomView per room: member counts and the caller's roles in two queries, read state in a few per room."""
     room_ids = [room.id for room in rooms]
     counts = {
         row["_id"]: row["n"]
         for row in Membership.objects(room__in=room_ids).aggregate([{"$group": {"_id": "$room", "n": {"$sum": 1}}}])
     }
-    roles = {m.room: m.role for m in Membership.objects(room__in=room_ids, user=user.id).only("room", "role")}
+    mine = Membership.objects(room__in=room_ids, user=user.id).only("room", "role", *read_state.MARKER_FIELDS)
+    memberships = {m.room: m for m in mine}
     return [
         RoomView(
             room.id,
@@ -157,8 +158,9 @@ def describe(user: User, rooms: list[Room]) -> list[RoomView]:
             room.created_by,
             room.created_at,
             counts.get(room.id, 0),
-            roles.get(room.id),
+            memberships[room.id].role if room.id in memberships else None,
             room.kind,
+            **read_state.summary(user.id, room, memberships.get(room.id)),
         )
         for room in rooms
     ]
@@ -279,7 +281,10 @@ def add_member(room_id: ObjectId, user_id: ObjectId, role: Role) -> None:
     # A concurrent join may insert it first; the unique index keeps one membership.
     with suppress(NotUniqueError, DuplicateKeyError):
         Membership.objects(room=room_id, user=user_id).update_one(
-            upsert=True, set_on_insert__role=role, set_on_insert__joined_at=utcnow()
+            upsert=True,
+            set_on_insert__role=role,
+            set_on_insert__joined_at=utcnow(),
+            set_on_insert__joined_seq=read_state.join_position(room_id),
         )
 
 

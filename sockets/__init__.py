@@ -10,6 +10,7 @@ HANDLERS = {
     "typing": events.typing,
     "sync": events.sync,
     "react": events.react,
+    "read": events.read,
 }
 
 

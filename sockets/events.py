@@ -3,15 +3,17 @@
 from flask import current_app, request
 from socketio.exceptions import ConnectionRefusedError
 
-from services import live, presence, reactions, tokens
+from services import live, presence, reactions, read_state, tokens
 from sockets.acks import socket_event
 from utils import metrics
 from utils.errors import AppError, RateLimited
 from utils.schemas.events import JoinAckSchema, RoomAckSchema, RoomEvent, SyncEvent, TypingEvent
 from utils.schemas.messages import MessageAckSchema, MessagePageSchema, SendSchema
 from utils.schemas.reactions import ReactEvent
+from utils.schemas.read_state import ReadEvent, ReadStateSchema
 
 _join_ack, _room_ack, _message_ack, _page = JoinAckSchema(), RoomAckSchema(), MessageAckSchema(), MessagePageSchema()
+_read_ack = ReadStateSchema()
 
 
 def connect(auth=None):
@@ -73,3 +75,9 @@ def react(user, data):
     """`react {messageId, emoji, add}` -> `{ok, message}`, as PUT/DELETE /api/messages/<id>/reactions/<emoji>."""
     message = reactions.do_react(user, data["message_id"], data["emoji"], data["add"])
     return _message_ack.dump({"message": message})
+
+
+@socket_event(ReadEvent())
+def read(user, data):
+    """`read {room, messageId}` -> `{ok, room, lastReadMessageId, unreadCount, mentionCount}`, as `POST .../read`."""
+    return _read_ack.dump(read_state.do_mark_read(user, data["room"], data["message_id"]))

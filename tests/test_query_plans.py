@@ -13,9 +13,11 @@ import pytest
 from pymongo import monitoring
 
 from model.membership import Role
+from model.room import Room
 from model.user import User
 from server import create_app
-from services import mentions, messages, pins, reactions, rooms
+from services import mentions, messages, pins, reactions, read_state, rooms
+from tests.support import store_messages
 from utils.timefmt import utcnow
 
 READS = ("find", "count", "distinct")
@@ -100,6 +102,24 @@ def test_reactions_and_pins_read_only_from_indexes(recorder, db):
     pins.do_unpin(alice, str(message.id))
     pins.do_pin(alice, str(message.id))
     messages.do_delete_message(alice, str(message.id))  # gives the pin's slot back
+    recorder.recording.clear()
+    scans = [c for c in recorder.commands if not _by_id(c) and "COLLSCAN" in _plan_stages(db, c)]
+    assert recorder.commands and not scans, scans
+
+
+def test_read_state_reads_only_from_indexes(recorder, db):
+    alice, bob = _user("alice"), _user("bob")
+    room = rooms.do_create_room(alice, "unread", "", False)
+    rooms.add_member(room.id, bob.id, Role.MEMBER)
+    first, _ = messages.do_send_message(alice, room.id, f"@{bob.username} look")
+    mention = {"room": room.id, "user_id": alice.id, "time_stamp": utcnow(), "deleted": False, "mentions_room": True}
+    store_messages(db, room.id, [mention] * 120)  # past the cap: the mention indexes are read too
+    stored = Room.objects(id=room.id).get()
+    recorder.recording.set()
+    rooms.describe(bob, [stored])  # what every Room view adds: lastMessageAt, both counts past the cap
+    read_state.do_mark_read(bob, room.id, first.id)
+    read_state.readers(alice, str(first.id))
+    rooms.describe(alice, [stored])
     recorder.recording.clear()
     scans = [c for c in recorder.commands if not _by_id(c) and "COLLSCAN" in _plan_stages(db, c)]
     assert recorder.commands and not scans, scans

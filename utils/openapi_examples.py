@@ -167,6 +167,13 @@ OPERATIONS = {
     "pins_list_pins": {"200": {"messages": [PINNED, {**OLDER, "pinned": True}]}},
     "files_upload": {"request": {"room": ROOM_ID, "file": "(the file's bytes)"}, "201": FILE},
     "files_download": {"query": {"expires": "1795777438", "sig": "0G3aK9mX7bQe2LrT5vYw8zN1cP4dF6hJ2sU9iO0kA3E"}},
+    "rooms_mark_read": {
+        "request": {"messageId": MESSAGE_ID},
+        "200": {"room": ROOM_ID, "lastReadMessageId": MESSAGE_ID, "unreadCount": 3, "mentionCount": 1},
+    },
+    "messages_readers": {
+        "200": {"readers": [{"userId": BOB_ID, "userName": "bob", "readAt": "2026-11-21T10:25:12.845Z"}]}
+    },
     "search_search": {
         "query": {"q": "mockups fri", "room": "design-team", "limit": 20},
         "200": {"messages": [MESSAGE], "nextCursor": None},

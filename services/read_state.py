@@ -1,0 +1,262 @@
+"""Read state: each member's read marker, unread and mention counts, read receipts, who read a message.
+
+A marker is the position (`seq`) of the last message a member read, kept on their membership
+with that message's id and the time it moved; it only moves forward. Counting starts after
+it, or, for a member who has not read anything yet, after the room's position when they
+joined. Counts stop at UNREAD_CAP (a client shows "99+"), and every query reads a bounded
+range of an index: a window of positions after the marker, widened only while it holds too
+few messages to count (SecantusDB reads a whole index range before it applies a limit).
+
+Sending moves the sender's marker too, but off the send's path: `mark_sent` keeps the
+furthest position per (room, sender) in this process's memory, and one background task
+writes what gathered every FLUSH_SECONDS in one unordered bulk write. So the marker follows
+within milliseconds, and a process that dies may lose that move: harmless, since a member's
+own messages never count as unread for them.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from bson import ObjectId
+from flask import current_app
+from pymongo import UpdateOne, WriteConcern
+
+from model import message_scan
+from model.archived_message import ArchivedMessage
+from model.membership import Membership
+from model.message import Message, MessageFields
+from model.room import Room
+from model.user import User
+from services import notify, rooms  # rooms imports this module: only its attributes at call time
+from services.ratelimit import check_rate
+from utils.errors import Forbidden, NotFound
+from utils.extensions import socketio
+from utils.ids import parse_id
+from utils.timefmt import utcnow
+
+UNREAD_CAP = 100  # unread and mention counts stop here
+READERS_CAP = 1000  # readers listed for one message at most
+FLUSH_SECONDS = 0.02  # how long senders' marker moves gather before one write
+# What counting needs of a membership, and of a message.
+MARKER_FIELDS = ("joined_seq", "read_seq", "read_message")
+# A sender's marker may be lost anyway (a dead process loses its buffer): its write need not be journaled.
+_UNJOURNALED = WriteConcern(w=1, j=False)
+_FIELDS = {"seq": 1, "user_id": 1, "deleted": 1, "gap": 1, "stub": 1, "mentions": 1, "mentions_room": 1}
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReadState:
+    """A member's read state in one room, as `read` answers it."""
+
+    room: ObjectId
+    last_read_message_id: ObjectId | None
+    unread_count: int
+    mention_count: int
+
+
+@dataclass
+class Reader:
+    """A member whose marker is at or after a message, and when it last moved."""
+
+    user_id: ObjectId
+    user_name: str
+    read_at: datetime
+
+
+def do_mark_read(user: User, ref: str | None, message_id: ObjectId) -> ReadState:
+    """Move the caller's marker forward to a message of the room; tell the room (`read_receipt`) when it moved."""
+    check_rate(user, "read")
+    room, role = rooms.access(user, ref)
+    if role is None:
+        raise Forbidden("only the room's members have a read marker: join it first")
+    message = _locate(message_id)
+    if message is None or message["room"] != room.id:
+        raise NotFound.message(message_id)
+    if _move(room.id, user.id, message["seq"], message_id):
+        notify.notify_read_receipt(room.id, user.id, user.username, message_id, _receipts_to_room(room.id))
+    membership = _membership(room.id, user.id)
+    if membership is None:  # they left meanwhile
+        return ReadState(room.id, None, 0, 0)
+    return ReadState(room.id, membership.read_message, *counts(user.id, room, membership))
+
+
+def summary(user_id: ObjectId, room: Room, membership: Membership | None) -> dict:
+    """The caller's read state of a room as RoomView fields; a non-member (None) has nothing unread."""
+    state = {"last_message_at": last_message_at(room)}
+    if membership is not None:
+        unread, mentions = counts(user_id, room, membership)
+        state.update(unread_count=unread, mention_count=mentions, last_read_message_id=membership.read_message)
+    return state
+
+
+def readers(user: User, message_id: str) -> list[Reader]:
+    """The members other than the author whose marker is at or after a message the caller may read, earliest first."""
+    oid = parse_id(message_id)
+    message = _locate(oid) if oid else None
+    if message is None:
+        raise NotFound.message(message_id)
+    try:
+        rooms.access(user, message["room"])
+    except NotFound:
+        raise NotFound.message(message_id) from None
+    query = {"room": message["room"], "read_seq": {"$gte": message["seq"]}}
+    found = Membership._get_collection().find(query, {"user": 1, "read_at": 1}).limit(READERS_CAP + 1)
+    marks = [mark for mark in found if mark["user"] != message["user_id"]][:READERS_CAP]
+    names = dict(User.objects(id__in=[mark["user"] for mark in marks]).scalar("id", "username"))
+    marks.sort(key=lambda mark: mark["read_at"])
+    return [Reader(mark["user"], names[mark["user"]], mark["read_at"]) for mark in marks if mark["user"] in names]
+
+
+def join_position(room_id: ObjectId) -> int:
+    """Where a new member's unread counting starts: the room's position now."""
+    return Room.objects(id=room_id).scalar("seq").first() or 0
+
+
+def counts(user_id: ObjectId, room: Room, membership: Membership) -> tuple[int, int]:
+    """(unread, mentions) of a member: others' live, undeleted messages after their marker, each capped."""
+    low = max(membership.read_seq or 0, membership.joined_seq or 0, room.archived_seq)
+    unread = mentions = 0
+    for doc in _scan(lambda lo, hi: (window(room.id, lo, hi),), low, room.seq):
+        if _unread(doc, user_id):
+            unread += 1
+            mentions += _mentions(doc, user_id)
+            if unread == UNREAD_CAP:  # more mentions may lie beyond what was read
+                return unread, _mention_count(room.id, user_id, low, room.seq)
+    return unread, mentions
+
+
+def last_message_at(room: Room) -> datetime | None:
+    """The time of the room's newest live message (tombstones aside), or None."""
+    newest = message_scan.older(Message._get_collection(), room.id, room.seq + 1, room.archived_seq, 1)
+    return newest[0]["time_stamp"] if newest else None
+
+
+def window(room_id: ObjectId, low: int, high: int) -> dict:
+    """The query for a room's positions in (low, high]: a range of the (room, seq) index."""
+    return {"room": room_id, "seq": {"$gt": low, "$lte": high}}
+
+
+def mention_queries(room_id: ObjectId, user_id: ObjectId, low: int, high: int) -> tuple[dict, dict]:
+    """The queries for messages in (low, high] that mention everyone, and that name the user: the mention indexes."""
+    seq = {"$gt": low, "$lte": high}
+    return {"room": room_id, "mentions_room": True, "seq": seq}, {"room": room_id, "mentions": user_id, "seq": seq}
+
+
+def _scan(queries, low, high):
+    """What `queries(lo, hi)` find in positions (lo, hi], window after window from `low` to `high`.
+
+    Each window is WIDEN times the last, so a caller that stops once it has counted enough
+    reads little more than it counts, however far `high` is.
+    """
+    collection, size = Message._get_collection(), UNREAD_CAP
+    while low < high:
+        top = min(high, low + size)
+        for query in queries(low, top):
+            yield from collection.find(query, _FIELDS)
+        low, size = top, size * message_scan.WIDEN
+
+
+def _mention_count(room_id, user_id, low, high):
+    found = set()
+    for doc in _scan(lambda lo, hi: mention_queries(room_id, user_id, lo, hi), low, high):
+        if _unread(doc, user_id):
+            found.add(doc["_id"])  # a message may both name the user and mention everyone
+            if len(found) == UNREAD_CAP:
+                break
+    return len(found)
+
+
+def _unread(doc, user_id):
+    return not (doc.get("gap") or doc.get("stub") or doc.get("deleted")) and doc["user_id"] != user_id
+
+
+def _mentions(doc, user_id):
+    return bool(doc.get("mentions_room")) or user_id in doc.get("mentions", ())
+
+
+def _locate(message_id):
+    """The room, position and author of a live or archived message (never a tombstone), or None."""
+    for document in (Message, ArchivedMessage):
+        doc = document._get_collection().find_one({"_id": message_id}, {"room": 1, "seq": 1, "user_id": 1, "gap": 1})
+        if doc is not None:
+            return None if doc.get("gap") else doc
+    return None
+
+
+def _membership(room_id, user_id):
+    return Membership.objects(room=room_id, user=user_id).only(*MARKER_FIELDS).first()
+
+
+def _forward(seq, message_id, at):
+    """The update that moves a membership's marker to `seq` only when that is further: one atomic write."""
+    further = {"$lt": [{"$ifNull": ["$read_seq", -1]}, seq]}
+    return [
+        {
+            "$set": {
+                "read_seq": {"$max": ["$read_seq", seq]},
+                "read_message": {"$cond": [further, message_id, "$read_message"]},
+                "read_at": {"$cond": [further, at, "$read_at"]},
+            }
+        }
+    ]
+
+
+def _move(room_id, user_id, seq, message_id):
+    # Filtered on the unique (room, user) key alone: SecantusDB scans the collection for a filter
+    # naming any other field, so the forward-only condition lives in the update.
+    marker = {"room": room_id, "user": user_id}
+    return Membership._get_collection().update_one(marker, _forward(seq, message_id, utcnow())).modified_count == 1
+
+
+def _receipts_to_room(room_id):
+    """Whether the room is small enough for everyone in it to get each member's read receipts."""
+    most = current_app.config["READ_RECEIPTS_MAX_MEMBERS"]
+    return Membership._get_collection().count_documents({"room": room_id}, limit=most + 1) <= most
+
+
+class _SentMarkers:
+    """The senders' marker moves waiting to be written: the furthest position per (room, sender)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()  # green under eventlet and gevent (monkey-patched)
+        self.pending = {}
+        self.flushing = False
+
+    def add(self, message: MessageFields) -> None:
+        key, mark = (message.room, message.user_id), (message.seq, message.id, message.time_stamp)
+        with self.lock:
+            if key not in self.pending or self.pending[key][0] < mark[0]:
+                self.pending[key] = mark
+            start, self.flushing = not self.flushing, True
+        if start:
+            socketio.start_background_task(self._flush)
+
+    def _flush(self):
+        """Write what gathers every FLUSH_SECONDS; end once a period brought nothing (the next send starts anew)."""
+        while batch := self._take():
+            updates = [
+                UpdateOne({"room": room, "user": user}, _forward(seq, message_id, at))
+                for (room, user), (seq, message_id, at) in batch.items()
+            ]
+            try:
+                Membership._get_collection().with_options(write_concern=_UNJOURNALED).bulk_write(updates, ordered=False)
+            except Exception:  # the task must go on: a dead one would stop every later move of this process
+                log.warning("%d senders' markers not moved: their next sends move them", len(updates), exc_info=True)
+
+    def _take(self):
+        socketio.sleep(FLUSH_SECONDS)
+        with self.lock:
+            batch, self.pending = self.pending, {}
+            self.flushing = bool(batch)
+        return batch
+
+
+_sent = _SentMarkers()
+
+
+def mark_sent(message: MessageFields) -> None:
+    """Move the sender's marker to a message they just stored, within FLUSH_SECONDS and off the send's path."""
+    _sent.add(message)
