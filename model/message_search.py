@@ -23,9 +23,11 @@ SECOND = 1 << 64
 FIRST_WINDOW = 60 * SECOND
 
 
-def newest(key, before, wanted, accept):
-    """Up to `wanted` messages holding `key` with ids below `before` (None: any), newest id first, that
-    `accept` keeps: it takes the documents of a window, newest first, and returns those that are hits."""
+def newest(key, before, wanted, accept, budget=None):
+    """Return (up to `wanted` messages holding `key` with ids below `before` (None: any), newest id first,
+    that `accept` keeps, None); `accept` takes the documents of a window, newest first, and returns the
+    hits. With a `budget`, a walk that has read more documents than that without finding `wanted` hits
+    stops and returns (the hits so far, the id below which it has not looked)."""
 
     def fetch(low, high):
         ids = {"$gte": _oid(low)} if high is None else {"$gte": _oid(low), "$lt": _oid(high)}
@@ -33,24 +35,33 @@ def newest(key, before, wanted, accept):
         query = {"search_keys": key, "_id": ids}
         return list(Message._get_collection().find(query, {"search_keys": 0}).sort("_id", -1).limit(CAP))
 
-    found, high = [], None if before is None else _position(before)
+    found, read, high = [], 0, None if before is None else _position(before)
     start = reached = _position(before or ObjectId.from_datetime(utcnow()))
     width = FIRST_WINDOW
     while len(found) < wanted:
         low = max(0, reached - width)
         docs = fetch(low, high)
         hits = accept(docs)
-        found += hits
+        found, read = found + hits, read + len(docs)
         if len(docs) == CAP:  # the window holds more: go on below the last document read, as densely
             top = _position(docs[0]["_id"]) if high is None else high
             reached = high = _position(docs[-1]["_id"])
             width = max(SECOND, top - reached)
-            continue
-        if low == 0:
+        elif low == 0:
             break
-        reached = high = low
-        width = _next_width(width, start - low, len(found), len(hits), wanted)
-    return found[:wanted]
+        else:
+            reached = high = low
+            width = _next_width(width, start - low, len(found), len(hits), wanted)
+        if budget is not None and read > budget and len(found) < wanted:
+            return found, _oid(reached)  # everything from `reached` up has been read
+    return found[:wanted], None
+
+
+def room_history(room_id, floor, ceiling):
+    """Every document of a room at positions above `floor` up to `ceiling`, a thousand positions a query."""
+    for start in range(floor + 1, ceiling + 1, 1000):
+        positions = {"$gte": start, "$lt": start + 1000}
+        yield from Message._get_collection().find({"room": room_id, "seq": positions}, {"search_keys": 0})
 
 
 def _next_width(width, covered, found, new, wanted):

@@ -34,14 +34,28 @@ def search(
     `ref` names one room (`not_found` unless the caller may read it); None means every room
     the caller may read. `before` continues from the last message of an earlier page.
     """
-    readable = _Readable(user, None if ref is None else rooms.access(user, ref)[0])
+    room = None if ref is None else rooms.access(user, ref)[0]
+    readable = _Readable(user, room)
 
     def hits(docs):
         return [doc for doc in readable.keep(docs) if query.matches(doc.get("message_body", ""))]
 
-    found = message_search.newest(query.key, before, limit + 1, hits)
+    if room is None:
+        found, _ = message_search.newest(query.key, before, limit + 1, hits)
+    else:
+        found = _in_room(room, query.key, before, limit + 1, hits)
     page = [Message._from_son(doc) for doc in found[:limit]]
     return page, str(page[-1].id) if len(found) > limit else None
+
+
+def _in_room(room: Room, key: str, before: ObjectId | None, wanted: int, hits) -> list[dict]:
+    """A room's hits: the key's messages of every room, this one's kept, until reading them has cost more than
+    reading the whole room would (a room holding few of the key's messages); then the rest of the room."""
+    found, below = message_search.newest(key, before, wanted, hits, budget=room.seq - room.archived_seq)
+    if below is not None:
+        rest = [doc for doc in message_search.room_history(room.id, room.archived_seq, room.seq) if doc["_id"] < below]
+        found += hits(sorted(rest, key=lambda doc: doc["_id"], reverse=True))[: wanted - len(found)]
+    return found
 
 
 class _Readable:

@@ -2,6 +2,7 @@
 deletes and edits re-indexed; cursors; answered from an index (explain) on the live server's own queries."""
 
 import re
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from unittest import mock
 
@@ -137,6 +138,30 @@ def test_pages_hold_every_hit_once_newest_first(api, make_user, scope):
     assert pages == -(-len(expected) // 5)
 
 
+def test_a_room_holding_few_of_a_words_messages_is_read_whole_once_that_is_cheaper(api, make_user, db):
+    user = make_user()
+    small, big = _room(api, user, "orchard"), _room(api, user, "market")
+    first = _send(api, user, "apple one", room=small)
+    _send(api, user, "pear", room=small)
+    second = _send(api, user, "apple two", room=small)
+    # Newer, and more than the small room holds and than one read takes: the word's messages elsewhere.
+    bodies = [f"apple {i}" for i in range(message_search.CAP + 100)]
+    store_messages(
+        db,
+        big,
+        [{"room": ObjectId(big), "user_id": ObjectId(user.id), "user_name": user.username, "message_body": body,
+          "time_stamp": datetime.now(UTC), "search_keys": keys_of(body)} for body in bodies],
+    )  # fmt: skip
+    with _profiled(db) as finds:
+        page = _search(api, user, "apple", room=small, limit=1)
+        rest = _search(api, user, "apple", room=small, limit=1, before=page["nextCursor"])
+    assert [m["id"] for m in page["messages"] + rest["messages"]] == [second["id"], first["id"]]
+    assert page["nextCursor"] == second["id"] and rest["nextCursor"] is None
+    assert any("seq" in find["filter"] for find in finds), "the room's own messages were read, not every room's"
+    _assert_indexed(db, finds)
+    assert _bodies(api, user, "7 apple", room=big, limit=2) == ["apple 7"]
+
+
 def test_validation(api, make_user):
     user = make_user()
 
@@ -159,6 +184,19 @@ def test_validation(api, make_user):
     assert_error(api.get("/api/search", params={"q": "hello"}), 401, "unauthorized")
 
 
+@contextmanager
+def _profiled(db):
+    """Collect the finds on `messages` the live server sends meanwhile (the database's profiler, as MongoDB's)."""
+    finds = []
+    db.command("profile", 2)
+    try:
+        yield finds
+    finally:
+        db.command("profile", 0)
+        finds += [entry["command"] for entry in db.system.profile.find({"command.find": "messages"})]
+        db.drop_collection("system.profile")
+
+
 def _plans(explain):
     """Every stage of a query plan, however deep (MongoDB nests them under queryPlan and inputStages)."""
     if isinstance(explain, dict):
@@ -177,23 +215,19 @@ def test_the_server_answers_every_search_from_an_index(api, make_user, db):
     room = _room(api, user, "indexed")
     for i in range(30):
         _send(api, user, f"needle number {i} in the haystack", room=room if i % 2 else None)
-    db.command("profile", 2)
-    try:
+    with _profiled(db) as finds:
         first = _search(api, user, "needle", limit=4)
         _search(api, user, "needle", limit=4, before=first["nextCursor"])
         in_room = _search(api, user, "haystack nee", limit=4, room=room)
         _search(api, user, "haystack nee", limit=4, room=room, before=in_room["nextCursor"])
         _search(api, user, "numb")
         _search(api, user, "nothing-like-it")
-        db.command("profile", 0)
-        finds = [
-            entry["command"]
-            for entry in db.system.profile.find({"ns": f"{db.name}.messages", "command.find": "messages"})
-        ]
-    finally:
-        db.command("profile", 0)
-        db.drop_collection("system.profile")
     assert any("search_keys" in command["filter"] for command in finds)
+    _assert_indexed(db, finds)
+
+
+def _assert_indexed(db, finds):
+    """Explain each find: none may scan the collection, each must read an index."""
     for command in finds:
         cursor = db.messages.find(command["filter"], command.get("projection"))
         if command.get("sort"):
@@ -270,7 +304,8 @@ def test_windows_read_every_hit_once_newest_first_however_they_are_spread(connec
         return [doc for doc in docs if doc["n"] % 2 == 0]
 
     with mock.patch.object(message_search, "CAP", cap):
-        found = message_search.newest("walk", before, wanted, every_other)
+        found, below = message_search.newest("walk", before, wanted, every_other)
+    assert below is None
     below = [oid for i, oid in enumerate(ids) if i % 2 == 0 and (before is None or oid < before)]
     assert [doc["_id"] for doc in found] == below[:wanted]
     # Windows grow eightfold from a minute (or a second, after a full read) to the ids' beginning: some twenty.
