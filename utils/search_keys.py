@@ -5,14 +5,14 @@ decomposed, accents and other combining marks dropped), so `Café`, `CAFE` and `
 word, `ß` is `ss`, and `user_id` or `don't` are two words each.
 
 Every indexed word gives at most three keys (`keys_of`):
-- its first `HEAD` characters (the word itself when shorter): a whole word, or a long last
-  word, is one key that few other words share;
+- its first `HEAD` characters (the word itself when shorter): a whole word, or a last word of
+  at least `HEAD` characters, is one key that few other words share;
 - its first character and its first three (`PREFIXES`): a last word of one or three
-  characters is one key whatever it continues into, and any other last word has the key of
-  its own first one or three characters.
+  characters is one key whatever it continues into, and one of two, four or five characters
+  has the key of its first one or three.
 Every key costs the database one index entry per message (measured in docs/PERFORMANCE.md),
-so these are few: prefixes of every length would find a last word of two or of four to
-eleven characters by a narrower key, for half as many keys again.
+so these are few: prefixes of every length up to `HEAD` would give a last word of any length
+a key of its own, for some sixty per cent more keys.
 
 A query looks up one key (`Query.key`) and re-checks the words of each message it finds
 (`Query.matches`): the key stands for a superset, the check is exact. A message indexes its
@@ -26,7 +26,7 @@ import unicodedata
 from dataclasses import dataclass
 
 PREFIXES = (1, 3)
-HEAD = 12
+HEAD = 6
 MAX_KEYS = 500
 
 _WORD = re.compile(r"[^\W_]+")
