@@ -12,6 +12,7 @@ Scenarios (`SCENARIOS`; each run alternately against both servers, the median of
 - modes: steady and burst again on the other async modes (gevent, threading), one process each.
 - scaling: 10, 100, 500, 1000 clients in a room; RSS per connection, latency and throughput.
 - history: GET /api/messages, 50 a page, random `before` cursors, on a room of 100k messages.
+- search: bench/search.py (its own database and server), GET /api/search over 100k messages.
 Every fan-out run counts lost, duplicated and out-of-order deliveries (bench/loadgen.js).
 `--scenarios bigsteady,bigburst` runs only those; `--quick` one short run of each but modes, scaling and history.
 Writes docs/bench-results.json, docs/bench-results.md and (with scaling) docs/bench-scaling.png.
@@ -340,7 +341,7 @@ LOADS = {
     "manyrooms": {"clients": 2000, "rooms": 200, "load": {"senders": 200, "messages": 20, "rate": 1}},
 }
 SCENARIOS = {}  # name -> function(bench) -> results, in the order they run
-QUICK_SKIPS = ("modes", "scaling", "history")
+QUICK_SKIPS = ("modes", "scaling", "history", "search")
 
 
 def scenario(name):
@@ -451,6 +452,14 @@ def history_scenario(bench):
     with pymongo.MongoClient(bench.uri) as client:
         room = Api(bench.server.url).post("/api/rooms", token, json={"name": "history"}).json()["id"]
         return history(bench.server.url, token, client.get_default_database(), room)
+
+
+@scenario("search")
+def search_scenario(bench):
+    """bench/search.py, on a database and server of its own: GET /api/search over 100k messages."""
+    report = subprocess.run([sys.executable, str(BENCH / "search.py")], check=True, capture_output=True, text=True)
+    print(report.stdout, end="")
+    return {"report": report.stdout.splitlines()}
 
 
 def raise_open_files():
