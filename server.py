@@ -26,6 +26,7 @@ from model.embedded import EmbeddedDbError
 from routes import register_blueprints
 from services import cluster, health, metrics
 from services.rooms import ensure_general_room
+from services.search import index_old_messages
 from sockets import register_socket_handlers
 from utils import transport
 from utils.extensions import jwt, limiter, socketio
@@ -109,6 +110,7 @@ def register_database(app):
     model.init_db(app, listeners=[CommandTimer()])
     with app.app_context():
         ensure_general_room()
+        index_old_messages()
 
 
 def start_cluster(app):

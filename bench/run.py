@@ -1,17 +1,23 @@
 """`make bench`: this server against a minimal Node + Socket.IO peer, on one fresh database daemon.
 
-Scenarios (each run alternately against both servers, the median of --repeat runs kept):
+Scenarios (`SCENARIOS`; each run alternately against both servers, the median of --repeat runs kept):
 - steady: 50 clients, 5 senders at 20 msg/s each; judge delivery latency.
 - burst: 100 clients, 10 senders, each sending as soon as its previous ack arrives; judge deliveries/s.
-- burst with two server processes behind Redis (clients spread over both).
-- steady and burst again on the other async modes (gevent, threading), one process each.
-- history: GET /api/messages, 50 a page, random `before` cursors, on a room of 100k messages.
+- bigsteady: 1000 clients in one room, 2 senders at 20 msg/s each; judge latency and server CPU per delivery.
+- bigburst: 1000 clients in one room, 2 senders not waiting for acks (a message a millisecond each).
+- manyrooms: 2000 clients in 200 rooms of 10, one sender per room at 1 msg/s; judge latency and CPU.
+- idle: 5000 idle connections (WebSocket, authenticated, 10 to a room) on a fresh process of each
+  server, all connecting at once; judge RSS per connection and how long the connect storm took.
+- pair: burst and bigsteady again with two server processes behind Redis (clients split over both).
+- modes: steady and burst again on the other async modes (gevent, threading), one process each.
 - scaling: 10, 100, 500, 1000 clients in a room; RSS per connection, latency and throughput.
-- big room steady (bigsteady): 1000 clients, 2 senders at 20 msg/s each; judge latency and server CPU per delivery.
-- big room burst (bigburst): 1000 clients, 2 senders not waiting for acks (a message a millisecond each).
+- history: GET /api/messages, 50 a page, random `before` cursors, on a room of 100k messages.
+- search: bench/search.py (its own database and server), GET /api/search over 100k messages.
 Every fan-out run counts lost, duplicated and out-of-order deliveries (bench/loadgen.js).
-`--scenarios bigsteady,bigburst` runs only those; `--quick` one short run of steady, burst and the big room.
+`--scenarios bigsteady,bigburst` runs only those; `--quick` one short run of each but modes, scaling and history.
 Writes docs/bench-results.json, docs/bench-results.md and (with scaling) docs/bench-scaling.png.
+A scenario is a function registered with `@scenario(name)`: it gets the `Bench` (servers, users and
+rooms, started as first needed) and returns its results; `report` functions turn them into lines.
 """
 
 import argparse
@@ -64,20 +70,25 @@ class NodePeer:
         self.log.close()
 
 
-def loadgen(urls, tokens, room, senders, messages, rate, hold=None):
-    """Run bench/loadgen.js; with `hold`, call hold() once every client has joined."""
-    config = {"urls": urls, "tokens": tokens, "room": room, "senders": senders, "messages": messages, "rate": rate,
-              "hold": hold is not None}  # fmt: skip
+def loadgen(urls, tokens, rooms, senders, messages, rate, hold=None, storm=False):
+    """Run bench/loadgen.js (client i joins rooms[i % len(rooms)]); with `hold`, call hold() once every client has
+    joined; with `storm`, every client connects at once, then joins at once."""
+    config = {"urls": urls, "tokens": tokens, "rooms": rooms, "senders": senders, "messages": messages, "rate": rate,
+              "hold": hold is not None, "storm": storm}  # fmt: skip
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump(config, file)  # a thousand tokens do not fit on a command line
     proc = subprocess.Popen(["node", "loadgen.js", file.name], cwd=BENCH, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True)  # fmt: skip
     if hold is not None:
-        json.loads(proc.stdout.readline())
-        hold()
+        line = proc.stdout.readline()
+        held = json.loads(line) if line else {"error": "loadgen.js ended before every client joined"}
+        if "error" in held:
+            proc.kill()
+            raise RuntimeError(held["error"])
+        hold(held)
         proc.stdin.write("go\n")
         proc.stdin.flush()
-    lines = proc.communicate(timeout=600)[0].strip().splitlines()
+    lines = proc.communicate(timeout=900)[0].strip().splitlines()
     os.unlink(file.name)
     if not lines:
         raise RuntimeError(f"loadgen.js printed nothing (exit status {proc.returncode})")
@@ -94,15 +105,93 @@ def rss_kib(pid):
     raise RuntimeError("no VmRSS")
 
 
-class ProjectSide:
-    """Users and a room on our server; tokens for the load generator."""
+USERS = 1000  # registered on our server; more clients than that share them (MAX_SOCKETS_PER_USER allows 20 each)
 
-    def __init__(self, url, users):
-        api = Api(url)
-        with ThreadPoolExecutor(8) as pool:
-            self.tokens = [u.token for u in pool.map(lambda _: register(api), range(users))]
-        room = api.post("/api/rooms", self.tokens[0], json={"name": f"bench-{ObjectId()}"}).json()
-        self.room = room["id"]
+
+class Bench:
+    """What the scenarios share, each part started when first needed: the database, one process of this server,
+    the Node peer, users and rooms on both; two processes behind Redis, the other async modes."""
+
+    def __init__(self, args):
+        self.args = args
+        self.work = Path(tempfile.mkdtemp(prefix="bench-"))
+        self.daemon, self.uri = start_daemon(args.db_path, log_path=str(self.work / "db.log"))
+        self.env = {"LOG_LEVEL": "WARNING", "ACCESS_TOKEN_MINUTES": 600}  # tokens outlive a long run
+        self.server = self.start_server()
+        self.peer = NodePeer(with_database(self.uri, "ref"), self.work)
+        self.processes = [self.server, self.peer]
+        self._tokens, self._rooms, self._pair, self._modes, self.redis = [], {}, None, None, None
+
+    def start_server(self, **env):
+        server = LiveServer(self.uri, self.work, **self.env, **env).start()
+        if hasattr(self, "processes"):
+            self.processes.append(server)
+        return server
+
+    def start_peer(self):
+        peer = NodePeer(with_database(self.uri, "ref"), self.work)
+        self.processes.append(peer)
+        return peer
+
+    def tokens(self, clients, users=USERS):
+        """Access tokens for `clients` sockets on our server: one user each up to `users`, then shared."""
+        missing = min(clients, users) - len(self._tokens)
+        if missing > 0:
+            api = Api(self.server.url)
+            with ThreadPoolExecutor(8) as pool:
+                self._tokens += [u.token for u in pool.map(lambda _: register(api), range(missing))]
+        return [self._tokens[i % min(len(self._tokens), max(users, 1))] for i in range(clients)]
+
+    def rooms(self, count):
+        """`count` rooms on our server (ids), and as many names for the Node peer."""
+        if count not in self._rooms:
+            token = self.tokens(1)[0]
+            api = Api(self.server.url)
+            name = lambda: {"name": f"bench-{ObjectId()}"}  # noqa: E731
+            ids = [api.post("/api/rooms", token, json=name()).json()["id"] for _ in range(count)]
+            self._rooms[count] = (ids, [f"bench-{count}-{i}" for i in range(count)])
+        return self._rooms[count]
+
+    def sides(self, clients, rooms=1):
+        """python and node: (urls, tokens, rooms, pids) for a fan-out run."""
+        ids, names = self.rooms(rooms)
+        return {
+            "python": ([self.server.url], self.tokens(clients), ids, [self.server.proc.pid]),
+            "node": ([self.peer.url], [f"u{i}" for i in range(clients)], names, [self.peer.proc.pid]),
+        }
+
+    def pair(self):
+        """Two processes of our server behind a private Redis."""
+        if self._pair is None:
+            self.redis = RedisServer(self.work)
+            self.redis.start()
+            self._pair = [self.start_server(REDIS_URL=self.redis.url) for _ in range(2)]
+            warm_up([p.url for p in self._pair], self.tokens(100), self.rooms(1)[0])
+        return self._pair
+
+    def modes(self):
+        """One process on each of the other async modes (--modes)."""
+        if self._modes is None:
+            self._modes = {
+                f"python ({m})": self.start_server(script="bench/serve_other.py", ASYNC_MODE=m)
+                for m in self.args.modes.split(",")
+                if m
+            }
+            for mode in self._modes.values():
+                warm_up([mode.url], self.tokens(100), self.rooms(1)[0])
+        return self._modes
+
+    def stop(self):
+        for process in self.processes:
+            process.stop()
+        if self.redis is not None:
+            self.redis.stop()
+        stop_daemon(self.daemon)
+
+
+def warm_up(urls, tokens, rooms):
+    """Unmeasured: connection pools and caches grow to their working size."""
+    loadgen(urls, tokens[:100], rooms, senders=10, messages=30, rate=0)
 
 
 MEASURES = ("deliveriesPerS", "latP50", "latP99", "serverCpuUsPerDelivery", "machineBusy")
@@ -140,14 +229,14 @@ def machine_busy():
     return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
 
 
-def measured_load(urls, tokens, room, load, pids):
+def measured_load(urls, tokens, rooms, load, pids):
     """loadgen, plus what the sending phase cost: the server's CPU per delivery and how busy the machine was."""
     before = {}
 
-    def start():
+    def start(_):
         before.update(server=sum(map(cpu_seconds, pids)), machine=machine_busy())
 
-    out = loadgen(urls, tokens, room, **load, hold=start)
+    out = loadgen(urls, tokens, rooms, **load, hold=start)
     busy, total = (now - then for now, then in zip(machine_busy(), before["machine"], strict=True))
     server = sum(map(cpu_seconds, pids)) - before["server"]
     out["serverCpuUsPerDelivery"] = round(server / max(out["deliveries"], 1) * 1e6, 1)
@@ -155,13 +244,14 @@ def measured_load(urls, tokens, room, load, pids):
     return out
 
 
-def fanout(sides, scenario, repeat):
+def fanout(sides, load, repeat):
+    """Run `load` on each side in turn, `repeat` times; each side's median run."""
     results = {name: [] for name in sides}
     for _ in range(repeat):
-        for name, (urls, tokens, room, pids) in sides.items():
+        for name, (urls, tokens, rooms, pids) in sides.items():
             for attempt in (1, 2):  # a load generator that dies (a shared machine) is run again, once
                 try:
-                    out = measured_load(urls, tokens[: scenario["clients"]], room, scenario["load"], pids)
+                    out = measured_load(urls, tokens, rooms, load, pids)
                     break
                 except RuntimeError as error:
                     print(f"{name}: run failed ({error})", file=sys.stderr, flush=True)
@@ -220,7 +310,7 @@ def _stages(plan):
     return f"{stage}{index}" + (f" <- {_stages(inner)}" if inner else "")
 
 
-def _sample_rss(into, pid):
+def _sample_rss(into, pid, _line):
     into.append(rss_kib(pid))
 
 
@@ -228,8 +318,8 @@ def scaling(server, peer, project_tokens, project_room, sizes):
     rows = []
     for clients in sizes:
         for name, (url, pid, tokens, room) in {
-            "python": (server.url, server.proc.pid, project_tokens, project_room),
-            "node": (peer.url, peer.proc.pid, [f"u{i}" for i in range(clients)], "bench-scale"),
+            "python": (server.url, server.proc.pid, project_tokens, [project_room]),
+            "node": (peer.url, peer.proc.pid, [f"u{i}" for i in range(clients)], ["bench-scale"]),
         }.items():
             before, during = rss_kib(pid), []
             out = loadgen([url], tokens[:clients], room, 2, 20, 0, hold=partial(_sample_rss, during, pid))
@@ -240,16 +330,136 @@ def scaling(server, peer, project_tokens, project_room, sizes):
     return rows
 
 
-SCENARIOS = {
-    # name: clients, and the load: senders x messages at `rate` msg/s each (0: each waits for its previous ack)
-    "steady": {"clients": 50, "load": {"senders": 5, "messages": 60, "rate": 20}},
-    "burst": {"clients": 100, "load": {"senders": 10, "messages": 300, "rate": 0}},
-    "bigsteady": {"clients": 1000, "load": {"senders": 2, "messages": 100, "rate": 20}},
+# Fan-out loads: clients (in `rooms` rooms), senders x messages at `rate` msg/s each (0: each waits for its ack).
+LOADS = {
+    "steady": {"clients": 50, "rooms": 1, "load": {"senders": 5, "messages": 60, "rate": 20}},
+    "burst": {"clients": 100, "rooms": 1, "load": {"senders": 10, "messages": 300, "rate": 0}},
+    "bigsteady": {"clients": 1000, "rooms": 1, "load": {"senders": 2, "messages": 100, "rate": 20}},
     # Senders that do not wait for acks: a message every millisecond each.
-    "bigburst": {"clients": 1000, "load": {"senders": 2, "messages": 200, "rate": 1000}},
+    "bigburst": {"clients": 1000, "rooms": 1, "load": {"senders": 2, "messages": 200, "rate": 1000}},
+    # One sender per room (the first 200 clients sit in rooms 0..199).
+    "manyrooms": {"clients": 2000, "rooms": 200, "load": {"senders": 200, "messages": 20, "rate": 1}},
 }
-ALL = ("steady", "burst", "pair", "modes", "bigsteady", "bigburst", "scaling", "history")
-QUICK = ("steady", "burst", "bigsteady", "bigburst")
+SCENARIOS = {}  # name -> function(bench) -> results, in the order they run
+QUICK_SKIPS = ("modes", "scaling", "history", "search")
+
+
+def scenario(name):
+    """Register a scenario: `run(bench)` returns what results.json keeps under `name`."""
+
+    def register(run):
+        SCENARIOS[name] = run
+        return run
+
+    return register
+
+
+def load_of(bench, name):
+    """A LOADS entry, messages halved with --quick."""
+    spec = LOADS[name]
+    load = dict(spec["load"], messages=spec["load"]["messages"] // (2 if bench.args.quick else 1))
+    return spec["clients"], spec["rooms"], load
+
+
+def fanout_scenario(name, modes=False):
+    """A LOADS entry run against both servers (and with `modes`, the other async modes when --scenarios has them)."""
+
+    def run(bench):
+        clients, rooms, load = load_of(bench, name)
+        sides = bench.sides(clients, rooms)
+        if modes and "modes" in bench.args.scenarios:
+            ids = bench.rooms(rooms)[0]
+            tokens = bench.tokens(clients)
+            sides.update({n: ([m.url], tokens, ids, [m.proc.pid]) for n, m in bench.modes().items()})
+        return fanout(sides, load, bench.args.repeat)
+
+    return scenario(name)(run)
+
+
+fanout_scenario("steady", modes=True)
+fanout_scenario("burst", modes=True)
+fanout_scenario("bigsteady")
+fanout_scenario("bigburst")
+fanout_scenario("manyrooms")
+
+
+@scenario("pair")
+def pair(bench):
+    """burst and bigsteady with two of our processes behind Redis, clients split over both; the Node peer alone."""
+    out = {}
+    for name in ("burst", "bigsteady"):
+        clients, rooms, load = load_of(bench, name)
+        servers = bench.pair()
+        sides = bench.sides(clients, rooms)
+        sides["python x2 (redis)"] = ([s.url for s in servers], sides.pop("python")[1], bench.rooms(rooms)[0],
+                                      [s.proc.pid for s in servers])  # fmt: skip
+        out[name] = fanout(sides, load, bench.args.repeat)
+    return out
+
+
+def _settled_rss(into, pid, line):
+    time.sleep(2)  # what the joins left behind settles
+    into.update(line, rss=rss_kib(pid))
+
+
+@scenario("idle")
+def idle(bench):
+    """`--idle` connections at once on a fresh process of each server, 10 to a room; RSS per connection once all
+    have joined (against the process after an unmeasured warm-up), and how long connecting and joining took."""
+    clients = bench.args.idle
+    ids, names = bench.rooms(clients // 10)
+    runs = {"python": [], "node": []}
+    for _ in range(bench.args.repeat):
+        for name in runs:
+            # A connection not authenticated within AUTH_TIMEOUT_SECONDS (10) is closed: in a storm of thousands on a
+            # busy machine some wait longer than that for their turn, and would never connect.
+            process = bench.start_server(AUTH_TIMEOUT_SECONDS=600) if name == "python" else bench.start_peer()
+            # Ten sockets a user (two tabs in five rooms, say): registering is not what is measured.
+            ours = name == "python"
+            tokens = bench.tokens(clients, users=clients // 10) if ours else [f"u{i}" for i in range(clients)]
+            rooms = ids if ours else names
+            warm_up([process.url], tokens, rooms)
+            before, held = rss_kib(process.proc.pid), {}
+            settled = partial(_settled_rss, held, process.proc.pid)
+            loadgen([process.url], tokens, rooms, 0, 0, 0, hold=settled, storm=True)
+            process.stop()
+            runs[name].append({"clients": clients, "connectS": held["connectS"], "joinS": held["joinS"],
+                               "rssPerConnectionKiB": round((held["rss"] - before) / clients, 1)})  # fmt: skip
+            print(name, json.dumps(runs[name][-1]), flush=True)
+    keys = ("rssPerConnectionKiB", "connectS", "joinS")
+    return {name: {"medians": {k: _median([r[k] for r in rs]) for k in keys}, "runs": rs} for name, rs in runs.items()}
+
+
+@scenario("modes")
+def modes(bench):
+    """Run by steady and burst (their results carry the modes); here only when neither runs."""
+    if not {"steady", "burst"} & set(bench.args.scenarios):
+        raise SystemExit("--scenarios modes needs steady or burst (the modes run their loads)")
+    return None
+
+
+@scenario("scaling")
+def scaling_scenario(bench):
+    sizes = [int(s) for s in bench.args.sizes.split(",")]
+    ids, _ = bench.rooms(1)
+    return scaling(bench.server, bench.peer, bench.tokens(max(sizes)), ids[0], sizes)
+
+
+@scenario("history")
+def history_scenario(bench):
+    # Last: seeding 100k messages keeps the shared daemon busy for a while afterwards.
+    token = bench.tokens(1)[0]
+    with pymongo.MongoClient(bench.uri) as client:
+        room = Api(bench.server.url).post("/api/rooms", token, json={"name": "history"}).json()["id"]
+        return history(bench.server.url, token, client.get_default_database(), room)
+
+
+@scenario("search")
+def search_scenario(bench):
+    """bench/search.py, on a database and server of its own: GET /api/search over 100k messages."""
+    report = subprocess.run([sys.executable, str(BENCH / "search.py")], check=True, capture_output=True, text=True)
+    print(report.stdout, end="")
+    return {"report": report.stdout.splitlines()}
 
 
 def raise_open_files():
@@ -265,9 +475,13 @@ def raise_open_files():
 
 def options():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    names = ",".join(SCENARIOS)
     parser.add_argument("--repeat", type=int, default=None, help="runs per scenario and server (3; 1 with --quick)")
-    parser.add_argument("--scenarios", default=None, help=f"comma-separated, of {','.join(ALL)} (default: all)")
-    parser.add_argument("--quick", action="store_true", help=f"one run of {','.join(QUICK)}, half as many messages")
+    parser.add_argument("--scenarios", default=None, help=f"comma-separated, of {names} (default: all)")
+    parser.add_argument(
+        "--quick", action="store_true", help="one run of each but modes, scaling and history, half the messages"
+    )
+    parser.add_argument("--idle", type=int, default=None, help="connections of the idle scenario (5000; 1000 quick)")
     parser.add_argument("--sizes", default="10,100,500,1000")
     parser.add_argument("--modes", default="gevent,threading", help="other ASYNC_MODEs to run steady and burst on")
     parser.add_argument("--out", default=str(DOCS))
@@ -275,87 +489,73 @@ def options():
         "--db-path", default=":memory:", help="the database's storage: a directory keeps a journal, as in production"
     )
     args = parser.parse_args()
-    args.scenarios = (args.scenarios or ",".join(QUICK if args.quick else ALL)).split(",")
-    unknown = set(args.scenarios) - set(ALL)
+    default = [name for name in SCENARIOS if not (args.quick and name in QUICK_SKIPS)]
+    args.scenarios = args.scenarios.split(",") if args.scenarios else default
+    unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     args.repeat = args.repeat or (1 if args.quick else 3)
+    args.idle = args.idle or (1000 if args.quick else 5000)
     return args
 
 
 def main():
     args = options()
     raise_open_files()
-    chosen = set(args.scenarios)
-    scenarios = {name: dict(s, load=dict(s["load"])) for name, s in SCENARIOS.items()}
-    if args.quick:
-        for scenario in scenarios.values():
-            scenario["load"]["messages"] //= 2
-    sizes = [int(s) for s in args.sizes.split(",")] if "scaling" in chosen else []
-    users = max([*sizes, *(scenarios[name]["clients"] for name in chosen & set(scenarios)), 100])
-    work = Path(tempfile.mkdtemp(prefix="bench-"))
-    daemon, uri = start_daemon(args.db_path, log_path=str(work / "db.log"))
-    redis = RedisServer(work)
-    env = {"LOG_LEVEL": "WARNING"}
-    server = LiveServer(uri, work, **env).start()
-    peer = NodePeer(with_database(uri, "ref"), work)
-    pair, modes = [], {}
-    if "pair" in chosen:
-        redis.start()
-        pair = [LiveServer(uri, work, REDIS_URL=redis.url, **env).start() for _ in range(2)]
-    if "modes" in chosen:
-        modes = {
-            f"python ({m})": LiveServer(uri, work, script="bench/serve_other.py", ASYNC_MODE=m, **env).start()
-            for m in args.modes.split(",")
-            if m
-        }
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": f"{os.cpu_count()} cores", "repeat": args.repeat,
-               "scenarios": args.scenarios, "quick": args.quick}  # fmt: skip
+               "scenarios": args.scenarios, "quick": args.quick, "load": os.getloadavg()[0]}  # fmt: skip
+    bench = Bench(args)
     try:
-        side = ProjectSide(server.url, users)
-        ref_tokens = [f"u{i}" for i in range(users)]
-        sides = {
-            "python": ([server.url], side.tokens, side.room, [server.proc.pid]),
-            "node": ([peer.url], ref_tokens, "bench", [peer.proc.pid]),
-        }
-        mode_sides = {name: ([mode.url], side.tokens, side.room, [mode.proc.pid]) for name, mode in modes.items()}
-        pair_side = {"python x2 (redis)": ([p.url for p in pair], side.tokens, side.room, [p.proc.pid for p in pair])}
-        for urls, tokens, room, _ in (*sides.values(), *mode_sides.values(), *(pair_side.values() if pair else ())):
-            # Unmeasured: connection pools and caches grow to their working size on either side.
-            loadgen(urls, tokens[:100], room, senders=10, messages=30, rate=0)
-        for name in ("steady", "burst", "bigsteady", "bigburst"):
-            runs_on = {**sides, **(mode_sides if name in ("steady", "burst") else {})}
-            if name in chosen or (name == "burst" and "pair" in chosen) or (name in ("steady", "burst") and modes):
-                results[name] = fanout(runs_on, scenarios[name], args.repeat)
-            if name == "burst" and pair:
-                results[name].update(fanout(pair_side, scenarios[name], args.repeat))
-            if name in results:
-                print(name, json.dumps(results[name]), flush=True)
-        if sizes:
-            results["scaling"] = scaling(server, peer, side.tokens, side.room, sizes)
-        if "history" in chosen:
-            # Last: seeding 100k messages keeps the shared daemon busy for a while afterwards.
-            with pymongo.MongoClient(uri) as client:
-                history_room = Api(server.url).post("/api/rooms", side.tokens[0], json={"name": "history"}).json()["id"]
-                results["history"] = history(server.url, side.tokens[0], client.get_default_database(), history_room)
-            print("history", json.dumps(results["history"]), flush=True)
+        warm_up([bench.server.url], bench.tokens(100), bench.rooms(1)[0])
+        warm_up([bench.peer.url], [f"u{i}" for i in range(100)], bench.rooms(1)[1])
+        for name, run in SCENARIOS.items():
+            if name in args.scenarios:
+                result = run(bench)
+                if result is not None:
+                    results[name] = result
+                    print(name, json.dumps(result), flush=True)
+                    write(dict(results, loadAfter=os.getloadavg()[0]), Path(args.out))  # a long run keeps its parts
     finally:
-        for proc in (server, *pair, *modes.values()):
-            proc.stop()
-        peer.stop()
-        redis.stop()
-        stop_daemon(daemon)
-    write(results, Path(args.out))
+        bench.stop()
 
 
 def write(results, out):
     out.mkdir(exist_ok=True)
     (out / "bench-results.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [f"Measured {results['date']} on {results['machine']} (median of {results['repeat']} runs).", ""]
-    lines += _targets(results)
-    for name, title in (("burst", "Burst"), ("bigsteady", "Big room steady"), ("bigburst", "Big room burst")):
+    parts = results.get("parts")  # results merged from several runs of the bench, each with its own
+    lines = [
+        f"Measured on {results['machine']} in {len(parts)} parts:"
+        if parts
+        else f"Measured {results['date']} on {results['machine']} (median of {results['repeat']} runs; load average "
+        f"{results['load']:.1f} at the start, {results['loadAfter']:.1f} at the end).",
+        *[
+            f"- {', '.join(part['scenarios'])}: started {part['date']}, median of {part['repeat']} runs, load average "
+            f"{part['load']:.1f} -> {part['loadAfter']:.1f}"
+            for part in parts or ()
+        ],
+        "",
+        *_targets(results),
+    ]
+    for name, title in (("burst", "Burst"), ("bigsteady", "Big room steady"), ("bigburst", "Big room burst"),
+                        ("manyrooms", "Many rooms")):  # fmt: skip
         if name in results:
             lines += ["", *_fanout_table(results[name], title, results["machine"])]
+    for name, title in (("burst", "Two processes, burst"), ("bigsteady", "Two processes, big room steady")):
+        if name in results.get("pair", {}):
+            lines += ["", *_fanout_table(results["pair"][name], title, results["machine"])]
+    if "idle" in results:
+        lines += [
+            "",
+            f"Idle connections ({results['idle']['python']['runs'][0]['clients']} at once, a fresh process each run):",
+            "",
+            "| server | RSS per connection (KiB) | connect storm (s) | joins (s) | runs: RSS per connection |",
+            "|---|---|---|---|---|",
+            *[
+                f"| {name} | {r['medians']['rssPerConnectionKiB']} | {r['medians']['connectS']} | "
+                f"{r['medians']['joinS']} | {', '.join(str(run['rssPerConnectionKiB']) for run in r['runs'])} |"
+                for name, r in results["idle"].items()
+            ],
+        ]
     if "history" in results:
         hist = results["history"]
         lines += ["", f"History: {hist['requestsPerS']} requests/s, p50 {hist['p50']} ms, p99 {hist['p99']} ms, 50 a "
@@ -377,55 +577,52 @@ def write(results, out):
     print("\n".join(lines))
 
 
-def _ratio(results, scenario, name, key):
-    mine, node = results[scenario][name]["medians"][key], results[scenario]["node"]["medians"][key]
+def _ratio(scenario, name, key):
+    mine, node = scenario[name]["medians"][key], scenario["node"]["medians"][key]
     return f"{mine / node:.2f}x" if mine is not None and node else "-"
+
+
+def _fanout_row(title, scenario, name, keys, target):
+    """A summary row: our medians, Node's, their ratios, the target."""
+    figures = lambda n: " / ".join(str(scenario[n]["medians"][k]) for k in keys)  # noqa: E731
+    ratios = ", ".join(_ratio(scenario, name, k) for k in keys)
+    return f"| {title} | {figures(name)} | {figures('node')} | {ratios} | {target} |"
+
+
+P50, P99, CPU, RATE = "latP50", "latP99", "serverCpuUsPerDelivery", "deliveriesPerS"
+# The targets of issue 17: scenario, title, the measures compared, the target.
+TARGETS = (
+    ("bigsteady", "big room steady: p50 / p99 (ms) / CPU per delivery (µs)", (P50, P99, CPU),
+     "p50, p99 at most 1.0x; CPU at most 0.5x"),
+    ("bigburst", "big room burst: deliveries/s", (RATE,), "at least 1.5x"),
+    ("manyrooms", "many rooms: p99 (ms) / CPU per delivery (µs)", (P99, CPU), "p99, CPU at most 1.0x"),
+    ("steady", "steady: p50 / p99 (ms)", (P50, P99), "p50 at most 1.0x"),
+    ("burst", "burst: deliveries/s / CPU per delivery (µs)", (RATE, CPU), "deliveries/s no worse than 1.24x"),
+)  # fmt: skip
 
 
 def _targets(results):
     """The summary table: each scenario's figures for us and the Node peer, their ratio and the target."""
-    rows = []
-    if "steady" in results:
-        s = {name: r["medians"] for name, r in results["steady"].items()}
-        rows.append(
-            f"| steady: delivery p50 / p99 (ms) | {s['python']['latP50']} / {s['python']['latP99']} | "
-            f"{s['node']['latP50']} / {s['node']['latP99']} | p50 {_ratio(results, 'steady', 'python', 'latP50')}, "
-            f"p99 {_ratio(results, 'steady', 'python', 'latP99')} | p50 at most 1.0x |"
-        )
-    if "burst" in results:
-        b = {name: r["medians"] for name, r in results["burst"].items()}
-        for name, target in (("python", "no worse than 1.24x"), ("python x2 (redis)", "at least 1.0x")):
-            if name in b:
-                rows.append(
-                    f"| burst: deliveries/s, {name} | {b[name]['deliveriesPerS']} | {b['node']['deliveriesPerS']} | "
-                    f"{_ratio(results, 'burst', name, 'deliveriesPerS')} | {target} |"
-                )
+    rows = [_fanout_row(title, results[name], "python", keys, target)
+            for name, title, keys, target in TARGETS if name in results]  # fmt: skip
+    if "idle" in results:
+        title = "idle connections: RSS per connection (KiB) / connect storm (s)"
+        keys = ("rssPerConnectionKiB", "connectS")
+        rows.append(_fanout_row(title, results["idle"], "python", keys, "RSS at most 1.0x, storm at most 1.5x"))
+    for name, target in (("burst", "deliveries/s at least 1.0x (earlier target)"), ("bigsteady", "reported")):
+        if name in results.get("pair", {}):
+            title = f"two processes + Redis, {name}: deliveries/s / p50 / p99 (ms) / CPU per delivery (µs)"
+            rows.append(_fanout_row(title, results["pair"][name], "python x2 (redis)", (RATE, P50, P99, CPU), target))
     for name in (n for n in results.get("steady", {}) if n.startswith("python (")):
         steady, burst = results["steady"], results["burst"]
         rows.append(
             f"| {name}: steady p99 (ms) / burst deliveries/s | {steady[name]['medians']['latP99']} / "
             f"{burst[name]['medians']['deliveriesPerS']} | {steady['node']['medians']['latP99']} / "
-            f"{burst['node']['medians']['deliveriesPerS']} | p99 {_ratio(results, 'steady', name, 'latP99')}, burst "
-            f"{_ratio(results, 'burst', name, 'deliveriesPerS')} | measured (eventlet stays) |"
+            f"{burst['node']['medians']['deliveriesPerS']} | p99 {_ratio(steady, name, P99)}, burst "
+            f"{_ratio(burst, name, RATE)} | measured (eventlet stays) |"
         )
-    if "bigsteady" in results:
-        rows.append(
-            f"| big room steady: delivery p50 / p99 (ms), CPU per delivery (µs) | "
-            f"{_figures(results['bigsteady']['python'])} | {_figures(results['bigsteady']['node'])} | "
-            f"p50 {_ratio(results, 'bigsteady', 'python', 'latP50')}, "
-            f"p99 {_ratio(results, 'bigsteady', 'python', 'latP99')}, "
-            f"CPU {_ratio(results, 'bigsteady', 'python', 'serverCpuUsPerDelivery')} | p50, p99 at most 1.0x, CPU at "
-            "most 0.5x |"
-        )
-    if "bigburst" in results:
-        rows.append(
-            f"| big room burst: deliveries/s | {results['bigburst']['python']['medians']['deliveriesPerS']} | "
-            f"{results['bigburst']['node']['medians']['deliveriesPerS']} | "
-            f"{_ratio(results, 'bigburst', 'python', 'deliveriesPerS')} | at least 1.5x |"
-        )
-    runs = [
-        r for s in ("steady", "burst", "bigsteady", "bigburst") for v in results.get(s, {}).values() for r in v["runs"]
-    ]
+    fanouts = [results[n] for n in LOADS if n in results] + list(results.get("pair", {}).values())
+    runs = [run for scenario in fanouts for side in scenario.values() for run in side["runs"]]
     runs += results.get("scaling", [])
     lost = sum(r["lost"] + r["dupes"] for r in runs)
     disorder = sum(r.get("orderViolations") or 0 for r in runs)

@@ -142,6 +142,9 @@ class Config:
     S3_ENDPOINT_URL = text("S3_ENDPOINT_URL")
     S3_REGION = text("S3_REGION")
     SOCKET_MAX_BUFFER = number("SOCKET_MAX_BUFFER", 1_000_000)
+    # engine.io's: a ping this long after each pong; a socket whose pong is this late is closed.
+    SOCKET_PING_INTERVAL = number("SOCKET_PING_INTERVAL", 25)
+    SOCKET_PING_TIMEOUT = number("SOCKET_PING_TIMEOUT", 20)
     # permessage-deflate costs a compression per recipient of every broadcast frame.
     WEBSOCKET_COMPRESSION = flag("WEBSOCKET_COMPRESSION", False)
     RATELIMIT_ENABLED = flag("RATE_LIMITS_ENABLED", True)

@@ -63,6 +63,8 @@ class MessageFields(Document):
     # What the archiver leaves in the live collection of a message with a clientId, so a retry
     # months later still finds the original instead of storing a second copy.
     stub = BooleanField()
+    # The body's search keys (`utils/search_keys.py`), written with it; a deleted message has none.
+    search_keys = ListField(StringField())
 
     meta = {"abstract": True}
 
@@ -104,5 +106,7 @@ class Message(MessageFields):
             # members, by position. Partial: the messages that mention nobody cost these indexes nothing.
             {"fields": ["room", "mentions", "seq"], "partialFilterExpression": {"mentions": {"$gte": NO_ID}}},
             {"fields": ["room", "mentions_room", "seq"], "partialFilterExpression": {"mentions_room": True}},
+            # Search (`model/message_search.py`): the messages holding one key, newest first, in any room.
+            {"fields": ["search_keys", "-id"]},
         ],
     }

@@ -6,10 +6,24 @@ from flask import Blueprint, redirect, request
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from controller import docs as docs_controller
-from routes import accounts, dms, docs, files, health, mentions, messages, metrics, pins, reactions, rooms, users
+from routes import (
+    accounts,
+    dms,
+    docs,
+    files,
+    health,
+    mentions,
+    messages,
+    metrics,
+    pins,
+    reactions,
+    rooms,
+    search,
+    users,
+)
 from services.metrics import on_main_port
 
-MODULES = (accounts, users, rooms, dms, messages, reactions, pins, mentions, files, health, docs)
+MODULES = (accounts, users, rooms, dms, messages, reactions, pins, mentions, files, search, health, docs)
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 # The demo runs only its own files: no inline script or style, no plugins, no framing, and
 # forms that cannot be submitted anywhere (the page sends everything with fetch and Socket.IO).

@@ -18,7 +18,7 @@ from services import files, mentions, notify, pins, read_state, rooms, threads
 from services.permissions import check_can_delete_message, check_can_edit_message
 from services.ratelimit import check_rate
 from services.rooms import Ref
-from utils import metrics
+from utils import metrics, search_keys
 from utils.errors import NotFound, ValidationFailed
 from utils.ids import parse_id
 from utils.timefmt import utcnow
@@ -119,6 +119,7 @@ def do_send_message(
         reply_to=root,
         mentions=named,
         mentions_room=mentions_room,
+        search_keys=search_keys.keys_of(body),
     )
     started = time.perf_counter()
     try:
@@ -181,7 +182,12 @@ def do_edit_message(user: User, message_id: str, body: str) -> Message:
     check_can_edit_message(user, message)
     named, mentions_room = mentions.resolve(user, room.id, body)
     updated = Message.objects(id=message.id, deleted=False).modify(
-        new=True, set__message_body=body, set__edited_at=utcnow(), set__mentions=named, set__mentions_room=mentions_room
+        new=True,
+        set__message_body=body,
+        set__edited_at=utcnow(),
+        set__mentions=named,
+        set__mentions_room=mentions_room,
+        set__search_keys=search_keys.keys_of(body),
     )
     if updated is None:
         raise NotFound.message(message_id)
@@ -201,6 +207,7 @@ def do_delete_message(user: User, message_id: str) -> None:
         set__mentions=[],
         set__mentions_room=False,
         set__attachments=[],
+        unset__search_keys=True,
     )
     if deleted is not None:
         pins.unpin_deleted(message)

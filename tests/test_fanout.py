@@ -27,7 +27,9 @@ PARTIAL = re.compile(r"wrote \d+ sockets' frames: (\d+) in part")
 
 @pytest.fixture(scope="module")
 def node(server_factory):
-    return server_factory(LOG_LEVEL="DEBUG")
+    # Pings far apart: on a busy machine a reader that stops reading for long must not be dropped for its
+    # late pong (tests/test_sessions.py shows that it is) before the kernel's buffers to it are full.
+    return server_factory(LOG_LEVEL="DEBUG", SOCKET_PING_INTERVAL=300, SOCKET_PING_TIMEOUT=300)
 
 
 class LogMark:

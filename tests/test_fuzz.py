@@ -16,6 +16,7 @@ from utils.schemas.accounts import LoginSchema, RegisterSchema
 from utils.schemas.events import RoomEvent, SyncEvent, TypingEvent
 from utils.schemas.messages import EditSchema, HistoryQuery, SendSchema
 from utils.schemas.rooms import MemberRoleSchema, RoomCreateSchema, RoomListQuery, RoomUpdateSchema
+from utils.schemas.search import SearchQuery
 
 SCHEMAS = [
     RegisterSchema(),
@@ -27,6 +28,7 @@ SCHEMAS = [
     HistoryQuery(),
     SendSchema(),
     EditSchema(),
+    SearchQuery(),
     RoomEvent(),
     TypingEvent(),
     SyncEvent(),

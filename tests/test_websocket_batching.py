@@ -1,10 +1,9 @@
-"""The eventlet WebSocket writer: a batch of frames leaves in one write, in order; failures end the writer."""
+"""eventlet WebSocket writes: a batch of frames leaves in one write, in order; a failed write ends the connection."""
 
 import os
 import queue as stdlib_queue
 import threading
 
-import greenlet
 import pytest
 
 from utils.transport.frames import BatchedWebSocket, PacketQueue
@@ -38,47 +37,34 @@ class FakeWebSocket:
 
 
 @pytest.fixture
-def queue():
-    # engine.io's eventlet queue has the same get/put; eventlet itself stays out of the test process.
-    queue = type("Queue", (PacketQueue, stdlib_queue.Queue), {})()
-    queue.socket = BatchedWebSocket(FakeWebSocket())
-    return queue
+def ws():
+    return BatchedWebSocket(FakeWebSocket())
 
 
-def test_a_writers_batch_leaves_in_one_write_when_it_goes_back_to_its_queue(queue):
-    ws = queue.socket
-    queue.put("a")
-    queue.put("b")
-    assert queue.get() == "a"  # the writer's blocking get: this greenlet is now the writer
-    assert queue.get(block=False) == "b"
-    ws.send("a")
-    ws.send("b")
+def test_a_writers_batch_leaves_in_one_write_when_it_flushes(ws):
+    ws.buffer("a")  # the writer (sessions.LeanSocket.write_queue) buffers every packet it finds queued
+    ws.buffer("b")
     assert ws.ws.writes == []
-    queue.put("c")
-    assert queue.get() == "c"
+    ws.flush()  # the queue is empty
     assert ws.ws.writes == [b"[a][b]"]
-    ws.send("c")
+    ws.buffer("c")
     ws.close()  # the writer's last act: what it buffered still goes out, before the close
     assert ws.ws.writes == [b"[a][b]", b"[c]", "closed"]
 
 
-def test_sends_from_other_greenlets_go_out_at_once(queue):
-    ws = queue.socket
-    queue.put("x")
-    queue.get()
-    greenlet.greenlet(lambda: ws.send("probe")).switch()
-    assert ws.ws.writes == [b"[probe]"]
+def test_a_send_goes_out_at_once_after_what_is_buffered(ws):
+    ws.buffer("a")
+    ws.send("probe")
+    assert ws.ws.writes == [b"[a][probe]"]
 
 
-def test_eventlets_own_writes_send_what_is_buffered_first(queue):
-    ws = queue.socket
+def test_eventlets_own_writes_send_what_is_buffered_first(ws):
     ws.frames.append(b"[a]")  # a broadcast's frame, buffered by fanout.DirectWriter
     ws.ws.send("pong")  # eventlet answering a ping, or closing: through its _send
     assert ws.ws.writes == [b"[a]", b"[pong]"] and ws.frames == []
 
 
-def test_frames_buffered_while_eventlet_writes_its_own_go_out_before_the_lock_is_let_go(queue):
-    ws = queue.socket
+def test_frames_buffered_while_eventlet_writes_its_own_go_out_before_the_lock_is_let_go(ws):
     record = ws.ws.sendall
 
     def sendall(data):  # the kernel takes the pong slowly: a broadcast buffers a frame meanwhile
@@ -93,16 +79,23 @@ def test_frames_buffered_while_eventlet_writes_its_own_go_out_before_the_lock_is
     assert ws.ws.writes == [b"[pong]", b"[b]", b"\x88close"]
 
 
-def test_a_failed_write_is_raised_by_the_writers_next_send(queue):
-    ws = queue.socket
-    queue.put("a")
-    queue.get()
-    ws.send("a")
+def test_a_failed_write_is_kept_and_raised_by_the_next_send(ws):
+    ws.buffer("a")
     ws.ws.fail = True
-    queue.put("b")
-    queue.get()  # the flush fails here, inside the queue, without raising there
+    ws.flush()  # the writer's flush fails without raising there
+    assert isinstance(ws.error, BrokenPipeError)
     with pytest.raises(BrokenPipeError):
         ws.send("b")
+
+
+def test_a_put_tells_the_socket_of_its_queue():
+    queue = type("Queue", (PacketQueue, stdlib_queue.Queue), {})()
+    told = []
+    queue.put("before")  # nobody to tell yet: the WebSocket is not open
+    queue.on_put = lambda: told.append(queue.qsize())
+    queue.put("a")
+    queue.put(None)
+    assert told == [2, 3]
 
 
 @pytest.mark.parametrize("offset", [0, 1, 2, 3, 6])

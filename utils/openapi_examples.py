@@ -174,6 +174,10 @@ OPERATIONS = {
     "messages_readers": {
         "200": {"readers": [{"userId": BOB_ID, "userName": "bob", "readAt": "2026-11-21T10:25:12.845Z"}]}
     },
+    "search_search": {
+        "query": {"q": "mockups fri", "room": "design-team", "limit": 20},
+        "200": {"messages": [MESSAGE], "nextCursor": None},
+    },
     "health_health": {
         "200": {"status": "ok", "db": "ok", "queue": "ok"},
         "503": {"status": "degraded", "db": "ok", "queue": "down"},

@@ -6,22 +6,26 @@ What we change there, and why, is in this package and nowhere else:
 - `managers`: background publishing, reconnect hooks, control messages, at most one
   delivery of a chat message per process, deliveries counted for `/metrics` (the client managers);
 - `frames`: one socket write per batch of WebSocket frames (eventlet);
+- `sessions`: engine.io sockets with no greenlet or timer of their own while idle: a writer
+  only while packets wait, one pinger per process (eventlet);
 - `fanout`: a room broadcast's WebSocket frame built once and written straight to each idle
   WebSocket, the others queued as before (eventlet; the managers deliver through it);
 - `members()`: the sockets this process has in a Socket.IO room (`manager.rooms`).
 
 `check_internals()` runs at start-up and refuses to start, naming what moved, when an
-upgrade of those packages changed a name we rely on, or (eventlet) a line whose behaviour
-the order of `fanout`'s direct writes rests on; the versions are pinned in requirements.txt.
+upgrade of those packages changed a name we rely on, (eventlet) a line whose behaviour
+the order of `fanout`'s direct writes or `sessions` rests on, or a method `sessions`
+replaces; the versions are pinned in requirements.txt.
 """
 
 import collections
+import hashlib
 import inspect
 
 import engineio.socket
 import socketio
 
-from utils.transport import fanout, hub
+from utils.transport import fanout, hub, sessions
 from utils.transport.frames import apply_mask, batched_driver
 from utils.transport.managers import LocalManager, QueueManager, outage
 from utils.transport.packets import GuardedServer
@@ -46,6 +50,11 @@ METHODS = (
     (socketio.Server, "_send_eio_packet", ("eio_sid", "eio_pkt")),
     (engineio.socket.Socket, "send", ("pkt",)),
     (engineio.socket.Socket, "check_ping_timeout", ()),
+    # sessions.LeanSocket
+    (engineio.socket.Socket, "close", ("wait", "abort", "reason")),
+    (engineio.socket.Socket, "receive", ("pkt",)),
+    (engineio.Server, "start_background_task", ("target",)),
+    (engineio.Server, "get_queue_empty_exception", ()),
 )
 # Eventlet only: what `frames.BatchedWebSocket` calls on eventlet's WebSocket, and the unmasking
 # `frames.apply_mask` replaces (a static method: its first parameter, `data`, is not checked).
@@ -59,10 +68,16 @@ EVENTLET_METHODS = (
 # Eventlet only: lines whose behaviour the order of fanout's direct writes rests on (its docstring).
 # (owner's module, owner, method, a line it must still contain)
 BEHAVIOURS = (
-    # the writer takes packets only from the queue, and sends each through the (batched) WebSocket
-    ("engineio.socket", "Socket", "_websocket_handler", "packets = self.poll()"),
-    ("engineio.socket", "Socket", "_websocket_handler", "ws.send(pkt.encode())"),
+    # a packet for a socket goes through its queue, whose put starts the writer (sessions)
     ("engineio.socket", "Socket", "send", "self.queue.put(pkt)"),
+    ("engineio.socket", "Socket", "close", "self.queue.put(None)"),
+    # sessions.adopt: the socket exists when the connect event runs, its first ping is scheduled after
+    ("engineio.server", "Server", "_handle_connect", "self.sockets[sid] = s"),
+    ("engineio.server", "Server", "_handle_connect", "s.schedule_ping()"),
+    ("engineio.socket", "Socket", "receive", "self.schedule_ping()"),
+    # a pong that is late closes the socket (sessions shuts it down), checked by one task per process
+    ("engineio.server", "Server", "_service_task", "s.check_ping_timeout()"),
+    ("engineio.socket", "Socket", "check_ping_timeout", "reason=self.server.reason.PING_TIMEOUT)"),
     # fanout calls check_ping_timeout only for a socket this says is late
     (
         "engineio.socket",
@@ -72,8 +87,6 @@ BEHAVIOURS = (
     ),
     # eventlet's own writes (a pong, the closing frame) go through _send, which frames.BatchedWebSocket replaces
     ("eventlet.websocket", "RFC6455WebSocket", "send", "self._send(payload)"),
-    # a getter woken by a put runs at once with the item it was given
-    ("eventlet.queue", "LightQueue", "_unlock", "getter.switch(item)"),
     # a released lock is handed to a waiter later: free, but promised (fanout checks `_waiters`);
     # taking a free lock nobody waits for does not yield
     ("eventlet.semaphore", "Semaphore", "release", "schedule_call_global(0, self._do_acquire)"),
@@ -82,14 +95,22 @@ BEHAVIOURS = (
     ("socketio.pubsub_manager", "PubSubManager", "_handle_emit", "super().emit("),
 )
 
+# Eventlet only: what sessions.LeanSocket replaces or mirrors, as it was written against (a digest of the source).
+# A new version of one of these is read and sessions brought in line with it before the digest is changed here.
+REPLACED = (
+    ("engineio.socket", "Socket", "_websocket_handler", "58afe122719282de"),
+    ("engineio.socket", "Socket", "_send_ping", "21861287bd38dedc"),
+    ("engineio.socket", "Socket", "schedule_ping", "fe316639159cd70d"),
+)
+
 
 class InternalsMoved(RuntimeError):
     """An upgraded python-socketio, python-engineio or eventlet no longer has what we patch."""
 
 
-def check_internals(server, methods=METHODS, behaviours=BEHAVIOURS):
+def check_internals(server, methods=METHODS, behaviours=BEHAVIOURS, replaced=REPLACED):
     """Raise InternalsMoved naming every patched internal that is missing, takes other parameters or (eventlet)
-    no longer does what fanout relies on."""
+    no longer does what fanout and sessions rely on, or is no longer the version sessions replaces."""
     moved = []
     if server.eio.async_mode == "eventlet":
         from eventlet.greenio import GreenSocket  # imported only where eventlet serves
@@ -103,7 +124,7 @@ def check_internals(server, methods=METHODS, behaviours=BEHAVIOURS):
             (Semaphore, "release", ()),
             (GreenSocket, "sendall", ("data",)),
         )
-        moved += moved_behaviours(behaviours) + moved_attributes(server)
+        moved += moved_behaviours(behaviours) + changed_sources(replaced) + moved_attributes(server)
     for owner, name, parameters in methods:
         method = getattr(owner, name, None)
         if method is None:
@@ -134,6 +155,20 @@ def moved_behaviours(behaviours):
     return moved
 
 
+def changed_sources(replaced):
+    """Which of the REPLACED methods are gone or no longer the source they were (a sha256 prefix)."""
+    import importlib
+
+    changed = []
+    for module, owner, name, digest in replaced:
+        method = getattr(getattr(importlib.import_module(module), owner, None), name, None)
+        if method is None:
+            changed.append(f"{module}.{owner}.{name} is gone")
+        elif hashlib.sha256(inspect.getsource(method).encode()).hexdigest()[: len(digest)] != digest:
+            changed.append(f"{module}.{owner}.{name} changed (utils/transport/sessions.py replaces it)")
+    return changed
+
+
 def moved_attributes(server):
     """What moved among the attributes fanout reads on engine.io's sockets and eventlet's WebSockets (eventlet)."""
     from eventlet.greenio import GreenSocket
@@ -142,8 +177,10 @@ def moved_attributes(server):
     moved = []
     if not isinstance(getattr(server.eio, "sockets", None), dict):
         moved.append("engineio's server.sockets is no longer a dict")
+    if not callable(getattr(server.eio, "handlers", {}).get("connect")):
+        moved.append("engineio's server.handlers has no connect handler")
     socket = engineio.socket.Socket(server.eio, "probe")
-    names = ("queue", "upgraded", "upgrading", "closed", "closing", "last_ping")
+    names = ("queue", "upgraded", "upgrading", "connected", "closed", "closing", "last_ping")
     missing = [name for name in names if not hasattr(socket, name)]
     if missing or not isinstance(getattr(socket.queue, "queue", None), collections.deque):
         moved.append(f"engineio's Socket has no {', '.join(missing) or 'queue.queue deque'}")
@@ -156,6 +193,10 @@ def moved_attributes(server):
         moved.append("eventlet's RFC6455WebSocket._sendlock is no longer a Semaphore with counter and _waiters")
     if not isinstance(getattr(ws, "extensions", None), dict) or not {"websocket_closed", "socket"} <= set(vars(ws)):
         moved.append("eventlet's RFC6455WebSocket has no extensions dict, websocket_closed or socket")
+    from eventlet.wsgi import HttpProtocol
+
+    if not all(isinstance(getattr(HttpProtocol, name, None), int) for name in ("rbufsize", "wbufsize")):
+        moved.append("eventlet's wsgi.HttpProtocol has no rbufsize and wbufsize")
     green = GreenSocket()
     try:
         if getattr(getattr(green, "fd", None), "gettimeout", lambda: None)() != 0.0:
@@ -173,13 +214,16 @@ def client_manager(config):
 
 
 def install(app, server, client_events):
-    """Guard the server's packets, decline compression; under eventlet batch frames and write broadcasts directly."""
+    """Guard the server's packets, decline compression; under eventlet keep idle sockets lean, batch frames and
+    write broadcasts directly."""
     check_internals(server)
     server.__class__ = type("ChatServer", (GuardedServer, type(server)), {})
     for event in ("connect", "message"):  # engine.io holds the methods it was given, bound before the mixin
         server.eio.on(event, getattr(server, f"_handle_eio_{event}"))
     server.client_events = frozenset(client_events)
     server.auth_timeout = app.config["AUTH_TIMEOUT_SECONDS"]
+    server.eio.ping_interval = app.config["SOCKET_PING_INTERVAL"]
+    server.eio.ping_timeout = app.config["SOCKET_PING_TIMEOUT"]
     if not app.config["WEBSOCKET_COMPRESSION"]:
         app.wsgi_app = DeclineCompression(app.wsgi_app)
     if server.eio.async_mode == "eventlet":
@@ -187,6 +231,7 @@ def install(app, server, client_events):
 
         server.eio._async = batched_driver(server.eio._async)
         RFC6455WebSocket._apply_mask = staticmethod(apply_mask)
+        sessions.install(server)
         fanout.install(server)
 
 

@@ -15,9 +15,9 @@ Order. The buffer is the writer's own (`frames.BatchedWebSocket.frames`), and:
   holder writes until it is empty before letting go (`write_buffered`); a write the kernel
   takes only part of is finished by a greenlet holding the lock. So bytes leave in the order
   frames were buffered.
-- the writer buffers a packet in the same turn it takes it from the queue (it is woken by a
-  switch and runs to its next wait), and a broadcast buffers directly only into a socket whose
-  queue is empty: everything handed to the socket before is buffered before it.
+- the writer (`sessions.LeanSocket.write_queue`) buffers a packet in the same turn it takes it
+  from the queue, and a broadcast buffers directly only into a socket whose queue is empty:
+  everything handed to the socket before is buffered before it.
 So each socket gets its packets in the order they were handed to it. `write_all` skips a socket
 whose lock is held or promised to a waiting greenlet: that greenlet writes the frames. The
 lines of engine.io and eventlet this rests on are checked at start-up (`check_internals`).
@@ -103,10 +103,9 @@ class DirectWriter:
         """The socket's BatchedWebSocket if a frame buffered there now overtakes nothing, else None."""
         if socket is None or socket.closed or socket.closing or not socket.upgraded or socket.upgrading:
             return None
-        queue = socket.queue
-        if queue.queue:
+        if socket.queue.queue:
             return None
-        batched = queue.socket  # set by frames.BatchedWebSocketWSGI
+        batched = getattr(socket, "websocket", None)  # set by sessions.LeanSocket's WebSocket handler
         if batched is None or batched.error is not None or batched.ws.websocket_closed:
             return None
         if batched.direct is None:
@@ -154,7 +153,8 @@ def write_rest(batched, rest):
     try:
         batched.ws.socket.sendall(rest)
         batched.write_buffered()
-    except OSError as error:  # a timeout too: the reader stopped for longer than pings allow
-        batched.error = error  # raised by the writer's next send: the writer ends, the connection closes
+    except OSError as error:  # a client that stopped reading is shut down when its pong is late (sessions)
+        batched.error = error  # the connection is done: broadcasts skip it, its reader wakes and closes it
+        batched.abort()
     finally:
         batched.ws._sendlock.release()

@@ -1,25 +1,26 @@
-"""eventlet's WebSocket writer, one write per batch of frames.
+"""eventlet's WebSocket writes, one write per batch of frames.
 
-engine.io gives each socket a packet queue drained by a writer that sends one
-WebSocket frame, and so one `sendall`, per packet. Under load a writer finds several packets
-waiting (3.5 on average in the burst benchmark), and the system calls were a third of the
-CPU. Here the writer's frames are joined and written once, when it goes back to its queue;
-frames keep their order, and a failed write ends the writer as a failed send did before.
-`fanout.DirectWriter` buffers room broadcasts in the same list and writes them itself.
+engine.io wrote one WebSocket frame, and so made one `sendall`, per packet. Under load a
+writer found several packets waiting (3.5 on average in the burst benchmark), and the system
+calls were a third of the CPU. Here a socket's frames wait in a buffer and leave together
+in one write: the writer (`sessions.LeanSocket.write_queue`) buffers every packet it finds
+queued and writes them at once, and `fanout.DirectWriter` buffers room broadcasts in the
+same list and writes them itself. Frames keep their order, and a failed write ends the
+connection as a failed send did before.
 """
 
-from greenlet import getcurrent
+import contextlib
+import socket
 
 CLOSE = b"\x88"  # the first byte of a server's closing frame (FIN, opcode 8): nothing may follow it
 
 
 class BatchedWebSocket:
-    """An eventlet WebSocket whose writer's sends wait in a buffer until `flush()`; others go out at once (after
-    what is buffered)."""
+    """An eventlet WebSocket whose frames can wait in a buffer (`buffer`) and leave together (`flush`); `send` and
+    eventlet's own writes go out at once, after what is buffered."""
 
     def __init__(self, ws):
         self.ws = ws
-        self.writer = None  # the greenlet that last waited on the packet queue
         self.frames = []
         self.error = None
         self.direct = None  # fanout.DirectWriter: whether it may write to this socket itself (None: not asked yet)
@@ -41,18 +42,21 @@ class BatchedWebSocket:
     def __getattr__(self, name):
         return getattr(self.ws, name)
 
+    def buffer(self, message):
+        """Add a message's frame to what the next write sends."""
+        self.frames.append(self.ws._pack_message(message))
+
     def send(self, message):
+        """Write a message now, after what is buffered; raise what made a write fail."""
         if self.error is not None:
             raise self.error
-        self.frames.append(self.ws._pack_message(message))
-        if getcurrent() is not self.writer:
-            self.flush()  # after what was buffered before it
-            if self.error is not None:
-                raise self.error
-        return None
+        self.buffer(message)
+        self.flush()
+        if self.error is not None:
+            raise self.error
 
     def flush(self):
-        """Write the buffered frames at once; a failure is raised by the writer's next send."""
+        """Write the buffered frames at once; a failure is kept in `error` (the connection is done)."""
         if not self.frames:
             return
         lock = self.ws._sendlock
@@ -82,41 +86,26 @@ class BatchedWebSocket:
         self.flush()
         self.ws.close()
 
+    def abort(self):
+        """Shut the connection down both ways: a read or a write waiting on it wakes with an error."""
+        with contextlib.suppress(OSError):  # already gone
+            self.ws.socket.shutdown(socket.SHUT_RDWR)
+
 
 class PacketQueue:
-    """Mixed into engine.io's per-socket packet queue: a blocking get means the writer sent its batch."""
+    """Mixed into engine.io's per-socket packet queue: `on_put`, when set, is called after each put."""
 
-    socket = None
+    on_put = None
 
-    def get(self, block=True, timeout=None):
-        if not block or self.socket is None:
-            return super().get(block, timeout)
-        self.socket.flush()
-        item = super().get(block, timeout)
-        self.socket.writer = getcurrent()
-        return item
-
-
-class BatchedWebSocketWSGI:
-    """Mixed into engine.io's WebSocket endpoint: its socket handler gets a BatchedWebSocket."""
-
-    def __init__(self, handler, server):
-        queue = handler.__self__.queue  # handler: the engine.io socket's bound _websocket_handler
-
-        def batched(ws):
-            queue.socket = BatchedWebSocket(ws)
-            return handler(queue.socket)
-
-        super().__init__(batched, server)
+    def put(self, item, block=True, timeout=None):
+        super().put(item, block, timeout)
+        if self.on_put is not None:
+            self.on_put()
 
 
 def batched_driver(driver):
-    """engine.io's eventlet driver table with the batching queue and WebSocket endpoint mixed in."""
-    return {
-        **driver,
-        "queue": type("PacketQueue", (PacketQueue, driver["queue"]), {}),
-        "websocket": type("BatchedWebSocketWSGI", (BatchedWebSocketWSGI, driver["websocket"]), {}),
-    }
+    """engine.io's eventlet driver table with the packet queue that tells its socket of each put."""
+    return {**driver, "queue": type("PacketQueue", (PacketQueue, driver["queue"]), {})}
 
 
 def apply_mask(data, mask, length=None, offset=0):
