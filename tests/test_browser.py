@@ -188,3 +188,11 @@ def test_attachments_upload_at_once_and_show_as_thumbnails(demo_server, db):
     320-pixel thumbnail through its signed URL and links the text file for download; a file alone is a message."""
     out = drive(demo_server, "files")
     assert out["thumbnail"]["w"] == 320
+
+
+def test_search_from_the_room_header(demo_server, db):
+    """Every readable room (a public room not in the list named after its fetch), newest first, the last word as a
+    prefix and the words found marked; accents ignored; "This room" narrows it; a query of no word gets the server's
+    reason; a result opens in its room, the message marked."""
+    out = drive(demo_server, "search")
+    assert out["found"][0] == "Reporting lines change next month"
