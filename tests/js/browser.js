@@ -764,7 +764,7 @@ async function png(page, width, height, title) {
       g.fillStyle = fill;
       g.fillRect(0, 0, w, h);
       g.fillStyle = "#fff";
-      g.font = `bold ${Math.round(h / 6)}px sans-serif`;
+      g.font = `bold ${Math.round(Math.min(h / 6, w / 12))}px sans-serif`;
       g.fillText(text, w / 12, h / 2);
       return canvas.toDataURL("image/png").split(",")[1];
     },
