@@ -6,7 +6,11 @@
 // - nothing missed: on every (re)connection and on `resync`, `sync` from the last message seen,
 //   paging with nextCursor; live messages that arrive meanwhile wait until the gap is filled;
 // - older history on scroll-up with `before` cursors;
-// - sending with a `clientId`, so a message retried after a lost ack or a reconnection is stored once.
+// - sending with a `clientId`, so a message retried after a lost ack or a reconnection is stored once;
+// - unread badges: the server's counts (GET /api/rooms), raised live by `notification` (mentions, DMs)
+//   and by the open room's `message` while unseen, cleared with the socket's `read` once seen;
+// - DMs (POST /api/dms, `room_added`), threads (`replyTo`, `?thread=`), reactions (`react`), pins,
+//   files (multipart upload, then `attachments`; images shown from their signed `thumbnailUrl`), search.
 "use strict";
 
 (() => {
@@ -74,11 +78,12 @@
       const session = store.get();
       const token = auth && session ? session.accessToken : null;
       const headers = {};
-      if (body !== undefined) headers["Content-Type"] = "application/json";
+      const form = body instanceof FormData; // multipart: the browser writes its Content-Type and boundary
+      if (body !== undefined && !form) headers["Content-Type"] = "application/json";
       if (token) headers.Authorization = "Bearer " + token;
       let res;
       try {
-        res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+        res = await fetch(path, { method, headers, body: body === undefined || form ? body : JSON.stringify(body) });
       } catch {
         throw new ApiError(0, NETWORK_ERROR);
       }
@@ -144,8 +149,12 @@
   let view = newView(null);
   const outbox = new Map(); // clientId -> {clientId, room, body, t, state, error}
   const typers = new Map(); // userId -> {name, timer}
-  const roomList = new Map(); // roomId -> room
+  const roomList = new Map(); // roomId -> room (rooms and DMs, as GET /api/rooms lists them)
+  const dmNames = new Map(); // DM roomId -> the other participants' names
+  const otherRooms = new Map(); // roomId -> room, for search results from rooms the list does not show
+  const counted = new Set(); // ids of messages already added to a badge here, whichever event told first
   let roomsCursor = null;
+  let drafts = []; // files uploaded for the next message: {key, name, state, file, error}
   let sessionUser = null; // whose session this page shows
 
   function newView(ref) {
@@ -163,6 +172,8 @@
       items: new Map(), // messageId -> <li>
       messages: new Map(), // messageId -> message
       online: new Map(),
+      readUpTo: null, // the last message this tab marked read here
+      seen: new Map(), // userId -> {name, messageId}: how far the others have read (small rooms)
     };
   }
 
@@ -295,6 +306,13 @@
     outbox.clear();
     typers.clear();
     roomList.clear();
+    dmNames.clear();
+    otherRooms.clear();
+    counted.clear();
+    drafts = [];
+    renderDrafts();
+    closePane();
+    $("dms").replaceChildren();
     $("messages").replaceChildren();
     $("rooms").replaceChildren();
     $("online").replaceChildren();
@@ -336,9 +354,12 @@
     socket.on("message", onMessage);
     socket.on("message_updated", (m) => m.room === view.roomId && updateMessage(m));
     socket.on("message_deleted", (e) => {
-      const m = e.room === view.roomId && view.messages.get(e.id);
-      if (m) updateMessage({ ...m, deleted: true, messageBody: "" });
+      const m = e.room === view.roomId && (view.messages.get(e.id) || pane.messages.get(e.id));
+      if (m) updateMessage(erased(m));
     });
+    socket.on("notification", onNotification);
+    socket.on("room_added", onRoomAdded);
+    socket.on("read_receipt", onReadReceipt);
     socket.on("user_joined", (e) => {
       if (e.room !== view.roomId) return;
       view.online.set(e.userId, e.userName);
@@ -371,6 +392,7 @@
     authFailures = 0;
     setConn("syncing");
     const gen = generation;
+    if (firstEntryDone) loadRooms(); // what came while disconnected shows in the counts
     if (view.roomId && !view.loading) await rejoin(gen);
     else await enterRoom(view.ref || "general", { focus: !firstEntryDone && !phone() });
     firstEntryDone = true;
@@ -449,58 +471,155 @@
       for (const room of page.rooms) roomList.set(room.id, room);
       roomsCursor = page.nextCursor;
       renderRooms();
+      loadDmNames();
     } catch (err) {
       if (store.get()) $("rooms-error").textContent = "Couldn't load the rooms. " + describe(err);
     }
   }
 
-  function roomName(room) {
-    return room.name || "Direct message";
+  // The counts of one room, after something elsewhere (another tab) changed them.
+  const countsWanted = new Map(); // roomId -> timer
+  function refreshCounts(roomId) {
+    clearTimeout(countsWanted.get(roomId));
+    countsWanted.set(
+      roomId,
+      setTimeout(async () => {
+        countsWanted.delete(roomId);
+        try {
+          const room = await api("GET", `/api/rooms/${encodeURIComponent(roomId)}`);
+          if (!roomList.has(room.id)) return;
+          roomList.set(room.id, room);
+          if (room.id === view.roomId) view.room = room;
+          renderRooms();
+        } catch {
+          /* the next list load corrects it */
+        }
+      }, 300),
+    );
   }
 
-  // "#" for a public room, a padlock for a private one (drawn in CSS: no emoji font needed).
+  // Put a room first in the list (a new DM, a room someone added us to).
+  function addRoomFirst(room) {
+    const rest = [...roomList].filter(([id]) => id !== room.id);
+    roomList.clear();
+    roomList.set(room.id, room);
+    for (const [id, r] of rest) roomList.set(id, r);
+  }
+
+  // A DM has no name: it is shown by the names of the people in it (other than me).
+  async function loadDmNames() {
+    const missing = [...roomList.values()].filter((r) => r.kind === "dm" && !dmNames.has(r.id));
+    for (const room of missing) dmNames.set(room.id, null); // asked for once
+    const found = await Promise.all(
+      missing.map((room) =>
+        api("GET", `/api/rooms/${encodeURIComponent(room.id)}/members`)
+          .then(({ members }) => {
+            const others = members.filter((m) => m.user.id !== me().id).map((m) => m.user.username);
+            dmNames.set(room.id, others.sort().join(", ") || me().username);
+            return true;
+          })
+          .catch(() => dmNames.delete(room.id) && false),
+      ),
+    );
+    if (found.some(Boolean)) {
+      renderRooms();
+      renderRoomHead();
+    }
+  }
+
+  function roomName(room) {
+    if (room.kind === "dm") return dmNames.get(room.id) || "Direct message";
+    return room.name || "Untitled room";
+  }
+
+  // "#" for a public room, a padlock for a private one (drawn in CSS: no emoji font needed), "@" for a DM.
   function mark(room) {
-    const node = el("span", room.private ? "mark lock" : "mark", room.private ? "" : "#");
+    const dm = room.kind === "dm";
+    const node = el("span", dm ? "mark dm" : room.private ? "mark lock" : "mark", dm ? "@" : room.private ? "" : "#");
     node.setAttribute("aria-hidden", "true");
     return node;
   }
 
+  const count = (n) => (n > 99 ? "99+" : String(n));
+
+  // Unread messages as a number; highlighted when some name me (or, in a DM, always: each one is for me).
+  function badge(room) {
+    const unread = room.unreadCount || 0;
+    const mentions = room.mentionCount || 0;
+    if (!unread && !mentions) return null;
+    const node = el("span", mentions || room.kind === "dm" ? "badge hot" : "badge");
+    if (mentions) node.append(el("span", "at", "@"));
+    node.append(count(Math.max(unread, mentions)));
+    node.setAttribute("aria-hidden", "true");
+    return node;
+  }
+
+  function roomButton(room) {
+    const li = el("li");
+    const b = el("button", "room-button");
+    b.type = "button";
+    b.dataset.id = room.id;
+    b.append(mark(room), el("span", "name", roomName(room)));
+    const unread = badge(room);
+    if (unread) {
+      b.append(unread);
+      b.classList.add("unread");
+    }
+    if (!room.myRole) b.append(el("span", "tag", "join"));
+    if (room.id === view.roomId) b.setAttribute("aria-current", "true");
+    const label = [roomName(room)];
+    if (room.kind === "dm") label.push("direct message");
+    else if (room.private) label.push("private");
+    if (room.unreadCount) label.push(`${count(room.unreadCount)} unread`);
+    if (room.mentionCount) label.push(`${count(room.mentionCount)} ${room.mentionCount === 1 ? "mention" : "mentions"}`);
+    if (!room.myRole) label.push("not joined yet");
+    b.setAttribute("aria-label", label.join(", "));
+    li.append(b);
+    return li;
+  }
+
   function renderRooms() {
-    const items = [...roomList.values()].map((room) => {
-      const li = el("li");
-      const b = el("button", "room-button");
-      b.type = "button";
-      b.dataset.id = room.id;
-      b.append(mark(room), el("span", "name", roomName(room)));
-      if (!room.myRole) b.append(el("span", "tag", "join"));
-      if (room.id === view.roomId) b.setAttribute("aria-current", "true");
-      b.setAttribute("aria-label", `${roomName(room)}${room.private ? ", private" : ""}${room.myRole ? "" : ", not joined yet"}`);
-      li.append(b);
-      return li;
-    });
-    const focused = document.activeElement && document.activeElement.closest("#rooms") ? document.activeElement.dataset.id : null;
-    $("rooms").replaceChildren(...items);
-    if (focused) $("rooms").querySelector(`[data-id="${CSS.escape(focused)}"]`)?.focus();
+    const all = [...roomList.values()];
+    const active = document.activeElement;
+    const focused = active && active.closest("#rooms, #dms") ? active.dataset.id : null;
+    $("rooms").replaceChildren(...all.filter((r) => r.kind !== "dm").map(roomButton));
+    const dms = all.filter((r) => r.kind === "dm").map(roomButton);
+    $("dms").replaceChildren(...(dms.length ? dms : [el("li", "note", "No conversations yet.")]));
+    if (focused) $("sidebar").querySelector(`[data-id="${CSS.escape(focused)}"]`)?.focus();
     $("more-rooms").hidden = !roomsCursor;
+    const unread = all.reduce((n, r) => n + (r.unreadCount || 0), 0);
+    const toggle = $("rooms-toggle");
+    toggle.textContent = unread ? `Rooms (${count(unread)})` : "Rooms";
+    toggle.classList.toggle("unread", all.some((r) => r.mentionCount || (r.kind === "dm" && r.unreadCount)));
+    setTitle();
+  }
+
+  function setTitle() {
+    const room = view.room || roomList.get(view.ref) || null;
+    const unread = [...roomList.values()].reduce((n, r) => n + (r.unreadCount || 0), 0);
+    document.title = (unread ? `(${count(unread)}) ` : "") + (room ? `${roomName(room)} · Chat` : "Chat");
   }
 
   function renderRoomHead() {
     const room = view.room || roomList.get(view.ref) || null;
     if (room) {
       $("room-title").replaceChildren(mark(room), roomName(room));
-      if (room.private) $("room-title").append(el("span", "sr-only", " (private)"));
+      if (room.kind === "dm") $("room-title").append(el("span", "sr-only", " (direct message)"));
+      else if (room.private) $("room-title").append(el("span", "sr-only", " (private)"));
     } else {
       $("room-title").textContent = view.ref === "general" ? "# general" : "Loading…";
     }
-    document.title = room ? `${roomName(room)} · Chat` : "Chat";
+    setTitle();
     const info = [];
     if (room && room.description) info.push(room.description);
     if (view.roomId) info.push(`${view.online.size} online`);
     if (room && room.myRole && room.myRole !== "member") info.push(`you: ${room.myRole}`);
     $("room-info").textContent = info.join(" · ");
     $("room").dataset.room = view.roomId || "";
-    $("body").placeholder = !room ? "Message" : room.myRole === "readonly" ? "Read-only room" : `Message ${room.private ? "" : "#"}${roomName(room)}`;
-    for (const b of $("rooms").querySelectorAll("button")) {
+    $("pins-open").hidden = !view.roomId;
+    const to = room && (room.kind === "dm" ? roomName(room) : `${room.private ? "" : "#"}${roomName(room)}`);
+    $("body").placeholder = !room ? "Message" : room.myRole === "readonly" ? "Read-only room" : `Message ${to}`;
+    for (const b of $("sidebar").querySelectorAll(".room-button")) {
       if (b.dataset.id === view.roomId) b.setAttribute("aria-current", "true");
       else b.removeAttribute("aria-current");
     }
@@ -514,6 +633,11 @@
     const gen = ++generation;
     view = newView(ref);
     store.update({ room: ref });
+    closePane();
+    if (drafts.length) {
+      drafts = []; // uploaded to the room left: the server's cleanup removes what no message took
+      renderDrafts();
+    }
     updateComposer();
     clearTypers();
     $("messages").replaceChildren();
@@ -564,6 +688,8 @@
     renderHistoryState();
     updateComposer();
     scrollToBottom();
+    markReadSoon();
+    loadSeen(gen);
     if (focus) ($("body").disabled ? $("scroller") : $("body")).focus();
   }
 
@@ -643,6 +769,7 @@
         view.syncing = false;
         view.syncRunning = false;
         addNewer(view.buffer.splice(0));
+        markReadSoon();
       }
     }
   }
@@ -730,7 +857,10 @@
     }
     addNewer([m]);
     setTyping(m.userId, m.userName, false);
-    if (m.userId !== me().id) announce(`${m.userName}: ${m.messageBody}`);
+    if (m.userId === me().id) return;
+    announce(`${m.userName}: ${m.messageBody || "sent a file"}`);
+    if (seeing()) markReadSoon();
+    else bump(m.room, m);
   }
 
   function lastSeenId() {
@@ -761,11 +891,15 @@
         updateMessage(m);
         continue;
       }
+      if (pane.mode === "thread" && m.replyTo === pane.rootId) addReply(m); // live, or caught up after a reconnection
       settleOutbox(m);
       ol.insertBefore(messageItem(m), ol.querySelector("li.pending"));
+      // Sending moves the sender's read marker: they have read what came before.
+      if (m.userId !== me().id) view.seen.set(m.userId, { name: m.userName, messageId: m.id });
       added = true;
     }
     if (!added) return;
+    renderSeen();
     relayout();
     if (view.emptyNote) renderHistoryState();
     if (stick) scrollToBottom();
@@ -824,7 +958,10 @@
     } else {
       older.hidden = true;
       const name = view.room ? roomName(view.room) : "this room";
-      note.textContent = view.messages.size ? `This is the beginning of ${name}.` : `No messages in ${name} yet. Say hello!`;
+      const dm = view.room && view.room.kind === "dm";
+      note.textContent = view.messages.size
+        ? `This is the beginning of ${dm ? "your conversation with " : ""}${name}.`
+        : `No messages ${dm ? "with" : "in"} ${name} yet. Say hello!`;
     }
     view.emptyNote = !error && !view.cursor && !view.messages.size;
   }
@@ -853,6 +990,27 @@
     return m.userId === me().id || role === "owner" || role === "moderator" || me().role === "admin";
   }
 
+  // Who may post in the room may reply and react there.
+  function canPost() {
+    const room = view.room;
+    if (!room) return false;
+    if (room.myRole) return room.myRole !== "readonly";
+    return me().role === "admin" && room.kind !== "dm";
+  }
+
+  // The room's managers pin; in a DM, everyone in it.
+  function canPin() {
+    const room = view.room;
+    if (!room) return false;
+    if (room.kind === "dm") return !!room.myRole;
+    return room.myRole === "owner" || room.myRole === "moderator" || me().role === "admin";
+  }
+
+  const mentionsMe = (m) => !m.deleted && (m.mentionsRoom || (m.mentions || []).includes(me().id));
+
+  // What a deleted message keeps: its id and place.
+  const erased = (m) => ({ ...m, deleted: true, messageBody: "", reactions: [], mentions: [], mentionsRoom: false, attachments: [], pinned: false });
+
   function messageItem(m) {
     const li = el("li", "msg");
     li.dataset.id = m.id;
@@ -861,8 +1019,9 @@
     return li;
   }
 
-  function fillMessage(li, m) {
-    view.messages.set(m.id, m);
+  // `where`: "timeline" (the room), "thread" (the thread panel) or "list" (pins, search results).
+  function fillMessage(li, m, where = "timeline") {
+    (where === "timeline" ? view.messages : pane.messages).set(m.id, m);
     if (li.dataset.editing) return; // the edit form stays; it shows the newest text when closed
     const mine = m.userId === me().id;
     const date = new Date(m.timeStamp);
@@ -871,9 +1030,14 @@
     li.dataset.t = String(date.getTime());
     li.classList.toggle("mine", mine);
     li.classList.toggle("deleted", !!m.deleted);
+    li.classList.toggle("mentioned", !mine && mentionsMe(m));
     const meta = el("div", "meta");
     meta.append(el("span", "author", mine ? "You" : m.userName));
-    const time = el("time", "time", timeFormat.format(date));
+    const room = roomList.get(m.room) || otherRooms.get(m.room);
+    if (where === "list" && room && m.room !== view.roomId) {
+      meta.append(el("span", "where", (room.kind === "dm" ? "@" : room.private ? "" : "#") + roomName(room)));
+    }
+    const time = el("time", "time", where === "list" ? date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) : timeFormat.format(date));
     time.dateTime = m.timeStamp;
     time.title = date.toLocaleString();
     meta.append(time);
@@ -882,27 +1046,181 @@
       edited.title = "Edited " + new Date(m.editedAt).toLocaleString();
       meta.append(edited);
     }
-    if (!m.deleted && (mine || canDelete(m))) {
-      const actions = el("span", "actions");
-      const when = timeFormat.format(date);
-      if (mine) actions.append(button("Edit", "edit", `Edit your message from ${when}`));
-      actions.append(button("Delete", "delete", `Delete ${mine ? "your" : m.userName + "'s"} message from ${when}`));
-      meta.append(actions);
+    if (m.pinned && !m.deleted) meta.append(el("span", "pinned", "Pinned"));
+    const actions = where === "list" ? listActions(m) : messageActions(m, where);
+    if (actions.childElementCount && where !== "list") {
+      // Touch screens have no hover: there the actions stay folded behind this button.
+      const more = button("⋯", "more", `Actions for ${m.userId === me().id ? "your" : m.userName + "'s"} message`);
+      more.classList.add("more");
+      more.setAttribute("aria-expanded", String(li.classList.contains("open")));
+      meta.append(more);
     }
-    li.replaceChildren(meta, el("p", "body", m.deleted ? "This message was deleted." : m.messageBody));
+    if (actions.childElementCount && where !== "list") meta.append(actions);
+    const parts = [meta];
+    if (where === "timeline" && m.replyTo) parts.push(threadLink(m));
+    parts.push(bodyNode(m, where));
+    if (!m.deleted && m.attachments && m.attachments.length) parts.push(filesNode(m.attachments));
+    if (!m.deleted && m.reactions && m.reactions.length) parts.push(reactionsNode(m, where !== "list" && canPost()));
+    if (where === "timeline" && !m.replyTo && m.replyCount > 0) parts.push(threadSummary(m));
+    if (where === "list") parts.push(actions);
+    li.replaceChildren(...parts);
+  }
+
+  function messageActions(m, where) {
+    const actions = el("span", "actions");
+    if (m.deleted) return actions;
+    const mine = m.userId === me().id;
+    const when = timeFormat.format(new Date(m.timeStamp));
+    const whose = `${mine ? "your" : m.userName + "'s"} message from ${when}`;
+    const timeline = where === "timeline";
+    if (timeline && canPost()) actions.append(button("Reply", "reply", `Reply to ${whose} in a thread`));
+    if (canPost()) {
+      const react = button("React", "react-menu", `React to ${whose}`);
+      react.setAttribute("aria-expanded", "false");
+      actions.append(react);
+    }
+    if (timeline && canPin()) actions.append(button(m.pinned ? "Unpin" : "Pin", m.pinned ? "unpin" : "pin", `${m.pinned ? "Unpin" : "Pin"} ${whose}`));
+    if (timeline && mine) actions.append(button("Edit", "edit", `Edit your message from ${when}`));
+    if (timeline && canDelete(m)) actions.append(button("Delete", "delete", `Delete ${whose}`));
+    return actions;
+  }
+
+  // Under a pin or a search result: go to it, or unpin it.
+  function listActions(m) {
+    const actions = el("div", "actions shown list-actions");
+    if (pane.mode === "search") actions.append(button("Open", "open", `Open this message in its room`));
+    else {
+      actions.append(button("Show", "show", `Show this message in the room`));
+      if (canPin()) actions.append(button("Unpin", "unpin", `Unpin ${m.userName}'s message`));
+    }
+    return actions;
+  }
+
+  const excerpt = (text) => (text.length > 60 ? text.slice(0, 57) + "…" : text);
+
+  // A reply, in the room's timeline: which thread it answers, and the way into it.
+  function threadLink(m) {
+    const root = view.messages.get(m.replyTo);
+    const link = el("button", "thread-link");
+    link.type = "button";
+    link.dataset.act = "open-thread";
+    link.dataset.root = m.replyTo;
+    link.textContent = root && !root.deleted ? `↳ in the thread of ${root.userName}: “${excerpt(root.messageBody)}”` : "↳ in a thread";
+    return link;
+  }
+
+  function threadSummary(m) {
+    const n = m.replyCount;
+    const summary = button(`${n} ${n === 1 ? "reply" : "replies"}`, "open-thread");
+    summary.classList.add("thread-summary");
+    summary.dataset.root = m.id;
+    if (m.lastReplyAt) summary.append(el("span", "last", ` · last ${timeFormat.format(new Date(m.lastReplyAt))}`));
+    return summary;
+  }
+
+  // The text as sent; the `@name`s that name me (or everyone, by `@room`/`@here`) are marked, and in
+  // search results the words found.
+  function bodyNode(m, where) {
+    const p = el("p", "body");
+    if (m.deleted) {
+      p.textContent = "This message was deleted.";
+      return p;
+    }
+    const names = new Set();
+    if ((m.mentions || []).includes(me().id)) names.add("@" + (me().username || "").toLowerCase());
+    if (m.mentionsRoom) names.add("@room").add("@here");
+    const parts = m.messageBody.split(/(@\w+)/);
+    const terms = where === "list" && pane.mode === "search" ? words(pane.query.q) : [];
+    parts.forEach((part, i) => {
+      const starts = i % 2 === 1 && (i === 1 ? parts[0] === "" || /\W$/.test(parts[0]) : /\W$/.test(parts[i - 1]));
+      if (starts && names.has(part.toLowerCase())) p.append(el("mark", "at", part));
+      else if (part) appendMatches(p, part, terms);
+    });
+    return p;
+  }
+
+  // Words as search compares them: without case or accents.
+  const fold = (text) => text.normalize("NFD").replace(/\p{M}/gu, "").toLowerCase();
+  const words = (text) => fold(text).match(/[\p{L}\p{N}_]+/gu) || [];
+
+  // A search result's words that start with a word searched for are marked.
+  function appendMatches(p, text, terms) {
+    if (!terms.length) return p.append(text);
+    let at = 0;
+    for (const match of text.matchAll(/[\p{L}\p{N}_]+/gu)) {
+      const word = fold(match[0]);
+      if (!terms.some((t) => word.startsWith(t))) continue;
+      p.append(text.slice(at, match.index), el("mark", "hit", match[0]));
+      at = match.index + match[0].length;
+    }
+    p.append(text.slice(at));
+  }
+
+  function size(bytes) {
+    if (bytes < 1024) return `${bytes} B`;
+    if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)} KB`;
+    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  }
+
+  // Images as their thumbnails (signed URLs work in <img src> without a header), other files as links.
+  function filesNode(files) {
+    const list = el("ul", "files");
+    for (const f of files) {
+      const item = el("li");
+      const link = el("a", f.thumbnailUrl ? "file thumb" : "file");
+      link.href = f.url;
+      if (f.thumbnailUrl) {
+        link.target = "_blank";
+        link.rel = "noopener";
+        const img = el("img");
+        const scale = Math.min(1, 320 / Math.max(f.width || 1, f.height || 1));
+        img.width = Math.max(1, Math.round((f.width || 320) * scale));
+        img.height = Math.max(1, Math.round((f.height || 320) * scale));
+        img.alt = f.name;
+        img.src = f.thumbnailUrl;
+        link.title = `${f.name} (${f.width} × ${f.height}, ${size(f.size)}): open it full size`;
+        link.append(img);
+      } else {
+        link.download = f.name;
+        link.append(el("span", "file-name", f.name), el("span", "file-size", size(f.size)));
+      }
+      item.append(link);
+      list.append(item);
+    }
+    return list;
+  }
+
+  function reactionsNode(m, enabled) {
+    const row = el("div", "reactions");
+    for (const r of m.reactions) {
+      const mine = r.userIds.includes(me().id);
+      const chip = el("button", "reaction");
+      chip.type = "button";
+      chip.dataset.act = "react";
+      chip.dataset.emoji = r.emoji;
+      chip.append(el("span", "emoji", r.emoji), el("span", "count", String(r.count)));
+      chip.setAttribute("aria-pressed", String(mine));
+      chip.setAttribute("aria-label", `${r.emoji}: ${r.count} ${r.count === 1 ? "reaction" : "reactions"}${mine ? ", yours among them" : ""}`);
+      chip.disabled = !enabled;
+      row.append(chip);
+    }
+    return row;
   }
 
   function updateMessage(m) {
     const li = view.items.get(m.id);
-    if (!li) return;
-    if (m.deleted && li.dataset.editing) delete li.dataset.editing;
-    const focused = li.contains(document.activeElement) ? document.activeElement : null;
-    fillMessage(li, m);
-    if (focused && !li.contains(focused)) {
-      // Re-rendered under the reader's focus: keep it on the same control, or go to the message box.
-      const same = focused.dataset.act && li.querySelector(`[data-act="${focused.dataset.act}"]`);
-      (same || $("body")).focus();
+    if (li) {
+      if (m.deleted && li.dataset.editing) delete li.dataset.editing;
+      const focused = li.contains(document.activeElement) ? document.activeElement : null;
+      fillMessage(li, m);
+      if (li === lastMine()) renderSeen();
+      if (focused && !li.contains(focused)) {
+        // Re-rendered under the reader's focus: keep it on the same control, or go to the message box.
+        const same = focused.dataset.act && li.querySelector(`[data-act="${focused.dataset.act}"]`);
+        (same || $("body")).focus();
+      }
     }
+    updatePane(m);
   }
 
   // ------------------------------------------------------------------ edit and delete
@@ -986,15 +1304,84 @@
     actions.querySelectorAll("button").forEach((b) => (b.disabled = true));
     try {
       await api("DELETE", `/api/messages/${encodeURIComponent(m.id)}`);
-      updateMessage({ ...m, deleted: true, messageBody: "" });
+      updateMessage(erased(m));
       $("body").focus();
       announce("Message deleted.");
     } catch (err) {
       fillMessage(li, m);
-      const error = el("p", "error", "Not deleted: " + describe(err));
-      error.setAttribute("role", "alert");
-      li.append(error);
+      showError(li, "Not deleted: " + describe(err));
     }
+  }
+
+  function showError(li, text) {
+    li.querySelector(":scope > .error")?.remove();
+    const error = el("p", "error", text);
+    error.setAttribute("role", "alert");
+    li.append(error);
+  }
+
+  // ------------------------------------------------------------------ reactions and pins
+
+  const PALETTE = ["👍", "🎉", "😂", "🔥", "👀", "✅"];
+
+  function togglePalette(li, trigger) {
+    const open = li.querySelector(":scope > .palette");
+    trigger.setAttribute("aria-expanded", String(!open));
+    if (open) return open.remove();
+    const bar = el("div", "palette");
+    bar.setAttribute("role", "group");
+    bar.setAttribute("aria-label", "Pick a reaction");
+    for (const emoji of PALETTE) {
+      const pick = button(emoji, "react-pick", `React with ${emoji}`);
+      pick.dataset.emoji = emoji;
+      bar.append(pick);
+    }
+    li.append(bar);
+    bar.querySelector("button").focus();
+  }
+
+  // A reaction of mine is taken back, any other added: one `react` event either way.
+  async function react(li, m, emoji) {
+    const reaction = (m.reactions || []).find((r) => r.emoji === emoji);
+    const add = !(reaction && reaction.userIds.includes(me().id));
+    const ack = await emit("react", { messageId: m.id, emoji, add });
+    if (ack.ok) updateMessage(ack.message);
+    else showError(li, `Couldn't ${add ? "add" : "remove"} ${emoji}: ${describe(ack.error)}`);
+  }
+
+  async function setPin(li, m, pinned) {
+    try {
+      updateMessage(await api(pinned ? "PUT" : "DELETE", `/api/messages/${encodeURIComponent(m.id)}/pin`));
+      announce(pinned ? "Message pinned." : "Message unpinned.");
+    } catch (err) {
+      showError(li, `Couldn't ${pinned ? "pin" : "unpin"} it: ${describe(err)}`);
+    }
+  }
+
+  // What the timeline and the side panel's messages answer alike.
+  function messageAct(target, li) {
+    const m = view.messages.get(li.dataset.id) || pane.messages.get(li.dataset.id);
+    const act = target.dataset.act;
+    if (!m) return false;
+    if (act === "more") {
+      const open = !li.classList.contains("open");
+      for (const other of document.querySelectorAll("li.msg.open")) {
+        other.classList.remove("open");
+        other.querySelector('[data-act="more"]')?.setAttribute("aria-expanded", "false");
+      }
+      li.classList.toggle("open", open);
+      target.setAttribute("aria-expanded", String(open));
+    } else if (act === "open-thread") openThread(target.dataset.root);
+    else if (act === "reply") openThread(m.replyTo || m.id, { focus: true });
+    else if (act === "react-menu") togglePalette(li, target);
+    else if (act === "react" || act === "react-pick") {
+      li.querySelector(":scope > .palette")?.remove();
+      react(li, m, target.dataset.emoji);
+    } else if (act === "pin" || act === "unpin") setPin(li, m, act === "pin");
+    else if (act === "show") showInRoom(m.id);
+    else if (act === "open") openResult(m);
+    else return false;
+    return true;
   }
 
   $("messages").addEventListener("click", (event) => {
@@ -1002,6 +1389,7 @@
     if (!target) return;
     const li = target.closest("li.msg");
     const act = target.dataset.act;
+    if (li && li.dataset.id && messageAct(target, li)) return;
     if (act === "edit") startEdit(li);
     else if (act === "cancel-edit") finishEdit(li);
     else if (act === "delete") confirmDelete(li);
@@ -1024,7 +1412,8 @@
     const note = $("composer-note");
     const ro = readonly();
     body.disabled = ro;
-    $("send").disabled = body.disabled;
+    $("send").disabled = ro || drafts.some((d) => d.state === "uploading");
+    $("attach").disabled = ro || !view.roomId;
     if (ro) note.textContent = "You have read-only access to this room: you can read it but not post.";
     else if (note.dataset.kind === "readonly") note.textContent = "";
     note.dataset.kind = ro ? "readonly" : "";
@@ -1046,6 +1435,7 @@
     }[item.state];
     meta.append(el("span", "author", "You"), el("span", "status", status));
     li.append(meta, el("p", "body", item.body));
+    if (item.files.length) li.append(filesNode(item.files));
     if (item.state === "failed") {
       li.classList.add("failed");
       const error = el("p", "error", item.error);
@@ -1083,7 +1473,9 @@
     if (!socket || !socket.connected) return setOutboxState(item, "waiting");
     item.inFlight = true;
     setOutboxState(item, "sending");
-    const ack = await emit("message", { room: item.room, messageBody: item.body, clientId: item.clientId });
+    const payload = { room: item.room, messageBody: item.body, clientId: item.clientId };
+    if (item.files.length) payload.attachments = item.files.map((f) => f.id);
+    const ack = await emit("message", payload);
     item.inFlight = false;
     if (!outbox.has(item.clientId)) return; // its broadcast came first
     if (ack.ok) {
@@ -1133,12 +1525,16 @@
   function send() {
     const body = $("body");
     const text = body.value;
-    if (!text.trim() || body.disabled) return;
+    const files = drafts.filter((d) => d.state === "ready").map((d) => d.file);
+    if ((!text.trim() && !files.length) || body.disabled) return;
+    if (drafts.some((d) => d.state === "uploading")) return; // its chip says "Uploading…"; Send is disabled meanwhile
     stopTyping();
     // While a room is still opening, the message waits for it (its id comes with the join's ack).
     const state = view.roomId ? "sending" : "opening";
-    const item = { clientId: newClientId(), room: view.roomId, gen: generation, body: text, t: Date.now(), state };
+    const item = { clientId: newClientId(), room: view.roomId, gen: generation, body: text, files, t: Date.now(), state };
     outbox.set(item.clientId, item);
+    drafts = [];
+    renderDrafts();
     $("messages").append(pendingItem(item));
     relayout();
     scrollToBottom();
@@ -1187,6 +1583,429 @@
     $("body").focus();
   });
 
+  // ------------------------------------------------------------------ read state and badges
+
+  // The reader sees the newest messages: the tab is in front and the list is at its bottom.
+  function seeing() {
+    return document.visibilityState === "visible" && !view.loading && nearBottom();
+  }
+
+  let readTimer = null;
+  function markReadSoon() {
+    clearTimeout(readTimer);
+    readTimer = setTimeout(markRead, 250);
+  }
+
+  // Move my read marker to the newest message shown (the server only ever moves it forward).
+  async function markRead() {
+    const id = lastSeenId();
+    if (!id || !view.roomId || !seeing() || id === view.readUpTo) return;
+    const gen = generation;
+    view.readUpTo = id;
+    const room = roomList.get(view.roomId);
+    if (room && (room.unreadCount || room.mentionCount)) {
+      Object.assign(room, { unreadCount: 0, mentionCount: 0 });
+      renderRooms();
+    }
+    const ack = await emit("read", { room: view.roomId, messageId: id });
+    if (gen !== generation) return;
+    if (!ack.ok) {
+      // Not through: tried again the next time the newest message is seen.
+      if (["offline", "timeout", "unauthorized", "rate_limited"].includes(ack.error.code) && view.readUpTo === id) view.readUpTo = null;
+      return;
+    }
+    const current = roomList.get(ack.room);
+    if (!current) return;
+    Object.assign(current, { unreadCount: ack.unreadCount, mentionCount: ack.mentionCount, lastReadMessageId: ack.lastReadMessageId });
+    renderRooms();
+  }
+
+  // A message I have not seen, in another room or in this one while I look elsewhere: its room's badge
+  // goes up once, whichever of `message` and `notification` tells first.
+  function bump(roomId, m) {
+    if (m.userId === me().id || counted.has(m.id)) return;
+    counted.add(m.id);
+    const room = roomList.get(roomId);
+    if (!room) return loadRooms(); // a room the list does not show yet: it comes with the server's counts
+    room.unreadCount = (room.unreadCount || 0) + 1;
+    if (mentionsMe(m)) room.mentionCount = (room.mentionCount || 0) + 1;
+    room.lastMessageAt = m.timeStamp;
+    renderRooms();
+  }
+
+  // Mentions and DM messages reach every socket of mine, in rooms this tab has not joined.
+  function onNotification({ reason, room: roomId, message: m }) {
+    if (roomId === view.roomId) return; // the open room's own `message` event tells
+    bump(roomId, m);
+    const room = roomList.get(roomId);
+    const text = excerpt(m.messageBody || "a file");
+    if (reason === "dm") announce(`Direct message from ${m.userName}: ${text}`);
+    else announce(`${m.userName} mentioned you in ${room ? roomName(room) : "a room"}: ${text}`);
+  }
+
+  // Someone added me to a room, or opened a DM with me.
+  async function onRoomAdded({ room }) {
+    addRoomFirst(room);
+    renderRooms();
+    if (room.kind === "dm") await loadDmNames();
+    announce(room.kind === "dm" ? `New conversation with ${roomName(room)}.` : `You were added to ${roomName(room)}.`);
+  }
+
+  // My marker moved elsewhere (another tab of mine): that room's counts changed.
+  function onReadReceipt(e) {
+    if (e.userId !== me().id) {
+      if (e.room !== view.roomId) return;
+      view.seen.set(e.userId, { name: e.userName, messageId: e.messageId });
+      return renderSeen();
+    }
+    if (e.room === view.roomId && e.messageId === view.readUpTo) return; // this tab's own
+    refreshCounts(e.room);
+  }
+
+  // "Seen by" under my newest message, in rooms small enough for receipts to reach everyone in them.
+  const RECEIPTS_MAX_MEMBERS = 50; // the server's READ_RECEIPTS_MAX_MEMBERS default
+  const lastMine = () => [...$("messages").querySelectorAll("li.msg.mine[data-id]")].pop() || null;
+
+  async function loadSeen(gen) {
+    const mine = lastMine();
+    if (!mine || !view.room || view.room.memberCount > RECEIPTS_MAX_MEMBERS) return;
+    try {
+      const { readers } = await api("GET", `/api/messages/${encodeURIComponent(mine.dataset.id)}/readers`);
+      if (gen !== generation) return;
+      for (const r of readers) if (!view.seen.has(r.userId)) view.seen.set(r.userId, { name: r.userName, messageId: mine.dataset.id });
+      renderSeen();
+    } catch {
+      /* receipts still come live */
+    }
+  }
+
+  function renderSeen() {
+    $("messages").querySelector(".seen")?.remove();
+    const mine = lastMine();
+    if (!mine || !view.seen.size || mine.classList.contains("deleted")) return;
+    const items = [...$("messages").querySelectorAll("li.msg[data-id]")];
+    const at = items.indexOf(mine);
+    const names = [...view.seen.values()].filter((s) => items.indexOf(view.items.get(s.messageId)) >= at).map((s) => s.name);
+    if (names.length) mine.append(el("p", "seen", `Seen by ${names.sort().join(", ")}`));
+  }
+
+  let roomsSeenAt = Date.now();
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState !== "visible" || !socket) return;
+    markReadSoon();
+    // Plain messages in rooms this tab has not joined come with no event: their counts come from the list.
+    if (Date.now() - roomsSeenAt > 15000) {
+      roomsSeenAt = Date.now();
+      loadRooms();
+    }
+  });
+
+  // ------------------------------------------------------------------ people and direct messages
+
+  let peopleTimer = null;
+  let peopleAsked = 0;
+
+  async function findPeople() {
+    const q = $("people-q").value.trim();
+    const asked = ++peopleAsked;
+    const note = $("people-note");
+    if (!q) {
+      $("people").replaceChildren();
+      note.textContent = "";
+      return;
+    }
+    if (!/^[\w.-]{1,32}$/.test(q)) {
+      $("people").replaceChildren();
+      note.textContent = "Usernames have only letters, digits, _ . and -.";
+      return;
+    }
+    try {
+      const { users } = await api("GET", `/api/users?q=${encodeURIComponent(q)}&limit=8`);
+      if (asked !== peopleAsked) return;
+      const others = users.filter((u) => u.id !== me().id);
+      $("people").replaceChildren(
+        ...others.map((u) => {
+          const li = el("li");
+          const b = el("button", "person ghost small", u.username);
+          b.type = "button";
+          b.dataset.user = u.id;
+          b.dataset.name = u.username;
+          if (u.displayName && u.displayName !== u.username) b.append(el("span", "display", ` ${u.displayName}`));
+          b.setAttribute("aria-label", `Message ${u.username}`);
+          li.append(b);
+          return li;
+        }),
+      );
+      note.textContent = others.length ? `${others.length} found` : `Nobody else's name starts with “${q}”.`;
+    } catch (err) {
+      if (asked === peopleAsked) note.textContent = describe(err);
+    }
+  }
+
+  async function openDm(userId, name) {
+    try {
+      const room = await api("POST", "/api/dms", { userIds: [userId] });
+      if (!dmNames.get(room.id)) dmNames.set(room.id, name);
+      if (!roomList.has(room.id)) addRoomFirst(room);
+      renderRooms();
+      $("people-q").value = "";
+      $("people").replaceChildren();
+      $("people-note").textContent = "";
+      closeSidebar();
+      if (room.id === view.roomId) $("body").focus();
+      else await enterRoom(room.id, { focus: true });
+    } catch (err) {
+      $("people-note").textContent = "Couldn't open the conversation: " + describe(err);
+    }
+  }
+
+  // ------------------------------------------------------------------ the side panel: a thread, pins, search results
+
+  const pane = { mode: null, gen: 0, rootId: null, room: null, cursor: null, query: null, clientId: null, opener: null, items: new Map(), messages: new Map() };
+
+  function openPane(mode, title) {
+    const opener = document.activeElement;
+    Object.assign(pane, { mode, gen: pane.gen + 1, rootId: null, room: view.roomId, cursor: null, query: null, clientId: null });
+    if (!$("pane").contains(opener)) pane.opener = opener;
+    pane.items.clear();
+    pane.messages.clear();
+    $("pane-title").textContent = title;
+    $("pane-top").replaceChildren();
+    $("pane-list").replaceChildren();
+    $("pane-older").hidden = true;
+    $("pane-more").hidden = true;
+    $("pane-note").textContent = "Loading…";
+    $("reply-form").hidden = mode !== "thread" || !canPost();
+    $("reply-error").textContent = "";
+    $("pane").dataset.mode = mode;
+    $("pane").hidden = false;
+    $("chat").classList.add("pane-open");
+    return pane.gen;
+  }
+
+  function closePane({ refocus = false } = {}) {
+    if (!pane.mode) return;
+    pane.mode = null;
+    pane.gen++;
+    pane.items.clear();
+    pane.messages.clear();
+    $("pane").hidden = true;
+    $("chat").classList.remove("pane-open");
+    if (refocus) (pane.opener && pane.opener.isConnected && !pane.opener.disabled ? pane.opener : $("body")).focus();
+  }
+
+  function paneItem(m, where) {
+    const li = el("li", "msg");
+    li.dataset.id = m.id;
+    pane.items.set(m.id, li);
+    fillMessage(li, m, where);
+    return li;
+  }
+
+  function updatePane(m) {
+    if (!pane.mode) return;
+    const li = pane.items.get(m.id);
+    if (pane.mode === "thread" && m.id === pane.rootId) renderThreadRoot(m);
+    else if (li) fillMessage(li, m, pane.mode === "thread" ? "thread" : "list");
+    // A pin or an unpin changes the pins list itself.
+    if (pane.mode === "pins" && m.room === pane.room && !!li !== (m.pinned && !m.deleted)) loadPins(pane.gen);
+  }
+
+  async function openThread(rootId, { focus = false } = {}) {
+    if (!(pane.mode === "thread" && pane.rootId === rootId)) {
+      const gen = openPane("thread", "Thread");
+      pane.rootId = rootId;
+      renderThreadRoot(view.messages.get(rootId));
+      loadReplies(gen);
+    }
+    if (focus && canPost()) $("reply-body").focus();
+    else $("pane-scroller").focus();
+  }
+
+  function renderThreadRoot(root) {
+    const top = $("pane-top");
+    if (!root) {
+      top.replaceChildren(el("p", "note", "The message that started this thread is further up the room."));
+      return;
+    }
+    const ol = el("ol", "messages");
+    ol.append(paneItem(root, "thread"));
+    const n = root.replyCount || 0;
+    top.replaceChildren(ol, el("p", "replies-count", n ? `${n} ${n === 1 ? "reply" : "replies"}` : "No replies yet"));
+  }
+
+  // A page of replies, newest first from the server: older pages go on top, the reader's place kept.
+  async function loadReplies(gen, older = false) {
+    const box = $("pane-scroller");
+    const query = `room=${encodeURIComponent(pane.room)}&thread=${encodeURIComponent(pane.rootId)}&limit=${PAGE}`;
+    const before = older ? `&before=${encodeURIComponent(pane.cursor)}` : "";
+    $("pane-older").disabled = true;
+    try {
+      const page = await api("GET", `/api/messages?${query}${before}`);
+      if (gen !== pane.gen) return;
+      const fromBottom = box.scrollHeight - box.scrollTop;
+      const list = $("pane-list");
+      for (const m of page.messages) if (!pane.items.has(m.id)) list.insertBefore(paneItem(m, "thread"), list.firstChild);
+      pane.cursor = page.nextCursor;
+      $("pane-older").hidden = !pane.cursor;
+      $("pane-note").textContent = "";
+      box.scrollTop = older ? box.scrollHeight - fromBottom : box.scrollHeight;
+    } catch (err) {
+      if (gen === pane.gen) $("pane-note").textContent = "Couldn't load the replies. " + describe(err);
+    } finally {
+      $("pane-older").disabled = false;
+    }
+  }
+
+  function addReply(m) {
+    if (pane.items.has(m.id)) return updatePane(m);
+    const box = $("pane-scroller");
+    const stick = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+    $("pane-list").append(paneItem(m, "thread"));
+    if (stick) box.scrollTop = box.scrollHeight;
+  }
+
+  // Replies go out as `message` with `replyTo`; a retry after a lost ack reuses the clientId.
+  async function sendReply() {
+    const box = $("reply-body");
+    const text = box.value;
+    if (!text.trim() || !pane.rootId || $("reply-send").disabled) return;
+    const gen = pane.gen;
+    pane.clientId = pane.clientId || newClientId();
+    $("reply-send").disabled = true;
+    $("reply-error").textContent = "";
+    const ack = await emit("message", { room: pane.room, messageBody: text, clientId: pane.clientId, replyTo: pane.rootId });
+    $("reply-send").disabled = false;
+    if (gen !== pane.gen) return;
+    if (!ack.ok) {
+      $("reply-error").textContent = "Not sent: " + describe(ack.error);
+      return;
+    }
+    pane.clientId = null;
+    box.value = "";
+    addReply(ack.message);
+    if (ack.message.room === view.roomId && !view.loading && !view.syncing) addNewer([ack.message]);
+  }
+
+  async function openPins() {
+    const gen = openPane("pins", `Pinned in ${view.room ? roomName(view.room) : "this room"}`);
+    $("pane-scroller").focus();
+    await loadPins(gen);
+  }
+
+  async function loadPins(gen) {
+    try {
+      const { messages } = await api("GET", `/api/rooms/${encodeURIComponent(pane.room)}/pins`);
+      if (gen !== pane.gen) return;
+      pane.items.clear();
+      pane.messages.clear();
+      $("pane-list").replaceChildren(...messages.map((m) => paneItem(m, "list")));
+      $("pane-note").textContent = messages.length ? "" : `Nothing is pinned here yet.${canPin() ? " Pin a message with its Pin button." : ""}`;
+    } catch (err) {
+      if (gen === pane.gen) $("pane-note").textContent = "Couldn't load the pins. " + describe(err);
+    }
+  }
+
+  async function search(more = false) {
+    const q = $("search-q").value.trim();
+    if (!more && !q) return;
+    const gen = more ? pane.gen : openPane("search", `Results for “${q}”`);
+    if (!more) pane.query = { q, room: $("search-here").checked ? view.roomId : null };
+    const params = new URLSearchParams({ q: pane.query.q, limit: "20" });
+    if (pane.query.room) params.set("room", pane.query.room);
+    if (more) params.set("before", pane.cursor);
+    $("pane-more").disabled = true;
+    try {
+      const page = await api("GET", `/api/search?${params}`);
+      if (gen !== pane.gen) return;
+      await learnRooms(page.messages.map((m) => m.room));
+      if (gen !== pane.gen) return;
+      $("pane-list").append(...page.messages.filter((m) => !pane.items.has(m.id)).map((m) => paneItem(m, "list")));
+      pane.cursor = page.nextCursor;
+      $("pane-more").hidden = !pane.cursor;
+      const n = pane.items.size;
+      const where = pane.query.room ? " in this room" : "";
+      $("pane-note").textContent = n ? `${n}${pane.cursor ? "+" : ""} ${n === 1 ? "message" : "messages"}${where}` : `Nothing matches “${pane.query.q}”${where}.`;
+      if (!more) announce($("pane-note").textContent);
+    } catch (err) {
+      if (gen === pane.gen) $("pane-note").textContent = "Couldn't search: " + describe(err);
+    } finally {
+      $("pane-more").disabled = false;
+    }
+  }
+
+  // Rooms readable but not in the list (public rooms beyond its first page, or made since): named once fetched.
+  async function learnRooms(ids) {
+    const unknown = [...new Set(ids)].filter((id) => !roomList.has(id) && !otherRooms.has(id));
+    await Promise.all(
+      unknown.map((id) =>
+        api("GET", `/api/rooms/${encodeURIComponent(id)}`)
+          .then((room) => otherRooms.set(id, room))
+          .catch(() => {}),
+      ),
+    );
+  }
+
+  // A search result: its room, scrolled to it when it is among the newest messages.
+  async function openResult(m) {
+    closePane();
+    closeSidebar();
+    if (m.room !== view.roomId) await enterRoom(m.room);
+    if (!showInRoom(m.id)) $("history-note").textContent = "That message is further up: scroll up to find it.";
+  }
+
+  function showInRoom(id) {
+    const li = view.items.get(id);
+    if (!li) return false;
+    if (phone()) closePane();
+    li.scrollIntoView({ block: "center" });
+    li.classList.add("flash");
+    setTimeout(() => li.classList.remove("flash"), 2000);
+    return true;
+  }
+
+  // ------------------------------------------------------------------ files
+
+  function renderDrafts() {
+    $("attachments").replaceChildren(
+      ...drafts.map((d) => {
+        const li = el("li", `draft ${d.state}`);
+        li.dataset.key = d.key;
+        if (d.file && d.file.thumbnailUrl) {
+          const img = el("img");
+          img.alt = "";
+          img.src = d.file.thumbnailUrl;
+          li.append(img);
+        }
+        const status = { uploading: "Uploading…", failed: d.error, ready: d.file && size(d.file.size) }[d.state];
+        li.append(el("span", "file-name", d.name), el("span", "status", status));
+        li.append(button("Remove", "remove-file", `Remove ${d.name}`));
+        if (d.state === "failed") li.lastChild.previousSibling.setAttribute("role", "alert");
+        return li;
+      }),
+    );
+    updateComposer();
+  }
+
+  // Uploaded at once to the open room; the next message sent there takes it as an attachment.
+  async function upload(file) {
+    if (!view.roomId) return;
+    const draft = { key: newClientId(), name: file.name, state: "uploading", file: null, error: "" };
+    drafts.push(draft);
+    renderDrafts();
+    const form = new FormData();
+    form.append("room", view.roomId);
+    form.append("file", file);
+    try {
+      draft.file = await api("POST", "/api/files", form);
+      draft.state = "ready";
+    } catch (err) {
+      draft.state = "failed";
+      draft.error = `Not uploaded: ${describe(err)}`;
+    }
+    if (drafts.includes(draft)) renderDrafts();
+  }
+
   // ------------------------------------------------------------------ the rest of the page
 
   $("login").addEventListener("submit", (event) => {
@@ -1196,13 +2015,15 @@
   $("register").addEventListener("click", () => signIn("/api/auth/register"));
   $("logout").addEventListener("click", logout);
 
-  $("rooms").addEventListener("click", (event) => {
+  function onRoomClick(event) {
     const b = event.target.closest("button[data-id]");
     if (!b) return;
     closeSidebar();
     if (b.dataset.id !== view.roomId) enterRoom(b.dataset.id, { focus: true }).then(() => loadRooms());
     else $("body").focus();
-  });
+  }
+  $("rooms").addEventListener("click", onRoomClick);
+  $("dms").addEventListener("click", onRoomClick);
   $("rooms-refresh").addEventListener("click", () => loadRooms());
   $("more-rooms").addEventListener("click", () => loadRooms(true));
   $("history-note").addEventListener("click", (event) => {
@@ -1230,7 +2051,10 @@
   $("older").addEventListener("click", () => loadOlder());
   $("scroller").addEventListener("scroll", () => {
     if ($("scroller").scrollTop < 120) loadOlder();
-    if (nearBottom()) $("jump").hidden = true;
+    if (nearBottom()) {
+      $("jump").hidden = true;
+      markReadSoon();
+    }
   });
   $("jump").addEventListener("click", () => {
     scrollToBottom();
@@ -1249,10 +2073,76 @@
     if (open) ($("rooms").querySelector("button") || $("room-name")).focus();
   });
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && $("chat").classList.contains("nav-open")) {
+    if (event.key !== "Escape") return;
+    if ($("chat").classList.contains("nav-open")) {
       closeSidebar();
       $("rooms-toggle").focus();
+    } else if (event.target.closest(".palette")) {
+      const li = event.target.closest("li.msg");
+      li.querySelector(":scope > .palette").remove();
+      li.querySelector('[data-act="react-menu"]')?.focus();
+    } else if (pane.mode && (event.target.closest("#pane") || phone())) {
+      closePane({ refocus: true });
     }
+  });
+
+  $("people-q").addEventListener("input", () => {
+    clearTimeout(peopleTimer);
+    peopleTimer = setTimeout(findPeople, 250);
+  });
+  $("find-people").addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearTimeout(peopleTimer);
+    findPeople();
+  });
+  $("people").addEventListener("click", (event) => {
+    const b = event.target.closest("button[data-user]");
+    if (b) openDm(b.dataset.user, b.dataset.name);
+  });
+
+  $("pane-close").addEventListener("click", () => closePane({ refocus: true }));
+  $("pane-older").addEventListener("click", () => loadReplies(pane.gen, true));
+  $("pane-more").addEventListener("click", () => search(true));
+  $("pane").addEventListener("click", (event) => {
+    const target = event.target.closest("button[data-act]");
+    const li = target && target.closest("li.msg[data-id]");
+    if (li) messageAct(target, li);
+  });
+  $("reply-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendReply();
+  });
+  $("reply-body").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      sendReply();
+    }
+  });
+  $("reply-body").addEventListener("input", () => (pane.clientId = null)); // another text: another message
+  $("pins-open").addEventListener("click", openPins);
+  $("search").addEventListener("submit", (event) => {
+    event.preventDefault();
+    search();
+  });
+
+  $("attach").addEventListener("click", () => $("file").click());
+  $("file").addEventListener("change", () => {
+    for (const file of $("file").files) upload(file);
+    $("file").value = "";
+    $("body").focus();
+  });
+  $("body").addEventListener("paste", (event) => {
+    const files = [...(event.clipboardData ? event.clipboardData.files : [])];
+    if (!files.length || readonly()) return;
+    event.preventDefault();
+    files.forEach(upload);
+  });
+  $("attachments").addEventListener("click", (event) => {
+    const b = event.target.closest('button[data-act="remove-file"]');
+    if (!b) return;
+    drafts = drafts.filter((d) => d.key !== b.closest("li").dataset.key);
+    renderDrafts();
+    $("body").focus();
   });
 
   // Another tab signed out or in as someone else.

@@ -128,7 +128,8 @@ def test_two_browser_tabs_chat(demo_server, db):
 
 
 def test_history_pages_back_on_scroll_up(demo_server, db):
-    """120 messages, 60 of them from two days ago: scrolling up loads all of them once, in order."""
+    """120 messages, 60 of them from two days ago: scrolling up loads all of them once, in order. A message that
+    arrives while the reader is up there raises the room's badge until they go down to it, and is then read."""
     api = Api(demo_server.url)
     seeder = register(api, "seeder")
     room = api.post("/api/rooms", seeder.token, json={"name": "history"}).json()
@@ -158,3 +159,40 @@ def test_session_survives_reloads_and_expired_tokens(demo_server, db):
 def test_demo_at_phone_width(demo_server, db):
     out = drive(demo_server, "phone")
     assert out["widths"]["scroll"] <= out["widths"]["inner"]
+
+
+def test_a_dm_between_two_tabs_and_its_unread_badge(demo_server, db):
+    """Found by name, opened, shown to the other tab by room_added. Its badge counts each message live (notification)
+    and from the server in a second tab; reading it in one tab clears both (read, read_receipt) and shows the sender
+    "Seen by". A plain message in a room the socket has not joined shows after Refresh, not highlighted."""
+    out = drive(demo_server, "dm")
+    assert out["seen"][-1] == "yes, what's up?"
+
+
+def test_a_mention_and_a_thread(demo_server, db):
+    """A room added live, its "@" badge (live, then from the server after a reload), the mention highlighted; replies
+    both ways, counts kept live, 62 replies paged."""
+    out = drive(demo_server, "thread")
+    assert out["replies"] == ["On it, comments by noon.", "Thanks!"]
+
+
+def test_reactions_and_pins_between_two_tabs(demo_server, db):
+    """Reactions added from the palette (mouse and keyboard) and chips, taken back, seen by the other tab; the owner
+    pins, the pins list follows."""
+    out = drive(demo_server, "reactions")
+    assert out["reactions"] == [{"emoji": "👍", "count": 1, "mine": True}, {"emoji": "🎉", "count": 1, "mine": True}]
+
+
+def test_attachments_upload_at_once_and_show_as_thumbnails(demo_server, db):
+    """An image and a text file uploaded by the file picker, sent with a message; the other tab shows the image's
+    320-pixel thumbnail through its signed URL and links the text file for download; a file alone is a message."""
+    out = drive(demo_server, "files")
+    assert out["thumbnail"]["w"] == 320
+
+
+def test_search_from_the_room_header(demo_server, db):
+    """Every readable room (a public room not in the list named after its fetch), newest first, the last word as a
+    prefix and the words found marked; accents ignored; "This room" narrows it; a query of no word gets the server's
+    reason; a result opens in its room, the message marked."""
+    out = drive(demo_server, "search")
+    assert out["found"][0] == "Reporting lines change next month"

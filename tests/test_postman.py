@@ -29,8 +29,10 @@ def test_collection_covers_every_route():
 
 def test_newman_runs_the_collection(server):
     newman = ROOT / "tests" / "js" / "node_modules" / ".bin" / "newman"
+    # --working-dir: the upload's file (`src`) is found next to the collection.
+    files = ("--working-dir", str(COLLECTION.parent))
     result = subprocess.run(
-        [str(newman), "run", str(COLLECTION), "--env-var", f"baseUrl={server.url}", "--reporters", "cli"],
+        [str(newman), "run", str(COLLECTION), "--env-var", f"baseUrl={server.url}", *files, "--reporters", "cli"],
         capture_output=True,
         text=True,
         timeout=120,
