@@ -6,6 +6,7 @@ import pymongo
 import pytest
 
 from model import embedded
+from tests.file_support import BACKENDS, MotoS3, Storage
 from tests.support import Api, JoinedPair, LiveServer, RedisServer, SocketClient, register
 
 
@@ -125,3 +126,29 @@ def redis_url(tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     yield server.start()
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A local moto S3 server for the module's S3 runs."""
+    server = MotoS3(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def storage(request, db, s3):
+    """Each storage backend in turn: GridFS in the test database, then S3 on the moto server."""
+    return Storage(request.param, db, s3)
+
+
+@pytest.fixture(scope="module")
+def node(storage, server_factory):
+    """The server the file tests talk to, storing files in this module's backend."""
+    return server_factory(**storage.env())
+
+
+@pytest.fixture
+def files_api(node, server, storage):  # `server`: the shared one, whose fixture empties the database before each test
+    storage.clear()
+    return Api(node.url)

@@ -8,31 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bson import ObjectId
 
-from tests.file_support import BACKENDS, MotoS3, Storage
-from tests.support import ROOT, Api, assert_error
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    server = MotoS3(tmp_path_factory.mktemp("moto") / "moto.log").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def storage(request, db, s3):
-    return Storage(request.param, db, s3)
-
-
-@pytest.fixture(scope="module")
-def node(storage, server_factory):
-    return server_factory(**storage.env())
-
-
-@pytest.fixture
-def files_api(node, server, storage):  # `server`: the shared one, whose fixture empties the database before each test
-    storage.clear()
-    return Api(node.url)
+from tests.support import ROOT, assert_error
 
 
 def _job(node, *args, prelude=""):

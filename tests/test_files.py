@@ -14,35 +14,11 @@ import pytest
 from bson import ObjectId
 from PIL import ExifTags, Image
 
-from tests.file_support import BACKENDS, MotoS3, Storage, image_bytes, png_declaring
+from tests.file_support import image_bytes, png_declaring
 from tests.support import ROOT, Api, assert_error
 
 FILE_FIELDS = {"id", "room", "name", "contentType", "size", "width", "height", "createdAt", "url", "thumbnailUrl"}
 BLOB = os.urandom(300 * 1024)  # more than one GridFS chunk (255 KiB)
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    server = MotoS3(tmp_path_factory.mktemp("moto") / "moto.log").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def storage(request, db, s3):
-    return Storage(request.param, db, s3)
-
-
-@pytest.fixture(scope="module")
-def node(storage, server_factory):
-    """The server these tests talk to, storing files in this module's backend."""
-    return server_factory(**storage.env())
-
-
-@pytest.fixture
-def files_api(node, server, storage):  # `server`: the shared one, whose fixture empties the database before each test
-    storage.clear()
-    return Api(node.url)
 
 
 def upload(api, user, content=BLOB, name="report.bin", content_type="application/octet-stream", room=None):
