@@ -9,6 +9,7 @@ answers it from the `_id` index: those are let through.)
 
 import threading
 
+import mongoengine
 import pytest
 from pymongo import monitoring
 
@@ -49,6 +50,7 @@ def recorder(mongo_uri, db):
 
         init_db(app, listeners=[recorder])
         yield recorder
+    mongoengine.disconnect()  # later tests in this process connect on their own terms
 
 
 def _user(name):
