@@ -133,6 +133,15 @@ def register(api, username=None, password="password-123", **extra):
     return ChatUser(body["user"]["id"], username, body["accessToken"], body["refreshToken"], password)
 
 
+def plan_stages(explained):
+    """The stages of an explained query's winning plan, outermost first (`SORT`, `FETCH`, `IXSCAN`, ...)."""
+    stages, stage = [], explained["queryPlanner"]["winningPlan"]
+    while stage:
+        stages.append(stage)
+        stage = stage.get("inputStage")
+    return stages
+
+
 def store_messages(db, room_id, docs):
     """Insert message documents straight into the database, in order, with positions as the server gives them."""
     counter = db.rooms.find_one_and_update({"_id": ObjectId(room_id)}, {"$inc": {"seq": len(docs)}}, new=True)

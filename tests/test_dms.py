@@ -12,7 +12,7 @@ from bson import ObjectId
 import routes  # noqa: F401  (first: it imports the services in the app's order, without a cycle)
 from model.user import User
 from services import rooms
-from tests.support import Api, assert_error
+from tests.support import Api, assert_error, plan_stages
 
 
 def _open(api, user, *others, status=None):
@@ -250,11 +250,7 @@ def test_the_dm_list_is_read_from_the_kind_index(mongo_uri, api, make_user):
         plan = rooms.listed(User(id=ObjectId(alice.id), role="user"), "dm").limit(51).explain()
     finally:
         mongoengine.disconnect()
-    stages, stage = [], plan["queryPlanner"]["winningPlan"]
-    while stage:
-        stages.append(stage)
-        stage = stage.get("inputStage")
-    scans = [s for s in stages if s["stage"] in ("IXSCAN", "COLLSCAN")]
+    scans = [s for s in plan_stages(plan) if s["stage"] in ("IXSCAN", "COLLSCAN")]
     assert [s["stage"] for s in scans] == ["IXSCAN"] and list(scans[0]["keyPattern"]) == ["kind", "_id"], plan
     examined = plan.get("executionStats", {}).get("totalDocsExamined")
     assert examined is None or examined <= 1, plan
