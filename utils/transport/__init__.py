@@ -141,13 +141,18 @@ def check_internals(server, methods=METHODS, behaviours=BEHAVIOURS, replaced=REP
         raise InternalsMoved("utils/transport patches internals that changed: " + "; ".join(moved))
 
 
-def moved_behaviours(behaviours):
-    """What moved among BEHAVIOURS: a method gone, or no longer containing its line."""
+def _method(module, owner, name):
+    """`module.owner.name`, or None when it is gone."""
     import importlib
 
+    return getattr(getattr(importlib.import_module(module), owner, None), name, None)
+
+
+def moved_behaviours(behaviours):
+    """What moved among BEHAVIOURS: a method gone, or no longer containing its line."""
     moved = []
     for module, owner, name, line in behaviours:
-        method = getattr(getattr(importlib.import_module(module), owner, None), name, None)
+        method = _method(module, owner, name)
         if method is None:
             moved.append(f"{module}.{owner}.{name} is gone")
         elif line not in inspect.getsource(method):
@@ -157,11 +162,9 @@ def moved_behaviours(behaviours):
 
 def changed_sources(replaced):
     """Which of the REPLACED methods are gone or no longer the source they were (a sha256 prefix)."""
-    import importlib
-
     changed = []
     for module, owner, name, digest in replaced:
-        method = getattr(getattr(importlib.import_module(module), owner, None), name, None)
+        method = _method(module, owner, name)
         if method is None:
             changed.append(f"{module}.{owner}.{name} is gone")
         elif hashlib.sha256(inspect.getsource(method).encode()).hexdigest()[: len(digest)] != digest:
