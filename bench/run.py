@@ -194,14 +194,14 @@ def warm_up(urls, tokens, rooms):
     loadgen(urls, tokens[:100], rooms, senders=10, messages=30, rate=0)
 
 
-MEASURES = ("deliveriesPerS", "latP50", "latP99", "serverCpuUsPerDelivery", "machineBusy")
+MEASURES = ("deliveriesPerS", "latP50", "latP99", "serverCpuUsPerDelivery", "databaseCpuUsPerDelivery", "machineBusy")
 
 
 def median_run(runs):
     """The run with the median deliveries/s, each measure's own median, and every run's key figures."""
     runs = sorted(runs, key=lambda r: r["deliveriesPerS"])
     keys = ("deliveriesPerS", "latP50", "latP99", "lost", "dupes", "orderViolations", "serverCpuUsPerDelivery",
-            "machineBusy")  # fmt: skip
+            "databaseCpuUsPerDelivery", "machineBusy")  # fmt: skip
     return {
         **runs[len(runs) // 2],
         "medians": {k: _median([r[k] for r in runs if r.get(k) is not None]) for k in MEASURES},
@@ -229,29 +229,33 @@ def machine_busy():
     return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
 
 
-def measured_load(urls, tokens, rooms, load, pids):
-    """loadgen, plus what the sending phase cost: the server's CPU per delivery and how busy the machine was."""
+def measured_load(urls, tokens, rooms, load, pids, database):
+    """loadgen, plus what the sending phase cost: the server's CPU per delivery, the database's (one daemon serves
+    both servers, one at a time: what it spends in a run is that server's), and how busy the machine was."""
     before = {}
 
     def start(_):
-        before.update(server=sum(map(cpu_seconds, pids)), machine=machine_busy())
+        before.update(server=sum(map(cpu_seconds, pids)), database=cpu_seconds(database), machine=machine_busy())
 
     out = loadgen(urls, tokens, rooms, **load, hold=start)
     busy, total = (now - then for now, then in zip(machine_busy(), before["machine"], strict=True))
     server = sum(map(cpu_seconds, pids)) - before["server"]
     out["serverCpuUsPerDelivery"] = round(server / max(out["deliveries"], 1) * 1e6, 1)
+    out["databaseCpuUsPerDelivery"] = round(
+        (cpu_seconds(database) - before["database"]) / max(out["deliveries"], 1) * 1e6, 1
+    )
     out["machineBusy"] = round(busy / total, 2)
     return out
 
 
-def fanout(sides, load, repeat):
+def fanout(sides, load, repeat, database):
     """Run `load` on each side in turn, `repeat` times; each side's median run."""
     results = {name: [] for name in sides}
     for _ in range(repeat):
         for name, (urls, tokens, rooms, pids) in sides.items():
             for attempt in (1, 2):  # a load generator that dies (a shared machine) is run again, once
                 try:
-                    out = measured_load(urls, tokens, rooms, load, pids)
+                    out = measured_load(urls, tokens, rooms, load, pids, database)
                     break
                 except RuntimeError as error:
                     print(f"{name}: run failed ({error})", file=sys.stderr, flush=True)
@@ -371,7 +375,7 @@ def fanout_scenario(name, modes=False):
             ids = bench.rooms(rooms)[0]
             tokens = bench.tokens(clients)
             sides.update({n: ([m.url], tokens, ids, [m.proc.pid]) for n, m in bench.modes().items()})
-        return fanout(sides, load, bench.args.repeat)
+        return fanout(sides, load, bench.args.repeat, bench.daemon.pid)
 
     return scenario(name)(run)
 
@@ -393,7 +397,7 @@ def pair(bench):
         sides = bench.sides(clients, rooms)
         sides["python x2 (redis)"] = ([s.url for s in servers], sides.pop("python")[1], bench.rooms(rooms)[0],
                                       [s.proc.pid for s in servers])  # fmt: skip
-        out[name] = fanout(sides, load, bench.args.repeat)
+        out[name] = fanout(sides, load, bench.args.repeat, bench.daemon.pid)
     return out
 
 
@@ -643,11 +647,13 @@ def _fanout_table(scenario, title, machine):
         f"{title}, CPU while sending ({machine}, shared by servers, load generator and database), medians of the runs "
         "(each figure on its own):",
         "",
-        "| server | deliveries/s | delivery p50 / p99 (ms) | server CPU per delivery (µs) | machine busy | runs (µs) |",
-        "|---|---|---|---|---|---|",
+        "| server | deliveries/s | delivery p50 / p99 (ms) | server CPU per delivery (µs) "
+        "| database CPU per delivery (µs) | machine busy | runs (µs) |",
+        "|---|---|---|---|---|---|---|",
         *[
             f"| {name} | {r['medians']['deliveriesPerS']} | {r['medians']['latP50']} / {r['medians']['latP99']} | "
-            f"{r['medians']['serverCpuUsPerDelivery']} | {r['medians']['machineBusy']:.0%} | "
+            f"{r['medians']['serverCpuUsPerDelivery']} | {r['medians'].get('databaseCpuUsPerDelivery')} | "
+            f"{r['medians']['machineBusy']:.0%} | "
             f"{', '.join(str(run['serverCpuUsPerDelivery']) for run in r['runs'])} |"
             for name, r in scenario.items()
         ],
