@@ -12,7 +12,7 @@ from model.file import File
 from model.job_lease import JobLease
 from model.job_run import JobRun
 from model.membership import Membership, set_join_positions
-from model.message import Message
+from model.message import Message, drop_retired_indexes
 from model.message_log import number_old_messages
 from model.revoked_token import RevokedToken
 from model.room import Room
@@ -54,6 +54,7 @@ def init_db(app, listeners=()):
     number_old_messages(mongoengine.get_db())  # before the unique (room, seq) index is built
     fill_username_lengths(mongoengine.get_db())
     set_join_positions(mongoengine.get_db())  # after positions exist
+    drop_retired_indexes(mongoengine.get_db())
     for document in DOCUMENTS:
         document.ensure_indexes()
 

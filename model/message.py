@@ -7,7 +7,6 @@ so cursors follow it. A position whose writer failed is filled by a tombstone
 "still being written".
 """
 
-from bson import ObjectId
 from mongoengine import (
     BooleanField,
     DateTimeField,
@@ -22,10 +21,9 @@ from mongoengine import (
 
 from model.file import Attachment
 
-# Below every real id: `{mentions: {$gte: NO_ID}}` holds for a message that names anyone. Said as a
-# range rather than `$type`, because SecantusDB only uses a partial index whose filter it can see
-# implied by the query, and it reasons about ranges only.
-NO_ID = ObjectId("0" * 24)
+# Indexes an earlier version built, dropped at start-up (`drop_retired_indexes`): every message stored
+# paid an entry in each, mentioning anyone or not (docs/PERFORMANCE.md).
+RETIRED_INDEXES = ("room_1_mentions_1_seq_1", "room_1_mentions_room_1_seq_1")
 
 
 class Reaction(EmbeddedDocument):
@@ -102,11 +100,14 @@ class Message(MessageFields):
             # (`pin_slot >= 0`): MongoDB uses a partial index only for queries that imply its filter,
             # and SecantusDB plans an index for ranges, not for `$exists` or `$type`.
             {"fields": ["room", "pin_slot"], "unique": True, "partialFilterExpression": {"pin_slot": {"$gte": 0}}},
-            # Unread mentions (`services/read_state.py`): a room's messages naming one user, or all of its
-            # members, by position. Partial: the messages that mention nobody cost these indexes nothing.
-            {"fields": ["room", "mentions", "seq"], "partialFilterExpression": {"mentions": {"$gte": NO_ID}}},
-            {"fields": ["room", "mentions_room", "seq"], "partialFilterExpression": {"mentions_room": True}},
             # Search (`model/message_search.py`): the messages holding one key, newest first, in any room.
             {"fields": ["search_keys", "-id"]},
         ],
     }
+
+
+def drop_retired_indexes(db):
+    """Drop what RETIRED_INDEXES names from the live messages, where a database still has it."""
+    messages = db[Message._get_collection_name()]
+    for name in set(RETIRED_INDEXES) & set(messages.index_information()):
+        messages.drop_index(name)

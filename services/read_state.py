@@ -19,7 +19,7 @@ and a member who sends ten messages in that half second costs one write, not ten
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bson import ObjectId
 from flask import current_app
@@ -46,6 +46,9 @@ MARKER_FIELDS = ("joined_seq", "read_seq", "read_message")
 # A sender's marker may be lost anyway (a dead process loses its buffer): its write need not be journaled.
 _UNJOURNALED = WriteConcern(w=1, j=False)
 _FIELDS = {"seq": 1, "user_id": 1, "deleted": 1, "gap": 1, "stub": 1, "mentions": 1, "mentions_room": 1}
+# Ids are times. A message at a later position than another got its id at most seconds before it (its
+# group commit; a tombstone's is GAP_SECONDS late; processes' clocks apart): an hour below bounds them.
+ID_MARGIN = timedelta(hours=1)
 log = logging.getLogger(__name__)
 
 
@@ -121,12 +124,14 @@ def counts(user_id: ObjectId, room: Room, membership: Membership) -> tuple[int, 
     """(unread, mentions) of a member: others' live, undeleted messages after their marker, each capped."""
     low = max(membership.read_seq or 0, membership.joined_seq or 0, room.archived_seq)
     unread = mentions = 0
+    first = None
     for doc in _scan(lambda lo, hi: (window(room.id, lo, hi),), low, room.seq):
+        first = first or doc["_id"]
         if _unread(doc, user_id):
             unread += 1
             mentions += _mentions(doc, user_id)
             if unread == UNREAD_CAP:  # more mentions may lie beyond what was read
-                return unread, _mention_count(room.id, user_id, low, room.seq)
+                return unread, _mention_count(room.id, user_id, low, room.seq, first)
     return unread, mentions
 
 
@@ -141,10 +146,11 @@ def window(room_id: ObjectId, low: int, high: int) -> dict:
     return {"room": room_id, "seq": {"$gt": low, "$lte": high}}
 
 
-def mention_queries(room_id: ObjectId, user_id: ObjectId, low: int, high: int) -> tuple[dict, dict]:
-    """The queries for messages in (low, high] that mention everyone, and that name the user: the mention indexes."""
-    seq = {"$gt": low, "$lte": high}
-    return {"room": room_id, "mentions_room": True, "seq": seq}, {"room": room_id, "mentions": user_id, "seq": seq}
+def mention_queries(room_id: ObjectId, user_id: ObjectId, since: ObjectId) -> tuple[dict, dict]:
+    """The queries for messages from id `since` on that mention everyone in the room, and that name the user in any
+    room: the indexes of the mentions feed (`services/mentions.py`), which the messages naming nobody stay out of."""
+    ids = {"$gte": since}
+    return {"room": room_id, "mentions_room": True, "_id": ids}, {"mentions": user_id, "_id": ids}
 
 
 def _scan(queries, low, high):
@@ -161,13 +167,21 @@ def _scan(queries, low, high):
         low, size = top, size * message_scan.WIDEN
 
 
-def _mention_count(room_id, user_id, low, high):
+def _mention_count(room_id, user_id, low, high, first):
+    """Mentions of the user at positions (low, high], past the unread cap; `first` is the id at the first of them.
+
+    Read from the mentions feed's indexes, from ID_MARGIN before `first`: what few messages
+    mention anyone, not every message after the marker (a room's own mention indexes would cost
+    every message stored in it, mention or not, an index entry each).
+    """
     found = set()
-    for doc in _scan(lambda lo, hi: mention_queries(room_id, user_id, lo, hi), low, high):
-        if _unread(doc, user_id):
-            found.add(doc["_id"])  # a message may both name the user and mention everyone
-            if len(found) == UNREAD_CAP:
-                break
+    since = ObjectId.from_datetime(first.generation_time - ID_MARGIN)
+    for query in mention_queries(room_id, user_id, since):
+        for doc in Message._get_collection().find(query, {**_FIELDS, "room": 1}):
+            if doc["room"] == room_id and low < doc["seq"] <= high and _unread(doc, user_id):
+                found.add(doc["_id"])  # a message may both name the user and mention everyone
+                if len(found) == UNREAD_CAP:
+                    return len(found)
     return len(found)
 
 

@@ -8,6 +8,7 @@ import pytest
 from bson import ObjectId
 
 import routes  # noqa: F401  (first: it imports the services in the app's order, without a cycle)
+from model.message import RETIRED_INDEXES
 from services import read_state
 from tests.support import Api, assert_error, register, store_messages
 from tests.test_metrics import scrape
@@ -116,6 +117,26 @@ def test_counts_stop_at_the_cap_and_mentions_beyond_the_first_hundred_still_coun
     assert _counts(api, alice, room) == (100, 2)
     _store(db, room, bob, 120, mentions_room=True)
     assert _counts(api, alice, room) == (100, 100)
+
+
+def test_mentions_past_the_cap_count_only_others_in_this_room_after_the_marker(api, db, trio):
+    room, alice, bob, _ = trio
+    named = {"mentions": [ObjectId(alice.id)]}
+    early = _store(db, room, bob, **named, mentions_room=True)[0]
+    assert _read(api, alice, room, early).status_code == 200
+    _store(db, room, bob, 120)
+    _store(db, _room(api, bob), bob, 5, **named, mentions_room=True)  # another room's
+    _store(db, room, bob, 3, **named)
+    _store(db, room, alice, 2, mentions_room=True)  # her own
+    assert _counts(api, alice, room) == (100, 3)
+
+
+def test_a_database_from_before_loses_the_retired_mention_indexes(server_factory, db):
+    """Indexes of an earlier version that every message paid for are dropped when a server starts."""
+    db.messages.create_index([("room", 1), ("mentions", 1), ("seq", 1)], name=RETIRED_INDEXES[0])
+    db.messages.create_index([("room", 1), ("mentions_room", 1), ("seq", 1)], name=RETIRED_INDEXES[1])
+    server_factory()
+    assert not set(RETIRED_INDEXES) & set(db.messages.index_information())
 
 
 def test_the_marker_only_moves_forward(api, connect, trio):
@@ -320,9 +341,10 @@ def test_counts_read_only_their_window_and_markers_move_by_their_unique_key(serv
     _store(db, _room(api, owner), owner, 500)  # another room's messages, never read
     room_id, reader_id = ObjectId(room), ObjectId(reader.id)
     assert _plan(db, "messages", read_state.window(room_id, 400, 500)) == (["FETCH", "IXSCAN:room_1_seq_1"], 100)
-    everyone, named = read_state.mention_queries(room_id, reader_id, 0, 510)
-    assert _plan(db, "messages", everyone) == (["FETCH", "IXSCAN:room_1_mentions_room_1_seq_1"], 5)
-    assert _plan(db, "messages", named) == (["FETCH", "IXSCAN:room_1_mentions_1_seq_1"], 5)
+    since = ObjectId.from_datetime(datetime.now(UTC) - read_state.ID_MARGIN)
+    everyone, named = read_state.mention_queries(room_id, reader_id, since)
+    assert _plan(db, "messages", everyone) == (["FETCH", "IXSCAN:room_1_mentions_room_1__id_-1"], 5)
+    assert _plan(db, "messages", named) == (["FETCH", "IXSCAN:mentions_1__id_-1"], 5)
     readers = {"room": room_id, "read_seq": {"$gte": 3}}
     assert _plan(db, "memberships", readers)[0] == ["FETCH", "IXSCAN:room_1_read_seq_1"]
     marker = {"room": room_id, "user": reader_id}
