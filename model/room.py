@@ -1,8 +1,11 @@
 """Chat rooms."""
 
+from bson import ObjectId
 from mongoengine import BooleanField, DateTimeField, Document, IntField, ObjectIdField, StringField
 
 GENERAL = "general"
+# What a client names a room by: its id or its name; None means `general`. Services pass ids too.
+Ref = str | ObjectId | None
 ROOM, DM = "room", "dm"
 KINDS = (ROOM, DM)
 # A caller's DMs, newest first, are read from this index: their rooms of kind dm (`rooms.listed`).

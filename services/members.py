@@ -6,11 +6,11 @@ from datetime import datetime
 from bson import ObjectId
 
 from model.membership import Membership, Role
+from model.room import Ref
 from model.room_sanction import RoomSanction
 from model.user import User
 from services import live, notify, presence, rooms, sanctions, users
 from services.permissions import check_can_add, check_can_remove, check_can_set_role, check_not_dm
-from services.rooms import Ref
 from utils.timefmt import utcnow
 
 

@@ -12,12 +12,11 @@ from model.archived_message import ArchivedMessage
 from model.membership import Role
 from model.message import Message, MessageFields
 from model.message_log import MessageLog, RoomGone
-from model.room import Room
+from model.room import Ref, Room
 from model.user import User
 from services import files, mentions, notify, pins, read_state, rooms, threads
 from services.permissions import check_can_delete_message, check_can_edit_message
 from services.ratelimit import check_rate
-from services.rooms import Ref
 from utils import metrics, search_keys
 from utils.errors import NotFound, ValidationFailed
 from utils.ids import parse_id

@@ -13,10 +13,10 @@ from bson import ObjectId
 from mongoengine import NotUniqueError, QuerySet
 
 from model.message import Message, MessageFields
+from model.room import Ref
 from model.user import User
 from services import messages, notify, rooms
 from services.permissions import check_can_pin
-from services.rooms import Ref
 from utils.errors import Conflict, NotFound
 from utils.timefmt import utcnow
 

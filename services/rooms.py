@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from model.archived_message import ArchivedMessage
 from model.membership import POSTERS, Membership, Role
 from model.message import Message
-from model.room import BY_KIND, DM, GENERAL, ROOM, Room
+from model.room import BY_KIND, DM, GENERAL, ROOM, Ref, Room
 from model.room_sanction import RoomSanction, Sanction
 from model.user import User
 from services import files, live, notify, read_state
@@ -28,9 +28,6 @@ from services.permissions import (
 from utils.errors import Conflict, Forbidden, NotFound
 from utils.ids import get_by_id, parse_id
 from utils.timefmt import utcnow
-
-# What a client names a room by: its id or its name; None means `general`. Services pass ids too.
-Ref = str | ObjectId | None
 
 
 @dataclass

@@ -7,12 +7,11 @@ from bson import ObjectId
 from mongoengine import NotUniqueError
 
 from model.membership import Membership, Role
-from model.room import GENERAL
+from model.room import GENERAL, Ref
 from model.room_sanction import RoomSanction, Sanction
 from model.user import User
 from services import live, rooms, users
 from services.permissions import check_can_ban, check_can_manage_bans, check_not_dm
-from services.rooms import Ref
 from utils.errors import Forbidden, NotFound
 from utils.timefmt import utcnow
 

@@ -14,7 +14,7 @@ from pymongo import UpdateOne
 from model import message_search
 from model.membership import Membership, Role
 from model.message import Message, MessageFields
-from model.room import Room
+from model.room import Ref, Room
 from model.user import User
 from services import rooms
 from services.permissions import check_can_read
@@ -27,7 +27,7 @@ BACKFILL_BATCH = 1000  # positions of one room read and updated at a time
 
 
 def search(
-    user: User, query: Query, ref: rooms.Ref, limit: int, before: ObjectId | None = None
+    user: User, query: Query, ref: Ref, limit: int, before: ObjectId | None = None
 ) -> tuple[list[MessageFields], str | None]:
     """Return (messages, nextCursor): live, undeleted messages matching `query`, newest first.
 

@@ -9,7 +9,6 @@ import mongoengine
 import pytest
 from bson import ObjectId
 
-import routes  # noqa: F401  (first: it imports the services in the app's order, without a cycle)
 from model.user import User
 from services import rooms
 from tests.support import Api, assert_error, plan_stages

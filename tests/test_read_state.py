@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import pytest
 from bson import ObjectId
 
-import routes  # noqa: F401  (first: it imports the services in the app's order, without a cycle)
 from model.message import RETIRED_INDEXES
 from services import read_state
 from tests.support import Api, assert_error, register, store_messages
