@@ -8,9 +8,9 @@ import pytest
 from bson import ObjectId
 from pymongo.errors import ServerSelectionTimeoutError
 
-from model.embedded import free_port
+from model.embedded import free_port, with_database
 from model.message import Message
-from model.message_log import MessageLog
+from model.message_log import MessageLog, number_old_messages, take_positions
 
 ROOM = ObjectId()
 
@@ -125,3 +125,47 @@ def test_a_message_the_driver_cannot_encode_fails_only_its_own_sender(inserts, d
     assert stored == ["fine-1", "fine-2", "lead"]
     positions = sorted(d["seq"] for d in db.messages.find({"room": ROOM}))
     assert positions == list(range(positions[0], positions[0] + 4)), "the failed position is filled, not left open"
+
+
+def test_positions_taken_at_once_never_overlap(inserts, db):
+    """Writers racing for one room's counter (two processes' batches) each get their own run of positions."""
+    taken, lock = [], threading.Lock()
+
+    def take(count):
+        for _ in range(20):
+            last = take_positions(ROOM, count)
+            with lock:
+                taken.extend(range(last - count + 1, last + 1))
+
+    threads = [threading.Thread(target=take, args=(count,)) for count in (1, 2, 3, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(taken) == list(range(1, 20 * (1 + 2 + 3 + 5) + 1))
+    assert db.rooms.find_one({"_id": ROOM})["seq"] == len(taken)
+
+
+def test_a_room_without_a_counter_starts_at_one_and_a_gone_room_has_none(inserts, db):
+    older = db.rooms.insert_one({"name": "older", "name_key": f"older-{ObjectId()}"}).inserted_id
+    assert take_positions(older, 3) == 3
+    assert take_positions(older, 1) == 4
+    assert take_positions(ObjectId(), 1) is None
+
+
+def test_messages_from_before_positions_get_them_in_id_order(mongo_uri, db):
+    """The start-up migration (`number_old_messages`), on a database of its own."""
+    old = db.client[f"before-positions-{ObjectId()}"]
+    mongoengine.connect(host=with_database(mongo_uri, old.name), tz_aware=True, uuidRepresentation="standard")
+    try:
+        room = old.rooms.insert_one({"name": "old"}).inserted_id
+        ids = sorted(ObjectId() for _ in range(4))
+        old.archived_messages.insert_one({"_id": ids[0], "room": room})
+        old.messages.insert_many([{"_id": oid, "room": room} for oid in reversed(ids[1:])])
+        number_old_messages(old)
+        positions = {doc["_id"]: doc["seq"] for name in ("archived_messages", "messages") for doc in old[name].find()}
+        assert [positions[oid] for oid in ids] == [1, 2, 3, 4]
+        assert old.rooms.find_one({"_id": room}) == {"_id": room, "name": "old", "seq": 4, "archived_seq": 1}
+    finally:
+        mongoengine.disconnect()
+        db.client.drop_database(old.name)
