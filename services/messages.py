@@ -14,6 +14,7 @@ from model.message import Message, MessageFields
 from model.message_log import MessageLog, RoomGone
 from model.room import Ref, Room
 from model.user import User
+from model.writes import update_one_by_id
 from services import files, mentions, notify, pins, read_state, rooms, threads
 from services.permissions import check_can_delete_message, check_can_edit_message
 from services.ratelimit import check_rate
@@ -180,8 +181,9 @@ def do_edit_message(user: User, message_id: str, body: str) -> Message:
     message, room, _ = readable_message(user, message_id)
     check_can_edit_message(user, message)
     named, mentions_room = mentions.resolve(user, room.id, body)
-    updated = Message.objects(id=message.id, deleted=False).modify(
-        new=True,
+    updated = update_one_by_id(
+        Message.objects(id=message.id, deleted=False),
+        message.id,
         set__message_body=body,
         set__edited_at=utcnow(),
         set__mentions=named,
@@ -199,7 +201,7 @@ def do_delete_message(user: User, message_id: str) -> None:
     """Soft-delete a message (author, room owner/moderators, admins) and broadcast `message_deleted`."""
     message, _, role = readable_message(user, message_id)
     check_can_delete_message(user, message, role)
-    deleted = Message.objects(id=message.id, deleted=False).modify(
+    deleted = Message.objects(id=message.id, deleted=False).update_one(
         set__deleted=True,
         set__message_body="",
         set__reactions=[],
@@ -208,10 +210,10 @@ def do_delete_message(user: User, message_id: str) -> None:
         set__attachments=[],
         unset__search_keys=True,
     )
-    if deleted is not None:
+    if deleted:
         pins.unpin_deleted(message)
         notify.notify_message_deleted(message)
         if message.reply_to is not None:
             threads.uncount_reply(message)
-        if deleted.attachments:  # the state before the update
+        if message.attachments:  # as read before the update: a message's files never change until it is deleted
             files.do_delete_message_files(message.id)

@@ -15,6 +15,7 @@ from mongoengine import NotUniqueError, QuerySet
 from model.message import Message, MessageFields
 from model.room import Ref
 from model.user import User
+from model.writes import update_one_by_id
 from services import messages, notify, rooms
 from services.permissions import check_can_pin
 from utils.errors import Conflict, NotFound
@@ -34,8 +35,11 @@ def do_pin(user: User, message_id: str) -> Message:
         if message.pinned:
             return message
         try:
-            pinned = Message.objects(id=message.id, deleted=False, pin_slot=None).modify(
-                new=True, set__pinned_at=utcnow(), set__pin_slot=_free_slot(room.id)
+            pinned = update_one_by_id(
+                Message.objects(id=message.id, deleted=False, pin_slot=None),
+                message.id,
+                set__pinned_at=utcnow(),
+                set__pin_slot=_free_slot(room.id),
             )
         except NotUniqueError:  # another pin took that slot first
             pinned = None
@@ -54,8 +58,11 @@ def do_unpin(user: User, message_id: str) -> Message:
         raise NotFound.message(message_id)
     if not message.pinned:
         return message
-    unpinned = Message.objects(id=message.id, deleted=False, pin_slot__ne=None).modify(
-        new=True, set__pinned_at=None, unset__pin_slot=True
+    unpinned = update_one_by_id(
+        Message.objects(id=message.id, deleted=False, pin_slot__ne=None),
+        message.id,
+        set__pinned_at=None,
+        unset__pin_slot=True,
     )
     if unpinned is None:  # unpinned or deleted by another request meanwhile
         return messages.live_message(message.id)

@@ -19,6 +19,7 @@ from bson import ObjectId
 
 from model.message import Message, Reaction
 from model.user import User
+from model.writes import update_one_by_id
 from services import messages, notify, rooms
 from services.ratelimit import check_rate
 from utils.errors import Conflict, NotFound, ValidationFailed
@@ -52,8 +53,11 @@ def do_react(user: User, message_id: str, emoji: str, add: bool) -> Message:
         step = plan(message, user.id, emoji)
         if step is None:
             return message
-        changed = Message.objects(id=message.id, deleted=False, __raw__=step.guard).modify(
-            new=True, array_filters=step.array_filters, __raw__=step.update
+        changed = update_one_by_id(
+            Message.objects(id=message.id, deleted=False, __raw__=step.guard),
+            message.id,
+            array_filters=step.array_filters,
+            __raw__=step.update,
         )
         if changed is not None:
             notify.notify_message_updated(changed)

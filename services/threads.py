@@ -7,10 +7,10 @@ broadcast as `message_updated` with the root.
 """
 
 from bson import ObjectId
-from pymongo import ReturnDocument
 
 from model import message_scan
 from model.message import Message, MessageFields
+from model.writes import update_raw_by_id
 from services import notify
 from utils.errors import NotFound
 
@@ -28,10 +28,10 @@ def root_of(room_id: ObjectId, reply_to: ObjectId) -> ObjectId:
 
 def count_reply(reply: MessageFields) -> None:
     """A reply was stored: its root counts it."""
-    root = Message._get_collection().find_one_and_update(
+    root = update_raw_by_id(
+        Message._get_collection(),
         {"_id": reply.reply_to},
         {"$inc": {"reply_count": 1}, "$max": {"last_reply_at": reply.time_stamp}},
-        return_document=ReturnDocument.AFTER,
     )
     _announce(root)
 
@@ -39,18 +39,16 @@ def count_reply(reply: MessageFields) -> None:
 def uncount_reply(reply: MessageFields) -> None:
     """A reply was deleted: its root stops counting it, and its last reply time falls back to the newest left."""
     collection = Message._get_collection()
-    root = collection.find_one_and_update(
-        {"_id": reply.reply_to}, {"$inc": {"reply_count": -1}}, return_document=ReturnDocument.AFTER
-    )
+    root = update_raw_by_id(collection, {"_id": reply.reply_to}, {"$inc": {"reply_count": -1}})
     if root is not None and root.get("last_reply_at") == reply.time_stamp:
         replies = {"room": reply.room, "reply_to": reply.reply_to, "seq": {"$gte": 0}}
         newest_first = collection.find(replies, {"time_stamp": 1, "deleted": 1}).sort("seq", -1)
         newest = next((doc for doc in newest_first if not doc["deleted"]), None)
         # Only if no newer reply moved it meanwhile (its `$max` wins either way).
-        root = collection.find_one_and_update(
+        root = update_raw_by_id(
+            collection,
             {"_id": root["_id"], "last_reply_at": reply.time_stamp},
             {"$set": {"last_reply_at": newest["time_stamp"] if newest else None}},
-            return_document=ReturnDocument.AFTER,
         ) or collection.find_one({"_id": root["_id"]})
     _announce(root)
 
