@@ -169,3 +169,10 @@ def test_messages_from_before_positions_get_them_in_id_order(mongo_uri, db):
     finally:
         mongoengine.disconnect()
         db.client.drop_database(old.name)
+
+
+def test_a_counter_another_process_moved_is_read_again(inserts, db):
+    first = take_positions(ROOM, 2)
+    db.rooms.update_one({"_id": ROOM}, {"$inc": {"seq": 5}})  # another process's batch
+    assert take_positions(ROOM, 1) == first + 6
+    assert take_positions(ROOM, 1) == first + 7
