@@ -66,8 +66,12 @@ class LiveServer:
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                self.kill()
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
