@@ -7,7 +7,7 @@ import pytest
 
 from model import embedded
 from tests.file_support import BACKENDS, MotoS3, Storage
-from tests.support import Api, JoinedPair, LiveServer, RedisServer, SocketClient, register
+from tests.support import Api, JoinedPair, LiveServer, RedisServer, SocketClient, make_admin, register
 
 
 @pytest.fixture(scope="session")
@@ -53,8 +53,10 @@ def server(server_factory):
 
 @pytest.fixture(autouse=True)
 def clean_db(request):
-    """Every test that touches the database starts from an empty one (the `general` room stays)."""
-    if "db" not in request.fixturenames and "server" not in request.fixturenames:
+    """Every test that touches the database starts from an empty one (the `general` room stays), but in a module
+    marked `shared_db`, whose tests each make rooms of their own."""
+    uses_db = "db" in request.fixturenames or "server" in request.fixturenames
+    if not uses_db or request.node.get_closest_marker("shared_db"):
         yield
         return
     database = request.getfixturevalue("db")
@@ -76,11 +78,7 @@ def make_user(api, db):
 
     def make(username=None, admin=False, **extra):
         user = register(api, username, **extra)
-        if admin:
-            from bson import ObjectId
-
-            db.users.update_one({"_id": ObjectId(user.id)}, {"$set": {"role": "admin"}})
-        return user
+        return make_admin(db, user) if admin else user
 
     return make
 

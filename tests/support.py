@@ -137,6 +137,12 @@ def register(api, username=None, password="password-123", **extra):
     return ChatUser(body["user"]["id"], username, body["accessToken"], body["refreshToken"], password)
 
 
+def make_admin(db, user):
+    """Give a registered user the global admin role (no route grants it); return the user."""
+    db.users.update_one({"_id": ObjectId(user.id)}, {"$set": {"role": "admin"}})
+    return user
+
+
 def plan_stages(explained):
     """The stages of an explained query's winning plan, outermost first (`SORT`, `FETCH`, `IXSCAN`, ...)."""
     stages, stage = [], explained["queryPlanner"]["winningPlan"]
