@@ -183,7 +183,7 @@ def test_sigterm_drains_sockets_and_exits(server_factory, mongo_uri, make_user, 
         stored = Api(other.url).get("/api/messages", user.token).json()["messages"]
         assert stored[0]["id"] == acked["id"]
     finally:
-        other.stop()
+        other.kill()
 
 
 def _procfile_web():
