@@ -2,6 +2,7 @@
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pymongo
 import pytest
@@ -13,9 +14,14 @@ from tests.support import Api, JoinedPair, LiveServer, RedisServer, SocketClient
 
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory):
-    """A MongoDB wire-protocol server: TEST_MONGODB_URI, or a SecantusDB daemon of our own."""
+    """A MongoDB wire-protocol server: TEST_MONGODB_URI, or a SecantusDB daemon of our own (each xdist worker's own).
+
+    On TEST_MONGODB_URI each worker has a database of its own, the URI's name with the worker's after it: every
+    worker empties its database before each test.
+    """
     if os.environ.get("TEST_MONGODB_URI"):
-        yield os.environ["TEST_MONGODB_URI"]
+        uri, worker = os.environ["TEST_MONGODB_URI"], os.environ.get("PYTEST_XDIST_WORKER")
+        yield embedded.with_database(uri, f"{urlsplit(uri).path.strip('/')}_{worker}") if worker else uri
         return
     log = tmp_path_factory.mktemp("db") / "secantusd.log"
     proc, uri = embedded.start_daemon(":memory:", log_path=str(log))
