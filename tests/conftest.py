@@ -1,20 +1,27 @@
 """Fixtures: the database daemon (or TEST_MONGODB_URI), a live server, a clean database per test."""
 
 import os
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pymongo
 import pytest
 
 from model import embedded
 from tests.file_support import BACKENDS, MotoS3, Storage
-from tests.support import Api, JoinedPair, LiveServer, RedisServer, SocketClient, register
+from tests.support import Api, JoinedPair, LiveServer, RedisServer, SocketClient, make_admin, register
 
 
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory):
-    """A MongoDB wire-protocol server: TEST_MONGODB_URI, or a SecantusDB daemon of our own."""
+    """A MongoDB wire-protocol server: TEST_MONGODB_URI, or a SecantusDB daemon of our own (each xdist worker's own).
+
+    On TEST_MONGODB_URI each worker has a database of its own, the URI's name with the worker's after it: every
+    worker empties its database before each test.
+    """
     if os.environ.get("TEST_MONGODB_URI"):
-        yield os.environ["TEST_MONGODB_URI"]
+        uri, worker = os.environ["TEST_MONGODB_URI"], os.environ.get("PYTEST_XDIST_WORKER")
+        yield embedded.with_database(uri, f"{urlsplit(uri).path.strip('/')}_{worker}") if worker else uri
         return
     log = tmp_path_factory.mktemp("db") / "secantusd.log"
     proc, uri = embedded.start_daemon(":memory:", log_path=str(log))
@@ -41,11 +48,8 @@ def server_factory(mongo_uri, tmp_path_factory):
         return server.start()
 
     yield start
-    for server in started:  # signal all first: each takes about a second to drain
-        if server.proc.poll() is None:
-            server.proc.terminate()
-    for server in started:
-        server.stop()
+    for server in started:  # no test reads them any more: a kill, not a drain (a few tenths of a CPU second each)
+        server.kill()
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +60,10 @@ def server(server_factory):
 
 @pytest.fixture(autouse=True)
 def clean_db(request):
-    """Every test that touches the database starts from an empty one (the `general` room stays)."""
-    if "db" not in request.fixturenames and "server" not in request.fixturenames:
+    """Every test that touches the database starts from an empty one (the `general` room stays), but in a module
+    marked `shared_db`, whose tests each make rooms of their own."""
+    uses_db = "db" in request.fixturenames or "server" in request.fixturenames
+    if not uses_db or request.node.get_closest_marker("shared_db"):
         yield
         return
     database = request.getfixturevalue("db")
@@ -79,11 +85,7 @@ def make_user(api, db):
 
     def make(username=None, admin=False, **extra):
         user = register(api, username, **extra)
-        if admin:
-            from bson import ObjectId
-
-            db.users.update_one({"_id": ObjectId(user.id)}, {"$set": {"role": "admin"}})
-        return user
+        return make_admin(db, user) if admin else user
 
     return make
 
@@ -99,8 +101,10 @@ def connect(server):
         return client.connect()
 
     yield open_socket
-    for client in clients:
-        client.close()
+    # All at once: a close waits up to 3 s (websocket-client's default) for the server's closing frame, which the
+    # gevent and threading servers of bench/serve_other.py do not send.
+    with ThreadPoolExecutor(max(1, len(clients))) as pool:
+        list(pool.map(SocketClient.close, clients))
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Test helpers for files: the two storage backends (GridFS in the test database, S3 on a local moto server)
-and what each holds, and images made or damaged to order."""
+and what each holds, the tests that need only one, and images made or damaged to order."""
 
 import io
 import struct
@@ -9,6 +9,7 @@ import time
 import zlib
 
 import boto3
+import pytest
 import requests
 from PIL import Image
 
@@ -16,6 +17,10 @@ from model.embedded import free_port
 
 BUCKET = "chat-files"
 BACKENDS = ("gridfs", "s3")
+# A test of what is decided before bytes are stored or read, or in the database beside them (validation, access,
+# signatures, names, attachment claims), runs on the first backend only: what the bytes go through in storage,
+# kept, served in ranges, refused or deleted, is proved on each backend by the other tests.
+storage_independent = pytest.mark.parametrize("storage", BACKENDS[:1], indirect=True)
 
 
 class MotoS3:

@@ -66,8 +66,12 @@ class LiveServer:
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                self.kill()
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -131,6 +135,12 @@ def register(api, username=None, password="password-123", **extra):
     assert response.status_code == 201, response.text
     body = response.json()
     return ChatUser(body["user"]["id"], username, body["accessToken"], body["refreshToken"], password)
+
+
+def make_admin(db, user):
+    """Give a registered user the global admin role (no route grants it); return the user."""
+    db.users.update_one({"_id": ObjectId(user.id)}, {"$set": {"role": "admin"}})
+    return user
 
 
 def plan_stages(explained):

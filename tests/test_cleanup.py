@@ -1,5 +1,6 @@
-"""The cleanup job as cron runs it (`python -m jobs.cleanup`), once per storage backend: uploads no message took
-within a day go, everything else stays; a dry run changes nothing; a run cut short is finished by the next."""
+"""The cleanup job as cron runs it (`python -m jobs.cleanup`), once per storage backend where it removes bytes:
+uploads no message took within a day go, everything else stays; a dry run changes nothing; a run cut short is
+finished by the next."""
 
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bson import ObjectId
 
+from tests.file_support import storage_independent
 from tests.support import ROOT, assert_error
 
 
@@ -98,6 +100,7 @@ def test_a_run_killed_halfway_leaves_nothing_served_and_the_next_finishes(files_
     assert db.files.count_documents({}) == 2 and storage.keys() == {attached["id"], recent["id"]}
 
 
+@storage_independent
 def test_files_held_by_sends_that_died_are_given_back(files_api, node, make_user, db):
     user = make_user()
     orphaned, settled = _upload(files_api, user), _upload(files_api, user)
@@ -115,6 +118,7 @@ def test_files_held_by_sends_that_died_are_given_back(files_api, node, make_user
     assert files_api.post("/api/send", user.token, json={"attachments": [orphaned["id"]]}).status_code == 201
 
 
+@storage_independent
 def test_failures_exit_1_and_bad_arguments_2(files_api, node, make_user, db):
     _age(db, _upload(files_api, make_user()), 25)
     failing = "import jobs.cleanup\nimport services.files\nservices.files._purge = lambda files: 1 / 0"

@@ -13,9 +13,10 @@ import pytest
 from tests.support import ROOT, Api, LiveServer, RedisServer, SocketClient, assert_error
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def nodes(server_factory, redis_url):
-    """Two server processes on one database and one Redis, on a channel of their own."""
+    """Two server processes on one database and one Redis, on a channel of their own (module-wide: each test has
+    users and rooms of its own, and closes its sockets)."""
     env = {"REDIS_URL": redis_url, "SOCKETIO_CHANNEL": f"chat-{uuid.uuid4().hex[:8]}", "NODE_TTL_SECONDS": 3}
     return server_factory(**env), server_factory(**env)
 
@@ -182,7 +183,7 @@ def test_sigterm_drains_sockets_and_exits(server_factory, mongo_uri, make_user, 
         stored = Api(other.url).get("/api/messages", user.token).json()["messages"]
         assert stored[0]["id"] == acked["id"]
     finally:
-        other.stop()
+        other.kill()
 
 
 def _procfile_web():

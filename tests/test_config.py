@@ -84,7 +84,7 @@ def test_general_is_created_once_when_servers_start_together(server_factory, mon
             client.drop_database("race_general")
     finally:
         for server in servers:
-            server.stop()
+            server.kill()
 
 
 def test_embedded_database_keeps_its_data_across_a_restart(tmp_path):
@@ -100,7 +100,7 @@ def test_embedded_database_keeps_its_data_across_a_restart(tmp_path):
         login = Api(second.url).post("/api/auth/login", json={"username": "survivor", "password": "password-123"})
         assert login.status_code == 200
     finally:
-        second.stop()
+        second.kill()
 
 
 @pytest.mark.skipif(bool(os.environ.get("TEST_MONGODB_URI")), reason="the database is not our embedded daemon")

@@ -1,6 +1,6 @@
-"""Files through a live server, every test once per storage backend: GridFS in the test database, and S3 on
-a local moto server. Uploads, downloads and ranges, signed URLs, limits, type detection, images, and the
-files messages carry."""
+"""Files through a live server, once per storage backend (GridFS in the test database, and S3 on a local moto
+server) wherever storage takes part: uploads, downloads and ranges, signed URLs, limits, type detection, images,
+and the files messages carry."""
 
 import io
 import os
@@ -14,7 +14,7 @@ import pytest
 from bson import ObjectId
 from PIL import ExifTags, Image
 
-from tests.file_support import image_bytes, png_declaring
+from tests.file_support import image_bytes, png_declaring, storage_independent
 from tests.support import ROOT, Api, assert_error
 
 FILE_FIELDS = {"id", "room", "name", "contentType", "size", "width", "height", "createdAt", "url", "thumbnailUrl"}
@@ -82,6 +82,7 @@ def short_urls(storage, server_factory):
     return Api(server_factory(FILE_URL_TTL=1, **storage.env()).url)
 
 
+@storage_independent
 def test_signed_urls_expire_and_refuse_any_change(short_urls, make_user):
     user = make_user()
     file = uploaded(short_urls, user, image_bytes())
@@ -123,6 +124,7 @@ def test_uploads_over_the_limit_are_413_and_leave_nothing(small_uploads, make_us
     assert db.files.count_documents({}) == 0 and storage.keys() == stored
 
 
+@storage_independent
 def test_a_body_declared_too_large_is_refused_before_it_is_sent(small_uploads, make_user):
     user = make_user()
     host, port = small_uploads.url.removeprefix("http://").split(":")
@@ -136,6 +138,7 @@ def test_a_body_declared_too_large_is_refused_before_it_is_sent(small_uploads, m
     assert answer.startswith("HTTP/1.1 413") and '"payload_too_large"' in answer
 
 
+@storage_independent
 def test_an_empty_or_missing_file_is_a_validation_error(files_api, make_user, db):
     user = make_user()
     cases = (
@@ -151,6 +154,7 @@ def test_an_empty_or_missing_file_is_a_validation_error(files_api, make_user, db
     assert db.files.count_documents({}) == 0
 
 
+@storage_independent
 def test_only_those_who_may_post_in_a_room_upload_there(files_api, api, make_user, db):
     owner, reader, stranger = make_user(), make_user(), make_user()
     room = api.post("/api/rooms", owner.token, json={"name": "crew", "private": True}).json()["id"]
@@ -225,6 +229,7 @@ def test_bombs_and_damaged_images_are_refused_and_leave_nothing(files_api, make_
     assert db.files.count_documents({}) == 0 and storage.keys() == stored
 
 
+@storage_independent
 def test_names_are_cleaned_and_offered_in_both_forms(files_api, make_user):
     user = make_user()
     for sent, kept in (
@@ -282,6 +287,7 @@ def test_a_socket_message_carries_files_too(files_api, node, make_user, connect)
     assert refused["ok"] is False and refused["error"]["code"] == "validation_error"
 
 
+@storage_independent
 def test_only_the_senders_own_free_uploads_to_that_room_are_attached(files_api, api, make_user):
     alice, bob = make_user(), make_user()
     room = api.post("/api/rooms", alice.token, json={"name": "side"}).json()["id"]
@@ -306,6 +312,7 @@ def test_only_the_senders_own_free_uploads_to_that_room_are_attached(files_api, 
     assert_error(_send(files_api, alice, [mine["id"]], "again", room=room), 400, "validation_error")
 
 
+@storage_independent
 def test_a_retried_send_returns_the_original_with_its_files(files_api, make_user):
     user = make_user()
     file = uploaded(files_api, user)
@@ -315,6 +322,7 @@ def test_a_retried_send_returns_the_original_with_its_files(files_api, make_user
     assert again.json()["id"] == first.json()["id"] and again.json()["attachments"][0]["id"] == file["id"]
 
 
+@storage_independent
 def test_of_two_sends_of_one_file_exactly_one_wins(files_api, make_user):
     user = make_user()
 

@@ -78,7 +78,7 @@ def test_not_ready_while_redis_is_down(server_factory, tmp_path):
         assert (ready.status_code, ready.json()) == (503, {"status": "degraded", "db": "ok", "queue": "down"})
         assert api.get("/api/health/live").status_code == 200
     finally:
-        server.stop()  # with its queue down it checks the shared database every few seconds
+        server.kill()  # with its queue down it checks the shared database every few seconds
 
 
 def _send_part_of_a_registration():

@@ -1,20 +1,35 @@
 """The contract's role table, row by row, for each role: owner, moderator, member, readonly, outsider, admin."""
 
+import itertools
 from types import SimpleNamespace
 
 import pytest
 
+from tests.support import Api, make_admin, register
+
 ROLES = ("owner", "moderator", "member", "readonly", "outsider", "admin")
+# Every action here is on one room: the users are registered once, and each test casts them in a room of its own.
+pytestmark = pytest.mark.shared_db
+_rooms = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def users(server, db):
+    """One user for each role (the admin one promoted), and an author, a target and a second moderator."""
+    api = Api(server.url)
+    people = {role: register(api) for role in ROLES}
+    make_admin(db, people["admin"])
+    return SimpleNamespace(people=people, author=register(api), target=register(api), mod2=register(api))
 
 
 @pytest.fixture
-def cast(api, make_user):
-    """A room (private or public) with one user in each role, plus a member who wrote a message."""
+def cast(api, users):
+    """A new room (private or public) with one user in each role, plus a member who wrote a message."""
 
     def build(private):
-        people = {role: make_user(admin=role == "admin") for role in ROLES}
-        author, target, mod2 = make_user(), make_user(), make_user()
-        room = api.post("/api/rooms", people["owner"].token, json={"name": "cast", "private": private}).json()
+        people, author, target, mod2 = users.people, users.author, users.target, users.mod2
+        name = f"cast {next(_rooms)}"
+        room = api.post("/api/rooms", people["owner"].token, json={"name": name, "private": private}).json()
         for user, role in [
             (people["moderator"], "moderator"),
             (people["member"], "member"),
