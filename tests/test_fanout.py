@@ -62,7 +62,8 @@ def ordered(client):
 
 
 class Room:
-    """A fresh public room on `server` and users to fill it."""
+    """A fresh public room on `server` and users to fill it; leaving `with Room(...) as room:` closes every client
+    it connected."""
 
     def __init__(self, server, users):
         api = Api(server.url)
@@ -70,11 +71,24 @@ class Room:
         self.id = api.post("/api/rooms", self.users[0].token, json={"name": f"fan-{uuid.uuid4().hex[:8]}"}).json()["id"]
         self.clients = []
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
     def connect(self, user, url, **kwargs):
         client = ordered(SocketClient(url, user.token, **kwargs)).connect()
         self.clients.append(client)
         ack = client.call("join", {"room": self.id}, timeout=30)
         assert ack["ok"] is True, ack
+        return client
+
+    def raw(self, user, url):
+        """A RawClient of `user` that joined the room."""
+        client = RawClient(url, user.token)
+        self.clients.append(client)
+        assert client.call("join", {"room": self.id})["ok"] is True
         return client
 
     def close(self):
@@ -171,6 +185,9 @@ class RawClient:
                 return found
             self.read_one()
 
+    def close(self):
+        self.ws.close()
+
     def reset(self):
         """Drop the connection without a goodbye: the server's next writes fail."""
         self.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -185,25 +202,19 @@ def rss_kib(pid):
 
 
 def test_many_senders_and_receivers_get_every_message_once_in_the_rooms_one_order(node):
-    room = Room(node, 24)
-    try:
+    with Room(node, 24) as room:
         clients = [room.connect(user, node.url) for user in room.users]
         mark = LogMark(node)
         expected = send_all(clients[:4], room.id, 50, "many")
         assert_one_order([client_ids(c, "many", len(expected)) for c in clients], expected)
         broadcasts = [b for b in mark.broadcasts() if b[0] == 24]
         assert len(broadcasts) >= 200 and sum(b[1] for b in broadcasts) > 0  # frames were buffered and written
-    finally:
-        room.close()
 
 
 def test_a_reader_that_stops_reading_stalls_no_one_and_then_gets_everything_in_order(node):
-    room = Room(node, 4)
-    slow = None
-    try:
+    with Room(node, 4) as room:
         sender, *readers = [room.connect(user, node.url) for user in room.users[:3]]
-        slow = RawClient(node.url, room.users[3].token)
-        assert slow.call("join", {"room": room.id})["ok"] is True
+        slow = room.raw(room.users[3], node.url)
         mark, before = LogMark(node), rss_kib(node.proc.pid)
         expected = []
         # 4 kB frames until the kernel's buffers (the server's send buffer grows up to 4 MB) take only part of
@@ -220,15 +231,10 @@ def test_a_reader_that_stops_reading_stalls_no_one_and_then_gets_everything_in_o
         assert grown < 64 * 1024 + 4 * len(expected), f"the server grew by {grown} KiB for {len(expected)} messages"
         assert slow.messages("slow", len(expected)) == expected
         assert [name for name, _ in slow.events].count("message") == len(expected)
-    finally:
-        room.close()
-        if slow is not None:
-            slow.ws.close()
 
 
 def test_polling_and_upgrading_clients_mixed_with_websockets_get_the_same_order(node):
-    room = Room(node, 11)
-    try:
+    with Room(node, 11) as room:
         transports = [["websocket"]] * 5 + [["polling"]] * 3 + [["polling", "websocket"]] * 3
         clients = [room.connect(user, node.url, transports=t) for user, t in zip(room.users, transports, strict=True)]
         mark = LogMark(node)
@@ -236,19 +242,12 @@ def test_polling_and_upgrading_clients_mixed_with_websockets_get_the_same_order(
         assert_one_order([client_ids(c, "mixed", len(expected)) for c in clients], expected)
         broadcasts = [b for b in mark.broadcasts() if b[0] == 11]
         assert sum(b[2] for b in broadcasts) >= 3 * len(expected)  # polling clients: queued, every time
-    finally:
-        room.close()
 
 
 def test_sockets_that_disconnect_during_broadcasts_leave_the_others_whole(node):
-    room = Room(node, 14)
-    raws = []
-    try:
+    with Room(node, 14) as room:
         clients = [room.connect(user, node.url) for user in room.users[:8]]
-        for user in room.users[8:]:
-            raw = RawClient(node.url, user.token)
-            assert raw.call("join", {"room": room.id})["ok"] is True
-            raws.append(raw)
+        raws = [room.raw(user, node.url) for user in room.users[8:]]
         leaving, staying = clients[4:], clients[:4]
 
         def disconnect_midway():
@@ -267,15 +266,12 @@ def test_sockets_that_disconnect_during_broadcasts_leave_the_others_whole(node):
         sent = staying[0].call("message", {"room": room.id, "messageBody": "after", "clientId": "gone-after"})
         assert latecomer.wait_for("message", lambda m: m["clientId"] == "gone-after") == sent["message"]
         assert "Traceback" not in node.log()
-    finally:
-        room.close()
 
 
 def test_broadcasts_from_another_process_take_the_same_path(server_factory, redis_url):
     env = {"REDIS_URL": redis_url, "SOCKETIO_CHANNEL": f"fan-{uuid.uuid4().hex[:8]}", "LOG_LEVEL": "DEBUG"}
     a_node, b_node = server_factory(**env), server_factory(**env)
-    room = Room(a_node, 12)
-    try:
+    with Room(a_node, 12) as room:
         on_a = [room.connect(user, a_node.url) for user in room.users[:4]]
         on_b = [room.connect(user, b_node.url) for user in room.users[4:]]
         mark = LogMark(b_node)
@@ -284,8 +280,6 @@ def test_broadcasts_from_another_process_take_the_same_path(server_factory, redi
         assert_one_order([client_ids(c, "redis", len(expected)) for c in on_b], expected)
         broadcasts = [b for b in mark.broadcasts() if b[0] == len(on_b)]
         assert len(broadcasts) >= len(expected) and sum(b[1] for b in broadcasts) > 0
-    finally:
-        room.close()
 
 
 def test_the_pinned_versions_have_what_fanout_relies_on_and_a_moved_line_refuses_to_start():

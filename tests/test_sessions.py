@@ -11,7 +11,7 @@ import time
 import pytest
 import websocket
 
-from tests.test_fanout import LogMark, RawClient, Room, client_ids, send_all
+from tests.test_fanout import LogMark, Room, client_ids, send_all
 
 SHUT_DOWN = re.compile(r"pong late, connection shut down")
 
@@ -43,14 +43,11 @@ def read_until_closed(raw):
 
 
 def test_clients_that_answer_pings_stay_connected_on_websocket_and_long_polling(node):
-    room = Room(node, 4)
-    raw = None
-    try:
+    with Room(node, 4) as room:
         on_websocket = room.connect(room.users[0], node.url)
         on_polling = room.connect(room.users[1], node.url, transports=["polling"])
         upgraded = room.connect(room.users[2], node.url, transports=["polling", "websocket"])
-        raw = RawClient(node.url, room.users[3].token)
-        assert raw.call("join", {"room": room.id})["ok"] is True
+        raw = room.raw(room.users[3], node.url)
         answered = 0
         while answered < 4:  # four pings answered: every socket here went through several ping rounds
             answered += raw.read_one() == "2"
@@ -60,38 +57,24 @@ def test_clients_that_answer_pings_stay_connected_on_websocket_and_long_polling(
         for client in clients:
             assert client_ids(client, "alive", 3) == expected
         assert raw.messages("alive", 3) == expected
-    finally:
-        room.close()
-        if raw is not None:
-            raw.ws.close()
 
 
 def test_a_websocket_that_stops_answering_pings_is_disconnected_and_leaves_the_room(node):
-    room = Room(node, 2)
-    raw = None
-    try:
+    with Room(node, 2) as room:
         watcher = room.connect(room.users[0], node.url)
-        raw = RawClient(node.url, room.users[1].token)
-        assert raw.call("join", {"room": room.id})["ok"] is True
+        raw = room.raw(room.users[1], node.url)
         mark = LogMark(node)
         pings = read_until_closed(raw)  # reads everything, answers nothing
         assert pings >= 1
         wait_for_log(mark, SHUT_DOWN)
         left = watcher.wait_for("user_left", lambda e: e["userId"] == room.users[1].id, timeout=30)
         assert left["room"] == room.id
-    finally:
-        room.close()
-        if raw is not None:
-            raw.ws.close()
 
 
 def test_a_client_that_stops_reading_is_shut_down_while_the_others_get_everything(node):
-    room = Room(node, 3)
-    slow = None
-    try:
+    with Room(node, 3) as room:
         sender, reader = [room.connect(user, node.url) for user in room.users[:2]]
-        slow = RawClient(node.url, room.users[2].token)
-        assert slow.call("join", {"room": room.id})["ok"] is True
+        slow = room.raw(room.users[2], node.url)
         mark = LogMark(node)
         expected = []
         # 4 kB frames, piling up for the slow reader (in the kernel, then on the server: a greenlet waits to write
@@ -103,7 +86,3 @@ def test_a_client_that_stops_reading_is_shut_down_while_the_others_get_everythin
         for client in (sender, reader):
             assert client_ids(client, "stop", len(expected)) == expected
         read_until_closed(slow)  # what the kernel held, then the end of the connection
-    finally:
-        room.close()
-        if slow is not None:
-            slow.ws.close()
