@@ -9,16 +9,16 @@ callers do with it (broadcast it, answer it) is the newest state, which clients 
 """
 
 from bson import ObjectId
-from mongoengine import Document, QuerySet
+from mongoengine import Document
 from pymongo.collection import Collection
 
 
-def update_one_by_id(selected: QuerySet, doc_id: ObjectId, **update) -> Document | None:
-    """`selected.modify(new=True, **update)` for a queryset that names one document by id (and may add guards):
-    the document after the update, or None when the queryset selected nothing."""
-    if not selected.update_one(**update):
+def update_one_by_id(document: type[Document], doc_id: ObjectId, where: dict, **update) -> Document | None:
+    """`document.objects(id=doc_id, **where).modify(new=True, **update)`: the document after the update, or None
+    when it is not there or `where` (guards, as query keywords) does not hold."""
+    if not document.objects(id=doc_id, **where).update_one(**update):
         return None
-    return selected._document.objects(id=doc_id).first()
+    return document.objects(id=doc_id).first()
 
 
 def update_raw_by_id(collection: Collection, query: dict, update: dict) -> dict | None:

@@ -182,8 +182,9 @@ def do_edit_message(user: User, message_id: str, body: str) -> Message:
     check_can_edit_message(user, message)
     named, mentions_room = mentions.resolve(user, room.id, body)
     updated = update_one_by_id(
-        Message.objects(id=message.id, deleted=False),
+        Message,
         message.id,
+        {"deleted": False},
         set__message_body=body,
         set__edited_at=utcnow(),
         set__mentions=named,

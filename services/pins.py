@@ -36,8 +36,9 @@ def do_pin(user: User, message_id: str) -> Message:
             return message
         try:
             pinned = update_one_by_id(
-                Message.objects(id=message.id, deleted=False, pin_slot=None),
+                Message,
                 message.id,
+                {"deleted": False, "pin_slot": None},
                 set__pinned_at=utcnow(),
                 set__pin_slot=_free_slot(room.id),
             )
@@ -59,8 +60,9 @@ def do_unpin(user: User, message_id: str) -> Message:
     if not message.pinned:
         return message
     unpinned = update_one_by_id(
-        Message.objects(id=message.id, deleted=False, pin_slot__ne=None),
+        Message,
         message.id,
+        {"deleted": False, "pin_slot__ne": None},
         set__pinned_at=None,
         unset__pin_slot=True,
     )

@@ -54,8 +54,9 @@ def do_react(user: User, message_id: str, emoji: str, add: bool) -> Message:
         if step is None:
             return message
         changed = update_one_by_id(
-            Message.objects(id=message.id, deleted=False, __raw__=step.guard),
+            Message,
             message.id,
+            {"deleted": False, "__raw__": step.guard},
             array_filters=step.array_filters,
             __raw__=step.update,
         )
