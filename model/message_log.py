@@ -155,8 +155,9 @@ class MessageLog:
         return retry
 
 
-def take_positions(room, count):
-    """Reserve the next `count` positions of a room; return the last of them, or None when the room is gone.
+def take_positions(room, count, rooms=None):
+    """Reserve the next `count` positions of a room (in `rooms`, by default the Room collection); return the last
+    of them, or None when the room is gone.
 
     The counter is moved only if it still holds the value this process last saw (none: read it
     first), else read again: so a room only this process writes to costs one update a batch, and
@@ -165,7 +166,7 @@ def take_positions(room, count):
     rooms, 47 ms among 10,000), on a read or an update by `_id` about 0.2 ms however many rooms
     (docs/PERFORMANCE.md).
     """
-    rooms = Room._get_collection().with_options(write_concern=_ALLOCATE)
+    rooms = (Room._get_collection() if rooms is None else rooms).with_options(write_concern=_ALLOCATE)
     seq = _last_seen.pop(room, _UNREAD)
     for _attempt in range(_CONTENDED):
         if seq is _UNREAD:
@@ -234,7 +235,7 @@ def number_old_messages(db):
         collection = db[name]
         for room in collection.distinct("room", {"seq": {"$exists": False}}):
             for doc in collection.find({"room": room, "seq": {"$exists": False}}, {"_id": 1}).sort("_id", 1):
-                seq = take_positions(room, 1) or 0
+                seq = take_positions(room, 1, db.rooms) or 0
                 collection.update_one({"_id": doc["_id"]}, {"$set": {"seq": seq}})
             if name == "archived_messages":
                 top = db.rooms.find_one({"_id": room}, {"seq": 1})

@@ -8,7 +8,7 @@ import pytest
 from bson import ObjectId
 from pymongo.errors import ServerSelectionTimeoutError
 
-from model.embedded import free_port, with_database
+from model.embedded import free_port
 from model.message import Message
 from model.message_log import MessageLog, number_old_messages, take_positions
 
@@ -153,10 +153,9 @@ def test_a_room_without_a_counter_starts_at_one_and_a_gone_room_has_none(inserts
     assert take_positions(ObjectId(), 1) is None
 
 
-def test_messages_from_before_positions_get_them_in_id_order(mongo_uri, db):
+def test_messages_from_before_positions_get_them_in_id_order(db):
     """The start-up migration (`number_old_messages`), on a database of its own."""
     old = db.client[f"before-positions-{ObjectId()}"]
-    mongoengine.connect(host=with_database(mongo_uri, old.name), tz_aware=True, uuidRepresentation="standard")
     try:
         room = old.rooms.insert_one({"name": "old"}).inserted_id
         ids = sorted(ObjectId() for _ in range(4))
@@ -167,7 +166,6 @@ def test_messages_from_before_positions_get_them_in_id_order(mongo_uri, db):
         assert [positions[oid] for oid in ids] == [1, 2, 3, 4]
         assert old.rooms.find_one({"_id": room}) == {"_id": room, "name": "old", "seq": 4, "archived_seq": 1}
     finally:
-        mongoengine.disconnect()
         db.client.drop_database(old.name)
 
 
