@@ -652,7 +652,7 @@ def _fanout_table(scenario, title, machine):
         "|---|---|---|---|---|---|---|",
         *[
             f"| {name} | {r['medians']['deliveriesPerS']} | {r['medians']['latP50']} / {r['medians']['latP99']} | "
-            f"{r['medians']['serverCpuUsPerDelivery']} | {r['medians'].get('databaseCpuUsPerDelivery')} | "
+            f"{r['medians']['serverCpuUsPerDelivery']} | {r['medians']['databaseCpuUsPerDelivery']} | "
             f"{r['medians']['machineBusy']:.0%} | "
             f"{', '.join(str(run['serverCpuUsPerDelivery']) for run in r['runs'])} |"
             for name, r in scenario.items()

@@ -18,6 +18,13 @@ class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # What each dumped field becomes: (its key in the output, the attribute it reads, its name, the field).
+        self._plan = [
+            (field.data_key or name, field.attribute or name, name, field) for name, field in self.dump_fields.items()
+        ]
+
     def _serialize(self, obj, *, many=False):
         """marshmallow's own, without its per-field plumbing (the hot path: every message broadcast and page).
 
@@ -29,20 +36,14 @@ class StrictSchema(Schema):
         if many and obj is not None:
             return [self._serialize(item) for item in obj]
         dumped = {}
-        for key, name, field in self._dump_plan():
-            value = _value_of(obj, field.attribute or name) if field._CHECK_ATTRIBUTE else None
+        for key, attr, name, field in self._plan:
+            value = _value_of(obj, attr) if field._CHECK_ATTRIBUTE else None
             if value is missing:
                 value = field.dump_default() if callable(field.dump_default) else field.dump_default
                 if value is missing:
                     continue
             dumped[key] = field._serialize(value, name, obj)
         return dumped
-
-    def _dump_plan(self):
-        plan = self.__dict__.get("_plan")
-        if plan is None:
-            plan = self._plan = [(field.data_key or name, name, field) for name, field in self.dump_fields.items()]
-        return plan
 
     @pre_load
     def no_lone_surrogates(self, data, **kwargs):
