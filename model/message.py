@@ -23,7 +23,8 @@ from model.file import Attachment
 
 # Indexes an earlier version built, dropped at start-up (`drop_retired_indexes`): every message stored
 # paid an entry in each, mentioning anyone or not (docs/PERFORMANCE.md).
-RETIRED_INDEXES = ("room_1_mentions_1_seq_1", "room_1_mentions_room_1_seq_1")
+# The last one held pin slots, which live in their own collection now (`model/pin.py`).
+RETIRED_INDEXES = ("room_1_mentions_1_seq_1", "room_1_mentions_room_1_seq_1", "room_1_pin_slot_1")
 
 
 class Reaction(EmbeddedDocument):
@@ -51,9 +52,8 @@ class MessageFields(Document):
     # Members named by `@username`; `@room`/`@here` from a manager sets mentions_room instead of listing everyone.
     mentions = ListField(ObjectIdField())
     mentions_room = BooleanField(default=False)
+    # Set while the message is pinned; its slot among its room's pins is in `model/pin.py`.
     pinned_at = DateTimeField(null=True)
-    # Which of its room's pin slots (0 to MAX_PINS - 1) a pinned message holds; absent when not pinned.
-    pin_slot = IntField()
     # The files it carries (`model/file.py`), their metadata copied in so one read serves a page of history.
     attachments = ListField(EmbeddedDocumentField(Attachment))
     # A position whose writer failed: never shown, it only tells readers not to wait for it.
@@ -95,11 +95,6 @@ class Message(MessageFields):
             # The mentions feed: messages naming a user, newest first; `@room` ones in the user's rooms.
             {"fields": ["mentions", "-id"]},
             {"fields": ["room", "mentions_room", "-id"], "partialFilterExpression": {"mentions_room": True}},
-            # A room's pins (`services/pins.py`): no two share a slot, so a room never holds more than
-            # its slots. The same index lists them. Its filter is the range its queries use
-            # (`pin_slot >= 0`): MongoDB uses a partial index only for queries that imply its filter,
-            # and SecantusDB plans an index for ranges, not for `$exists` or `$type`.
-            {"fields": ["room", "pin_slot"], "unique": True, "partialFilterExpression": {"pin_slot": {"$gte": 0}}},
             # Search (`model/message_search.py`): the messages holding one key, newest first, in any room.
             {"fields": ["search_keys", "-id"]},
         ],

@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from model.archived_message import ArchivedMessage
 from model.membership import POSTERS, Membership, Role
 from model.message import Message
+from model.pin import Pin
 from model.room import BY_KIND, DM, GENERAL, ROOM, Ref, Room
 from model.room_sanction import RoomSanction, Sanction
 from model.user import User
@@ -241,6 +242,7 @@ def do_delete_room(user: User, ref: Ref) -> None:
     room.delete()
     RoomSanction.objects(room=room.id).delete()
     Message.objects(room=room.id).delete()
+    Pin.of_room(room.id).delete()
     ArchivedMessage.objects(room=room.id).delete()
     files.do_delete_room_files(room.id)
     notify.notify_room_deleted(room.id)
