@@ -32,7 +32,7 @@ from utils.errors import Conflict, NotFound
 from utils.timefmt import utcnow
 
 MAX_PINS = 50
-# A pin's two writes are milliseconds apart; this is far past the database timeout that bounds a late one.
+# A pin's two writes are milliseconds apart: a slot this old whose message is not pinned is no pin under way.
 STALE = timedelta(minutes=5)
 
 
