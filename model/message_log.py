@@ -22,7 +22,7 @@ from mongoengine import NotUniqueError
 from pymongo import WriteConcern
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from model.message import Message
+from model.message import Message, stored_form
 from model.room import Room
 from utils.timefmt import utcnow
 
@@ -127,7 +127,7 @@ class MessageLog:
         """Store the messages; each failure stays its own caller's. Return those whose position was taken."""
         collection = Message._get_collection()
         try:
-            collection.insert_many([waiter.message.to_mongo() for waiter in waiters], ordered=False)
+            collection.insert_many([stored_form(waiter.message) for waiter in waiters], ordered=False)
             return []
         except BulkWriteError as error:
             failures = {failure["index"]: failure for failure in error.details.get("writeErrors", [])}

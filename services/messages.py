@@ -10,7 +10,7 @@ from mongoengine import NotUniqueError
 from model import message_scan
 from model.archived_message import ArchivedMessage
 from model.membership import Role
-from model.message import Message, MessageFields
+from model.message import Message, MessageFields, new_message
 from model.message_log import MessageLog, RoomGone, top_position
 from model.room import Ref, Room
 from model.user import User
@@ -110,7 +110,7 @@ def do_send_message(
     check_rate(user, "message")
     root = threads.root_of(room_id, reply_to) if reply_to is not None else None
     named, mentions_room = mentions.resolve(user, room_id, body)
-    message = Message(
+    message = new_message(
         room=room_id,
         user_id=user.id,
         user_name=user.username,
