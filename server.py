@@ -25,6 +25,7 @@ from middleware.security import handshake_origins, register_security
 from model.embedded import EmbeddedDbError
 from routes import register_blueprints
 from services import cluster, health, metrics
+from services.mentions import key_old_mentions
 from services.rooms import ensure_general_room
 from services.search import index_old_messages
 from sockets import register_socket_handlers
@@ -111,6 +112,7 @@ def register_database(app):
     with app.app_context():
         ensure_general_room()
         index_old_messages()
+        key_old_mentions()  # after: it adds to the search keys that gives
 
 
 def start_cluster(app):

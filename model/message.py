@@ -25,8 +25,14 @@ from mongoengine import (
 from model.file import Attachment
 
 # Indexes an earlier version built, dropped at start-up (`drop_retired_indexes`): every message stored
-# paid an entry in each, mentioning anyone or not (docs/PERFORMANCE.md).
-RETIRED_INDEXES = ("room_1_mentions_1_seq_1", "room_1_mentions_room_1_seq_1")
+# paid an entry in each, mentioning anyone or not (docs/PERFORMANCE.md). Mentions are found by their
+# search keys instead (`utils/search_keys.py`).
+RETIRED_INDEXES = (
+    "room_1_mentions_1_seq_1",
+    "room_1_mentions_room_1_seq_1",
+    "mentions_1__id_-1",
+    "room_1_mentions_room_1__id_-1",
+)
 
 
 class Reaction(EmbeddedDocument):
@@ -52,6 +58,7 @@ class MessageFields(Document):
     last_reply_at = DateTimeField(null=True)
     reactions = ListField(EmbeddedDocumentField(Reaction))
     # Members named by `@username`; `@room`/`@here` from a manager sets mentions_room instead of listing everyone.
+    # Both are found by the mention keys among search_keys.
     mentions = ListField(ObjectIdField())
     mentions_room = BooleanField(default=False)
     pinned_at = DateTimeField(null=True)
@@ -64,7 +71,7 @@ class MessageFields(Document):
     # What the archiver leaves in the live collection of a message with a clientId, so a retry
     # months later still finds the original instead of storing a second copy.
     stub = BooleanField()
-    # The body's search keys (`utils/search_keys.py`), written with it; a deleted message has none.
+    # The body's search keys and its mentions' (`utils/search_keys.py`), written with it; a deleted message has none.
     search_keys = ListField(StringField())
 
     meta = {"abstract": True}
@@ -95,15 +102,13 @@ class Message(MessageFields):
             # its filter word for word: queries here filter on index fields only, and these indexes
             # are partial only where the query holds that equality.)
             {"fields": ["room", "reply_to", "seq"]},
-            # The mentions feed: messages naming a user, newest first; `@room` ones in the user's rooms.
-            {"fields": ["mentions", "-id"]},
-            {"fields": ["room", "mentions_room", "-id"], "partialFilterExpression": {"mentions_room": True}},
             # A room's pins (`services/pins.py`): no two share a slot, so a room never holds more than
             # its slots. The same index lists them. Its filter is the range its queries use
             # (`pin_slot >= 0`): MongoDB uses a partial index only for queries that imply its filter,
             # and SecantusDB plans an index for ranges, not for `$exists` or `$type`.
             {"fields": ["room", "pin_slot"], "unique": True, "partialFilterExpression": {"pin_slot": {"$gte": 0}}},
-            # Search (`model/message_search.py`): the messages holding one key, newest first, in any room.
+            # Search (`model/message_search.py`): the messages holding one key, newest first, in any room;
+            # mention keys too, for the mentions feed and mention counts (`services/mentions.py`).
             {"fields": ["search_keys", "-id"]},
         ],
     }

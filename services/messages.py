@@ -119,7 +119,7 @@ def do_send_message(
         reply_to=root,
         mentions=named,
         mentions_room=mentions_room,
-        search_keys=search_keys.keys_of(body),
+        search_keys=search_keys.message_keys(body, room_id, named, mentions_room),
     )
     started = time.perf_counter()
     try:
@@ -189,7 +189,7 @@ def do_edit_message(user: User, message_id: str, body: str) -> Message:
         set__edited_at=utcnow(),
         set__mentions=named,
         set__mentions_room=mentions_room,
-        set__search_keys=search_keys.keys_of(body),
+        set__search_keys=search_keys.message_keys(body, room.id, named, mentions_room),
     )
     if updated is None:
         raise NotFound.message(message_id)

@@ -37,6 +37,7 @@ from services.ratelimit import check_rate
 from utils.errors import Forbidden, NotFound
 from utils.extensions import socketio
 from utils.ids import parse_id
+from utils.search_keys import room_key, user_key
 from utils.timefmt import utcnow
 
 UNREAD_CAP = 100  # unread and mention counts stop here
@@ -151,9 +152,10 @@ def window(room_id: ObjectId, low: int, high: int) -> dict:
 
 def mention_queries(room_id: ObjectId, user_id: ObjectId, since: ObjectId) -> tuple[dict, dict]:
     """The queries for messages from id `since` on that mention everyone in the room, and that name the user in any
-    room: the indexes of the mentions feed (`services/mentions.py`), which the messages naming nobody stay out of."""
+    room: one mention key each (`utils/search_keys.py`), in the search index, which messages naming nobody stay out of.
+    """
     ids = {"$gte": since}
-    return {"room": room_id, "mentions_room": True, "_id": ids}, {"mentions": user_id, "_id": ids}
+    return {"search_keys": room_key(room_id), "_id": ids}, {"search_keys": user_key(user_id), "_id": ids}
 
 
 def _scan(queries, low, high):
@@ -173,9 +175,9 @@ def _scan(queries, low, high):
 def _mention_count(room_id, user_id, low, high, first):
     """Mentions of the user at positions (low, high], past the unread cap; `first` is the id at the first of them.
 
-    Read from the mentions feed's indexes, from ID_MARGIN before `first`: what few messages
-    mention anyone, not every message after the marker (a room's own mention indexes would cost
-    every message stored in it, mention or not, an index entry each).
+    Read by the mentions feed's keys, from ID_MARGIN before `first`: what few messages mention
+    anyone, not every message after the marker (an index of mentions would cost every message
+    stored, mention or not, an entry).
     """
     found = set()
     since = ObjectId.from_datetime(first.generation_time - ID_MARGIN)
