@@ -9,6 +9,7 @@ from pymongo import UpdateOne
 from model import message_search
 from model.membership import MANAGERS, Membership
 from model.message import Message, MessageFields
+from model.message_log import top_position
 from model.room import Room
 from model.user import User
 from services import notify
@@ -131,8 +132,8 @@ def key_old_mentions() -> None:
     if db.migrations.find_one({"_id": MIGRATION}):
         return
     messages = Message._get_collection()
-    for room in Room._get_collection().find({}, {"seq": 1, "archived_seq": 1}):
-        docs = message_search.room_history(room["_id"], room.get("archived_seq", 0), room.get("seq", 0))
+    for room in Room._get_collection().find({}, {"archived_seq": 1}):
+        docs = message_search.room_history(room["_id"], room.get("archived_seq", 0), top_position(room["_id"]))
         updates = [add_mention_keys(doc) for doc in docs if doc.get("mentions") or doc.get("mentions_room")]
         if updates:
             messages.bulk_write(updates, ordered=False)
