@@ -15,6 +15,7 @@ race for a position to a tombstone takes a new one, so nothing is lost and nothi
 """
 
 import threading
+import time
 from contextlib import suppress
 
 from bson import ObjectId
@@ -66,7 +67,11 @@ class MessageLog:
         with self.lock:
             self.pending.append(waiter)
             lead, self.writing = not self.writing, True
-        if not lead:
+        if lead:
+            # Let the sends that arrived with this one reach the queue first (under eventlet, the other
+            # sockets' frames of the same poll): they are then stored in this write, not the next.
+            time.sleep(0)
+        else:
             waiter.done.wait()
         if lead or waiter.lead:
             self._write_pending()
