@@ -211,8 +211,13 @@ def _start_counter(room, counters):
 
 def _top_stored(db, room, found):
     """The highest position a room's messages hold (archived ones below its watermark)."""
+    return max(_top_live(db, room), found.get("archived_seq", 0))
+
+
+def _top_live(db, room):
+    """The highest position of a room's live messages (0: none)."""
     top = db[Message._get_collection_name()].find_one({"room": room}, {"seq": 1}, sort=[("seq", -1)])
-    return max((top or {}).get("seq") or 0, found.get("archived_seq", 0))
+    return (top or {}).get("seq") or 0
 
 
 def top_position(room, db=None):
@@ -269,9 +274,7 @@ def fill_gap(room, seq):
 
 def repair_counter(room):
     """Move a room's counter past its highest stored position (after a crash lost an allocation)."""
-    top = Message._get_collection().find_one({"room": room}, {"seq": 1}, sort=[("seq", -1)])
-    if top is not None:
-        _counters().update_one({"_id": room}, {"$max": {"seq": top["seq"]}})
+    _counters().update_one({"_id": room}, {"$max": {"seq": _top_live(Message._get_collection().database, room)}})
 
 
 def move_counters(db):
