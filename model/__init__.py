@@ -13,7 +13,7 @@ from model.job_lease import JobLease
 from model.job_run import JobRun
 from model.membership import Membership, set_join_positions
 from model.message import Message, drop_retired_indexes
-from model.message_log import number_old_messages
+from model.message_log import move_counters, number_old_messages
 from model.pin import Pin, move_pin_slots
 from model.revoked_token import RevokedToken
 from model.room import Room
@@ -52,6 +52,7 @@ def init_db(app, listeners=()):
         event_listeners=list(listeners),
     )
     log.info("database: %s (database %s)", redact(uri), db_name)
+    move_counters(mongoengine.get_db())
     number_old_messages(mongoengine.get_db())  # before the unique (room, seq) index is built
     fill_username_lengths(mongoengine.get_db())
     set_join_positions(mongoengine.get_db())  # after positions exist

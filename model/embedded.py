@@ -65,7 +65,10 @@ def start_daemon(storage_path=":memory:", port=None, log_path=os.devnull, timeou
     if storage_path != ":memory:":
         os.makedirs(storage_path, exist_ok=True)
     port = port or free_port()
-    cmd = [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage_path, "--log-level", "WARNING"]
+    # Standalone: by default the daemon poses as a one-node replica set (for drivers' change streams, which
+    # nothing here uses) and keeps an oplog entry of every write, about 95 µs of its CPU an insert or update.
+    cmd = [exe, "--standalone", "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage_path]
+    cmd += ["--log-level", "WARNING"]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     atexit.register(stop_daemon, proc)

@@ -5,6 +5,7 @@ from enum import StrEnum
 from mongoengine import DateTimeField, Document, IntField, ObjectIdField, StringField
 from pymongo import UpdateOne
 
+from model.message_log import COUNTERS
 from utils.timefmt import utcnow
 
 
@@ -60,7 +61,7 @@ def set_join_positions(db):
     """Start unread counting at their room's current position for memberships older than read state (once)."""
     if db.migrations.find_one({"_id": "join-positions"}):
         return
-    tops = {room["_id"]: room.get("seq", 0) for room in db.rooms.find({}, {"seq": 1})}
+    tops = {counter["_id"]: counter["seq"] for counter in db[COUNTERS].find()}
     missing = db.memberships.find({"joined_seq": None, "read_seq": None}, {"room": 1})
     updates = [UpdateOne({"_id": m["_id"]}, {"$set": {"joined_seq": tops.get(m["room"], 0)}}) for m in missing]
     if updates:

@@ -7,6 +7,9 @@ so cursors follow it. A position whose writer failed is filled by a tombstone
 "still being written".
 """
 
+from datetime import datetime
+
+from bson import SON, ObjectId
 from mongoengine import (
     BooleanField,
     DateTimeField,
@@ -22,9 +25,16 @@ from mongoengine import (
 from model.file import Attachment
 
 # Indexes an earlier version built, dropped at start-up (`drop_retired_indexes`): every message stored
-# paid an entry in each, mentioning anyone or not (docs/PERFORMANCE.md).
-# The last one held pin slots, which live in their own collection now (`model/pin.py`).
-RETIRED_INDEXES = ("room_1_mentions_1_seq_1", "room_1_mentions_room_1_seq_1", "room_1_pin_slot_1")
+# paid an entry in each, mentioning anyone or not (docs/PERFORMANCE.md). Mentions are found by their
+# search keys instead (`utils/search_keys.py`). The last one held pin slots, which live in their own
+# collection now (`model/pin.py`).
+RETIRED_INDEXES = (
+    "room_1_mentions_1_seq_1",
+    "room_1_mentions_room_1_seq_1",
+    "mentions_1__id_-1",
+    "room_1_mentions_room_1__id_-1",
+    "room_1_pin_slot_1",
+)
 
 
 class Reaction(EmbeddedDocument):
@@ -50,6 +60,7 @@ class MessageFields(Document):
     last_reply_at = DateTimeField(null=True)
     reactions = ListField(EmbeddedDocumentField(Reaction))
     # Members named by `@username`; `@room`/`@here` from a manager sets mentions_room instead of listing everyone.
+    # Both are found by the mention keys among search_keys.
     mentions = ListField(ObjectIdField())
     mentions_room = BooleanField(default=False)
     # Set while the message is pinned; its slot among its room's pins is in `model/pin.py`.
@@ -61,7 +72,7 @@ class MessageFields(Document):
     # What the archiver leaves in the live collection of a message with a clientId, so a retry
     # months later still finds the original instead of storing a second copy.
     stub = BooleanField()
-    # The body's search keys (`utils/search_keys.py`), written with it; a deleted message has none.
+    # The body's search keys and its mentions' (`utils/search_keys.py`), written with it; a deleted message has none.
     search_keys = ListField(StringField())
 
     meta = {"abstract": True}
@@ -92,10 +103,8 @@ class Message(MessageFields):
             # its filter word for word: queries here filter on index fields only, and these indexes
             # are partial only where the query holds that equality.)
             {"fields": ["room", "reply_to", "seq"]},
-            # The mentions feed: messages naming a user, newest first; `@room` ones in the user's rooms.
-            {"fields": ["mentions", "-id"]},
-            {"fields": ["room", "mentions_room", "-id"], "partialFilterExpression": {"mentions_room": True}},
-            # Search (`model/message_search.py`): the messages holding one key, newest first, in any room.
+            # Search (`model/message_search.py`): the messages holding one key, newest first, in any room;
+            # mention keys too, for the mentions feed and mention counts (`services/mentions.py`).
             {"fields": ["search_keys", "-id"]},
         ],
     }
@@ -106,3 +115,45 @@ def drop_retired_indexes(db):
     messages = db[Message._get_collection_name()]
     for name in set(RETIRED_INDEXES) & set(messages.index_information()):
         messages.drop_index(name)
+
+
+# A new message, as mongoengine would build and encode it, without its per-field descriptors:
+# `Message(**values)` and `to_mongo()` cost about 100 µs a message, a tenth of the server's CPU in
+# a burst (docs/PERFORMANCE.md). tests/test_message_build.py holds both equal to mongoengine's own,
+# so a field added or a mongoengine upgrade that changes what they do fails there.
+_FIELDS = [(name, Message._fields[name]) for name in Message._fields_ordered]
+# Values a field stores as they are: what its `to_mongo` returns unchanged.
+_PLAIN = frozenset((str, int, bool, ObjectId, datetime))
+
+
+def new_message(**values) -> Message:
+    """`Message(**values)`, for values of the fields' own types."""
+    data = {name: field.default() if callable(field.default) else field.default for name, field in _FIELDS}
+    data.update(values)
+    message = object.__new__(Message)
+    for name, value in (("_initialised", False), ("_created", True), ("_dynamic_fields", SON()), ("_data", data)):
+        object.__setattr__(message, name, value)
+    message._cls = Message._class_name
+    message._initialised = True
+    return message
+
+
+def stored_form(message: Message) -> dict:
+    """`message.to_mongo()`: the document to insert."""
+    data = message._data
+    stored = {"_id": None}
+    for name, field in _FIELDS:
+        value = data.get(name)
+        if value is not None:
+            value = _encoded(field, value)
+        if value is not None or field.null:
+            stored[field.db_field] = value
+    return stored
+
+
+def _encoded(field, value):
+    if type(value) in _PLAIN:
+        return value
+    if type(value) is list and all(type(item) in _PLAIN for item in value):  # not a subclass: BaseList converts
+        return list(value)
+    return field.to_mongo(value)

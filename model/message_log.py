@@ -15,13 +15,15 @@ race for a position to a tombstone takes a new one, so nothing is lost and nothi
 """
 
 import threading
+import time
+from contextlib import suppress
 
 from bson import ObjectId
 from mongoengine import NotUniqueError
 from pymongo import WriteConcern
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from model.message import Message
+from model.message import Message, stored_form
 from model.room import Room
 from utils.timefmt import utcnow
 
@@ -32,6 +34,10 @@ _ALLOCATE = WriteConcern(w=1, j=False)
 _ATTEMPTS = 3
 # Reads of a room's counter a batch makes before it gives up (each miss is another process's batch stored).
 _CONTENDED = 100
+# Each room's position counter, `{_id: room id, seq: the last position handed out}`, in a collection of its own:
+# SecantusDB rewrites every index entry of a document it updates, so the counter's update, once a batch,
+# costs half what it did in the rooms collection with its three indexes (docs/PERFORMANCE.md).
+COUNTERS = "room_counters"
 
 
 class RoomGone(Exception):
@@ -61,7 +67,11 @@ class MessageLog:
         with self.lock:
             self.pending.append(waiter)
             lead, self.writing = not self.writing, True
-        if not lead:
+        if lead:
+            # Let the sends that arrived with this one reach the queue first (under eventlet, the other
+            # sockets' frames of the same poll): they are then stored in this write, not the next.
+            time.sleep(0)
+        else:
             waiter.done.wait()
         if lead or waiter.lead:
             self._write_pending()
@@ -122,7 +132,7 @@ class MessageLog:
         """Store the messages; each failure stays its own caller's. Return those whose position was taken."""
         collection = Message._get_collection()
         try:
-            collection.insert_many([waiter.message.to_mongo() for waiter in waiters], ordered=False)
+            collection.insert_many([stored_form(waiter.message) for waiter in waiters], ordered=False)
             return []
         except BulkWriteError as error:
             failures = {failure["index"]: failure for failure in error.details.get("writeErrors", [])}
@@ -155,9 +165,9 @@ class MessageLog:
         return retry
 
 
-def take_positions(room, count, rooms=None):
-    """Reserve the next `count` positions of a room (in `rooms`, by default the Room collection); return the last
-    of them, or None when the room is gone.
+def take_positions(room, count, db=None):
+    """Reserve the next `count` positions of a room (its counter in `db`, by default the messages' database);
+    return the last of them, or None when the room is gone.
 
     The counter is moved only if it still holds the value this process last saw (none: read it
     first), else read again: so a room only this process writes to costs one update a batch, and
@@ -166,21 +176,63 @@ def take_positions(room, count, rooms=None):
     rooms, 47 ms among 10,000), on a read or an update by `_id` about 0.2 ms however many rooms
     (docs/PERFORMANCE.md).
     """
-    rooms = (Room._get_collection() if rooms is None else rooms).with_options(write_concern=_ALLOCATE)
+    counters = _counters(db).with_options(write_concern=_ALLOCATE)
     seq = _last_seen.pop(room, _UNREAD)
     for _attempt in range(_CONTENDED):
         if seq is _UNREAD:
-            counter = rooms.find_one({"_id": room}, {"seq": 1})
+            counter = counters.find_one({"_id": room})
             if counter is None:
-                return None
-            seq = counter.get("seq")  # absent in a room older than positions: then it matches absent
-        if rooms.update_one({"_id": room, "seq": seq}, {"$inc": {"seq": count}}).modified_count:
+                if not _start_counter(room, _counters(db)):
+                    return None
+                continue  # read what it starts from
+            seq = counter["seq"]
+        if counters.update_one({"_id": room, "seq": seq}, {"$inc": {"seq": count}}).modified_count:
             if len(_last_seen) >= _LAST_SEEN_MAX:
                 _last_seen.clear()
-            _last_seen[room] = (seq or 0) + count
+            _last_seen[room] = seq + count
             return _last_seen[room]
         seq = _UNREAD
     raise RuntimeError("the room's position counter kept moving")
+
+
+def _start_counter(room, counters):
+    """Give a room its counter, after what it holds (a new room: nothing); False when the room is gone.
+
+    Two processes may do so at once: the `$max` of an upsert, by `_id`, keeps one counter either way.
+    """
+    db = counters.database
+    found = db[Room._get_collection_name()].find_one({"_id": room}, {"archived_seq": 1})
+    if found is None:
+        return False
+    with suppress(DuplicateKeyError):  # the other's upsert came first: its counter is there
+        counters.update_one({"_id": room}, {"$max": {"seq": _top_stored(db, room, found)}}, upsert=True)
+    return True
+
+
+def _top_stored(db, room, found):
+    """The highest position a room's messages hold (archived ones below its watermark)."""
+    return max(_top_live(db, room), found.get("archived_seq", 0))
+
+
+def _top_live(db, room):
+    """The highest position of a room's live messages (0: none)."""
+    top = db[Message._get_collection_name()].find_one({"room": room}, {"seq": 1}, sort=[("seq", -1)])
+    return (top or {}).get("seq") or 0
+
+
+def top_position(room, db=None):
+    """The last position handed out in a room: no message of it is stored above it."""
+    counter = _counters(db).find_one({"_id": room})
+    return counter["seq"] if counter else 0
+
+
+def delete_counter(room):
+    """Forget a deleted room's counter."""
+    _counters().delete_one({"_id": room})
+
+
+def _counters(db=None):
+    return (Message._get_collection().database if db is None else db)[COUNTERS]
 
 
 # Each room's counter as this process last moved it (a bounded memory: forgotten ones are read again).
@@ -222,9 +274,20 @@ def fill_gap(room, seq):
 
 def repair_counter(room):
     """Move a room's counter past its highest stored position (after a crash lost an allocation)."""
-    top = Message._get_collection().find_one({"room": room}, {"seq": 1}, sort=[("seq", -1)])
-    if top is not None:
-        Room._get_collection().update_one({"_id": room}, {"$max": {"seq": top["seq"]}})
+    _counters().update_one({"_id": room}, {"$max": {"seq": _top_live(Message._get_collection().database, room)}})
+
+
+def move_counters(db):
+    """Move the counters rooms held before they had a collection of their own (once per database).
+
+    Each is copied (`$max`, so a run cut short and run again changes nothing) before it leaves its room.
+    """
+    if db.migrations.find_one({"_id": "room-counters"}):
+        return
+    for room in db.rooms.find({"seq": {"$exists": True}}, {"seq": 1}):
+        _counters(db).update_one({"_id": room["_id"]}, {"$max": {"seq": room["seq"]}}, upsert=True)
+        db.rooms.update_one({"_id": room["_id"]}, {"$unset": {"seq": ""}})
+    db.migrations.update_one({"_id": "room-counters"}, {"$set": {"at": utcnow()}}, upsert=True)
 
 
 def number_old_messages(db):
@@ -235,10 +298,9 @@ def number_old_messages(db):
         collection = db[name]
         for room in collection.distinct("room", {"seq": {"$exists": False}}):
             for doc in collection.find({"room": room, "seq": {"$exists": False}}, {"_id": 1}).sort("_id", 1):
-                seq = take_positions(room, 1, db.rooms) or 0
+                seq = take_positions(room, 1, db) or 0
                 collection.update_one({"_id": doc["_id"]}, {"$set": {"seq": seq}})
             if name == "archived_messages":
-                top = db.rooms.find_one({"_id": room}, {"seq": 1})
-                db.rooms.update_one({"_id": room}, {"$max": {"archived_seq": top["seq"] if top else 0}})
+                db.rooms.update_one({"_id": room}, {"$max": {"archived_seq": top_position(room, db)}})
     db.rooms.update_many({"archived_before": {"$exists": True}}, {"$unset": {"archived_before": ""}})
     db.migrations.update_one({"_id": "message-positions"}, {"$set": {"at": utcnow()}}, upsert=True)

@@ -24,8 +24,6 @@ class Room(Document):
     private = BooleanField(default=False)
     created_by = ObjectIdField(null=True)
     created_at = DateTimeField(required=True)
-    # The last message position handed out in this room (`model/message_log.py`).
-    seq = IntField(default=0)
     # Messages at or below this position live in the archive, later ones in the live collection.
     # The archiver moves it forward between copying a batch and deleting it, so each message
     # is read from exactly one place at every moment.

@@ -30,6 +30,7 @@ from model.archived_message import ArchivedMessage
 from model.job_lease import JobLease
 from model.job_run import record_run
 from model.message import Message
+from model.message_log import top_position
 from model.room import Room
 from services import notify, pins
 from utils.errors import NotFound
@@ -73,7 +74,7 @@ def run_archive(
     cutoff = utcnow() - timedelta(days=older_than_days)
     report = ArchiveReport(dry_run, cutoff)
     rooms = Room.objects(id=room_id) if room_id else Room.objects.order_by("id")
-    rooms = rooms.only("id", "seq", "archived_seq", "archiving_from")
+    rooms = rooms.only("id", "archived_seq", "archiving_from")
     if room_id and not rooms.count():
         raise NotFound.room(room_id)
     if dry_run:
@@ -117,8 +118,9 @@ def _archive_room(room, cutoff, batch_size, gap_seconds, report, renew):
     if left:
         _copy(archive, left)
         moved = _retire(live, archive, left)
+    ceiling = top_position(room.id)
     while True:
-        page = message_scan.newer(live, room.id, room.archived_seq, room.seq, batch_size, gap_seconds)
+        page = message_scan.newer(live, room.id, room.archived_seq, ceiling, batch_size, gap_seconds)
         batch = list(takewhile(lambda doc: doc["time_stamp"] < cutoff, page))
         if not batch:
             break

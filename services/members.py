@@ -6,6 +6,7 @@ from datetime import datetime
 from bson import ObjectId
 
 from model.membership import Membership, Role
+from model.message_log import top_position
 from model.room import Ref
 from model.room_sanction import RoomSanction
 from model.user import User
@@ -56,9 +57,9 @@ def do_set_member_role(user: User, ref: Ref, target_id: str | ObjectId, new_role
     sanctions.do_remember_role(user, room.id, target.id, new_role)
     now = utcnow()
     # The membership as it was: None when this request added it (of two concurrent adds, one).
-    before = Membership.objects(room=room.id, user=target.id).modify(
-        upsert=True, new=False, set__role=new_role, set_on_insert__joined_at=now, set_on_insert__joined_seq=room.seq
-    )
+    joined = {"set_on_insert__joined_at": now, "set_on_insert__joined_seq": top_position(room.id)}
+    membership = Membership.objects(room=room.id, user=target.id)
+    before = membership.modify(upsert=True, new=False, set__role=new_role, **joined)
     live.revoke_grants(room.id, target.id)
     if before is None and target.id != user.id:
         notify.notify_room_added(target.id, rooms.describe_one(target, room))

@@ -4,18 +4,24 @@ import re
 
 from bson import ObjectId
 from flask import current_app
+from pymongo import UpdateOne
 
+from model import message_search
 from model.membership import MANAGERS, Membership
 from model.message import Message, MessageFields
+from model.message_log import top_position
 from model.room import Room
 from model.user import User
 from services import notify
 from services.permissions import is_admin
+from utils.search_keys import mention_keys, room_key, user_key
+from utils.timefmt import utcnow
 
 # `@name` at the start of the body or after a character that is no letter, digit or `_`.
 _MENTION = re.compile(r"(?<!\w)@([A-Za-z0-9_.-]+)")
 # Everyone in the room, from its owner, moderators and admins; never a username.
 ROOM_WORDS = frozenset({"room", "here"})
+MIGRATION = "mention-keys"
 
 
 def resolve(user: User, room_id: ObjectId, body: str) -> tuple[list[ObjectId], bool]:
@@ -78,44 +84,73 @@ def _room_members(room_id: ObjectId) -> list[ObjectId]:
 def feed(user: User, limit: int, before: ObjectId | None) -> tuple[list[Message], str | None]:
     """Messages naming the user in rooms they may still read, or `@room` in their rooms: (page, nextCursor).
 
-    Newest first by id. Each source gives its newest `limit + 1`, so the merged page and the
-    presence of a next one are exact.
+    Newest first by id, from the messages' mention keys (`utils/search_keys.py`). Each source
+    gives its newest `limit + 1`, so the merged page and the presence of a next one are exact.
     """
-    below = before or _AFTER_ALL
     mine = list(Membership.objects(user=user.id).scalar("room"))
-    found = {message.id: message for message in _room_wide(mine, below, limit + 1)}
-    found.update((message.id, message) for message in _named_readable(user, below, limit + 1, set(mine)))
+    found = {message.id: message for message in _room_wide(mine, before, limit + 1)}
+    found.update((message.id, message) for message in _named_readable(user, before, limit + 1, set(mine)))
     page = sorted(found.values(), key=lambda message: message.id, reverse=True)
     return page[:limit], str(page[limit - 1].id) if len(page) > limit else None
 
 
-# Above every id: the first page's cursor, so that both queries always bound the index's second key.
-_AFTER_ALL = ObjectId("f" * 24)
+def _room_wide(rooms: list[ObjectId], before: ObjectId | None, wanted: int) -> list[Message]:
+    """The newest `wanted` `@room`/`@here` messages of these rooms below an id (None: any).
 
-
-def _room_wide(rooms: list[ObjectId], below: ObjectId, wanted: int) -> list[Message]:
-    """The newest `wanted` `@room`/`@here` messages of these rooms below an id.
-
-    `@room` comes from managers only, so these are few: the ids are read from the partial index
-    without a bound (SecantusDB scans the collection for a list of rooms with an id range).
-    A deleted message loses its mentions, so none is filtered out here.
+    `@room` comes from managers only, so these are few: their ids are read in one query of the
+    rooms' keys, without an id bound (SecantusDB plans `$in` over the keys of an index alone, but
+    scans the collection for `$in` with an id range; a query a room would cost a query for each
+    of the user's rooms). A deleted message has no keys, so none is filtered out here.
     """
-    newest_first = Message.objects(room__in=rooms, mentions_room=True).order_by("-id").scalar("id")
-    ids = [message_id for message_id in newest_first if message_id < below][:wanted]
+    keys = [room_key(room) for room in rooms]
+    newest_first = Message.objects(search_keys__in=keys).order_by("-id").scalar("id")
+    ids = [message_id for message_id in newest_first if before is None or message_id < before][:wanted]
     return list(Message.objects(id__in=ids)) if ids else []
 
 
-def _named_readable(user: User, below: ObjectId, wanted: int, mine: set[ObjectId]) -> list[Message]:
-    """The newest `wanted` messages naming the user, below an id, in rooms they may read now."""
-    public, found = {}, []
-    while len(found) < wanted:
-        batch = list(Message.objects(mentions=user.id, id__lt=below).order_by("-id").limit(wanted))
-        for message in batch:
-            if message.room not in public:
-                public[message.room] = Room.objects(id=message.room, private=False).count() > 0
-            if message.room in mine or public[message.room] or is_admin(user):
-                found.append(message)
-        if len(batch) < wanted:
-            break
-        below = batch[-1].id
-    return found[:wanted]
+def _named_readable(user: User, before: ObjectId | None, wanted: int, mine: set[ObjectId]) -> list[Message]:
+    """The newest `wanted` messages naming the user, below an id (None: any), in rooms they may read now.
+
+    Read as search reads one key (`model/message_search.py`), in windows of ids: a page reads
+    about what it shows, however often the user has been named.
+    """
+    admin, public = is_admin(user), {}
+
+    def readable(docs):
+        for room_id in {doc["room"] for doc in docs} - mine - public.keys():
+            public[room_id] = Room.objects(id=room_id, private=False).count() > 0
+        return [doc for doc in docs if doc["room"] in mine or admin or public[doc["room"]]]
+
+    found, _ = message_search.newest(user_key(user.id), before, wanted, readable)
+    return [Message._from_son(doc) for doc in found]
+
+
+def key_old_mentions() -> None:
+    """Give mention keys to the live messages that mentioned anyone before messages had them (once per database,
+    at start-up, after `services/search.index_old_messages` gave them their words' keys)."""
+    db = Message._get_collection().database
+    if db.migrations.find_one({"_id": MIGRATION}):
+        return
+    messages = Message._get_collection()
+    for room in Room._get_collection().find({}, {"archived_seq": 1}):
+        docs = message_search.room_history(room["_id"], room.get("archived_seq", 0), top_position(room["_id"]))
+        updates = [add_mention_keys(doc) for doc in docs if doc.get("mentions") or doc.get("mentions_room")]
+        if updates:
+            messages.bulk_write(updates, ordered=False)
+    db.migrations.update_one({"_id": MIGRATION}, {"$set": {"at": utcnow()}}, upsert=True)
+
+
+def add_mention_keys(doc: dict) -> UpdateOne:
+    """The update adding a message's mention keys to its search keys, if its mentions are still those read (an edit
+    since wrote keys of its own, a delete removed them all). Filtered on `_id` alone, the condition in the update:
+    SecantusDB scans the collection for a filter naming another field too."""
+    named, everyone = doc.get("mentions", []), doc.get("mentions_room", False)
+    unchanged = {
+        "$and": [
+            {"$eq": [{"$ifNull": ["$mentions", []]}, {"$literal": named}]},
+            {"$eq": [{"$ifNull": ["$mentions_room", False]}, everyone]},
+        ]
+    }
+    keys = {"$literal": mention_keys(doc["room"], named, everyone)}
+    added = {"$setUnion": [{"$ifNull": ["$search_keys", []]}, keys]}
+    return UpdateOne({"_id": doc["_id"]}, [{"$set": {"search_keys": {"$cond": [unchanged, added, "$search_keys"]}}}])

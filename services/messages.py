@@ -10,8 +10,8 @@ from mongoengine import NotUniqueError
 from model import message_scan
 from model.archived_message import ArchivedMessage
 from model.membership import Role
-from model.message import Message, MessageFields
-from model.message_log import MessageLog, RoomGone
+from model.message import Message, MessageFields, new_message
+from model.message_log import MessageLog, RoomGone, top_position
 from model.room import Ref, Room
 from model.user import User
 from model.writes import update_one_by_id
@@ -44,7 +44,7 @@ def history(
     document = ArchivedMessage if archived else Message
     collection = document._get_collection()
     # Positions up to the room's archive watermark are read from the archive, later ones live.
-    floor, ceiling = (0, room.archived_seq) if archived else (room.archived_seq, room.seq)
+    floor, ceiling = (0, room.archived_seq) if archived else (room.archived_seq, top_position(room.id))
     gap_seconds = current_app.config["GAP_SECONDS"]
     above = max(_position(room, after, "after"), floor) if after is not None else None
     below = min(_position(room, before, "before"), ceiling + 1) if before is not None else None
@@ -110,7 +110,7 @@ def do_send_message(
     check_rate(user, "message")
     root = threads.root_of(room_id, reply_to) if reply_to is not None else None
     named, mentions_room = mentions.resolve(user, room_id, body)
-    message = Message(
+    message = new_message(
         room=room_id,
         user_id=user.id,
         user_name=user.username,
@@ -119,7 +119,7 @@ def do_send_message(
         reply_to=root,
         mentions=named,
         mentions_room=mentions_room,
-        search_keys=search_keys.keys_of(body),
+        search_keys=search_keys.message_keys(body, room_id, named, mentions_room),
     )
     started = time.perf_counter()
     try:
@@ -189,7 +189,7 @@ def do_edit_message(user: User, message_id: str, body: str) -> Message:
         set__edited_at=utcnow(),
         set__mentions=named,
         set__mentions_room=mentions_room,
-        set__search_keys=search_keys.keys_of(body),
+        set__search_keys=search_keys.message_keys(body, room.id, named, mentions_room),
     )
     if updated is None:
         raise NotFound.message(message_id)

@@ -29,6 +29,7 @@ from model import message_scan
 from model.archived_message import ArchivedMessage
 from model.membership import Membership
 from model.message import Message, MessageFields
+from model.message_log import top_position
 from model.room import Room
 from model.user import User
 from services import notify, rooms  # rooms imports this module: only its attributes at call time
@@ -36,6 +37,7 @@ from services.ratelimit import check_rate
 from utils.errors import Forbidden, NotFound
 from utils.extensions import socketio
 from utils.ids import parse_id
+from utils.search_keys import room_key, user_key
 from utils.timefmt import utcnow
 
 UNREAD_CAP = 100  # unread and mention counts stop here
@@ -85,14 +87,15 @@ def do_mark_read(user: User, ref: str | None, message_id: ObjectId) -> ReadState
     membership = _membership(room.id, user.id)
     if membership is None:  # they left meanwhile
         return ReadState(room.id, None, 0, 0)
-    return ReadState(room.id, membership.read_message, *counts(user.id, room, membership))
+    return ReadState(room.id, membership.read_message, *counts(user.id, room, membership, top_position(room.id)))
 
 
 def summary(user_id: ObjectId, room: Room, membership: Membership | None) -> dict:
     """The caller's read state of a room as RoomView fields; a non-member (None) has nothing unread."""
-    state = {"last_message_at": last_message_at(room)}
+    top = top_position(room.id)
+    state = {"last_message_at": last_message_at(room, top)}
     if membership is not None:
-        unread, mentions = counts(user_id, room, membership)
+        unread, mentions = counts(user_id, room, membership, top)
         state.update(unread_count=unread, mention_count=mentions, last_read_message_id=membership.read_message)
     return state
 
@@ -117,27 +120,28 @@ def readers(user: User, message_id: str) -> list[Reader]:
 
 def join_position(room_id: ObjectId) -> int:
     """Where a new member's unread counting starts: the room's position now."""
-    return Room.objects(id=room_id).scalar("seq").first() or 0
+    return top_position(room_id)
 
 
-def counts(user_id: ObjectId, room: Room, membership: Membership) -> tuple[int, int]:
-    """(unread, mentions) of a member: others' live, undeleted messages after their marker, each capped."""
+def counts(user_id: ObjectId, room: Room, membership: Membership, top: int) -> tuple[int, int]:
+    """(unread, mentions) of a member: others' live, undeleted messages after their marker up to the room's last
+    position `top`, each capped."""
     low = max(membership.read_seq or 0, membership.joined_seq or 0, room.archived_seq)
     unread = mentions = 0
     first = None
-    for doc in _scan(lambda lo, hi: (window(room.id, lo, hi),), low, room.seq):
+    for doc in _scan(lambda lo, hi: (window(room.id, lo, hi),), low, top):
         first = first or doc["_id"]
         if _unread(doc, user_id):
             unread += 1
             mentions += _mentions(doc, user_id)
             if unread == UNREAD_CAP:  # more mentions may lie beyond what was read
-                return unread, _mention_count(room.id, user_id, low, room.seq, first)
+                return unread, _mention_count(room.id, user_id, low, top, first)
     return unread, mentions
 
 
-def last_message_at(room: Room) -> datetime | None:
-    """The time of the room's newest live message (tombstones aside), or None."""
-    newest = message_scan.older(Message._get_collection(), room.id, room.seq + 1, room.archived_seq, 1)
+def last_message_at(room: Room, top: int) -> datetime | None:
+    """The time of the room's newest live message (tombstones aside, none above position `top`), or None."""
+    newest = message_scan.older(Message._get_collection(), room.id, top + 1, room.archived_seq, 1)
     return newest[0]["time_stamp"] if newest else None
 
 
@@ -148,9 +152,10 @@ def window(room_id: ObjectId, low: int, high: int) -> dict:
 
 def mention_queries(room_id: ObjectId, user_id: ObjectId, since: ObjectId) -> tuple[dict, dict]:
     """The queries for messages from id `since` on that mention everyone in the room, and that name the user in any
-    room: the indexes of the mentions feed (`services/mentions.py`), which the messages naming nobody stay out of."""
+    room: one mention key each (`utils/search_keys.py`), in the search index, which messages naming nobody stay out of.
+    """
     ids = {"$gte": since}
-    return {"room": room_id, "mentions_room": True, "_id": ids}, {"mentions": user_id, "_id": ids}
+    return {"search_keys": room_key(room_id), "_id": ids}, {"search_keys": user_key(user_id), "_id": ids}
 
 
 def _scan(queries, low, high):
@@ -170,9 +175,9 @@ def _scan(queries, low, high):
 def _mention_count(room_id, user_id, low, high, first):
     """Mentions of the user at positions (low, high], past the unread cap; `first` is the id at the first of them.
 
-    Read from the mentions feed's indexes, from ID_MARGIN before `first`: what few messages
-    mention anyone, not every message after the marker (a room's own mention indexes would cost
-    every message stored in it, mention or not, an index entry each).
+    Read by the mentions feed's keys, from ID_MARGIN before `first`: what few messages mention
+    anyone, not every message after the marker (an index of mentions would cost every message
+    stored, mention or not, an entry).
     """
     found = set()
     since = ObjectId.from_datetime(first.generation_time - ID_MARGIN)

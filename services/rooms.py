@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from model.archived_message import ArchivedMessage
 from model.membership import POSTERS, Membership, Role
 from model.message import Message
+from model.message_log import delete_counter
 from model.pin import Pin
 from model.room import BY_KIND, DM, GENERAL, ROOM, Ref, Room
 from model.room_sanction import RoomSanction, Sanction
@@ -240,6 +241,7 @@ def do_delete_room(user: User, ref: Ref) -> None:
     # Memberships first: the send path trusts a membership to name a live room.
     Membership.objects(room=room.id).delete()
     room.delete()
+    delete_counter(room.id)
     RoomSanction.objects(room=room.id).delete()
     Message.objects(room=room.id).delete()
     Pin.of_room(room.id).delete()

@@ -14,6 +14,7 @@ from pymongo import UpdateOne
 from model import message_search
 from model.membership import Membership, Role
 from model.message import Message, MessageFields
+from model.message_log import top_position
 from model.room import Ref, Room
 from model.user import User
 from services import rooms
@@ -51,9 +52,10 @@ def search(
 def _in_room(room: Room, key: str, before: ObjectId | None, wanted: int, hits) -> list[dict]:
     """A room's hits: the key's messages of every room, this one's kept, until reading them has cost more than
     reading the whole room would (a room holding few of the key's messages); then the rest of the room."""
-    found, below = message_search.newest(key, before, wanted, hits, budget=room.seq - room.archived_seq)
+    top = top_position(room.id)
+    found, below = message_search.newest(key, before, wanted, hits, budget=top - room.archived_seq)
     if below is not None:
-        rest = [doc for doc in message_search.room_history(room.id, room.archived_seq, room.seq) if doc["_id"] < below]
+        rest = [doc for doc in message_search.room_history(room.id, room.archived_seq, top) if doc["_id"] < below]
         found += hits(sorted(rest, key=lambda doc: doc["_id"], reverse=True))[: wanted - len(found)]
     return found
 
@@ -96,8 +98,9 @@ def index_old_messages() -> None:
     if db.migrations.find_one({"_id": MIGRATION}):
         return
     messages = Message._get_collection()
-    for room in Room._get_collection().find({}, {"seq": 1, "archived_seq": 1}):
-        for start in range(room.get("archived_seq", 0) + 1, room.get("seq", 0) + 1, BACKFILL_BATCH):
+    for room in Room._get_collection().find({}, {"archived_seq": 1}):
+        top = top_position(room["_id"], db)
+        for start in range(room.get("archived_seq", 0) + 1, top + 1, BACKFILL_BATCH):
             positions = {"$gte": start, "$lt": start + BACKFILL_BATCH}
             docs = messages.find({"room": room["_id"], "seq": positions}, {"message_body": 1, "search_keys": 1})
             updates = [

@@ -70,7 +70,7 @@ def clean_db(request):
     for name in database.list_collection_names():
         query = {"name_key": {"$ne": "general"}} if name == "rooms" else {}
         database[name].delete_many(query)
-    database.rooms.update_many({}, {"$set": {"seq": 0, "archived_seq": 0, "archiving_from": 0}})  # no message is left
+    database.rooms.update_many({}, {"$set": {"archived_seq": 0, "archiving_from": 0}})  # no message is left
     yield
 
 

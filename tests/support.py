@@ -13,6 +13,7 @@ from pathlib import Path
 import requests
 import socketio
 from bson import ObjectId
+from pymongo import ReturnDocument
 
 from model.embedded import free_port
 
@@ -154,7 +155,9 @@ def plan_stages(explained):
 
 def store_messages(db, room_id, docs):
     """Insert message documents straight into the database, in order, with positions as the server gives them."""
-    counter = db.rooms.find_one_and_update({"_id": ObjectId(room_id)}, {"$inc": {"seq": len(docs)}}, new=True)
+    counter = db.room_counters.find_one_and_update(
+        {"_id": ObjectId(room_id)}, {"$inc": {"seq": len(docs)}}, upsert=True, return_document=ReturnDocument.AFTER
+    )
     first = counter["seq"] - len(docs) + 1
     for start in range(0, len(docs), 5000):
         chunk = docs[start : start + 5000]

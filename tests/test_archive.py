@@ -284,3 +284,21 @@ def test_what_changes_between_copy_and_removal_is_copied_again(server, api, make
     first, second = (db.archived_messages.find_one({"_id": oid}) for oid in ids)
     assert first["reply_count"] == 3 and first["reactions"] == changed["reactions"]
     assert second["pinned_at"] is not None and db.messages.count_documents({}) == 0
+
+
+def test_archived_mentions_leave_the_mentions_feed(server, api, make_user, db):
+    alice, bob = make_user(), make_user()
+    room = _general(api, alice)
+    named = {"mentions": [ObjectId(bob.id)], "search_keys": [f"@{bob.id}"]}
+    old = [
+        {"_id": oid, "room": ObjectId(room), "user_id": ObjectId(alice.id), "user_name": "seed", "message_body": "@bob",
+         "time_stamp": oid.generation_time, "deleted": False, "client_id": client_id, **named}
+        for oid, client_id in ((_old_id(40), "kept-a-stub"), (_old_id(40), None))
+    ]  # fmt: skip
+    store_messages(db, room, old)
+    recent = api.post("/api/send", alice.token, json={"messageBody": f"@{bob.username} now"}).json()["id"]
+    feed = api.get("/api/mentions", bob.token).json()["messages"]
+    assert [m["id"] for m in feed] == [recent, str(old[1]["_id"]), str(old[0]["_id"])]
+    assert _job(server).returncode == 0
+    assert [m["id"] for m in api.get("/api/mentions", bob.token).json()["messages"]] == [recent]
+    assert "search_keys" not in db.messages.find_one({"_id": old[0]["_id"]}), "a stub keeps no keys"

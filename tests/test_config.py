@@ -112,6 +112,14 @@ def test_embedded_database_uris_ask_for_plain_writes(mongo_uri):
     assert pymongo.uri_parser.parse_uri(embedded.with_database(mongo_uri, "other"))["database"] == "other"
 
 
+@pytest.mark.skipif(bool(os.environ.get("TEST_MONGODB_URI")), reason="the database is not our embedded daemon")
+def test_the_embedded_database_is_standalone_and_keeps_no_oplog(db):
+    # A one-node replica set would keep an oplog entry of every write (see model/embedded.py).
+    db.oplog_probe.insert_one({"written": True})
+    assert db.client.admin.command("hello").get("setName") is None
+    assert db.client.local.oplog.rs.count_documents({}) == 0
+
+
 @pytest.mark.parametrize("mode", ["gevent", "threading"])
 def test_the_async_modes_measured_against_eventlet_serve_the_socket_contract(server_factory, joined_pair, mode):
     node = server_factory(script="bench/serve_other.py", ASYNC_MODE=mode)

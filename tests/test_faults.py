@@ -392,7 +392,8 @@ def test_after_stops_before_an_allocated_unstored_position_until_gap_seconds(nod
     room = _room(api, owner)
     first = api.post("/api/send", owner.token, json={"room": room, "messageBody": "first"}).json()
     # A writer that allocated the next position and stalled before storing it.
-    stalled = db.rooms.find_one_and_update({"_id": ObjectId(room)}, {"$inc": {"seq": 1}}, return_document=True)["seq"]
+    counter = db.room_counters.find_one_and_update({"_id": ObjectId(room)}, {"$inc": {"seq": 1}}, return_document=True)
+    stalled = counter["seq"]
     second = api.post("/api/send", owner.token, json={"room": room, "messageBody": "second"}).json()
     assert db.messages.find_one({"_id": ObjectId(second["id"])})["seq"] == stalled + 1
     page = api.get(f"/api/messages?room={room}&after={first['id']}", owner.token).json()

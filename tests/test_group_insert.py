@@ -10,7 +10,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 from model.embedded import free_port
 from model.message import Message
-from model.message_log import MessageLog, number_old_messages, take_positions
+from model.message_log import MessageLog, move_counters, number_old_messages, take_positions
 
 ROOM = ObjectId()
 
@@ -19,7 +19,7 @@ ROOM = ObjectId()
 def inserts(mongo_uri, db):
     mongoengine.connect(host=mongo_uri, tz_aware=True, uuidRepresentation="standard")
     Message.ensure_indexes()  # as a server does at start-up; this test may run before any
-    db.rooms.insert_one({"_id": ROOM, "name": "log", "name_key": f"log-{ROOM}", "seq": 0})
+    db.rooms.insert_one({"_id": ROOM, "name": "log", "name_key": f"log-{ROOM}"})
     yield MessageLog()
     mongoengine.disconnect()
 
@@ -143,7 +143,7 @@ def test_positions_taken_at_once_never_overlap(inserts, db):
     for thread in threads:
         thread.join()
     assert sorted(taken) == list(range(1, 20 * (1 + 2 + 3 + 5) + 1))
-    assert db.rooms.find_one({"_id": ROOM})["seq"] == len(taken)
+    assert db.room_counters.find_one({"_id": ROOM})["seq"] == len(taken)
 
 
 def test_a_room_without_a_counter_starts_at_one_and_a_gone_room_has_none(inserts, db):
@@ -164,13 +164,41 @@ def test_messages_from_before_positions_get_them_in_id_order(db):
         number_old_messages(old)
         positions = {doc["_id"]: doc["seq"] for name in ("archived_messages", "messages") for doc in old[name].find()}
         assert [positions[oid] for oid in ids] == [1, 2, 3, 4]
-        assert old.rooms.find_one({"_id": room}) == {"_id": room, "name": "old", "seq": 4, "archived_seq": 1}
+        assert old.rooms.find_one({"_id": room}) == {"_id": room, "name": "old", "archived_seq": 1}
+        assert old.room_counters.find_one({"_id": room}) == {"_id": room, "seq": 4}
     finally:
         db.client.drop_database(old.name)
 
 
 def test_a_counter_another_process_moved_is_read_again(inserts, db):
     first = take_positions(ROOM, 2)
-    db.rooms.update_one({"_id": ROOM}, {"$inc": {"seq": 5}})  # another process's batch
+    db.room_counters.update_one({"_id": ROOM}, {"$inc": {"seq": 5}})  # another process's batch
     assert take_positions(ROOM, 1) == first + 6
     assert take_positions(ROOM, 1) == first + 7
+
+
+def test_a_room_whose_counter_was_lost_goes_on_above_its_stored_messages(inserts, db):
+    """A counter deleted while its room lives on (a crash between the two deletes of a room) starts again."""
+    first = take_positions(ROOM, 3)
+    db.messages.insert_one({"room": ROOM, "seq": first, "gap": True})
+    db.rooms.update_one({"_id": ROOM}, {"$set": {"archived_seq": 1}})
+    db.room_counters.delete_one({"_id": ROOM})
+    assert take_positions(ROOM, 1) == first + 1
+    db.room_counters.delete_one({"_id": ROOM})
+    db.messages.delete_many({"room": ROOM})
+    assert take_positions(ROOM, 1) == 2, "the archive's watermark is a floor too"
+
+
+def test_counters_kept_in_rooms_move_to_their_collection_once(db):
+    """The start-up migration (`move_counters`), on a database of its own; run twice, it changes nothing more."""
+    old = db.client[f"room-counters-{ObjectId()}"]
+    try:
+        rooms = old.rooms.insert_many([{"name": "a", "seq": 7}, {"name": "b", "seq": 0}, {"name": "c"}]).inserted_ids
+        old.room_counters.insert_one({"_id": rooms[0], "seq": 9})  # a run cut short after copying it
+        for _ in range(2):
+            move_counters(old)
+        assert [old.rooms.find_one({"_id": room}).get("seq") for room in rooms] == [None, None, None]
+        counters = {doc["_id"]: doc["seq"] for doc in old.room_counters.find()}
+        assert counters == {rooms[0]: 9, rooms[1]: 0}
+    finally:
+        db.client.drop_database(old.name)

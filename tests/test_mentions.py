@@ -1,6 +1,12 @@
 """Mentions: who a body names, who hears of it (`notification`, on any process), the mentions feed."""
 
-from tests.support import assert_error
+from datetime import UTC, datetime
+
+from bson import ObjectId
+
+from services import mentions
+from tests.support import assert_error, store_messages
+from utils.search_keys import keys_of
 
 
 def _send(api, user, body, room=None):
@@ -131,3 +137,57 @@ def test_the_mentions_feed_refuses_bad_queries(api, make_user):
     for query in ({"limit": 0}, {"limit": 101}, {"before": "x"}, {"room": "general"}):
         assert_error(api.get("/api/mentions", user.token, params=query), 400, "validation_error")
     assert_error(api.get("/api/mentions"), 401, "unauthorized")
+
+
+def test_an_edit_moves_the_message_between_feeds(api, make_user):
+    alice, bob, carol = make_user(), make_user(), make_user()
+    room = _room(api, alice, "feed-edits", members=[bob, carol])
+    message = _send(api, alice, f"@{bob.username} look", room)["id"]
+    assert [m["id"] for m in _feed(api, bob, limit=5)["messages"]] == [message]
+    api.patch(f"/api/messages/{message}", alice.token, json={"messageBody": f"@{carol.username} look"})
+    assert _feed(api, bob, limit=5)["messages"] == []
+    assert [m["id"] for m in _feed(api, carol, limit=5)["messages"]] == [message]
+    api.patch(f"/api/messages/{message}", alice.token, json={"messageBody": "@here look"})
+    assert [m["id"] for m in _feed(api, bob, limit=5)["messages"]] == [message], "the owner's @here: everyone's"
+    api.patch(f"/api/messages/{message}", alice.token, json={"messageBody": "never mind"})
+    assert _feed(api, bob, limit=5)["messages"] == _feed(api, carol, limit=5)["messages"] == []
+
+
+def _stored(db, room, author, body, **mentions):
+    """A message as a version before mention keys stored it: the keys of its words only."""
+    doc = {"_id": ObjectId(), "room": ObjectId(room), "user_id": ObjectId(author.id), "user_name": author.username,
+           "message_body": body, "time_stamp": datetime.now(UTC), "deleted": False, "mentions": [],
+           "mentions_room": False, "search_keys": keys_of(body), **mentions}  # fmt: skip
+    store_messages(db, room, [doc])
+    return doc
+
+
+def test_mentions_stored_before_their_keys_are_in_the_feed_after_a_restart(api, db, make_user, server_factory):
+    alice, bob = make_user(), make_user()
+    room = _room(api, alice, "from-before", members=[bob])
+    named = _stored(db, room, alice, f"@{bob.username} old news", mentions=[ObjectId(bob.id)])
+    everyone = _stored(db, room, alice, "@room old news", mentions_room=True)
+    _stored(db, room, alice, "old news")
+    assert _feed(api, bob, limit=5)["messages"] == []  # what the migration is for
+    restarted = type(api)(server_factory().url)  # clean_db dropped the migrations' record: this start-up runs it
+    found = _feed(restarted, bob, limit=5)["messages"]
+    assert [m["id"] for m in found] == [str(everyone["_id"]), str(named["_id"])]
+    keys = db.messages.find_one({"_id": named["_id"]})["search_keys"]
+    assert sorted(keys) == sorted([*keys_of(named["message_body"]), f"@{bob.id}"]), "its words' keys kept"
+    assert db.migrations.find_one({"_id": mentions.MIGRATION})
+
+
+def test_the_migration_leaves_a_message_edited_or_deleted_since_it_was_read(api, db, make_user):
+    alice, bob, carol = make_user(), make_user(), make_user()
+    room = _room(api, alice, "raced", members=[bob, carol])
+    edited = _stored(db, room, alice, f"@{bob.username} first", mentions=[ObjectId(bob.id)])
+    deleted = _stored(db, room, alice, "@room first", mentions_room=True)
+    kept = _stored(db, room, alice, "@room first", mentions_room=True)
+    reads = [db.messages.find_one({"_id": doc["_id"]}) for doc in (edited, deleted, kept)]
+    body = f"@{carol.username} second"
+    api.patch(f"/api/messages/{edited['_id']}", alice.token, json={"messageBody": body})
+    assert api.delete(f"/api/messages/{deleted['_id']}", alice.token).status_code == 204
+    db.messages.bulk_write([mentions.add_mention_keys(read) for read in reads])
+    assert db.messages.find_one({"_id": edited["_id"]})["search_keys"] == [*keys_of(body), f"@{carol.id}"]
+    assert "search_keys" not in db.messages.find_one({"_id": deleted["_id"]}), "a deleted message has no keys"
+    assert f"@room:{room}" in db.messages.find_one({"_id": kept["_id"]})["search_keys"]

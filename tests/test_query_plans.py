@@ -19,6 +19,7 @@ from model.user import User
 from server import create_app
 from services import mentions, messages, pins, reactions, read_state, rooms
 from tests.support import plan_stages, store_messages
+from utils.search_keys import room_key
 from utils.timefmt import utcnow
 
 READS = ("find", "count", "distinct")
@@ -134,7 +135,8 @@ def test_read_state_reads_only_from_indexes(recorder, db):
     rooms.add_member(room.id, bob.id, Role.MEMBER)
     first, _ = messages.do_send_message(alice, room.id, f"@{bob.username} look")
     mention = {"room": room.id, "user_id": alice.id, "time_stamp": utcnow(), "deleted": False, "mentions_room": True}
-    store_messages(db, room.id, [mention] * 120)  # past the cap: the mention indexes are read too
+    mention["search_keys"] = [room_key(room.id)]
+    store_messages(db, room.id, [mention] * 120)  # past the cap: the mention keys are read too
     stored = Room.objects(id=room.id).get()
     recorder.recording.set()
     rooms.describe(bob, [stored])  # what every Room view adds: lastMessageAt, both counts past the cap

@@ -11,6 +11,7 @@ from model.message import RETIRED_INDEXES
 from services import read_state
 from tests.support import Api, assert_error, register, store_messages
 from tests.test_metrics import scrape
+from utils.search_keys import mention_keys
 
 
 def _room(api, owner, private=False):
@@ -47,11 +48,14 @@ def _counts(api, user, room):
 
 
 def _store(db, room, author, count=1, **fields):
-    """Messages written straight to the database (positions as the server gives them); return their ids."""
+    """Messages written straight to the database (positions as the server gives them, and the mention keys it writes
+    with an undeleted message); return their ids."""
+    fields = {"deleted": False, "mentions": [], "mentions_room": False, **fields}
+    if not fields["deleted"]:
+        fields["search_keys"] = mention_keys(ObjectId(room), fields["mentions"], fields["mentions_room"])
     docs = [
         {"_id": ObjectId(), "room": ObjectId(room), "user_id": ObjectId(author.id), "user_name": author.username,
-         "message_body": "stored", "time_stamp": datetime.now(UTC), "deleted": False, "mentions": [],
-         "mentions_room": False, **fields}
+         "message_body": "stored", "time_stamp": datetime.now(UTC), **fields}
         for _ in range(count)
     ]  # fmt: skip
     store_messages(db, room, docs)
@@ -134,6 +138,9 @@ def test_a_database_from_before_loses_the_retired_mention_indexes(server_factory
     """Indexes of an earlier version that every message paid for are dropped when a server starts."""
     db.messages.create_index([("room", 1), ("mentions", 1), ("seq", 1)], name=RETIRED_INDEXES[0])
     db.messages.create_index([("room", 1), ("mentions_room", 1), ("seq", 1)], name=RETIRED_INDEXES[1])
+    db.messages.create_index([("mentions", 1), ("_id", -1)], name=RETIRED_INDEXES[2])
+    partial = {"partialFilterExpression": {"mentions_room": True}}
+    db.messages.create_index([("room", 1), ("mentions_room", 1), ("_id", -1)], name=RETIRED_INDEXES[3], **partial)
     server_factory()
     assert not set(RETIRED_INDEXES) & set(db.messages.index_information())
 
@@ -342,8 +349,8 @@ def test_counts_read_only_their_window_and_markers_move_by_their_unique_key(serv
     assert _plan(db, "messages", read_state.window(room_id, 400, 500)) == (["FETCH", "IXSCAN:room_1_seq_1"], 100)
     since = ObjectId.from_datetime(datetime.now(UTC) - read_state.ID_MARGIN)
     everyone, named = read_state.mention_queries(room_id, reader_id, since)
-    assert _plan(db, "messages", everyone) == (["FETCH", "IXSCAN:room_1_mentions_room_1__id_-1"], 5)
-    assert _plan(db, "messages", named) == (["FETCH", "IXSCAN:mentions_1__id_-1"], 5)
+    assert _plan(db, "messages", everyone) == (["FETCH", "IXSCAN:search_keys_1__id_-1"], 5)
+    assert _plan(db, "messages", named) == (["FETCH", "IXSCAN:search_keys_1__id_-1"], 5)
     readers = {"room": room_id, "read_seq": {"$gte": 3}}
     assert _plan(db, "memberships", readers)[0] == ["FETCH", "IXSCAN:room_1_read_seq_1"]
     marker = {"room": room_id, "user": reader_id}

@@ -1,6 +1,7 @@
 """Rooms over REST: create, list with pagination, visibility, update, delete, join, leave, members."""
 
 import pytest
+from bson import ObjectId
 
 from tests.support import assert_error
 
@@ -76,9 +77,10 @@ def test_get_room_by_id_or_name(api, make_user):
     assert api.get("/api/rooms/by-name", user.token).json()["id"] == room["id"]
 
 
-def test_update_and_delete_room(api, make_user):
+def test_update_and_delete_room(api, make_user, db):
     owner = make_user()
     room = _room(api, owner, "old-name")
+    api.post("/api/send", owner.token, json={"room": room["id"], "messageBody": "gives the room its counter"})
     updated = api.patch(f"/api/rooms/{room['id']}", owner.token, json={"name": "new-name", "description": "d"})
     assert updated.status_code == 200 and updated.json()["name"] == "new-name"
     _room(api, owner, "taken")
@@ -86,6 +88,7 @@ def test_update_and_delete_room(api, make_user):
     assert_error(api.patch(f"/api/rooms/{room['id']}", owner.token, json={"owner": "me"}), 400, "validation_error")
     assert api.delete(f"/api/rooms/{room['id']}", owner.token).status_code == 204
     assert_error(api.get(f"/api/rooms/{room['id']}", owner.token), 404, "not_found")
+    assert db.room_counters.find_one({"_id": ObjectId(room["id"])}) is None, "the room's position counter stayed"
 
 
 def test_general_cannot_be_deleted_renamed_or_left(api, make_user):

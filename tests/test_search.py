@@ -113,6 +113,19 @@ def test_archived_messages_are_not_searched(api, make_user, db):
     assert _bodies(api, user, "old") == ["old table"]
 
 
+def test_mention_keys_are_never_searched(api, make_user, db):
+    owner, bob = make_user(), make_user()
+    room = _room(api, owner, "named")
+    assert api.post(f"/api/rooms/{room}/join", bob.token).status_code == 200
+    body = f"hi @{bob.username} @room"
+    message = _send(api, owner, body, room=room)
+    keys = db.messages.find_one({"_id": ObjectId(message["id"])})["search_keys"]
+    assert {f"@{bob.id}", f"@room:{room}"} <= set(keys), "the keys the mentions feed reads"
+    for q in (bob.id, f"@{bob.id}", f"@room:{room}", room):
+        assert _bodies(api, owner, q) == [], q
+    assert _bodies(api, owner, f"{bob.username} room") == [body], "its words are found"
+
+
 @pytest.mark.parametrize("scope", ["room", "all"])
 def test_pages_hold_every_hit_once_newest_first(api, make_user, scope):
     user = make_user()
@@ -321,6 +334,12 @@ _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_si
 def test_normalising_twice_changes_nothing(text):
     assert normalize(normalize(text)) == normalize(text)
     assert words_of(" ".join(words_of(text))) == words_of(text)
+
+
+@given(_text)
+def test_a_query_looks_up_a_word_key_never_a_mention_key(text):
+    query = Query.parse(text)
+    assert query is None or query.key.isalnum(), "mention keys start with @"
 
 
 @given(st.text(st.characters(max_codepoint=127), max_size=200))

@@ -132,8 +132,8 @@ def test_a_thread_page_stops_below_a_reply_still_being_written(api, make_user, d
     user = make_user()
     root = _send(api, user, "root")
     room = ObjectId(root["room"])
-    db.rooms.update_one({"_id": room}, {"$inc": {"seq": 1}})  # a writer took a position and has not stored it yet
-    pending = db.rooms.find_one({"_id": room})["seq"]
+    db.room_counters.update_one({"_id": room}, {"$inc": {"seq": 1}})  # a writer took a position, has not stored it
+    pending = db.room_counters.find_one({"_id": room})["seq"]
     late = _send(api, user, "late reply", replyTo=root["id"])
     assert _thread(api, user, root["id"])["messages"] == []
     assert _thread(api, user, root["id"], after=root["id"])["messages"] == []
@@ -151,7 +151,7 @@ def test_an_old_hole_does_not_hide_a_thread(api, make_user, db):
     old = {"room": ObjectId(room), "user_id": ObjectId(user.id), "user_name": "x", "message_body": "old"}
     old["time_stamp"] = datetime.now(UTC) - timedelta(minutes=5)
     store_messages(db, room, [old])
-    db.rooms.update_one({"_id": ObjectId(room)}, {"$inc": {"seq": 1}})  # a writer that died long ago
+    db.room_counters.update_one({"_id": ObjectId(room)}, {"$inc": {"seq": 1}})  # a writer that died long ago
     store_messages(db, room, [old])
     root = _send(api, user, "root")
     reply = _send(api, user, "reply", replyTo=root["id"])

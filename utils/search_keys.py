@@ -19,6 +19,13 @@ A query looks up one key (`Query.key`) and re-checks the words of each message i
 first words, in order, until they would give more than `MAX_KEYS` keys; the rest of a very
 long message is not searchable, and the check ignores it the same way, so a message is found
 or not whichever key a query uses.
+
+A message that mentions anyone also holds mention keys (`mention_keys`): `@<user id>` for each
+member it names, `@room:<room id>` for `@room`/`@here`. They serve the mentions feed and
+mention counts (`services/mentions.py`, `services/read_state.py`) from the same index, so a
+message naming nobody pays no index entry for mentions. A word key holds letters and digits
+only and a query looks up only word keys (`Query.key`), so a mention key is never a word's
+and no search finds a message by one.
 """
 
 import re
@@ -93,6 +100,26 @@ def index(body: str) -> tuple[list[str], list[str]]:
 def keys_of(body: str) -> list[str]:
     """The search keys stored with a message body."""
     return index(body)[1]
+
+
+def user_key(user_id) -> str:
+    """The key of the messages naming a member."""
+    return f"@{user_id}"
+
+
+def room_key(room_id) -> str:
+    """The key of a room's `@room`/`@here` messages."""
+    return f"@room:{room_id}"
+
+
+def mention_keys(room_id, user_ids, mentions_room: bool) -> list[str]:
+    """The mention keys of a message of a room that names `user_ids`, and everyone when `mentions_room`."""
+    return [user_key(user_id) for user_id in user_ids] + ([room_key(room_id)] if mentions_room else [])
+
+
+def message_keys(body: str, room_id, user_ids, mentions_room: bool) -> list[str]:
+    """Every key stored with a message: its body's, then its mentions'."""
+    return keys_of(body) + mention_keys(room_id, user_ids, mentions_room)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,20 @@
+"""The Flask app itself (server.ChatApp)."""
+
+import mongoengine
+from flask import request
+
+from server import create_app
+
+
+def test_a_socket_io_event_context_is_not_routed_and_an_api_request_is(mongo_uri, db):
+    """Flask-SocketIO builds each event's request context from the connection's environ (engine.io's path)."""
+    app = create_app("testing", MONGODB_URI=mongo_uri, ASYNC_MODE="threading")
+    try:
+        with app.test_request_context("/socket.io/", query_string={"EIO": "4", "transport": "websocket"}):
+            assert request.url_rule is None and request.routing_exception is None
+        with app.test_request_context("/api/rooms"):
+            assert request.url_rule.rule == "/api/rooms" and request.routing_exception is None
+        with app.test_request_context("/nowhere"):
+            assert request.routing_exception is not None  # still a 404 where no route serves
+    finally:
+        mongoengine.disconnect()  # later tests in this process connect on their own terms
