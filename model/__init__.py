@@ -14,12 +14,13 @@ from model.job_run import JobRun
 from model.membership import Membership, set_join_positions
 from model.message import Message, drop_retired_indexes
 from model.message_log import move_counters, number_old_messages
+from model.pin import Pin, move_pin_slots
 from model.revoked_token import RevokedToken
 from model.room import Room
 from model.room_sanction import RoomSanction
 from model.user import User, fill_username_lengths
 
-DOCUMENTS = (User, Room, Membership, RoomSanction, Message, ArchivedMessage, RevokedToken, JobLease, JobRun, File)
+DOCUMENTS = (User, Room, Membership, RoomSanction, Message, ArchivedMessage, Pin, RevokedToken, JobLease, JobRun, File)
 log = logging.getLogger(__name__)
 
 
@@ -55,6 +56,7 @@ def init_db(app, listeners=()):
     number_old_messages(mongoengine.get_db())  # before the unique (room, seq) index is built
     fill_username_lengths(mongoengine.get_db())
     set_join_positions(mongoengine.get_db())  # after positions exist
+    move_pin_slots(mongoengine.get_db())
     drop_retired_indexes(mongoengine.get_db())
     for document in DOCUMENTS:
         document.ensure_indexes()

@@ -26,12 +26,14 @@ from model.file import Attachment
 
 # Indexes an earlier version built, dropped at start-up (`drop_retired_indexes`): every message stored
 # paid an entry in each, mentioning anyone or not (docs/PERFORMANCE.md). Mentions are found by their
-# search keys instead (`utils/search_keys.py`).
+# search keys instead (`utils/search_keys.py`). The last one held pin slots, which live in their own
+# collection now (`model/pin.py`).
 RETIRED_INDEXES = (
     "room_1_mentions_1_seq_1",
     "room_1_mentions_room_1_seq_1",
     "mentions_1__id_-1",
     "room_1_mentions_room_1__id_-1",
+    "room_1_pin_slot_1",
 )
 
 
@@ -61,9 +63,8 @@ class MessageFields(Document):
     # Both are found by the mention keys among search_keys.
     mentions = ListField(ObjectIdField())
     mentions_room = BooleanField(default=False)
+    # Set while the message is pinned; its slot among its room's pins is in `model/pin.py`.
     pinned_at = DateTimeField(null=True)
-    # Which of its room's pin slots (0 to MAX_PINS - 1) a pinned message holds; absent when not pinned.
-    pin_slot = IntField()
     # The files it carries (`model/file.py`), their metadata copied in so one read serves a page of history.
     attachments = ListField(EmbeddedDocumentField(Attachment))
     # A position whose writer failed: never shown, it only tells readers not to wait for it.
@@ -102,11 +103,6 @@ class Message(MessageFields):
             # its filter word for word: queries here filter on index fields only, and these indexes
             # are partial only where the query holds that equality.)
             {"fields": ["room", "reply_to", "seq"]},
-            # A room's pins (`services/pins.py`): no two share a slot, so a room never holds more than
-            # its slots. The same index lists them. Its filter is the range its queries use
-            # (`pin_slot >= 0`): MongoDB uses a partial index only for queries that imply its filter,
-            # and SecantusDB plans an index for ranges, not for `$exists` or `$type`.
-            {"fields": ["room", "pin_slot"], "unique": True, "partialFilterExpression": {"pin_slot": {"$gte": 0}}},
             # Search (`model/message_search.py`): the messages holding one key, newest first, in any room;
             # mention keys too, for the mentions feed and mention counts (`services/mentions.py`).
             {"fields": ["search_keys", "-id"]},

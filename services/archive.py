@@ -32,7 +32,7 @@ from model.job_run import record_run
 from model.message import Message
 from model.message_log import top_position
 from model.room import Room
-from services import notify
+from services import notify, pins
 from utils.errors import NotFound
 from utils.timefmt import utcnow
 
@@ -151,7 +151,9 @@ _CHANGING = ("edited_at", "deleted", "reply_count", "last_reply_at", "reactions"
 
 
 def _retire(live, archive, batch):
-    """Delete the batch from the live collection, leaving stubs for clientIds; copy again what changed since."""
+    """Delete the batch (of one room) from the live collection, leaving stubs for clientIds; copy again what changed
+    since. Then free the pin slots its messages held: the archive holds no pins (`services/pins.py`)."""
+    room_id, ids = batch[0]["room"], {doc["_id"] for doc in batch}
     retired = 0
     while batch:
         unchanged = [{"_id": d["_id"], **{field: d.get(field) for field in _CHANGING}} for d in batch]
@@ -166,6 +168,7 @@ def _retire(live, archive, batch):
         batch = list(live.find({"_id": {"$in": [doc["_id"] for doc in batch]}, "stub": None}))
         if batch:
             _copy(archive, batch)
+    pins.unpin_archived(room_id, ids)
     return retired
 
 

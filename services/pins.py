@@ -1,19 +1,29 @@
 """Pins: a room's owner, moderators and admins (every participant of a DM) pin up to MAX_PINS messages.
 
-A pinned message holds one of its room's MAX_PINS slots (`pin_slot`), set in the same update as
-`pinned_at`. The unique index on (room, pin_slot) keeps two pins out of one slot, so pins racing
-for the last slot never make a 51st, and there is no counter to keep in step with the messages:
-a slot goes back when its message is unpinned, deleted (`unpin_deleted`) or archived (the
-archive holds no slots, and an archived copy is never pinned).
+A pin is two records: the message's `pinned_at`, which every read of the message shows, and one
+of its room's MAX_PINS slots in the `pins` collection (`model/pin.py`). The unique index on
+(room, slot) keeps two pins out of one slot, so pins racing for the last slot never make a 51st;
+the slot's id is the message's, so a message holds one slot at most.
+
+The writes go in the order that makes a crash between them leave a slot whose message is not
+pinned, never a pinned message without a slot (which would let a room pass MAX_PINS): a pin takes
+the slot first and then marks the message; an unpin, a delete (`unpin_deleted`) and the archiver
+(`unpin_archived`) change the message first and then free the slot. A slot whose message is not
+pinned only takes room, and the next pin or list of its room frees it (`_slots`): at once when
+its message is deleted or no longer live, STALE after it was taken when the message is live, as
+until then it may be a pin whose second write is under way. A pin of a message that holds a slot
+already (another pin of it under way, or left over) takes that slot over instead of a second one.
 """
 
 import random
+from datetime import timedelta
 
 from bson import ObjectId
-from mongoengine import NotUniqueError, QuerySet
+from mongoengine import NotUniqueError
 
 from model.message import Message, MessageFields
-from model.room import Ref
+from model.pin import Pin
+from model.room import Ref, Room
 from model.user import User
 from model.writes import update_one_by_id
 from services import messages, notify, rooms
@@ -22,6 +32,8 @@ from utils.errors import Conflict, NotFound
 from utils.timefmt import utcnow
 
 MAX_PINS = 50
+# A pin's two writes are milliseconds apart: a slot this old whose message is not pinned is no pin under way.
+STALE = timedelta(minutes=5)
 
 
 def do_pin(user: User, message_id: str) -> Message:
@@ -34,20 +46,15 @@ def do_pin(user: User, message_id: str) -> Message:
     for _ in range(MAX_PINS):
         if message.pinned:
             return message
-        try:
-            pinned = update_one_by_id(
-                Message,
-                message.id,
-                {"deleted": False, "pin_slot": None},
-                set__pinned_at=utcnow(),
-                set__pin_slot=_free_slot(room.id),
-            )
-        except NotUniqueError:  # another pin took that slot first
-            pinned = None
-        if pinned is not None:
-            notify.notify_message_updated(pinned)
-            return pinned
+        at = utcnow()
+        if _take_slot(room, message, at):
+            pinned = update_one_by_id(Message, message.id, {"deleted": False, "pinned_at": None}, set__pinned_at=at)
+            if pinned is not None:
+                notify.notify_message_updated(pinned)
+                return pinned
         message = messages.live_message(message.id)
+        if message.pinned:  # by another pin of it, whose slot this one took over: the slot gets that pin's time back
+            Pin.objects(id=message.id, taken_at=at).update_one(set__taken_at=message.pinned_at)
     raise Conflict("the room's pins kept changing; try again")
 
 
@@ -59,47 +66,65 @@ def do_unpin(user: User, message_id: str) -> Message:
         raise NotFound.message(message_id)
     if not message.pinned:
         return message
+    # This pin only: the slot is freed only if no pin of the message took it over meanwhile.
     unpinned = update_one_by_id(
-        Message,
-        message.id,
-        {"deleted": False, "pin_slot__ne": None},
-        set__pinned_at=None,
-        unset__pin_slot=True,
+        Message, message.id, {"deleted": False, "pinned_at": message.pinned_at}, set__pinned_at=None
     )
-    if unpinned is None:  # unpinned or deleted by another request meanwhile
+    if unpinned is None:  # unpinned, pinned again or deleted by other requests meanwhile
         return messages.live_message(message.id)
+    Pin.objects(id=message.id, taken_at=message.pinned_at).delete()
     notify.notify_message_updated(unpinned)
     return unpinned
 
 
 def unpin_deleted(message: MessageFields) -> None:
-    """Give back the slot of a message once it is marked deleted (no pin lands on a deleted message)."""
-    Message.objects(id=message.id, deleted=True, pin_slot__ne=None).update_one(
-        set__pinned_at=None, unset__pin_slot=True
-    )
+    """Unpin a message once it is marked deleted, and free its slot (no pin lands on a deleted message)."""
+    if Message.objects(id=message.id, deleted=True, pinned_at__ne=None).update_one(set__pinned_at=None):
+        Pin.objects(id=message.id).delete()
+
+
+def unpin_archived(room_id: ObjectId, moved: set[ObjectId]) -> None:
+    """Free the slots of a room's messages that the archiver moved out of the live collection (ids in `moved`)."""
+    archived = [pin.id for pin in Pin.of_room(room_id).only("id") if pin.id in moved]
+    if archived:
+        Pin.objects(id__in=archived).delete()
 
 
 def list_pins(user: User, ref: Ref) -> list[Message]:
     """The pinned messages of a room the caller may read, newest pin first."""
     room, _ = rooms.access(user, ref)
-    # One at or below the archive's watermark is being archived: it is read from the archive now,
-    # where it is not pinned.
-    return [message for message in _pinned_in(room.id).order_by("-pinned_at", "-id") if message.seq > room.archived_seq]
+    pinned = [message for _, message in _slots(room) if message.pinned]
+    return sorted(pinned, key=lambda message: (message.pinned_at, message.id), reverse=True)
 
 
-def _pinned_in(room_id: ObjectId) -> QuerySet:
-    """The room's pinned messages (at most MAX_PINS), from the slot index.
-
-    The query names the index's fields only, and its filter word for word: so SecantusDB plans
-    it on the index as MongoDB does.
-    """
-    return Message.objects(room=room_id, pin_slot__gte=0)
-
-
-def _free_slot(room_id: ObjectId) -> int:
-    """A slot no pinned message of the room holds, at random so that racing pins seldom choose the same."""
-    taken = set(_pinned_in(room_id).scalar("pin_slot"))
+def _take_slot(room: Room, message: Message, at) -> bool:
+    """Hold a slot of the room for the message, taken `at`; False when another request took it first."""
+    # Taking over the slot the message holds makes a pending unpin or repair, which names its old time, leave it.
+    if Pin.objects(id=message.id).update_one(set__taken_at=at):
+        return True
+    taken = {pin.slot for pin, _ in _slots(room)}
     free = [slot for slot in range(MAX_PINS) if slot not in taken]
     if not free:
         raise Conflict(f"a room holds at most {MAX_PINS} pins: unpin one first")
-    return random.choice(free)
+    try:  # at random, so that racing pins seldom choose the same slot
+        Pin(id=message.id, room=room.id, slot=random.choice(free), taken_at=at).save(force_insert=True)
+    except NotUniqueError:  # another pin took the slot, or one of this message a slot, first
+        return False
+    return True
+
+
+def _slots(room: Room) -> list[tuple[Pin, Message]]:
+    """The room's slots held by live messages, each with its message; the others are freed (see the top)."""
+    held = list(Pin.of_room(room.id))
+    # By id alone, so that the `_id` index answers; a message at or below the watermark is being archived.
+    found = {message.id: message for message in Message.objects(id__in=[pin.id for pin in held])}
+    live = {key: m for key, m in found.items() if not m.deleted and m.seq > room.archived_seq}
+    since = utcnow() - STALE
+    kept = []
+    for pin in held:
+        message = live.get(pin.id)
+        if message is not None and (message.pinned or pin.taken_at > since):
+            kept.append((pin, message))
+        else:
+            Pin.objects(id=pin.id, taken_at=pin.taken_at).delete()
+    return kept

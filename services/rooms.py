@@ -13,6 +13,7 @@ from model.archived_message import ArchivedMessage
 from model.membership import POSTERS, Membership, Role
 from model.message import Message
 from model.message_log import delete_counter
+from model.pin import Pin
 from model.room import BY_KIND, DM, GENERAL, ROOM, Ref, Room
 from model.room_sanction import RoomSanction, Sanction
 from model.user import User
@@ -243,6 +244,7 @@ def do_delete_room(user: User, ref: Ref) -> None:
     delete_counter(room.id)
     RoomSanction.objects(room=room.id).delete()
     Message.objects(room=room.id).delete()
+    Pin.of_room(room.id).delete()
     ArchivedMessage.objects(room=room.id).delete()
     files.do_delete_room_files(room.id)
     notify.notify_room_deleted(room.id)

@@ -1,15 +1,17 @@
-"""Pins: who may pin, one broadcast per change, the room's list newest pin first, 50 at most even under races."""
+"""Pins: who may pin, one broadcast per change, the room's list newest pin first, 50 at most even under races;
+slots left by a crash freed, slots of old databases moved out of the messages."""
 
 import os
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import ObjectId
 
+from services.pins import STALE
 from tests.support import ROOT, TEST_SECRET, Api, assert_error, store_messages
 
 
@@ -144,7 +146,32 @@ def test_racing_pins_never_make_a_51st(api, staff, db):
         answers = list(pool.map(lambda message: _pin(Api(api.url), people["owner"], message), ids))
     assert sorted(answer.status_code for answer in answers) == [200] * 50 + [409] * 10
     assert len(_pins(api, people["member"], room)) == 50
-    assert db.messages.count_documents({"room": ObjectId(room), "pinned_at": {"$ne": None}}) == 50
+    _assert_consistent(db, room, 50)
+
+
+def _assert_consistent(db, room, count):
+    """The room has `count` pinned messages, each holding one slot at its pin's time, and no other slot."""
+    pinned = {m["_id"]: m["pinned_at"] for m in db.messages.find({"room": ObjectId(room), "pinned_at": {"$ne": None}})}
+    slots = {pin["_id"]: pin["taken_at"] for pin in db.pins.find({"room": ObjectId(room)})}
+    assert len(pinned) == count and slots == pinned
+
+
+def test_racing_pins_of_one_message_hold_one_slot_broadcast_once_and_unpin_frees_it(api, staff, db, joined_pair):
+    room, people = staff
+    pair = joined_pair((people["owner"], people["member"]), room=room)
+    ids = [_send(api, people["member"], room, f"m{i}")["id"] for i in range(3)]
+    with ThreadPoolExecutor(12) as pool:
+        for message in ids:  # each a race of its own: one message's pins all at once
+            answers = list(pool.map(lambda _, message=message: _pin(Api(api.url), people["owner"], message), range(12)))
+            assert [(answer.status_code, answer.json()["pinned"]) for answer in answers] == [(200, True)] * 12
+    _assert_consistent(db, room, 3)
+    for message in ids:
+        assert _unpin(api, people["owner"], message).json()["pinned"] is False
+    _assert_consistent(db, room, 0)
+    for socket in pair.sockets:
+        socket.settle()
+        updates = [(update["id"], update["pinned"]) for update in socket.received("message_updated")]
+        assert sorted(updates) == sorted([(message, True) for message in ids] + [(message, False) for message in ids])
 
 
 def test_deleted_messages_are_not_pinned_and_give_their_place_back(api, staff, db):
@@ -153,15 +180,18 @@ def test_deleted_messages_are_not_pinned_and_give_their_place_back(api, staff, d
     for message in ids[:50]:
         _pin(api, people["owner"], message)
     assert api.delete(f"/api/messages/{ids[0]}", people["owner"].token).status_code == 204
+    assert db.pins.find_one({"_id": ObjectId(ids[0])}) is None  # freed by the delete, not by the list's repair
     assert ids[0] not in _pins(api, people["member"], room)
     assert_error(_pin(api, people["owner"], ids[0]), 404, "not_found")
     assert_error(_unpin(api, people["owner"], ids[0]), 404, "not_found")
     assert _pin(api, people["owner"], ids[50]).status_code == 200, "the deleted message's place is free"
+    assert db.messages.find_one({"_id": ObjectId(ids[0])})["pinned_at"] is None
+    _assert_consistent(db, room, 50)
     assert_error(_pin(api, people["owner"], "f" * 24), 404, "not_found")
     assert_error(_pin(api, people["owner"], "nope"), 404, "not_found")
 
 
-def test_archiving_ends_a_pin_and_frees_its_place(api, server, staff):
+def test_archiving_ends_a_pin_and_frees_its_place(api, server, staff, db):
     room, people = staff
     message = _send(api, people["member"], room)["id"]
     assert _pin(api, people["owner"], message).json()["pinned"] is True
@@ -171,7 +201,70 @@ def test_archiving_ends_a_pin_and_frees_its_place(api, server, staff):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert job.returncode == 0, job.stderr
+    assert db.pins.count_documents({}) == 0  # freed by the archiver, not by the list's repair
     assert _pins(api, people["member"], room) == []
     [archived] = api.get(f"/api/messages?room={room}&archived=true", people["member"].token).json()["messages"]
     assert archived["id"] == message and archived["archived"] is True and archived["pinned"] is False
     assert_error(_pin(api, people["owner"], message), 404, "not_found")
+
+
+def test_deleting_a_room_removes_its_pins(api, staff, db):
+    room, people = staff
+    kept = api.post("/api/rooms", people["owner"].token, json={"name": "kept"}).json()["id"]
+    for where in (room, kept):
+        assert _pin(api, people["owner"], _send(api, people["owner"], where)["id"]).status_code == 200
+    assert api.delete(f"/api/rooms/{room}", people["owner"].token).status_code == 204
+    assert [pin["room"] for pin in db.pins.find()] == [ObjectId(kept)]
+
+
+def _leave_slot(db, room, message_id, taken_at):
+    """A slot as a crash leaves it: its message not marked (after a pin's first write, or before an unpin's second)."""
+    free = set(range(50)) - {pin["slot"] for pin in db.pins.find({"room": ObjectId(room)})}
+    db.pins.insert_one({"_id": ObjectId(message_id), "room": ObjectId(room), "slot": min(free), "taken_at": taken_at})
+
+
+def test_a_slot_whose_message_is_not_pinned_is_freed_once_stale_and_taken_over_by_its_message(api, staff, db):
+    room, people = staff
+    ids = _seed(db, room, people["member"], 52)
+    for message in ids[:48]:
+        assert _pin(api, people["owner"], message).status_code == 200
+    _leave_slot(db, room, ids[48], datetime.now(UTC))  # a pin under way: its place is held
+    _leave_slot(db, room, ids[49], datetime.now(UTC) - STALE - timedelta(seconds=1))  # left by a crash
+    assert _pin(api, people["owner"], ids[50]).status_code == 200, "the stale slot is free"
+    assert_error(_pin(api, people["owner"], ids[51]), 409, "conflict")  # the slot of the pin under way is not
+    assert ids[48] not in _pins(api, people["member"], room)
+    assert _pin(api, people["owner"], ids[48]).status_code == 200, "a message's own slot is taken over"
+    _assert_consistent(db, room, 50)
+    _unpin(api, people["owner"], ids[48])
+    _leave_slot(db, room, ids[51], datetime.now(UTC))
+    assert api.delete(f"/api/messages/{ids[51]}", people["owner"].token).status_code == 204
+    assert len(_pins(api, people["member"], room)) == 49  # the list frees a deleted message's slot at once
+    _assert_consistent(db, room, 49)
+
+
+def test_pin_slots_of_an_older_database_move_out_of_the_messages_at_start_up(server_factory, staff, db):
+    room, people = staff
+    archived, first, second, unpinned = _seed(db, room, people["member"], 4)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    db.messages.create_index(
+        [("room", 1), ("pin_slot", 1)], unique=True, partialFilterExpression={"pin_slot": {"$gte": 0}}
+    )
+    for message, slot, minutes in ((archived, 7, 0), (first, 0, 1), (second, 3, 2)):
+        pin = {"pin_slot": slot, "pinned_at": at + timedelta(minutes=minutes)}
+        db.messages.update_one({"_id": ObjectId(message)}, {"$set": pin})
+    # An archive run of the earlier version copied the pinned message with its slot.
+    db.archived_messages.insert_one(db.messages.find_one_and_delete({"_id": ObjectId(archived)}))
+    db.rooms.update_one({"_id": ObjectId(room)}, {"$set": {"archived_seq": 1}})
+    other = Api(server_factory().url)  # clean_db dropped the migrations' record: this start-up runs it
+    assert _pins(other, people["member"], room) == [second, first]
+    assert {pin["_id"]: pin["slot"] for pin in db.pins.find()} == {ObjectId(first): 0, ObjectId(second): 3}
+    assert db.messages.count_documents({"pin_slot": {"$exists": True}}) == 0
+    assert db.archived_messages.count_documents({"pin_slot": {"$exists": True}}) == 0
+    assert "room_1_pin_slot_1" not in db.messages.index_information()
+    history = other.get(f"/api/messages?room={room}", people["member"].token).json()["messages"]
+    assert [(m["id"], m["pinned"]) for m in history] == [(unpinned, False), (second, True), (first, True)]
+    [old] = other.get(f"/api/messages?room={room}&archived=true", people["member"].token).json()["messages"]
+    assert (old["id"], old["pinned"]) == (archived, False)
+    assert _unpin(other, people["owner"], first).json()["pinned"] is False
+    _assert_consistent(db, room, 1)
+    assert db.migrations.find_one({"_id": "pin-slots"})

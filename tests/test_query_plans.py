@@ -60,10 +60,15 @@ def _user(name):
     return user.save()
 
 
+def _plan(db, command):
+    """The stages of the plan the database answers a recorded command with."""
+    explained = db.command({"explain": {key: value for key, value in command.items() if not key.startswith("$")}})
+    return plan_stages(explained)
+
+
 def _scans(db, command):
     """Whether the database answers a recorded command by reading the whole collection."""
-    explained = db.command({"explain": {key: value for key, value in command.items() if not key.startswith("$")}})
-    return any(stage["stage"] == "COLLSCAN" for stage in plan_stages(explained))
+    return any(stage["stage"] == "COLLSCAN" for stage in _plan(db, command))
 
 
 def _assert_indexed(recorder, db):
@@ -99,6 +104,7 @@ def test_reactions_and_pins_read_only_from_indexes(recorder, db):
     room = rooms.do_create_room(alice, "pinboard", "", False)
     rooms.add_member(room.id, bob.id, Role.MEMBER)
     message, _ = messages.do_send_message(alice, room.id, "react to me, pin me")
+    kept, _ = messages.do_send_message(alice, room.id, "stay pinned")
     recorder.recording.set()
     for user, add in ((bob, True), (alice, True), (bob, False), (alice, False)):
         reactions.do_react(user, str(message.id), "👍", add)
@@ -108,6 +114,19 @@ def test_reactions_and_pins_read_only_from_indexes(recorder, db):
     pins.do_pin(alice, str(message.id))
     messages.do_delete_message(alice, str(message.id))  # gives the pin's slot back
     _assert_indexed(recorder, db)
+    # The list reads the pins collection's index, then the messages by id: no index of the messages serves pins.
+    pins.do_pin(alice, str(kept.id))
+    recorder.commands.clear()
+    recorder.recording.set()
+    assert [pinned.id for pinned in pins.list_pins(bob, room.id)] == [kept.id]
+    recorder.recording.clear()
+    read = {c["find"]: _index_names(db, c) for c in recorder.commands if c.get("find") in ("pins", "messages")}
+    assert read == {"pins": {"room_1_slot_1"}, "messages": {"_id_"}}
+
+
+def _index_names(db, command):
+    """The indexes a recorded command is answered from (None for a collection scan)."""
+    return {stage.get("indexName") for stage in _plan(db, command) if stage["stage"] != "FETCH"}
 
 
 def test_read_state_reads_only_from_indexes(recorder, db):
