@@ -226,6 +226,12 @@ def top_position(room, db=None):
     return counter["seq"] if counter else 0
 
 
+def top_positions(rooms):
+    """`top_position` of each of `rooms`, in one read."""
+    tops = {counter["_id"]: counter["seq"] for counter in _counters().find({"_id": {"$in": list(rooms)}})}
+    return {room: tops.get(room, 0) for room in rooms}
+
+
 def delete_counter(room):
     """Forget a deleted room's counter."""
     _counters().delete_one({"_id": room})

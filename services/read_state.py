@@ -90,9 +90,9 @@ def do_mark_read(user: User, ref: str | None, message_id: ObjectId) -> ReadState
     return ReadState(room.id, membership.read_message, *counts(user.id, room, membership, top_position(room.id)))
 
 
-def summary(user_id: ObjectId, room: Room, membership: Membership | None) -> dict:
-    """The caller's read state of a room as RoomView fields; a non-member (None) has nothing unread."""
-    top = top_position(room.id)
+def summary(user_id: ObjectId, room: Room, membership: Membership | None, top: int) -> dict:
+    """The caller's read state of a room whose last position is `top`, as RoomView fields; a non-member (None) has
+    nothing unread."""
     state = {"last_message_at": last_message_at(room, top)}
     if membership is not None:
         unread, mentions = counts(user_id, room, membership, top)

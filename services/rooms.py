@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from model.archived_message import ArchivedMessage
 from model.membership import POSTERS, Membership, Role
 from model.message import Message
-from model.message_log import delete_counter
+from model.message_log import delete_counter, top_positions
 from model.pin import Pin
 from model.room import BY_KIND, DM, GENERAL, ROOM, Ref, Room
 from model.room_sanction import RoomSanction, Sanction
@@ -140,7 +140,8 @@ def access(user: User, ref: Ref) -> tuple[Room, Role | None]:
 
 
 def describe(user: User, rooms: list[Room]) -> list[RoomView]:
-    """Return a RoomView per room: member counts and the caller's roles in two queries, read state in a few per room."""
+    """Return a RoomView per room: member counts, the caller's roles and last positions in three queries, read state
+    in a few per room."""
     room_ids = [room.id for room in rooms]
     counts = {
         row["_id"]: row["n"]
@@ -148,6 +149,7 @@ def describe(user: User, rooms: list[Room]) -> list[RoomView]:
     }
     mine = Membership.objects(room__in=room_ids, user=user.id).only("room", "role", *read_state.MARKER_FIELDS)
     memberships = {m.room: m for m in mine}
+    tops = top_positions(room_ids)
     return [
         RoomView(
             room.id,
@@ -159,7 +161,7 @@ def describe(user: User, rooms: list[Room]) -> list[RoomView]:
             counts.get(room.id, 0),
             memberships[room.id].role if room.id in memberships else None,
             room.kind,
-            **read_state.summary(user.id, room, memberships.get(room.id)),
+            **read_state.summary(user.id, room, memberships.get(room.id), tops[room.id]),
         )
         for room in rooms
     ]
