@@ -8,6 +8,7 @@ answers it from the `_id` index: those are let through.)
 """
 
 import threading
+import time
 
 import mongoengine
 import pytest
@@ -51,7 +52,16 @@ def recorder(mongo_uri, db):
 
         init_db(app, listeners=[recorder])
         yield recorder
+        _markers_written()
     mongoengine.disconnect()  # later tests in this process connect on their own terms
+
+
+def _markers_written():
+    """Wait for the task that writes senders' markers (FLUSH_SECONDS after a send) to end: left running, it would
+    write through the connection of whatever test runs next."""
+    deadline = time.monotonic() + 10 * read_state.FLUSH_SECONDS
+    while read_state._sent.flushing and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _user(name):
