@@ -91,6 +91,9 @@ BEHAVIOURS = (
     # taking a free lock nobody waits for does not yield
     ("eventlet.semaphore", "Semaphore", "release", "schedule_call_global(0, self._do_acquire)"),
     ("eventlet.semaphore", "Semaphore", "acquire", "if self.counter <= 0 or self._waiters:"),
+    # sessions.release_read_buffer: the request's buffered reader is its input's, and a WebSocket reads the socket
+    ("eventlet.wsgi", "Input", "__init__", "self.rfile = rfile"),
+    ("eventlet.websocket", "WebSocketWSGI", "_handle_hybi_request", "sock = environ['eventlet.input'].get_socket()"),
     # a broadcast from Redis reaches this process's sockets through the manager's emit (FanoutManager)
     ("socketio.pubsub_manager", "PubSubManager", "_handle_emit", "super().emit("),
 )

@@ -19,7 +19,9 @@ per connection. Here (`LeanSocket`, mixed into each engine.io socket as it conne
   ends a read or a write blocked on a client that stopped reading (the timeout of every
   read and write did that before);
 - eventlet's HTTP server keeps a 16 KiB write buffer and an 8 KiB read buffer for every
-  connection's lifetime, which a WebSocket never uses: 4 KiB each (`HTTP_BUFFER`).
+  connection's lifetime: 4 KiB each (`HTTP_BUFFER`), and a WebSocket, which reads its socket
+  itself once the handshake is done, lets the read buffer go (`release_read_buffer`; the
+  writer is out of reach: the request's input holds it only when a client expects a 100 Continue).
 
 `_websocket_handler` replaces engine.io's; it does what engine.io's does, but for the writer
 greenlet and the timeout. `check_internals` refuses to start when engine.io's version of a
@@ -58,6 +60,7 @@ class LeanSocket:
 
     def _websocket_handler(self, ws):
         """engine.io's handler for the WebSocket transport, but no writer greenlet and no read timeout."""
+        release_read_buffer(ws.environ)
         ws = self.websocket = BatchedWebSocket(ws)
         ws.socket.settimeout(None)  # an idle read keeps no timer: pings tell a gone client (close, above)
 
@@ -203,6 +206,13 @@ class Pinger:
 # eventlet's HTTP server gives every connection a 16 KiB write buffer and an 8 KiB read buffer, kept for as long as
 # the connection lives; an upgraded WebSocket uses neither (it reads and writes the socket itself).
 HTTP_BUFFER = 4096
+
+
+def release_read_buffer(environ):
+    """Close the HTTP server's buffered reader of an upgraded connection, which frees its buffer; the socket stays
+    open (the WebSocket reads it directly, and nothing is left in the reader: a client sends no frame before the
+    handshake's answer)."""
+    environ["eventlet.input"].rfile.close()
 
 
 def install(server):
