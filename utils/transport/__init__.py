@@ -91,8 +91,10 @@ BEHAVIOURS = (
     # taking a free lock nobody waits for does not yield
     ("eventlet.semaphore", "Semaphore", "release", "schedule_call_global(0, self._do_acquire)"),
     ("eventlet.semaphore", "Semaphore", "acquire", "if self.counter <= 0 or self._waiters:"),
-    # sessions.release_read_buffer: the request's buffered reader is its input's, and a WebSocket reads the socket
-    ("eventlet.wsgi", "Input", "__init__", "self.rfile = rfile"),
+    # sessions.release_http_buffers: the environ's set_idle is a closure over the connection's protocol, whose
+    # buffered files a WebSocket does not use (it reads and writes the socket), and its input holds the same reader
+    ("eventlet.wsgi", "HttpProtocol", "get_environ", "self.conn_state[2] = STATE_IDLE"),
+    ("eventlet.wsgi", "HttpProtocol", "get_environ", "self.rfile, length, self.connection, wfile=wfile"),
     ("eventlet.websocket", "WebSocketWSGI", "_handle_hybi_request", "sock = environ['eventlet.input'].get_socket()"),
     # a broadcast from Redis reaches this process's sockets through the manager's emit (FanoutManager)
     ("socketio.pubsub_manager", "PubSubManager", "_handle_emit", "super().emit("),

@@ -19,15 +19,15 @@ per connection. Here (`LeanSocket`, mixed into each engine.io socket as it conne
   ends a read or a write blocked on a client that stopped reading (the timeout of every
   read and write did that before);
 - eventlet's HTTP server keeps a 16 KiB write buffer and an 8 KiB read buffer for every
-  connection's lifetime: 4 KiB each (`HTTP_BUFFER`), and a WebSocket, which reads its socket
-  itself once the handshake is done, lets the read buffer go (`release_read_buffer`; the
-  writer is out of reach: the request's input holds it only when a client expects a 100 Continue).
+  connection's lifetime: 4 KiB each (`HTTP_BUFFER`), and a WebSocket, which reads and writes
+  its socket itself once the handshake is done, lets both go (`release_http_buffers`).
 
 `_websocket_handler` replaces engine.io's; it does what engine.io's does, but for the writer
 greenlet and the timeout. `check_internals` refuses to start when engine.io's version of a
 replaced method is no longer the one this was written against (`REPLACED`).
 """
 
+import inspect
 import logging
 import time
 from collections import deque
@@ -60,7 +60,7 @@ class LeanSocket:
 
     def _websocket_handler(self, ws):
         """engine.io's handler for the WebSocket transport, but no writer greenlet and no read timeout."""
-        release_read_buffer(ws.environ)
+        release_http_buffers(ws.environ)
         ws = self.websocket = BatchedWebSocket(ws)
         ws.socket.settimeout(None)  # an idle read keeps no timer: pings tell a gone client (close, above)
 
@@ -208,11 +208,18 @@ class Pinger:
 HTTP_BUFFER = 4096
 
 
-def release_read_buffer(environ):
-    """Close the HTTP server's buffered reader of an upgraded connection, which frees its buffer; the socket stays
-    open (the WebSocket reads it directly, and nothing is left in the reader: a client sends no frame before the
-    handshake's answer)."""
-    environ["eventlet.input"].rfile.close()
+def release_http_buffers(environ):
+    """Swap the HTTP server's buffered reader and writer of an upgraded connection for the unbuffered files under them,
+    which frees their buffers. The WebSocket reads and writes the socket directly: nothing is left in the reader (a
+    client sends no frame before the handshake's answer), nor in the writer (written out with the last response).
+    The files stay open: until the connection's greenlet ends, they keep the socket's descriptor open when the
+    WebSocket closes it, as before (the reader then sees the client's goodbye, not a closed descriptor).
+
+    The files are the connection's `HttpProtocol`'s (the request's input holds the reader too); the environ's
+    `eventlet.set_idle` is a closure over that protocol."""
+    protocol = inspect.getclosurevars(environ["eventlet.set_idle"]).nonlocals["self"]
+    protocol.rfile = environ["eventlet.input"].rfile = protocol.rfile.detach()
+    protocol.wfile = protocol.wfile.detach()
 
 
 def install(server):
