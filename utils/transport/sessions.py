@@ -209,17 +209,16 @@ HTTP_BUFFER = 4096
 
 
 def release_http_buffers(environ):
-    """Swap the HTTP server's buffered reader and writer of an upgraded connection for the unbuffered files under them,
-    which frees their buffers. The WebSocket reads and writes the socket directly: nothing is left in the reader (a
-    client sends no frame before the handshake's answer), nor in the writer (written out with the last response).
-    The files stay open: until the connection's greenlet ends, they keep the socket's descriptor open when the
-    WebSocket closes it, as before (the reader then sees the client's goodbye, not a closed descriptor).
+    """Close the HTTP server's buffered reader and writer of an upgraded connection, which frees their buffers (the
+    frames of the server's greenlet still hold the files). The WebSocket reads and writes the socket directly:
+    nothing is left in the reader (a client sends no frame before the handshake's answer), nor in the writer
+    (written out with the last response). With the files closed, nothing but the HTTP server, once the connection's
+    greenlet ends, closes the descriptor: `BatchedWebSocket.close` leaves it open.
 
-    The files are the connection's `HttpProtocol`'s (the request's input holds the reader too); the environ's
-    `eventlet.set_idle` is a closure over that protocol."""
+    The files are the connection's `HttpProtocol`'s; the environ's `eventlet.set_idle` is a closure over it."""
     protocol = inspect.getclosurevars(environ["eventlet.set_idle"]).nonlocals["self"]
-    protocol.rfile = environ["eventlet.input"].rfile = protocol.rfile.detach()
-    protocol.wfile = protocol.wfile.detach()
+    protocol.rfile.close()
+    protocol.wfile.close()
 
 
 def install(server):
