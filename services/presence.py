@@ -75,9 +75,14 @@ def use_store(store) -> None:
     _store = store
 
 
+# The claims a socket's entry needs (its token's revocation and expiry); the rest of a decoded token is a kilobyte
+# a socket.
+KEPT_CLAIMS = ("jti", "fam", "exp")
+
+
 def register(sid: str, user: User, claims: dict) -> None:
-    """Remember an authenticated socket, its user and its access token's claims."""
-    _sockets[sid] = SocketEntry(user, claims)
+    """Remember an authenticated socket, its user and its access token's claims (those in KEPT_CLAIMS)."""
+    _sockets[sid] = SocketEntry(user, {name: claims[name] for name in KEPT_CLAIMS if name in claims})
     _by_user.setdefault(str(user.id), set()).add(sid)
 
 

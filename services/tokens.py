@@ -6,6 +6,7 @@ is revoked (OAuth 2.0 Security BCP), and every socket connected with one of its 
 disconnected.
 """
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,7 @@ from model.revoked_token import RevokedToken
 from model.user import User
 from services import live
 from utils.errors import Unauthorized
+from utils.extensions import socketio
 from utils.ids import parse_id
 from utils.timefmt import utcnow
 
@@ -44,6 +46,22 @@ def revoked_among(claims_list: list[dict]) -> set[str]:
 
 def authenticate(token: object, token_type: str = "access") -> tuple[User, dict]:
     """Return (user, claims) for a valid, unrevoked token of `token_type`, or raise Unauthorized."""
+    claims = _claims(token, token_type)
+    _check_revoked(claims, revoked_among([claims]))
+    user_id = parse_id(claims.get("sub"))
+    return _found(User.objects(id=user_id).first() if user_id else None), claims
+
+
+def authenticate_socket(token: object) -> tuple[User, dict]:
+    """`authenticate` for a connecting socket's access token: the revocation records and users of the sockets that
+    connect at the same moment are read together (`ConnectReads`), two queries for a storm's worth of sockets."""
+    claims = _claims(token, "access")
+    reads = ConnectReads.join(claims)
+    _check_revoked(claims, reads.revoked)
+    return _found(reads.users.get(parse_id(claims.get("sub")))), claims
+
+
+def _claims(token: object, token_type: str) -> dict:
     if not isinstance(token, str) or not token:
         raise Unauthorized("missing token")
     try:
@@ -56,15 +74,64 @@ def authenticate(token: object, token_type: str = "access") -> tuple[User, dict]
         raise Unauthorized(
             f"an {token_type} token is required" if token_type == "access" else "a refresh token is required"
         )
-    if revoked_among([claims]):
-        if token_type == "refresh" and claims.get("fam"):
+    return claims
+
+
+def _check_revoked(claims: dict, revoked: set[str]) -> None:
+    if claims["jti"] in revoked or family_key(claims.get("fam")) in revoked:
+        if claims["type"] == "refresh" and claims.get("fam"):
             revoke_family(claims["fam"])  # a rotated refresh token came back: the family is compromised
         raise Unauthorized("token revoked")
-    user_id = parse_id(claims.get("sub"))
-    user = User.objects(id=user_id).first() if user_id else None
+
+
+def _found(user: User | None) -> User:
     if user is None:
         raise Unauthorized("user no longer exists")
-    return user, claims
+    return user
+
+
+class ConnectReads:
+    """The revocation records and users of the tokens of sockets connecting at the same moment, read at once.
+
+    The first socket to arrive opens a batch and lets the others run (`socketio.sleep(0)`: under eventlet, every
+    connect that arrived in the same turn of the hub joins); then it closes the batch, reads for all of them, and
+    wakes them. Each read starts after its token arrived, as one read of its own would; a socket arriving while a
+    batch reads opens the next. A failed read fails every socket of its batch."""
+
+    _open = None  # the batch sockets join, until its reads start
+    _lock = threading.Lock()  # a green lock under eventlet and gevent; threads need it
+
+    def __init__(self):
+        self.claims = []
+        self.done = threading.Event()
+        self.revoked, self.users, self.error = set(), {}, None
+
+    @classmethod
+    def join(cls, claims: dict) -> "ConnectReads":
+        with cls._lock:
+            batch, first = cls._open, cls._open is None
+            if first:
+                batch = cls._open = cls()
+            batch.claims.append(claims)
+        if first:
+            socketio.sleep(0)
+            with cls._lock:
+                cls._open = None
+            batch.read()
+        batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+        return batch
+
+    def read(self) -> None:
+        try:
+            self.revoked = revoked_among(self.claims)
+            ids = list({parse_id(claims.get("sub")) for claims in self.claims} - {None})
+            self.users = {user.id: user for user in User.objects(id__in=ids)}
+        except Exception as error:  # every socket waiting on these reads gets it
+            self.error = error
+        finally:
+            self.done.set()
 
 
 def do_refresh(user: User, claims: dict) -> tuple[str, str]:

@@ -20,7 +20,7 @@ def connect(auth=None):
     """Connect with `auth: {token}` (or `?token=`); a bad token gets `connect_error` with the error object as data."""
     token = auth.get("token") if isinstance(auth, dict) else None
     try:
-        user, claims = tokens.authenticate(token or request.args.get("token"))
+        user, claims = tokens.authenticate_socket(token or request.args.get("token"))
         if len(presence.sids_of(str(user.id))) >= current_app.config["MAX_SOCKETS_PER_USER"]:
             metrics.refused("connect")
             raise RateLimited(60, "too many connections for this user")

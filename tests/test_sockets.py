@@ -1,12 +1,15 @@
 """The Socket.IO contract through the real server and python-socketio's client."""
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
 import socketio
+import websocket
 
 from tests.support import TEST_SECRET, SocketClient
+from tests.test_metrics import scrape
 
 
 def _room(api, user, name, private=False):
@@ -272,3 +275,29 @@ def test_long_polling_transport(connect, make_user):
     client.call("join", {})
     ack = client.call("message", {"messageBody": "over polling"})
     assert client.wait_for("message") == ack["message"]
+
+
+def test_sockets_connecting_at_once_share_their_revocation_reads(server, make_user):
+    """Twenty sockets whose connect packets arrive together cost fewer than twenty revocation reads (a `distinct`
+    each, before the reads were batched); every one is still let in with its own user."""
+    users = [make_user() for _ in range(4)]
+    url = server.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+    sockets = [websocket.create_connection(url, timeout=30) for _ in range(20)]
+    try:
+        for ws in sockets:
+            assert ws.recv().startswith("0")  # engine.io open
+        before = scrape(server.url)
+        for i, ws in enumerate(sockets):
+            ws.send("40" + json.dumps({"token": users[i % 4].token}))
+        assert all(ws.recv().startswith('40{"sid"') for ws in sockets)
+        reads = scrape(server.url).value("chat_db_command_seconds_count", command="distinct")
+        assert 1 <= reads - before.value("chat_db_command_seconds_count", command="distinct") < 20
+        ws = sockets[5]
+        ws.send('420["join",{"room":"general"}]')
+        ack = ws.recv()
+        while not ack.startswith("430"):
+            ack = ws.recv()
+        assert users[1].id in ack  # the join's online list: the socket is its own user's
+    finally:
+        for ws in sockets:
+            ws.close()

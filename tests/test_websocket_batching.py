@@ -32,8 +32,11 @@ class FakeWebSocket:
     def send(self, message):
         self._send(self._pack_message(message))
 
-    def close(self):
+    def _send_closing_frame(self, ignore_send_errors=False):
         self.writes.append("closed")
+
+    def shutdown(self, how):
+        pass
 
 
 @pytest.fixture

@@ -61,6 +61,7 @@ METHODS = (
 EVENTLET_METHODS = (
     ("_pack_message", ("message",)),
     ("_send", ("frame",)),
+    ("_send_closing_frame", ("ignore_send_errors", "close_data")),
     ("_apply_mask", ("mask", "length", "offset")),
 )
 
@@ -91,6 +92,19 @@ BEHAVIOURS = (
     # taking a free lock nobody waits for does not yield
     ("eventlet.semaphore", "Semaphore", "release", "schedule_call_global(0, self._do_acquire)"),
     ("eventlet.semaphore", "Semaphore", "acquire", "if self.counter <= 0 or self._waiters:"),
+    # sessions.release_http_buffers: the environ's set_idle is a closure over the connection's protocol, whose
+    # buffered files a WebSocket does not use (it reads and writes the socket); the protocol closes the connection
+    # when it is done, and frames.BatchedWebSocket.close (eventlet's, but the descriptor's close) leaves it to that
+    ("eventlet.wsgi", "HttpProtocol", "get_environ", "self.conn_state[2] = STATE_IDLE"),
+    ("eventlet.wsgi", "HttpProtocol", "finish", "self.connection.close()"),
+    (
+        "eventlet.websocket",
+        "RFC6455WebSocket",
+        "close",
+        "self._send_closing_frame(close_data=close_data, ignore_send_errors=True)",
+    ),
+    ("eventlet.websocket", "RFC6455WebSocket", "close", "self.socket.shutdown(socket.SHUT_WR)"),
+    ("eventlet.websocket", "WebSocketWSGI", "_handle_hybi_request", "sock = environ['eventlet.input'].get_socket()"),
     # a broadcast from Redis reaches this process's sockets through the manager's emit (FanoutManager)
     ("socketio.pubsub_manager", "PubSubManager", "_handle_emit", "super().emit("),
 )

@@ -83,8 +83,14 @@ class BatchedWebSocket:
             self.ws.socket.sendall(data)
 
     def close(self):
+        """eventlet's close (the closing frame, then no more writes) after what is buffered, but the descriptor stays
+        open: the reader may be waiting on it, and sees the client's goodbye; the HTTP server closes it once the
+        connection's greenlet ends (before, the HTTP server's open files on the socket deferred eventlet's close to
+        then; `sessions.release_http_buffers` closes them early)."""
         self.flush()
-        self.ws.close()
+        self.ws._send_closing_frame(ignore_send_errors=True)
+        with contextlib.suppress(OSError):  # already gone
+            self.ws.socket.shutdown(socket.SHUT_WR)
 
     def abort(self):
         """Shut the connection down both ways: a read or a write waiting on it wakes with an error."""

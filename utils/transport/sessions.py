@@ -19,13 +19,15 @@ per connection. Here (`LeanSocket`, mixed into each engine.io socket as it conne
   ends a read or a write blocked on a client that stopped reading (the timeout of every
   read and write did that before);
 - eventlet's HTTP server keeps a 16 KiB write buffer and an 8 KiB read buffer for every
-  connection's lifetime, which a WebSocket never uses: 4 KiB each (`HTTP_BUFFER`).
+  connection's lifetime: 4 KiB each (`HTTP_BUFFER`), and a WebSocket, which reads and writes
+  its socket itself once the handshake is done, lets both go (`release_http_buffers`).
 
 `_websocket_handler` replaces engine.io's; it does what engine.io's does, but for the writer
 greenlet and the timeout. `check_internals` refuses to start when engine.io's version of a
 replaced method is no longer the one this was written against (`REPLACED`).
 """
 
+import inspect
 import logging
 import time
 from collections import deque
@@ -58,6 +60,7 @@ class LeanSocket:
 
     def _websocket_handler(self, ws):
         """engine.io's handler for the WebSocket transport, but no writer greenlet and no read timeout."""
+        release_http_buffers(ws.environ)
         ws = self.websocket = BatchedWebSocket(ws)
         ws.socket.settimeout(None)  # an idle read keeps no timer: pings tell a gone client (close, above)
 
@@ -203,6 +206,19 @@ class Pinger:
 # eventlet's HTTP server gives every connection a 16 KiB write buffer and an 8 KiB read buffer, kept for as long as
 # the connection lives; an upgraded WebSocket uses neither (it reads and writes the socket itself).
 HTTP_BUFFER = 4096
+
+
+def release_http_buffers(environ):
+    """Close the HTTP server's buffered reader and writer of an upgraded connection, which frees their buffers (the
+    frames of the server's greenlet still hold the files). The WebSocket reads and writes the socket directly:
+    nothing is left in the reader (a client sends no frame before the handshake's answer), nor in the writer
+    (written out with the last response). With the files closed, nothing but the HTTP server, once the connection's
+    greenlet ends, closes the descriptor: `BatchedWebSocket.close` leaves it open.
+
+    The files are the connection's `HttpProtocol`'s; the environ's `eventlet.set_idle` is a closure over it."""
+    protocol = inspect.getclosurevars(environ["eventlet.set_idle"]).nonlocals["self"]
+    protocol.rfile.close()
+    protocol.wfile.close()
 
 
 def install(server):
