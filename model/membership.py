@@ -6,7 +6,7 @@ from mongoengine import DateTimeField, Document, IntField, ObjectIdField, String
 from pymongo import UpdateOne
 
 from model.message_log import COUNTERS
-from utils.timefmt import utcnow
+from model.migrations import once
 
 
 class Role(StrEnum):
@@ -57,13 +57,11 @@ class Membership(Document):
         return Role(found["role"]) if found else None
 
 
+@once("join-positions")
 def set_join_positions(db):
-    """Start unread counting at their room's current position for memberships older than read state (once)."""
-    if db.migrations.find_one({"_id": "join-positions"}):
-        return
+    """Start unread counting at their room's current position for memberships older than read state."""
     tops = {counter["_id"]: counter["seq"] for counter in db[COUNTERS].find()}
     missing = db.memberships.find({"joined_seq": None, "read_seq": None}, {"room": 1})
     updates = [UpdateOne({"_id": m["_id"]}, {"$set": {"joined_seq": tops.get(m["room"], 0)}}) for m in missing]
     if updates:
         db.memberships.bulk_write(updates, ordered=False)
-    db.migrations.update_one({"_id": "join-positions"}, {"$set": {"at": utcnow()}}, upsert=True)

@@ -24,6 +24,7 @@ from pymongo import WriteConcern
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from model.message import Message, stored_form
+from model.migrations import once
 from model.room import Room
 from utils.timefmt import utcnow
 
@@ -283,23 +284,20 @@ def repair_counter(room):
     _counters().update_one({"_id": room}, {"$max": {"seq": _top_live(Message._get_collection().database, room)}})
 
 
+@once("room-counters")
 def move_counters(db):
-    """Move the counters rooms held before they had a collection of their own (once per database).
+    """Move the counters rooms held before they had a collection of their own.
 
     Each is copied (`$max`, so a run cut short and run again changes nothing) before it leaves its room.
     """
-    if db.migrations.find_one({"_id": "room-counters"}):
-        return
     for room in db.rooms.find({"seq": {"$exists": True}}, {"seq": 1}):
         _counters(db).update_one({"_id": room["_id"]}, {"$max": {"seq": room["seq"]}}, upsert=True)
         db.rooms.update_one({"_id": room["_id"]}, {"$unset": {"seq": ""}})
-    db.migrations.update_one({"_id": "room-counters"}, {"$set": {"at": utcnow()}}, upsert=True)
 
 
+@once("message-positions")
 def number_old_messages(db):
-    """Give positions, in id order, to messages stored before messages had them (once per database)."""
-    if db.migrations.find_one({"_id": "message-positions"}):
-        return
+    """Give positions, in id order, to messages stored before messages had them."""
     for name in ("archived_messages", "messages"):  # archived ones come first in every room
         collection = db[name]
         for room in collection.distinct("room", {"seq": {"$exists": False}}):
@@ -309,4 +307,3 @@ def number_old_messages(db):
             if name == "archived_messages":
                 db.rooms.update_one({"_id": room}, {"$max": {"archived_seq": top_position(room, db)}})
     db.rooms.update_many({"archived_before": {"$exists": True}}, {"$unset": {"archived_before": ""}})
-    db.migrations.update_one({"_id": "message-positions"}, {"$set": {"at": utcnow()}}, upsert=True)

@@ -8,7 +8,7 @@ from bson import ObjectId
 from mongoengine import DateTimeField, Document, IntField, ObjectIdField, QuerySet
 from pymongo import ReplaceOne
 
-from utils.timefmt import utcnow
+from model.migrations import once
 
 MIGRATION = "pin-slots"
 
@@ -35,13 +35,12 @@ class Pin(Document):
         return cls.objects(room=room_id)
 
 
+@once(MIGRATION)
 def move_pin_slots(db):
-    """Move the slots pinned messages held in the messages collection (`pin_slot`) into `pins` (once per database).
+    """Move the slots pinned messages held in the messages collection (`pin_slot`) into `pins`.
 
     Archived copies lose theirs too: the archive holds no pins.
     """
-    if db.migrations.find_one({"_id": MIGRATION}):
-        return
     held = list(db.messages.find({"pin_slot": {"$exists": True}}, {"room": 1, "pin_slot": 1, "pinned_at": 1}))
     if held:
         slots = [
@@ -53,4 +52,3 @@ def move_pin_slots(db):
         db.pins.bulk_write(slots, ordered=False)  # a rerun after a crash here writes the same again
     for name in ("messages", "archived_messages"):
         db[name].update_many({"pin_slot": {"$exists": True}}, {"$unset": {"pin_slot": ""}})
-    db.migrations.update_one({"_id": MIGRATION}, {"$set": {"at": utcnow()}}, upsert=True)

@@ -10,12 +10,12 @@ from model import message_search
 from model.membership import MANAGERS, Membership
 from model.message import Message, MessageFields
 from model.message_log import top_position
+from model.migrations import once
 from model.room import Room
 from model.user import User
 from services import notify
 from services.permissions import is_admin
 from utils.search_keys import mention_keys, room_key, user_key
-from utils.timefmt import utcnow
 
 # `@name` at the start of the body or after a character that is no letter, digit or `_`.
 _MENTION = re.compile(r"(?<!\w)@([A-Za-z0-9_.-]+)")
@@ -125,19 +125,16 @@ def _named_readable(user: User, before: ObjectId | None, wanted: int, mine: set[
     return [Message._from_son(doc) for doc in found]
 
 
-def key_old_mentions() -> None:
-    """Give mention keys to the live messages that mentioned anyone before messages had them (once per database,
-    at start-up, after `services/search.index_old_messages` gave them their words' keys)."""
-    db = Message._get_collection().database
-    if db.migrations.find_one({"_id": MIGRATION}):
-        return
+@once(MIGRATION)
+def key_old_mentions(db) -> None:
+    """Give mention keys to the live messages that mentioned anyone before messages had them (after
+    `services/search.index_old_messages` gave them their words' keys)."""
     messages = Message._get_collection()
     for room in Room._get_collection().find({}, {"archived_seq": 1}):
-        docs = message_search.room_history(room["_id"], room.get("archived_seq", 0), top_position(room["_id"]))
+        docs = message_search.room_history(room["_id"], room.get("archived_seq", 0), top_position(room["_id"], db))
         updates = [add_mention_keys(doc) for doc in docs if doc.get("mentions") or doc.get("mentions_room")]
         if updates:
             messages.bulk_write(updates, ordered=False)
-    db.migrations.update_one({"_id": MIGRATION}, {"$set": {"at": utcnow()}}, upsert=True)
 
 
 def add_mention_keys(doc: dict) -> UpdateOne:

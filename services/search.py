@@ -15,13 +15,13 @@ from model import message_search
 from model.membership import Membership, Role
 from model.message import Message, MessageFields
 from model.message_log import top_position
+from model.migrations import once
 from model.room import Ref, Room
 from model.user import User
 from services import rooms
 from services.permissions import check_can_read
 from utils.errors import NotFound
 from utils.search_keys import Query, keys_of
-from utils.timefmt import utcnow
 
 MIGRATION = "message-search-keys"
 BACKFILL_BATCH = 1000  # positions of one room read and updated at a time
@@ -92,11 +92,9 @@ class _Readable:
             self.floors[room.id] = room.archived_seq
 
 
-def index_old_messages() -> None:
-    """Give search keys to the live messages stored before messages had them (once per database, at start-up)."""
-    db = Message._get_collection().database
-    if db.migrations.find_one({"_id": MIGRATION}):
-        return
+@once(MIGRATION)
+def index_old_messages(db) -> None:
+    """Give search keys to the live messages stored before messages had them."""
     messages = Message._get_collection()
     for room in Room._get_collection().find({}, {"archived_seq": 1}):
         top = top_position(room["_id"], db)
@@ -114,4 +112,3 @@ def index_old_messages() -> None:
             ]
             if updates:
                 messages.bulk_write(updates, ordered=False)
-    db.migrations.update_one({"_id": MIGRATION}, {"$set": {"at": utcnow()}}, upsert=True)
