@@ -6,11 +6,10 @@ from datetime import datetime
 from bson import ObjectId
 
 from model.membership import Membership, Role
-from model.message_log import top_position
 from model.room import Ref
 from model.room_sanction import RoomSanction
 from model.user import User
-from services import live, notify, presence, rooms, sanctions, users
+from services import live, notify, presence, read_state, rooms, sanctions, users
 from services.permissions import check_can_add, check_can_remove, check_can_set_role, check_not_dm
 from utils.timefmt import utcnow
 
@@ -57,7 +56,7 @@ def do_set_member_role(user: User, ref: Ref, target_id: str | ObjectId, new_role
     sanctions.do_remember_role(user, room.id, target.id, new_role)
     now = utcnow()
     # The membership as it was: None when this request added it (of two concurrent adds, one).
-    joined = {"set_on_insert__joined_at": now, "set_on_insert__joined_seq": top_position(room.id)}
+    joined = {"set_on_insert__joined_at": now, "set_on_insert__joined_seq": read_state.join_position(room.id)}
     membership = Membership.objects(room=room.id, user=target.id)
     before = membership.modify(upsert=True, new=False, set__role=new_role, **joined)
     live.revoke_grants(room.id, target.id)
