@@ -12,7 +12,7 @@ from model.file import File
 from model.job_lease import JobLease
 from model.job_run import JobRun
 from model.membership import Membership, set_join_positions
-from model.message import Message, drop_retired_indexes
+from model.message import Message, drop_retired_indexes, flag_replies
 from model.message_log import move_counters, number_old_messages
 from model.pin import Pin, move_pin_slots
 from model.revoked_token import RevokedToken
@@ -57,6 +57,7 @@ def init_db(app, listeners=()):
     fill_username_lengths(mongoengine.get_db())
     set_join_positions(mongoengine.get_db())  # after positions exist
     move_pin_slots(mongoengine.get_db())
+    flag_replies(mongoengine.get_db())
     drop_retired_indexes(mongoengine.get_db())
     for document in DOCUMENTS:
         document.ensure_indexes()

@@ -1,6 +1,6 @@
 """Messages moved out of the live collection by the archiver; same fields, same ids, same positions."""
 
-from model.message import MessageFields
+from model.message import COLLECTIONS, THREAD_INDEX, MessageFields
 
 
 class ArchivedMessage(MessageFields):
@@ -9,7 +9,7 @@ class ArchivedMessage(MessageFields):
     pinned = False
 
     meta = {
-        "collection": "archived_messages",
+        "collection": COLLECTIONS[1],
         "auto_create_index": False,
-        "indexes": [{"fields": ["room", "seq"], "unique": True}, {"fields": ["room", "reply_to", "seq"]}],
+        "indexes": [{"fields": ["room", "seq"], "unique": True}, dict(THREAD_INDEX)],
     }

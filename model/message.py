@@ -23,18 +23,27 @@ from mongoengine import (
 )
 
 from model.file import Attachment
+from model.migrations import once
 
 # Indexes an earlier version built, dropped at start-up (`drop_retired_indexes`): every message stored
 # paid an entry in each, mentioning anyone or not (docs/PERFORMANCE.md). Mentions are found by their
-# search keys instead (`utils/search_keys.py`). The last one held pin slots, which live in their own
-# collection now (`model/pin.py`).
+# search keys instead (`utils/search_keys.py`); pin slots live in their own collection (`model/pin.py`);
+# the thread index holds replies alone (THREAD_INDEX).
 RETIRED_INDEXES = (
     "room_1_mentions_1_seq_1",
     "room_1_mentions_room_1_seq_1",
     "mentions_1__id_-1",
     "room_1_mentions_room_1__id_-1",
     "room_1_pin_slot_1",
+    "room_1_reply_to_1_seq_1",
 )
+# The live and the archived messages (`model/archived_message.py`): the same fields and indexes.
+COLLECTIONS = ("messages", "archived_messages")
+# Thread pages: one root's replies in position order, from an index of the replies alone, so a message that
+# answers nothing pays no entry in it. SecantusDB's planner takes an index only for a query on its fields alone,
+# and a partial one only when the query holds its filter as an equality: replies carry `is_reply: true` for it,
+# and every query of a thread names it (`replies_of`).
+THREAD_INDEX = {"fields": ["is_reply", "room", "reply_to", "seq"], "partialFilterExpression": {"is_reply": True}}
 
 
 class Reaction(EmbeddedDocument):
@@ -56,6 +65,7 @@ class MessageFields(Document):
     deleted = BooleanField(default=False)
     # Threads: a reply names its thread's root; the root counts its live, undeleted replies.
     reply_to = ObjectIdField(null=True)
+    is_reply = BooleanField()  # true on a reply, absent on the rest: what the thread index holds (THREAD_INDEX)
     reply_count = IntField(default=0)
     last_reply_at = DateTimeField(null=True)
     reactions = ListField(EmbeddedDocumentField(Reaction))
@@ -86,7 +96,7 @@ class Message(MessageFields):
     archived = False
 
     meta = {
-        "collection": "messages",
+        "collection": COLLECTIONS[0],
         "auto_create_index": False,
         "indexes": [
             # History pages walk one room in order, both directions; one message (or tombstone) a position.
@@ -98,11 +108,7 @@ class Message(MessageFields):
                 "unique": True,
                 "partialFilterExpression": {"client_id": {"$type": "string"}},
             },
-            # Thread pages: one root's replies in position order. (SecantusDB's planner takes an index
-            # only for a query on its fields alone, and never a partial one unless the query repeats
-            # its filter word for word: queries here filter on index fields only, and these indexes
-            # are partial only where the query holds that equality.)
-            {"fields": ["room", "reply_to", "seq"]},
+            dict(THREAD_INDEX),
             # Search (`model/message_search.py`): the messages holding one key, newest first, in any room;
             # mention keys too, for the mentions feed and mention counts (`services/mentions.py`).
             {"fields": ["search_keys", "-id"]},
@@ -111,10 +117,22 @@ class Message(MessageFields):
 
 
 def drop_retired_indexes(db):
-    """Drop what RETIRED_INDEXES names from the live messages, where a database still has it."""
-    messages = db[Message._get_collection_name()]
-    for name in set(RETIRED_INDEXES) & set(messages.index_information()):
-        messages.drop_index(name)
+    """Drop what RETIRED_INDEXES names from the live and archived messages, where a database still has it."""
+    for collection in map(db.get_collection, COLLECTIONS):
+        for name in set(RETIRED_INDEXES) & set(collection.index_information()):
+            collection.drop_index(name)
+
+
+@once("reply-flags")
+def flag_replies(db):
+    """Mark the replies stored before replies carried `is_reply`, live and archived (before THREAD_INDEX is built)."""
+    for name in COLLECTIONS:
+        db[name].update_many({"reply_to": {"$type": "objectId"}}, {"$set": {"is_reply": True}})
+
+
+def replies_of(room_id: ObjectId, root_id: ObjectId, seq: dict) -> dict:
+    """The filter of a thread's replies at positions `seq`, as THREAD_INDEX answers it."""
+    return {"is_reply": True, "room": room_id, "reply_to": root_id, "seq": seq}
 
 
 # A new message, as mongoengine would build and encode it, without its per-field descriptors:

@@ -8,6 +8,7 @@ from bson import ObjectId
 from mongoengine import DateTimeField, Document, IntField, ObjectIdField, QuerySet
 from pymongo import ReplaceOne
 
+from model.message import COLLECTIONS
 from model.migrations import once
 
 MIGRATION = "pin-slots"
@@ -50,5 +51,5 @@ def move_pin_slots(db):
             for d in held
         ]
         db.pins.bulk_write(slots, ordered=False)  # a rerun after a crash here writes the same again
-    for name in ("messages", "archived_messages"):
+    for name in COLLECTIONS:
         db[name].update_many({"pin_slot": {"$exists": True}}, {"$unset": {"pin_slot": ""}})

@@ -117,6 +117,7 @@ def do_send_message(
         message_body=body,
         client_id=client_id,
         reply_to=root,
+        is_reply=True if root is not None else None,
         mentions=named,
         mentions_room=mentions_room,
         search_keys=search_keys.message_keys(body, room_id, named, mentions_room),

@@ -9,7 +9,7 @@ broadcast as `message_updated` with the root.
 from bson import ObjectId
 
 from model import message_scan
-from model.message import Message, MessageFields
+from model.message import Message, MessageFields, replies_of
 from model.writes import update_raw_by_id
 from services import notify
 from utils.errors import NotFound
@@ -41,7 +41,7 @@ def uncount_reply(reply: MessageFields) -> None:
     collection = Message._get_collection()
     root = update_raw_by_id(collection, {"_id": reply.reply_to}, {"$inc": {"reply_count": -1}})
     if root is not None and root.get("last_reply_at") == reply.time_stamp:
-        replies = {"room": reply.room, "reply_to": reply.reply_to, "seq": {"$gte": 0}}
+        replies = replies_of(reply.room, reply.reply_to, {"$gte": 0})
         newest_first = collection.find(replies, {"time_stamp": 1, "deleted": 1}).sort("seq", -1)
         newest = next((doc for doc in newest_first if not doc["deleted"]), None)
         # Only if no newer reply moved it meanwhile (its `$max` wins either way).
@@ -69,5 +69,4 @@ def page(collection, room_id, root_id, floor, ceiling, wanted, below=None, above
         span, order = {"$gt": above, "$lte": ceiling}, 1
     else:
         span, order = {"$gt": floor, "$lt": below if below is not None else ceiling + 1}, -1
-    replies = {"room": room_id, "reply_to": root_id, "seq": span}
-    return list(collection.find(replies).sort("seq", order).limit(wanted))
+    return list(collection.find(replies_of(room_id, root_id, span)).sort("seq", order).limit(wanted))

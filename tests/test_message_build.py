@@ -11,9 +11,11 @@ from model.message import Message, new_message, stored_form
 ROOM, USER = ObjectId(), ObjectId()
 SENDS = {
     "plain": {"room": ROOM, "user_id": USER, "user_name": "bob", "message_body": "hi 1:2", "client_id": "c-1",
-              "reply_to": None, "mentions": [], "mentions_room": False, "search_keys": ["1", "2", "h", "hi"]},
+              "reply_to": None, "is_reply": None, "mentions": [], "mentions_room": False,
+              "search_keys": ["1", "2", "h", "hi"]},
     "reply naming people": {"room": ROOM, "user_id": USER, "user_name": "ann", "message_body": "@bob @room",
-                            "client_id": None, "reply_to": ObjectId(), "mentions": [ObjectId(), ObjectId()],
+                            "client_id": None, "reply_to": ObjectId(), "is_reply": True,
+                            "mentions": [ObjectId(), ObjectId()],
                             "mentions_room": True, "search_keys": []},
     "few fields": {"room": ROOM, "user_id": USER, "user_name": "ann"},
 }  # fmt: skip

@@ -139,7 +139,8 @@ def test_a_thread_page_stops_below_a_reply_still_being_written(api, make_user, d
     assert _thread(api, user, root["id"], after=root["id"])["messages"] == []
     db.messages.insert_one(
         {"room": room, "seq": pending, "user_id": ObjectId(user.id), "user_name": user.username,
-         "message_body": "slow", "time_stamp": datetime.now(UTC), "deleted": False, "reply_to": ObjectId(root["id"])}
+         "message_body": "slow", "time_stamp": datetime.now(UTC), "deleted": False, "reply_to": ObjectId(root["id"]),
+         "is_reply": True}
     )  # fmt: skip
     page = _thread(api, user, root["id"], after=root["id"])["messages"]
     assert [m["messageBody"] for m in page] == ["slow", "late reply"] and page[1]["id"] == late["id"]
@@ -167,7 +168,8 @@ def test_archived_threads_stay_readable(server, api, make_user, db):
     ids = [ObjectId.from_datetime(when + timedelta(seconds=i)) for i in range(4)]
     base = {"room": ObjectId(room), "user_id": ObjectId(user.id), "user_name": user.username, "deleted": False}
     docs = [{**base, "_id": ids[0], "message_body": "root", "time_stamp": when, "reply_count": 2}]
-    docs += [{**base, "_id": ids[i], "message_body": f"r{i}", "time_stamp": when, "reply_to": ids[0]} for i in (1, 2)]
+    replies = {"time_stamp": when, "reply_to": ids[0], "is_reply": True}
+    docs += [{**base, "_id": ids[i], "message_body": f"r{i}", **replies} for i in (1, 2)]
     docs += [{**base, "_id": ids[3], "message_body": "other", "time_stamp": when}]
     store_messages(db, room, docs)
     live_reply = _send(api, user, "still live", replyTo=str(ids[1]))
@@ -177,3 +179,31 @@ def test_archived_threads_stay_readable(server, api, make_user, db):
     assert [m["id"] for m in archived] == [str(ids[2]), str(ids[1])] and all(m["archived"] for m in archived)
     assert archived[0]["replyTo"] == str(ids[0])
     assert [m["id"] for m in _thread(api, user, str(ids[0]))["messages"]] == [live_reply["id"]]
+
+
+def test_only_replies_enter_the_thread_index(api, make_user, db):
+    user = make_user()
+    root = _send(api, user, "root")
+    reply = _send(api, user, "reply", replyTo=root["id"])
+    _send(api, user, "plain")
+    indexed = db.messages.find({"room": ObjectId(root["room"])}, {"_id": 1}).hint("is_reply_1_room_1_reply_to_1_seq_1")
+    assert [str(doc["_id"]) for doc in indexed] == [reply["id"]]
+
+
+def test_replies_stored_before_they_were_flagged_are_in_their_thread_after_a_restart(
+    api, make_user, db, server_factory
+):
+    user = make_user()
+    root = _send(api, user, "root")
+    room = ObjectId(root["room"])
+    old = {"_id": ObjectId(), "room": room, "user_id": ObjectId(user.id), "user_name": user.username,
+           "message_body": "old reply", "time_stamp": datetime.now(UTC), "deleted": False,
+           "reply_to": ObjectId(root["id"])}  # fmt: skip
+    store_messages(db, root["room"], [old])
+    archived = {**old, "_id": ObjectId(), "room": ObjectId(), "seq": 1}
+    db.archived_messages.insert_one(archived)
+    assert _thread(api, user, root["id"])["messages"] == []  # what the migration is for
+    restarted = type(api)(server_factory().url)  # clean_db dropped the migrations' record: this start-up runs it
+    assert [m["id"] for m in _thread(restarted, user, root["id"])["messages"]] == [str(old["_id"])]
+    assert db.archived_messages.find_one({"_id": archived["_id"]})["is_reply"] is True
+    assert db.migrations.find_one({"_id": "reply-flags"})
