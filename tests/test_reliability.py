@@ -18,6 +18,7 @@ import requests
 import socketio
 import websocket
 
+from config import TestingConfig
 from tests.support import ROOT, TEST_SECRET, Api, SocketClient, assert_error, register
 
 
@@ -375,16 +376,28 @@ def test_control_messages_never_reach_clients_and_a_pickled_payload_runs_nothing
 
 
 def test_join_and_left_churn_is_coalesced_for_the_room(connect, make_user):
+    """A rejoin within the grace after a left is never broadcast. Only a rejoin the client could not make in time
+    (from sending `left` to the rejoin's ack took longer than the grace: a loaded machine) may be told again."""
+    grace = TestingConfig.PRESENCE_GRACE_MS.read(os.environ) / 1000
     watcher, churner = make_user(), make_user()
     room_socket = connect(watcher)
     room_socket.call("join", {})
     flapping = connect(churner)
-    for _ in range(10):
-        assert flapping.call("join", {})["ok"] and flapping.call("left", {})["ok"]
-    room_socket.wait_for("user_left", lambda event: event["userId"] == churner.id)
-    joined = [e for e in room_socket.received("user_joined") if e["userId"] == churner.id]
-    left = [e for e in room_socket.received("user_left") if e["userId"] == churner.id]
-    assert (len(joined), len(left)) == (1, 1), "ten join/left pairs were each broadcast to the room"
+    assert flapping.call("join", {})["ok"]
+    late = 0
+    for _ in range(9):
+        left_sent = time.monotonic()
+        assert flapping.call("left", {})["ok"] and flapping.call("join", {})["ok"]
+        late += time.monotonic() - left_sent >= grace
+    assert flapping.call("left", {})["ok"]
+    deadline = time.monotonic() + 10
+    while True:  # until the last left is told: then every pair told is complete
+        joined = [e for e in room_socket.received("user_joined") if e["userId"] == churner.id]
+        left = [e for e in room_socket.received("user_left") if e["userId"] == churner.id]
+        if len(joined) == len(left) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(joined) == len(left) <= 1 + late, f"ten join/left pairs, {late} rejoins late, broadcast {len(joined)}"
 
 
 @pytest.mark.parametrize("payload", ["[" * 100_000 + "]" * 100_000, '{"messageBody": "unterminated'])
