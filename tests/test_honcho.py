@@ -2,6 +2,7 @@
 database; several processes that would each get an embedded database of their own are refused."""
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,11 +20,15 @@ VENV = Path(sys.executable).parent.parent
 
 
 def _free_pair():
-    """A port whose next one is free too (honcho gives web.1 PORT and web.2 PORT + 1)."""
+    """A port whose next one is free too (honcho gives web.1 PORT and web.2 PORT + 1).
+
+    Drawn below the kernel's ephemeral range: the ports other tests' servers and clients are given
+    (a bind to port 0, a connect) come from that range, and one of them could take PORT + 1 between
+    this check and web.2's start.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = random.randrange(low // 2, low - 1)
         try:
             with socket.create_server(("127.0.0.1", port)), socket.create_server(("127.0.0.1", port + 1)):
                 return port
