@@ -67,16 +67,15 @@ def leave_channel(sid: str, channel: str) -> None:
         announce_left(channel, socket.user_id, socket.user_name)
 
 
-# (channel, user id) of users whose last socket left a room this process has not told yet.
-_leaving: set[tuple[str, str]] = set()
+# (channel, user id) of users whose last socket left a room this process has not told yet, each with the token of
+# the wait that will tell it: a wait finds its own token or tells nothing (a rejoin dropped it, and a later
+# departure has a wait of its own).
+_leaving: dict[tuple[str, str], object] = {}
 
 
 def _drop_untold_left(channel: str, user_id: str) -> bool:
     """Drop the user's departure from the room if it is still untold; whether it was (a rejoin cancels it)."""
-    if (channel, user_id) in _leaving:
-        _leaving.discard((channel, user_id))
-        return True
-    return False
+    return _leaving.pop((channel, user_id), None) is not None
 
 
 def announce_left(channel: str, user_id: str, user_name: str) -> None:
@@ -85,15 +84,18 @@ def announce_left(channel: str, user_id: str, user_name: str) -> None:
     Join/left churn (a flapping connection, a tab reloaded) then costs the room nothing.
     """
     if (channel, user_id) not in _leaving:
-        _leaving.add((channel, user_id))
+        _leaving[channel, user_id] = token = object()
         grace = current_app.config["PRESENCE_GRACE_MS"] / 1000
-        socketio.start_background_task(_announce_left_later, channel, user_id, user_name, grace)
+        socketio.start_background_task(_announce_left_later, channel, user_id, user_name, token, grace)
 
 
-def _announce_left_later(channel, user_id, user_name, grace):
+def _announce_left_later(channel, user_id, user_name, token, grace):
     socketio.sleep(grace)
-    if not _drop_untold_left(channel, user_id) or user_id in presence.online_users(channel):
-        return  # they came back meanwhile, on this process or another
+    if _leaving.get((channel, user_id)) is not token:
+        return  # they came back meanwhile (a departure since is another wait's to tell)
+    del _leaving[channel, user_id]
+    if user_id in presence.online_users(channel):
+        return  # back on another process
     notify.notify_left(channel, user_id, user_name)
     if channel == rooms.general_channel():
         notify.notify_legacy_left(user_id, user_name, presence.online_users(channel))
