@@ -107,7 +107,7 @@ def recheck() -> None:
         return
     revoked = tokens.revoked_among([socket.claims for socket in sockets.values()])
     for sid, socket in sockets.items():
-        if revoked & {socket.jti, tokens.family_key(socket.family)}:
+        if revoked & tokens.revocation_keys(socket.claims):
             socketio.server.disconnect(sid, namespace=transport.NAMESPACE, ignore_queue=True)
     channels = {channel for socket in sockets.values() for channel in socket.rooms}
     room_ids = [ObjectId(channel) for channel in channels]

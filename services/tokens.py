@@ -38,9 +38,14 @@ def family_key(family: str | None) -> str:
     return f"family:{family}"
 
 
+def revocation_keys(claims: dict) -> set[str]:
+    """The revocation records that would hit a token: its own jti, and its family's key when it has one."""
+    return {claims["jti"], family_key(claims["fam"])} if claims.get("fam") else {claims["jti"]}
+
+
 def revoked_among(claims_list: list[dict]) -> set[str]:
     """The revocation records (jtis and family keys) that hit any of these tokens' claims."""
-    keys = {claims["jti"] for claims in claims_list} | {family_key(c["fam"]) for c in claims_list if c.get("fam")}
+    keys = set().union(*map(revocation_keys, claims_list))
     return set(RevokedToken.objects(jti__in=list(keys)).distinct("jti"))
 
 
@@ -78,7 +83,7 @@ def _claims(token: object, token_type: str) -> dict:
 
 
 def _check_revoked(claims: dict, revoked: set[str]) -> None:
-    if claims["jti"] in revoked or family_key(claims.get("fam")) in revoked:
+    if revocation_keys(claims) & revoked:
         if claims["type"] == "refresh" and claims.get("fam"):
             revoke_family(claims["fam"])  # a rotated refresh token came back: the family is compromised
         raise Unauthorized("token revoked")
