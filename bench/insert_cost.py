@@ -11,7 +11,6 @@ three runs each (docs/PERFORMANCE.md, "What a message costs the database").
 """
 
 import argparse
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from pymongo import MongoClient, UpdateOne, WriteConcern
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.run import cpu_seconds
 from model.embedded import start_daemon, stop_daemon
 from model.membership import Membership
 from model.message import Message, new_message, stored_form
@@ -32,18 +32,13 @@ RUNS = 3
 BODY = "x" * 64 + " 3:17"  # what bench/loadgen.js sends
 
 
-def daemon_cpu(proc):
-    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def median_cpu(proc, runs, work, count):
     """The median over `runs` of the daemon's CPU per item (µs) while `work(run)` handles `count` items."""
     costs = []
     for run in range(runs):
-        before = daemon_cpu(proc)
+        before = cpu_seconds(proc.pid)
         work(run)
-        costs.append((daemon_cpu(proc) - before) / count * 1e6)
+        costs.append((cpu_seconds(proc.pid) - before) / count * 1e6)
     return statistics.median(costs)
 
 
