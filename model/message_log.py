@@ -20,7 +20,7 @@ from contextlib import suppress
 
 from bson import ObjectId
 from mongoengine import NotUniqueError
-from pymongo import WriteConcern
+from pymongo import UpdateOne, WriteConcern
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from model.message import Message, stored_form
@@ -113,17 +113,17 @@ class MessageLog:
         by_room = {}
         for waiter in waiters:
             by_room.setdefault(waiter.message.room, []).append(waiter)
+        lasts = take_positions_of({room: len(group) for room, group in by_room.items()})
+        now = utcnow()
         ready = []
         for room, group in by_room.items():
-            try:
-                last = take_positions(room, len(group))
-            except (PyMongoError, RuntimeError) as error:
-                _fail(group, error)
+            last = lasts[room]
+            if isinstance(last, Exception):
+                _fail(group, last)
                 continue
             if last is None:
                 _fail(group, RoomGone(str(room)))
                 continue
-            now = utcnow()
             for seq, waiter in enumerate(group, start=last - len(group) + 1):
                 waiter.message.seq, waiter.message.time_stamp = seq, now
             ready += group
@@ -168,32 +168,93 @@ class MessageLog:
 
 def take_positions(room, count, db=None):
     """Reserve the next `count` positions of a room (its counter in `db`, by default the messages' database);
-    return the last of them, or None when the room is gone.
+    return the last of them, or None when the room is gone."""
+    last = take_positions_of({room: count}, db)[room]
+    if isinstance(last, Exception):
+        raise last
+    return last
 
-    The counter is moved only if it still holds the value this process last saw (none: read it
+
+def take_positions_of(counts, db=None):
+    """`take_positions` for several rooms, `{room: count}`: `{room: the last position, None when the room is gone,
+    or the error that stopped it}`.
+
+    A counter is moved only if it still holds the value this process last saw (none: read it
     first), else read again: so a room only this process writes to costs one update a batch, and
-    two processes writing to one room never take the same position. Not one findAndModify:
-    SecantusDB spends time on that in proportion to the collection (13 ms a call among 3000
-    rooms, 47 ms among 10,000), on a read or an update by `_id` about 0.2 ms however many rooms
-    (docs/PERFORMANCE.md).
+    two processes writing to one room never take the same position. A batch's rooms are read in
+    one command and moved in one (a batch of a hundred rooms waited for a hundred round trips in
+    turn, docs/PERFORMANCE.md). Not findAndModify: SecantusDB spends time on that in proportion
+    to the collection (13 ms a call among 3000 rooms, 47 ms among 10,000), on a read or an
+    update by `_id` about 0.2 ms however many rooms.
     """
     counters = _counters(db).with_options(write_concern=_ALLOCATE)
-    seq = _last_seen.pop(room, _UNREAD)
-    for _attempt in range(_CONTENDED):
-        if seq is _UNREAD:
-            counter = counters.find_one({"_id": room})
-            if counter is None:
-                if not _start_counter(room, _counters(db)):
-                    return None
-                continue  # read what it starts from
-            seq = counter["seq"]
-        if counters.update_one({"_id": room, "seq": seq}, {"$inc": {"seq": count}}).modified_count:
-            if len(_last_seen) >= _LAST_SEEN_MAX:
-                _last_seen.clear()
-            _last_seen[room] = seq + count
-            return _last_seen[room]
-        seq = _UNREAD
-    raise RuntimeError("the room's position counter kept moving")
+    lasts, todo = {}, dict(counts)
+    seen = {room: _last_seen.pop(room) for room in counts if room in _last_seen}
+    try:
+        for _attempt in range(_CONTENDED):
+            unread = [room for room in todo if room not in seen]
+            for counter in counters.find({"_id": {"$in": unread}}) if unread else ():
+                seen[counter["_id"]] = counter["seq"]
+            for room in unread:
+                if room not in seen and not _start_counter(room, _counters(db)):
+                    lasts[room] = None  # gone; a counter just started is read next time round
+                    del todo[room]
+            moved = _move(counters, {room: (seen[room], todo[room]) for room in todo if room in seen})
+            for room, last in moved.items():
+                lasts[room] = _remember(room, last)
+                del todo[room]
+            if not todo:
+                return lasts
+            seen = {}
+        error = RuntimeError("the room's position counter kept moving")
+    except PyMongoError as failure:
+        error = failure
+    return lasts | dict.fromkeys(todo, error)
+
+
+def _move(counters, moves):
+    """Move counters, `{room: (the value this process saw, count)}`, in one command: `{room: last}` of those that
+    still held the value seen; the others were moved by another process meanwhile.
+
+    The answer to an update command gives only how many statements matched, not which. When
+    some did not, the counters are read back: each move leaves its batch's mark (`by`), so a
+    counter that shows this batch's mark is this batch's. One this batch moved that another
+    moved on again before the read no longer shows it; when the count says some are missing
+    like that, the positions of every counter not found marked are filled with tombstones, so
+    that whichever writer holds them (this one or another) numbers its messages again.
+    """
+    if not moves:
+        return {}
+    mark = ObjectId()
+    statements = [
+        UpdateOne({"_id": room, "seq": seen}, {"$inc": {"seq": count}, "$set": {"by": mark}})
+        for room, (seen, count) in moves.items()
+    ]
+    done = counters.bulk_write(statements, ordered=False).modified_count
+    lasts = {room: seen + count for room, (seen, count) in moves.items()}
+    if done == len(statements):
+        return lasts
+    read = counters.find({"_id": {"$in": list(moves)}}, {"by": 1})
+    marked = {counter["_id"] for counter in read if counter.get("by") == mark}
+    if done > len(marked):
+        for room, (seen, count) in moves.items():
+            if room not in marked:
+                for seq in range(seen + 1, seen + count + 1):
+                    fill_gap(room, seq)
+    return {room: lasts[room] for room in marked}
+
+
+def _remember(room, seq):
+    if len(_last_seen) >= _LAST_SEEN_MAX:
+        _last_seen.clear()
+    _last_seen[room] = seq
+    return seq
+
+
+def open_counter(room):
+    """Give a room just created its counter, at position 0: its first batch then reads it with the batch's other
+    rooms, not alone from the rooms and messages collections."""
+    _counters().insert_one({"_id": room, "seq": 0})
 
 
 def _start_counter(room, counters):
@@ -245,7 +306,6 @@ def _counters(db=None):
 # Each room's counter as this process last moved it (a bounded memory: forgotten ones are read again).
 _last_seen = {}
 _LAST_SEEN_MAX = 100_000
-_UNREAD = object()
 
 
 def _fail(waiters, error):

@@ -8,6 +8,7 @@ from bson import ObjectId
 from mongoengine import NotUniqueError
 
 from model.membership import Role
+from model.message_log import open_counter
 from model.room import DM, Room
 from model.user import User
 from services import notify, rooms
@@ -63,4 +64,5 @@ def _find_or_create(user: User, key: str) -> tuple[Room, bool]:
         room.save(force_insert=True)
     except NotUniqueError:  # it exists, or a concurrent request inserted it first
         return Room.objects(name_key=key).get(), False
+    open_counter(room.id)
     return room, True

@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from model.archived_message import ArchivedMessage
 from model.membership import POSTERS, Membership, Role
 from model.message import Message
-from model.message_log import delete_counter, top_positions
+from model.message_log import delete_counter, open_counter, top_positions
 from model.pin import Pin
 from model.room import BY_KIND, DM, GENERAL, ROOM, Ref, Room
 from model.room_sanction import RoomSanction, Sanction
@@ -211,6 +211,7 @@ def do_create_room(user: User, name: str, description: str, private: bool) -> Ro
         room.save(force_insert=True)
     except NotUniqueError:
         raise Conflict.taken("name", name, "room name") from None
+    open_counter(room.id)
     Membership(room=room.id, user=user.id, role=Role.OWNER, joined_at=room.created_at).save(force_insert=True)
     return describe_one(user, room)
 

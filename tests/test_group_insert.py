@@ -6,11 +6,13 @@ import time
 import mongoengine
 import pytest
 from bson import ObjectId
+from pymongo import monitoring
 from pymongo.errors import ServerSelectionTimeoutError
 
+from model import message_log
 from model.embedded import free_port
 from model.message import Message
-from model.message_log import MessageLog, move_counters, number_old_messages, take_positions
+from model.message_log import MessageLog, move_counters, number_old_messages, take_positions, take_positions_of
 
 ROOM = ObjectId()
 
@@ -165,7 +167,7 @@ def test_messages_from_before_positions_get_them_in_id_order(db):
         positions = {doc["_id"]: doc["seq"] for name in ("archived_messages", "messages") for doc in old[name].find()}
         assert [positions[oid] for oid in ids] == [1, 2, 3, 4]
         assert old.rooms.find_one({"_id": room}) == {"_id": room, "name": "old", "archived_seq": 1}
-        assert old.room_counters.find_one({"_id": room}) == {"_id": room, "seq": 4}
+        assert old.room_counters.find_one({"_id": room})["seq"] == 4
     finally:
         db.client.drop_database(old.name)
 
@@ -175,6 +177,87 @@ def test_a_counter_another_process_moved_is_read_again(inserts, db):
     db.room_counters.update_one({"_id": ROOM}, {"$inc": {"seq": 5}})  # another process's batch
     assert take_positions(ROOM, 1) == first + 6
     assert take_positions(ROOM, 1) == first + 7
+
+
+class Commands(monitoring.CommandListener):
+    """The commands this process sends: (name, the command)."""
+
+    def __init__(self):
+        self.sent = []
+
+    def started(self, event):
+        self.sent.append((event.command_name, event.command))
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+def test_a_batch_s_rooms_move_their_counters_in_one_command(mongo_uri, db, monkeypatch):
+    """The rooms this process moved last cost one update command together, the others one read more; one another
+    process moved, one deleted with its counter and one whose counter was lost are each read again, and no position
+    is taken twice."""
+    commands = Commands()
+    mongoengine.connect(host=mongo_uri, uuidRepresentation="standard", event_listeners=[commands])
+    try:
+        a, b, gone, lost, e = db.rooms.insert_many(
+            [{"name": n, "name_key": f"{n}-{ObjectId()}"} for n in "abcde"]
+        ).inserted_ids
+        assert take_positions_of({a: 1, b: 2, gone: 1, lost: 1, e: 1}) == {a: 1, b: 2, gone: 1, lost: 1, e: 1}
+        db.room_counters.update_one({"_id": b}, {"$inc": {"seq": 5}})  # another process's batch
+        db.rooms.delete_one({"_id": gone})
+        db.room_counters.delete_many({"_id": {"$in": [gone, lost]}})
+        db.messages.insert_one({"room": lost, "seq": 1})
+        commands.sent.clear()
+        assert take_positions_of({a: 2, b: 1, gone: 1, lost: 1, e: 3}) == {a: 3, b: 8, gone: None, lost: 2, e: 4}
+        name, first = commands.sent[0]
+        assert name == "update" and len(first["updates"]) == 5
+        assert db.room_counters.find_one({"_id": gone}) is None, "a deleted room's counter is not brought back"
+        commands.sent.clear()
+        assert take_positions_of({a: 1, b: 1, lost: 1, e: 1}) == {a: 4, b: 9, lost: 3, e: 5}
+        assert [name for name, _ in commands.sent] == ["update"]
+        monkeypatch.setattr(message_log, "_last_seen", {})  # a process that has not written to them yet
+        commands.sent.clear()
+        assert take_positions_of({a: 1, b: 1, lost: 1, e: 1}) == {a: 5, b: 10, lost: 4, e: 6}
+        assert [name for name, _ in commands.sent] == ["find", "update"]
+    finally:
+        mongoengine.disconnect()
+
+
+class MovesOnAfterUpdates(Commands):
+    """Another process's batch moves a counter on just after each update command of this one is answered."""
+
+    def __init__(self, db, room):
+        super().__init__()
+        self.db, self.room = db, room
+
+    def succeeded(self, event):
+        if event.command_name == "update":
+            self.db.room_counters.update_one({"_id": self.room}, {"$inc": {"seq": 1}, "$set": {"by": ObjectId()}})
+
+
+def test_positions_no_answer_says_are_this_batch_s_are_filled_with_tombstones(mongo_uri, db):
+    """A batch moved a counter, another process moved it on before the batch read it back: the batch cannot tell its
+    move from a refused one, so it fills those positions (whoever held them numbers its messages again) and moves
+    the counter anew; nothing is taken twice and no position is left empty."""
+    a, b = db.rooms.insert_many([{"name": n, "name_key": f"{n}-{ObjectId()}"} for n in "ab"]).inserted_ids
+    mongoengine.connect(host=mongo_uri, uuidRepresentation="standard")
+    try:
+        assert take_positions_of({a: 2, b: 1}) == {a: 2, b: 1}
+    finally:
+        mongoengine.disconnect()
+    db.room_counters.update_one({"_id": b}, {"$inc": {"seq": 1}})  # so this batch's move of b is refused
+    mongoengine.connect(host=mongo_uri, uuidRepresentation="standard", event_listeners=[MovesOnAfterUpdates(db, a)])
+    try:
+        lasts = take_positions_of({a: 2, b: 1})
+    finally:
+        mongoengine.disconnect()
+    gaps = sorted(doc["seq"] for doc in db.messages.find({"room": a, "gap": True}))
+    assert gaps == [3, 4], "the batch's first positions in a, which it could not tell were its own"
+    assert lasts[a] > 5 and lasts[b] > 2
+    assert db.room_counters.find_one({"_id": a})["seq"] >= lasts[a]
 
 
 def test_a_room_whose_counter_was_lost_goes_on_above_its_stored_messages(inserts, db):

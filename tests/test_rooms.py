@@ -163,3 +163,19 @@ def test_a_hidden_room_is_404_in_the_callers_words_never_its_id(api, connect, ma
     errors.append(connect(outsider).call("join", {"room": ref})["error"])
     for error in errors:
         assert ref in error["message"] and room["id"] not in error["message"], error
+
+
+def test_a_new_room_or_dm_starts_its_position_counter_at_zero(api, make_user, db):
+    """Made with its counter, so that its first send reads it with the other rooms of its batch (one read for all);
+    its first message is at position 1."""
+    owner, other = make_user(), make_user()
+    room = ObjectId(_room(api, owner, "counted")["id"])
+    dm = ObjectId(api.post("/api/dms", owner.token, json={"userIds": [other.id]}).json()["id"])
+    assert [db.room_counters.find_one({"_id": made}) for made in (room, dm)] == [
+        {"_id": room, "seq": 0},
+        {"_id": dm, "seq": 0},
+    ]
+    for made in (room, dm):
+        response = api.post("/api/send", owner.token, json={"room": str(made), "messageBody": "first"})
+        assert response.status_code == 201, response.text
+        assert db.messages.find_one({"_id": ObjectId(response.json()["id"])})["seq"] == 1
