@@ -51,7 +51,8 @@ def delete_room(room_id):
 @endpoint(response=RoomSchema(), errors=(404,))
 def join_room(room_id):
     """Become a member of a public room (private rooms: members only)."""
-    return rooms.describe_one(g.user, rooms.do_join_room(g.user, room_id))
+    room, _ = rooms.do_join_room(g.user, room_id)
+    return rooms.describe_one(g.user, room)
 
 
 @auth_required

@@ -1,6 +1,7 @@
 """The right to post, cached per socket: a socket that posts in a room it joined skips the membership read.
 
-A grant is taken after a membership read that said "poster" and lasts MEMBERSHIP_CACHE_SECONDS.
+A grant is taken after a membership read that said "poster" (the join's, or a send's once the grant
+expired) and lasts MEMBERSHIP_CACHE_SECONDS.
 Every role change, removal, ban or room deletion revokes the grants of the user (or room)
 on every process, through a control message (`services/live.py`); the expiry bounds one
 missed while the processes could not reach each other. `generation()` counts revocations

@@ -9,6 +9,7 @@ index that may have forgotten one: see `evict`, `revoke_grants`, `disconnect_tok
 from bson import ObjectId
 from flask import current_app
 
+from model.membership import POSTERS
 from model.room import Room
 from model.user import User
 from services import grants, messages, notify, presence, rooms
@@ -31,7 +32,7 @@ def join(sid: str, user: User, ref: str | None, legacy: bool = False) -> tuple[R
     """
     check_rate(user, "join")
     since = grants.generation()
-    room = rooms.do_join_room(user, ref)
+    room, role = rooms.do_join_room(user, ref)
     channel = str(room.id)
     socketio.server.enter_room(sid, channel, namespace=NAMESPACE)
     if grants.generation() != since:  # a membership changed while we read it: read it again, now in the channel
@@ -40,6 +41,8 @@ def join(sid: str, user: User, ref: str | None, legacy: bool = False) -> tuple[R
         except AppError:
             socketio.server.leave_room(sid, channel, namespace=NAMESPACE)
             raise
+    if role in POSTERS:  # the join read the right to post: the socket's first message needs no read of its own
+        _grant(sid, channel, since)
     if legacy and room.id == rooms.general_id():
         socketio.server.enter_room(sid, notify.LEGACY_CHANNEL, namespace=NAMESPACE)
     if presence.enter(sid, channel) and not _drop_untold_left(channel, str(user.id)):
@@ -128,8 +131,12 @@ def _postable(sid: str, user: User, ref: str | None) -> ObjectId:
     since = grants.generation()
     room_id = rooms.postable(user, ref)
     if joined:
-        grants.give(sid, channel, current_app.config["MEMBERSHIP_CACHE_SECONDS"], since)
+        _grant(sid, channel, since)
     return room_id
+
+
+def _grant(sid: str, channel: str, since: int) -> None:
+    grants.give(sid, channel, current_app.config["MEMBERSHIP_CACHE_SECONDS"], since)
 
 
 def typing(sid: str, user: User, ref: str | None, is_typing: bool) -> None:

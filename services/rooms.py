@@ -254,8 +254,9 @@ def do_delete_room(user: User, ref: Ref) -> None:
     live.evict(room.id)
 
 
-def do_join_room(user: User, ref: Ref) -> Room:
-    """Make the caller a member of a public room (private ones: members and admins), unless banned; readonly stays."""
+def do_join_room(user: User, ref: Ref) -> tuple[Room, Role]:
+    """Make the caller a member of a public room (private ones: members and admins), unless banned; readonly stays.
+    Return (room, the caller's role in it)."""
     room, role = access(user, ref)
     if role is None:
         if room.private and not is_admin(user):
@@ -264,9 +265,10 @@ def do_join_room(user: User, ref: Ref) -> Room:
         # A readonly role outlives the membership: leaving and rejoining does not lift it.
         sanctions = RoomSanction.of(room.id, user.id)
         check_not_banned(sanctions)
-        add_member(room.id, user.id, Role.READONLY if Sanction.READONLY in sanctions else Role.MEMBER)
+        role = Role.READONLY if Sanction.READONLY in sanctions else Role.MEMBER
+        add_member(room.id, user.id, role)
         _undo_if_banned_meanwhile(room.id, user.id)
-    return room
+    return room, role
 
 
 def _undo_if_banned_meanwhile(room_id: ObjectId, user_id: ObjectId) -> None:
