@@ -29,7 +29,7 @@ from services.mentions import key_old_mentions
 from services.rooms import ensure_general_room
 from services.search import index_old_messages
 from sockets import register_socket_handlers
-from utils import transport
+from utils import gc_policy, transport
 from utils.extensions import jwt, limiter, socketio
 from utils.metrics import CommandTimer
 
@@ -176,6 +176,7 @@ def serve(app):
         main_greenlet.throw(SystemExit(0))  # leaves the accept loop; the server then waits for requests in flight
 
     signal.signal(signal.SIGTERM, lambda *_: eventlet.spawn_n(drain))
+    gc_policy.install(app.config["GC_THAW_SECONDS"])
     log_addresses(app, scheme)
     try:
         eventlet.wsgi.server(

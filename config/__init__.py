@@ -108,6 +108,9 @@ class Config:
     # A user whose last socket leaves a room and who comes back within this many milliseconds
     # costs the room no user_left/user_joined pair (join/left churn is coalesced).
     PRESENCE_GRACE_MS = number("PRESENCE_GRACE_MS", 1000)
+    # A serving process freezes what each full garbage collection leaves (utils/gc_policy.py) and
+    # thaws it this often, so that cycles among those objects that became garbage are collected.
+    GC_THAW_SECONDS = number("GC_THAW_SECONDS", 600)
     # Sockets whose access token expired are disconnected within this many seconds.
     TOKEN_EXPIRY_CHECK_SECONDS = number("TOKEN_EXPIRY_CHECK_SECONDS", 10)
     # SIGTERM waits at most this long for requests in flight.
