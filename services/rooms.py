@@ -3,7 +3,7 @@
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache, lru_cache
+from functools import cache
 
 from bson import ObjectId
 from mongoengine import NotUniqueError, QuerySet
@@ -69,7 +69,10 @@ def ensure_general_room() -> None:
 def find(ref: Ref) -> Room | None:
     """Return the room named by id or name (None means `general`), or None; a DM has no name, only its id."""
     ref = GENERAL if ref is None else ref
-    return get_by_id(Room, ref) or Room.objects(name_key=ref.lower(), kind__ne=DM).first()
+    room = get_by_id(Room, ref) or Room.objects(name_key=ref.lower(), kind__ne=DM).first()
+    if room is not None:
+        _know_kind(room.id, room.kind)
+    return room
 
 
 @cache
@@ -78,11 +81,23 @@ def general_id() -> ObjectId:
     return find(GENERAL).id
 
 
-@lru_cache(maxsize=65536)
 def kind_of(room_id: ObjectId) -> str:
-    """Whether a room is a `room` or a `dm` (a room never changes kind), looked up once per process."""
-    room = Room.objects(id=room_id).only("kind").first()
-    return room.kind if room is not None else "room"
+    """Whether a room is a `room` or a `dm`: read once per process, or known from a lookup of the room (a socket's
+    join), since a room never changes kind."""
+    if room_id not in _kinds:
+        room = Room.objects(id=room_id).only("kind").first()
+        _know_kind(room_id, room.kind if room is not None else ROOM)
+    return _kinds[room_id]
+
+
+_kinds: dict[ObjectId, str] = {}
+_KINDS_KEPT = 65536
+
+
+def _know_kind(room_id: ObjectId, kind: str) -> None:
+    if len(_kinds) >= _KINDS_KEPT:
+        _kinds.clear()
+    _kinds[room_id] = kind
 
 
 def general_channel() -> str:

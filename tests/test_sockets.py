@@ -208,7 +208,7 @@ def test_readonly_can_no_longer_post(api, connect, make_user):
     assert ack == {"ok": False, "error": {"code": "forbidden", "message": ack["error"]["message"]}}
 
 
-def test_a_joined_socket_reads_its_membership_at_the_join_not_per_message(api, connect, make_user, db):
+def test_a_joined_socket_reads_its_membership_and_room_at_the_join_not_per_message(api, connect, make_user, db):
     owner, member = make_user(), make_user()
     room = _room(api, owner, "chatty")
     api.post(f"/api/rooms/{room}/join", member.token)
@@ -221,12 +221,15 @@ def test_a_joined_socket_reads_its_membership_at_the_join_not_per_message(api, c
             for n in range(3):
                 assert socket.call("message", {"room": room, "messageBody": f"more {n}"})["ok"] is True
         # Reads only: the sender's read marker is written off the send path (services/read_state.py).
-        reads = db.system.profile.count_documents({"ns": f"{db.name}.memberships", "op": {"$ne": "update"}})
+        reads = {
+            name: db.system.profile.count_documents({"ns": f"{db.name}.{name}", "op": {"$ne": "update"}})
+            for name in ("memberships", "rooms")
+        }
         inserts = db.system.profile.count_documents({"ns": f"{db.name}.messages", "op": "insert"})
     finally:
         db.command("profile", 0)
         db.system.profile.drop()
-    assert (reads, inserts) == (0, 6)
+    assert (reads, inserts) == ({"memberships": 0, "rooms": 0}, 6)
 
 
 def test_room_deletion_evicts_its_sockets(api, connect, make_user):
