@@ -4,7 +4,8 @@ What we change there, and why, is in this package and nowhere else:
 - `packets.GuardedServer`: reserved and unknown event names, binary packets, anonymous
   connections (mixed into the Socket.IO server);
 - `managers`: background publishing, reconnect hooks, control messages, at most one
-  delivery of a chat message per process, deliveries counted for `/metrics` (the client managers);
+  delivery of a chat message per process, deliveries counted for `/metrics`, each socket's
+  rooms kept beside it so a disconnect does not search every room (the client managers);
 - `frames`: one socket write per batch of WebSocket frames (eventlet);
 - `sessions`: engine.io sockets with no greenlet or timer of their own while idle: a writer
   only while packets wait, one pinger per process (eventlet);
@@ -117,6 +118,30 @@ REPLACED = (
     ("engineio.socket", "Socket", "schedule_ping", "fe316639159cd70d"),
 )
 
+# Every mode: what managers.IndexedRooms replaces (a digest of the source, as above), and the lines its index of
+# each socket's rooms rests on: every change to a room goes through basic_enter_room and basic_leave_room.
+MANAGER_REPLACED = (
+    ("socketio.base_manager", "BaseManager", "basic_disconnect", "2933b50bc4b2ea7b"),
+    ("socketio.base_manager", "BaseManager", "get_rooms", "56a1017f85af9f91"),
+)
+MANAGER_BEHAVIOURS = (
+    (
+        "socketio.base_manager",
+        "BaseManager",
+        "pre_connect",
+        "self.basic_enter_room(sid, namespace, sid, eio_sid=eio_sid)",
+    ),
+    ("socketio.base_manager", "BaseManager", "basic_close_room", "self.basic_leave_room(sid, namespace, room)"),
+    (
+        "socketio.manager",
+        "Manager",
+        "enter_room",
+        "return self.basic_enter_room(sid, namespace, room, eio_sid=eio_sid)",
+    ),
+    ("socketio.manager", "Manager", "leave_room", "return self.basic_leave_room(sid, namespace, room)"),
+    ("socketio.manager", "Manager", "disconnect", "return self.basic_disconnect(sid, namespace)"),
+)
+
 
 class InternalsMoved(RuntimeError):
     """An upgraded python-socketio, python-engineio or eventlet no longer has what we patch."""
@@ -139,6 +164,7 @@ def check_internals(server, methods=METHODS, behaviours=BEHAVIOURS, replaced=REP
             (GreenSocket, "sendall", ("data",)),
         )
         moved += moved_behaviours(behaviours) + changed_sources(replaced) + moved_attributes(server)
+    moved += moved_behaviours(MANAGER_BEHAVIOURS) + changed_sources(MANAGER_REPLACED)
     for owner, name, parameters in methods:
         method = getattr(owner, name, None)
         if method is None:
@@ -182,7 +208,7 @@ def changed_sources(replaced):
         if method is None:
             changed.append(f"{module}.{owner}.{name} is gone")
         elif hashlib.sha256(inspect.getsource(method).encode()).hexdigest()[: len(digest)] != digest:
-            changed.append(f"{module}.{owner}.{name} changed (utils/transport/sessions.py replaces it)")
+            changed.append(f"{module}.{owner}.{name} changed (utils/transport replaces it)")
     return changed
 
 

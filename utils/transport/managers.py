@@ -31,7 +31,48 @@ from utils.transport.fanout import FanoutManager
 outage = Outage("redis (message queue)", "broadcasts reach this process's sockets only")
 
 
-class Counted(FanoutManager):
+class IndexedRooms(FanoutManager):
+    """python-socketio's manager, with each socket's rooms kept beside it.
+
+    The manager keeps `rooms[namespace][room]` only, so a disconnect looked for the socket in
+    every room of the process (a copy of the whole table, then a check a room): with thousands
+    of sockets, each in its user's channel, a mass disconnect (a deploy, a network blip) cost
+    their number squared, with every other socket waiting. Here it leaves just its own rooms.
+    `basic_disconnect` is python-socketio's with that loop replaced (`check_internals` holds
+    its source to the version it was written against).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rooms_of = {}  # (namespace, sid) -> every room it is in (None and its own sid room too)
+
+    def basic_enter_room(self, sid, namespace, room, eio_sid=None):
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self.rooms_of.setdefault((namespace, sid), set()).add(room)
+
+    def basic_leave_room(self, sid, namespace, room):
+        super().basic_leave_room(sid, namespace, room)
+        rooms = self.rooms_of.get((namespace, sid))
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self.rooms_of[namespace, sid]
+
+    def basic_disconnect(self, sid, namespace, **kwargs):
+        for room in list(self.rooms_of.get((namespace, sid), ())):
+            self.basic_leave_room(sid, namespace, room)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            if sid in pending.get(namespace, ()):
+                pending[namespace].remove(sid)
+                if not pending[namespace]:
+                    del pending[namespace]
+
+    def get_rooms(self, sid, namespace):
+        return [room for room in self.rooms_of.get((namespace, sid), ()) if room is not None]
+
+
+class Counted(IndexedRooms):
     """Counts each emit's deliveries to this process's sockets before python-socketio hands them out:
     one counter add and one histogram observation per emit, the fan-out read from the room's size."""
 
