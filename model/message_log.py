@@ -1,11 +1,11 @@
 """Appending messages to their rooms: group commit, per-room positions, journaled writes.
 
 Sends that arrive while an insert is in flight are stored together in the next one: one
-caller at a time writes, takes every message waiting, allocates their positions (one `$inc`
-per room in the batch), stores them with one unordered, journaled `insert_many`, wakes their
-callers and hands the lead to the first one that arrived meanwhile. Each caller returns only
-once its own message is stored (or raises its own error), so an ack always follows a write
-that survives a crash of the database.
+caller at a time writes, takes every message waiting, allocates their positions (one update
+command, an `$inc` for each room in the batch), stores them with one unordered, journaled
+`insert_many`, wakes their callers and hands the lead to the first one that arrived
+meanwhile. Each caller returns only once its own message is stored (or raises its own
+error), so an ack always follows a write that survives a crash of the database.
 
 A position is handed out before its message is stored, so a reader may briefly see a later
 position stored before an earlier one (another process, or this one's next batch). A writer
