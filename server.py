@@ -196,7 +196,7 @@ def log_addresses(app, scheme):
     host = app.config["HOST"]
     base = f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{app.config['PORT']}"
     log.info("serving on %s", base)
-    log.info("API docs: %s/api/docs", base)
+    log.info("API docs: %s/api/docs/", base)
     if app.config["DEMO_UI"]:
         log.info("demo: %s/demo", base)
 
