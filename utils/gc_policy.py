@@ -6,33 +6,42 @@ most living as long as their connection, and a full collection took 240 ms on th
 machine, once every few seconds under load (docs/PERFORMANCE.md). So after each full
 collection what survived it is frozen (`gc.freeze`), and the next one walks only what came
 after. A frozen object is never examined for cycles: a cycle among frozen objects that has
-become garbage (a connection closed since) stays until they are thawed, which happens once
-every `thaw_seconds`: the full collection after that walks everything.
+become garbage (a connection closed since: about 13 KiB each) stays until they are thawed.
+They are, so that the next full collection walks everything, once the frozen objects are
+twice as many as after the last such walk (garbage then takes at most as much room as what
+lives, as a collector's heap would), or `thaw_seconds` after the last thaw at the latest.
 """
 
 import gc
 import time
 
 OLDEST = 2  # CPython's generations are 0, 1 and 2; a full collection is one of generation 2
+GROWTH = 2  # thaw once the frozen objects are this many times what the last walk of everything left
 
 
 class _Policy:
     def __init__(self, thaw_seconds: float):
         self.thaw_seconds = thaw_seconds
         self.thawed_at = time.monotonic()
+        self.walked = gc.get_freeze_count()  # what the last walk of everything left frozen
 
     def __call__(self, phase: str, info: dict) -> None:
         if phase != "stop" or info["generation"] != OLDEST:
             return
         now = time.monotonic()
-        if now - self.thawed_at < self.thaw_seconds:
-            gc.freeze()
-        else:  # a collection cannot be started from its own callback: the next full one walks everything
-            gc.unfreeze()
-            self.thawed_at = now
+        if self.walked is not None and (
+            now - self.thawed_at >= self.thaw_seconds or gc.get_freeze_count() > GROWTH * self.walked
+        ):
+            gc.unfreeze()  # a collection cannot be started from its own callback: the next full one walks everything
+            self.thawed_at, self.walked = now, None
+            return
+        gc.freeze()
+        if self.walked is None:
+            self.walked = gc.get_freeze_count()
 
 
 def install(thaw_seconds: float) -> None:
-    """Freeze what each full collection leaves; thaw every `thaw_seconds`. Call once, before serving."""
+    """Freeze what each full collection leaves; thaw when that doubled, or every `thaw_seconds`. Call once, before
+    serving."""
     gc.freeze()  # what start-up made (modules, the app) lives as long as the process
     gc.callbacks.append(_Policy(thaw_seconds))
