@@ -90,6 +90,8 @@ class Config:
     JWT_REFRESH_TOKEN_EXPIRES = number("REFRESH_TOKEN_DAYS", 30, unit=86400)
     CORS_ORIGINS = listing("CORS_ORIGINS", ["*"])
     REDIS_URL = text("REDIS_URL")
+    # Connections a process opens to Redis for presence at most; callers beyond wait for one.
+    REDIS_MAX_CONNECTIONS = number("REDIS_MAX_CONNECTIONS", 50)
     SOCKETIO_CHANNEL = text("SOCKETIO_CHANNEL", default="chat-socketio")
     # A process that stops refreshing its liveness for this long counts as gone (its users go offline).
     NODE_TTL_SECONDS = number("NODE_TTL_SECONDS", 15)

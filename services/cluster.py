@@ -41,7 +41,12 @@ def start(app: Flask) -> RedisStore | None:
     transport.start(socketio.server)
     store = None
     if app.config["REDIS_URL"]:
-        store = RedisStore(app.config["REDIS_URL"], app.config["SOCKETIO_CHANNEL"], app.config["NODE_TTL_SECONDS"])
+        store = RedisStore(
+            app.config["REDIS_URL"],
+            app.config["SOCKETIO_CHANNEL"],
+            app.config["NODE_TTL_SECONDS"],
+            app.config["REDIS_MAX_CONNECTIONS"],
+        )
         store.heartbeat()
         presence.use_store(store)
     socketio.start_background_task(_maintain, app, store)

@@ -20,7 +20,7 @@ import functools
 import time
 import uuid
 
-from redis import Redis, RedisError
+from redis import BlockingConnectionPool, Redis, RedisError
 
 from utils.outage import Outage
 
@@ -28,6 +28,7 @@ outage = Outage("redis (presence)", "online lists and multi-tab counts are local
 
 
 RETRY_SECONDS = 1
+POOL_WAIT_SECONDS = 5  # how long a call waits for one of the pool's connections
 
 
 def _guarded(default):
@@ -112,8 +113,18 @@ return gone
 class RedisStore:
     """The presence picture in Redis; see the module docstring for the structures."""
 
-    def __init__(self, url, prefix, node_ttl=15):
-        self.redis = Redis.from_url(url, decode_responses=True, socket_connect_timeout=1, socket_timeout=1)
+    def __init__(self, url, prefix, node_ttl=15, max_connections=50):
+        # Callers beyond `max_connections` wait for one (a blocking pool): redis-py's own pool refuses the 101st
+        # at once ("Too many connections"), and a mass disconnect then left users online for good.
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=POOL_WAIT_SECONDS,
+            decode_responses=True,
+            socket_connect_timeout=1,
+            socket_timeout=1,
+        )
+        self.redis = Redis(connection_pool=pool)
         self.prefix = prefix
         self.node = uuid.uuid4().hex
         self.node_ttl = node_ttl

@@ -1,14 +1,18 @@
 """Several server processes behaving as one through Redis: broadcast, presence, evictions, faults, deploy."""
 
+import json
 import os
 import shlex
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+import redis
+import websocket
 
 from tests.support import ROOT, Api, LiveServer, RedisServer, SocketClient, assert_error
 
@@ -28,6 +32,51 @@ def test_broadcast_crosses_nodes_both_ways(nodes, joined_pair):
     assert b.wait_for("message") == sent
     back = b.call("message", {"messageBody": "from B"})["message"]
     assert a.wait_for("message", lambda m: m["id"] == back["id"]) == back
+
+
+def test_a_mass_disconnect_takes_everyone_offline(server_factory, redis_url, make_user):
+    """150 sockets leaving at once make more presence calls to Redis at a time than the pool holds (4 here): each
+    waits for a connection instead of being refused (redis-py's own pool refused the 101st, and those sockets stayed
+    in Redis's presence for good), so Redis forgets every one of them."""
+    channel = f"chat-{uuid.uuid4().hex[:8]}"
+    node = server_factory(REDIS_URL=redis_url, SOCKETIO_CHANNEL=channel, REDIS_MAX_CONNECTIONS=4)
+    users = [make_user() for _ in range(30)]
+    url = node.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    sockets = [websocket.create_connection(url, timeout=30) for _ in range(150)]
+    try:
+        for i, ws in enumerate(sockets):
+            assert ws.recv().startswith("0")
+            ws.send("40" + json.dumps({"token": users[i % len(users)].token}))
+        for ws in sockets:
+            assert ws.recv().startswith("40")
+            ws.send('420["join",{}]')
+        for ws in sockets:
+            ack = ws.recv()
+            while not ack.startswith("430"):
+                ack = ws.recv()
+        present = f"{channel}:presence:{json.loads(ack[3:])[0]['room']}"
+        assert len(client.hgetall(present)) == len(sockets)
+        # Redis busy for half a second (a script that spins): every disconnect's presence call is in flight at once.
+        busy = threading.Thread(target=client.eval, args=(_SPIN, 0, 500))
+        busy.start()
+        time.sleep(0.05)
+    finally:
+        for ws in sockets:
+            ws.shutdown()  # gone at once, without waiting for the server's close frame
+    busy.join()
+    deadline = time.monotonic() + 10
+    while left := client.hgetall(present):
+        assert time.monotonic() < deadline, f"{len(left)} sockets still present in Redis"
+        time.sleep(0.2)
+
+
+_SPIN = """
+local start = redis.call('TIME')
+local now = start
+while (now[1] - start[1]) * 1000000 + (now[2] - start[2]) < tonumber(ARGV[1]) * 1000 do now = redis.call('TIME') end
+return 1
+"""
 
 
 def test_rest_send_on_one_node_reaches_sockets_on_the_other(nodes, connect, make_user):
