@@ -14,6 +14,7 @@ that fails fills its positions with tombstones at once; one that died is found b
 race for a position to a tombstone takes a new one, so nothing is lost and nothing skipped.
 """
 
+import logging
 import threading
 import time
 from contextlib import suppress
@@ -39,6 +40,7 @@ _CONTENDED = 100
 # SecantusDB rewrites every index entry of a document it updates, so the counter's update, once a batch,
 # costs half what it did in the rooms collection with its three indexes (docs/PERFORMANCE.md).
 COUNTERS = "room_counters"
+log = logging.getLogger(__name__)
 
 
 class RoomGone(Exception):
@@ -93,6 +95,8 @@ class MessageLog:
                     self.writing = False
             for waiter in batch:
                 waiter.done.set()
+        stored = [waiter.message for waiter in batch if waiter.error is None]
+        threading.Thread(target=drop_if_room_gone, args=(stored,), daemon=True).start()
 
     def _write(self, batch):
         todo = batch
@@ -164,6 +168,23 @@ class MessageLog:
         for waiter in waiters:
             retry += self._insert([waiter])
         return retry
+
+
+def drop_if_room_gone(stored):
+    """Delete the messages of a batch whose room was deleted while it was being stored, as the deletion deleted the
+    room's others. A deletion removes the room before its messages, and this reads the rooms after the insert:
+    whichever comes last sees the other, so no message outlives its room. Off the send's path: the acks are out."""
+    if not stored:
+        return
+    try:
+        rooms = Room._get_collection().find({"_id": {"$in": list({message.room for message in stored})}}, {"_id": 1})
+        live = {room["_id"] for room in rooms}
+        gone = [message.id for message in stored if message.room not in live]
+        if gone:
+            Message._get_collection().delete_many({"_id": {"$in": gone}})
+            log.info("%d messages stored as their room was deleted: deleted with it", len(gone))
+    except PyMongoError:
+        log.warning("could not check whether a batch's rooms were deleted meanwhile", exc_info=True)
 
 
 def take_positions(room, count, db=None):

@@ -96,6 +96,24 @@ def test_a_duplicate_in_a_batch_fails_alone(inserts, db):
     assert db.messages.count_documents({"user_id": user}) == 3
 
 
+def test_a_message_stored_as_its_room_is_deleted_goes_with_the_room(inserts, db):
+    """The room is deleted (room, counter, messages, in that order) after the batch took its position and before its
+    insert: the send is acknowledged, and its message is deleted with the room's others just after."""
+    room = db.rooms.insert_one({"name": "doomed", "name_key": f"doomed-{ObjectId()}"}).inserted_id
+    take_positions(room, 1)  # the counter exists, as for any room that had a message
+    insert = inserts._insert
+
+    def deleted_meanwhile(waiters):
+        db.rooms.delete_one({"_id": room})
+        db.room_counters.delete_one({"_id": room})
+        db.messages.delete_many({"room": room})
+        return insert(waiters)
+
+    inserts._insert = deleted_meanwhile
+    inserts.append(Message(room=room, user_id=ObjectId(), user_name="u", message_body="late"))
+    _until(lambda: db.messages.count_documents({"room": room}) == 0)
+
+
 def test_a_failed_write_fails_its_send_and_leaves_no_one_waiting():
     mongoengine.connect(host=f"mongodb://127.0.0.1:{free_port()}/gone", serverSelectionTimeoutMS=200,
                         uuidRepresentation="standard")  # fmt: skip
