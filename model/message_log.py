@@ -262,6 +262,7 @@ def _move(counters, moves):
             if room not in marked:
                 for seq in range(seen + 1, seen + count + 1):
                     fill_gap(room, seq)
+                repair_counter(room)  # past the tombstones, so that the next batch does not meet them
     return {room: lasts[room] for room in marked}
 
 
