@@ -41,6 +41,10 @@ _CONTENDED = 100
 # costs half what it did in the rooms collection with its three indexes (docs/PERFORMANCE.md).
 COUNTERS = "room_counters"
 log = logging.getLogger(__name__)
+# Rooms deleted lately (`forget_room`): room id -> when this process was told. A batch in flight at a deletion
+# ends within seconds; five minutes is a wide margin.
+_deleted = {}
+DELETED_KEPT_SECONDS = 300
 
 
 class RoomGone(Exception):
@@ -95,8 +99,8 @@ class MessageLog:
                     self.writing = False
             for waiter in batch:
                 waiter.done.set()
-        stored = [waiter.message for waiter in batch if waiter.error is None]
-        threading.Thread(target=drop_if_room_gone, args=(stored,), daemon=True).start()
+        if _deleted:
+            _drop_deleted([waiter.message for waiter in batch if waiter.error is None])
 
     def _write(self, batch):
         todo = batch
@@ -170,21 +174,30 @@ class MessageLog:
         return retry
 
 
-def drop_if_room_gone(stored):
-    """Delete the messages of a batch whose room was deleted while it was being stored, as the deletion deleted the
-    room's others. A deletion removes the room before its messages, and this reads the rooms after the insert:
-    whichever comes last sees the other, so no message outlives its room. Off the send's path: the acks are out."""
-    if not stored:
-        return
-    try:
-        rooms = Room._get_collection().find({"_id": {"$in": list({message.room for message in stored})}}, {"_id": 1})
-        live = {room["_id"] for room in rooms}
-        gone = [message.id for message in stored if message.room not in live]
-        if gone:
+def forget_room(room):
+    """A room was deleted, by this process or another (every process is told: `services/live.evict_here`): delete
+    the messages a batch of this process stored in it since the deletion's own sweep, and from now on those a batch
+    in flight stores (`_drop_deleted`).
+
+    The room is remembered before the sweep, and a batch looks after its insert: whichever comes last sees the
+    other, so no message outlives its room, at no cost to a send while no room is being deleted.
+    """
+    now = time.monotonic()
+    for old in [old for old, at in _deleted.items() if now - at > DELETED_KEPT_SECONDS]:
+        del _deleted[old]
+    _deleted[room] = now
+    Message._get_collection().delete_many({"room": room})
+
+
+def _drop_deleted(stored):
+    gone = [message.id for message in stored if message.room in _deleted]
+    if gone:
+        try:
             Message._get_collection().delete_many({"_id": {"$in": gone}})
-            log.info("%d messages stored as their room was deleted: deleted with it", len(gone))
-    except PyMongoError:
-        log.warning("could not check whether a batch's rooms were deleted meanwhile", exc_info=True)
+        except PyMongoError:
+            log.warning("%d messages stored as their room was deleted are left", len(gone), exc_info=True)
+            return
+        log.info("%d messages stored as their room was deleted: deleted with it", len(gone))
 
 
 def take_positions(room, count, db=None):

@@ -9,6 +9,7 @@ index that may have forgotten one: see `evict`, `revoke_grants`, `disconnect_tok
 from bson import ObjectId
 from flask import current_app
 
+from model import message_log
 from model.membership import POSTERS
 from model.room import Room
 from model.user import User
@@ -173,6 +174,8 @@ def evict(room_id: ObjectId, user_id: ObjectId | None = None) -> None:
 def evict_here(payload: dict) -> None:
     """The local half of `evict`: this process's sockets in the channel."""
     channel, user_id = payload["room"], payload["user"]
+    if user_id is None:  # the room was deleted
+        message_log.forget_room(ObjectId(channel))
     grants.revoke(channel, user_id)
     for sid in members(socketio.server, channel):
         socket = presence.entry(sid)

@@ -12,7 +12,14 @@ from pymongo.errors import ServerSelectionTimeoutError
 from model import message_log
 from model.embedded import free_port
 from model.message import Message
-from model.message_log import MessageLog, move_counters, number_old_messages, take_positions, take_positions_of
+from model.message_log import (
+    MessageLog,
+    forget_room,
+    move_counters,
+    number_old_messages,
+    take_positions,
+    take_positions_of,
+)
 
 ROOM = ObjectId()
 
@@ -96,9 +103,11 @@ def test_a_duplicate_in_a_batch_fails_alone(inserts, db):
     assert db.messages.count_documents({"user_id": user}) == 3
 
 
-def test_a_message_stored_as_its_room_is_deleted_goes_with_the_room(inserts, db):
-    """The room is deleted (room, counter, messages, in that order) after the batch took its position and before its
-    insert: the send is acknowledged, and its message is deleted with the room's others just after."""
+@pytest.mark.parametrize("told", ["before the insert", "after the insert"])
+def test_a_message_stored_as_its_room_is_deleted_goes_with_the_room(inserts, db, told):
+    """The room is deleted (room, counter, messages) after the batch took its position and before its insert; this
+    process is told of it (`forget_room`, as every process is) before or after the insert: the send is
+    acknowledged, and its message is deleted with the room's others."""
     room = db.rooms.insert_one({"name": "doomed", "name_key": f"doomed-{ObjectId()}"}).inserted_id
     take_positions(room, 1)  # the counter exists, as for any room that had a message
     insert = inserts._insert
@@ -107,11 +116,16 @@ def test_a_message_stored_as_its_room_is_deleted_goes_with_the_room(inserts, db)
         db.rooms.delete_one({"_id": room})
         db.room_counters.delete_one({"_id": room})
         db.messages.delete_many({"room": room})
+        if told == "before the insert":
+            forget_room(room)
         return insert(waiters)
 
     inserts._insert = deleted_meanwhile
     inserts.append(Message(room=room, user_id=ObjectId(), user_name="u", message_body="late"))
-    _until(lambda: db.messages.count_documents({"room": room}) == 0)
+    if told == "after the insert":
+        assert db.messages.count_documents({"room": room}) == 1
+        forget_room(room)
+    assert db.messages.count_documents({"room": room}) == 0
 
 
 def test_a_failed_write_fails_its_send_and_leaves_no_one_waiting():
