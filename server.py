@@ -183,7 +183,7 @@ def serve(app):
             listener,
             app,
             log_output=False,
-            max_size=app.config["MAX_CONNECTIONS"],
+            custom_pool=transport.connection_pool(socketio.server, app.config["MAX_CONNECTIONS"]),
             socket_timeout=app.config["HTTP_TIMEOUT_SECONDS"],
         )
     finally:

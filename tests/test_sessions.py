@@ -2,15 +2,25 @@
 per process keeps answering clients connected, on WebSocket and long-polling alike, and a client that stops
 answering pings, or stops reading altogether, is disconnected and shut down.
 
+An upgraded connection is read with no greenlet while it waits (the HTTP server's greenlet ends at the
+handshake): frames that arrive together, in pieces or inside one TLS record are all read, and every connection
+that ends, whoever ends it, leaves no descriptor behind.
+
 No timing is asserted: pings come every 2 s here and a pong may be 5 s late; the waits are generous bounds.
 """
 
+import json
+import os
 import re
+import socket
+import ssl
 import time
 
 import pytest
+import requests
 import websocket
 
+from tests.support import Api, register, self_signed_certificate
 from tests.test_fanout import LogMark, Room, client_ids, send_all
 
 SHUT_DOWN = re.compile(r"pong late, connection shut down")
@@ -86,3 +96,161 @@ def test_a_client_that_stops_reading_is_shut_down_while_the_others_get_everythin
         for client in (sender, reader):
             assert client_ids(client, "stop", len(expected)) == expected
         read_until_closed(slow)  # what the kernel held, then the end of the connection
+
+
+class BareWebSocket:
+    """A Socket.IO client written frame by frame on a TCP (or TLS) socket, so that frames can be sent together in
+    one write or a frame in pieces, as no client library does on purpose."""
+
+    def __init__(self, url, token, context=None):
+        host, port = url.split("://")[1].split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        if context is not None:
+            self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
+        self.sock.sendall(
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(4096)
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        assert self.read().startswith("0")  # engine.io open
+        self.sock.sendall(frame("40" + json.dumps({"token": token})))
+        assert self.read().startswith("40")
+        self.acks = {}
+
+    def take(self, count):
+        while len(self.buffer) < count:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed by the server")
+            self.buffer += data
+        taken, self.buffer = self.buffer[:count], self.buffer[count:]
+        return taken
+
+    def read(self):
+        """The next text frame's text (pings answered on the way)."""
+        while True:
+            first, length = self.take(2)
+            length &= 0x7F
+            if length >= 126:
+                length = int.from_bytes(self.take(2 if length == 126 else 8), "big")
+            text = self.take(length).decode()
+            if first & 0x0F != 1:
+                continue
+            if text == "2":
+                self.sock.sendall(frame("3"))
+                continue
+            return text
+
+    def ack(self, number):
+        """The answer to event `number`."""
+        while number not in self.acks:
+            text = self.read()
+            found = re.match(r"43(\d+)", text)
+            if found:
+                self.acks[int(found[1])] = json.loads(text[found.end() :])[0]
+        return self.acks.pop(number)
+
+    def close(self):
+        self.sock.close()
+
+
+def frame(text):
+    """A client's (masked) text frame."""
+    data, mask = text.encode(), os.urandom(4)
+    length = bytes([0x80 | len(data)]) if len(data) < 126 else bytes([0x80 | 126]) + len(data).to_bytes(2, "big")
+    return b"\x81" + length + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(data))
+
+
+def event(number, name, payload):
+    return frame(f"42{number}" + json.dumps([name, payload]))
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+def test_frames_sent_together_or_in_pieces_are_all_read(server_factory, tmp_path, tls):
+    context = None
+    env = {"SOCKET_PING_INTERVAL": 90}  # no ping (nor its pong) wakes a stalled reader before the reads time out
+    if tls:
+        cert, key = self_signed_certificate(tmp_path)
+        env.update(SSL_CERTFILE=cert, SSL_KEYFILE=key)
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+    node = server_factory(**env)
+    api = Api(node.url, verify=node.verify)
+    user = register(api)
+    room = api.post("/api/rooms", user.token, json={"name": f"pieces-{tls}"}).json()["id"]
+    client = BareWebSocket(node.url, user.token, context)
+    try:
+        # Three frames in one write (over TLS, one record: read at once, the last two wait in TLS's buffer, not
+        # the kernel's, for a reader that looks there before it parks).
+        client.sock.sendall(
+            event(1, "join", {"room": room})
+            + event(2, "message", {"room": room, "messageBody": "one", "clientId": "together-1"})
+            + event(3, "message", {"room": room, "messageBody": "two", "clientId": "together-2"})
+        )
+        assert client.ack(1)["ok"] is True
+        assert [client.ack(n)["message"]["messageBody"] for n in (2, 3)] == ["one", "two"]
+        # One frame in three writes: its header, half its payload, the rest.
+        whole = event(4, "message", {"room": room, "messageBody": "in pieces", "clientId": "pieces-1"})
+        for piece in (whole[:2], whole[2:20], whole[20:]):
+            client.sock.sendall(piece)
+            time.sleep(0.3)
+        assert client.ack(4)["message"]["messageBody"] == "in pieces"
+    finally:
+        client.close()
+
+
+def descriptors(server):
+    return len(os.listdir(f"/proc/{server.proc.pid}/fd"))
+
+
+def wait_for_descriptors(server, count, timeout=30):
+    deadline = time.monotonic() + timeout
+    while descriptors(server) > count:
+        assert time.monotonic() < deadline, f"{descriptors(server) - count} descriptors left open"
+        time.sleep(0.2)
+
+
+def test_connections_that_end_leave_no_descriptor_open(server_factory):
+    """Closed by the client with a closing frame or a reset, by the server at a logout, or for pongs that never came:
+    each connection's descriptor is closed, by the socket that read it (the HTTP server no longer does)."""
+    node = server_factory(SOCKET_PING_INTERVAL=2, SOCKET_PING_TIMEOUT=5, MAX_SOCKETS_PER_USER=40)
+    with Room(node, 2) as room:
+        staying, leaving = room.users
+        room.connect(staying, node.url)  # the server's own connections (database, pools) are open before counting
+        before = descriptors(node)
+        closed = [room.raw(staying, node.url) for _ in range(10)]
+        reset = [room.raw(staying, node.url) for _ in range(10)]
+        silent = [BareWebSocket(node.url, staying.token) for _ in range(5)]  # answers no ping from now on
+        for _ in range(5):
+            room.raw(leaving, node.url)  # disconnected by the server at the logout
+        assert descriptors(node) >= before + 30
+        for client in closed:
+            client.close()  # a closing frame
+        for client in reset:
+            client.reset()  # gone without a word
+        assert Api(node.url).post("/api/auth/logout", leaving.token).status_code == 204
+        try:
+            wait_for_descriptors(node, before)
+        finally:
+            for client in silent:
+                client.close()
+
+
+def test_open_websockets_count_in_max_connections_until_they_close(server_factory):
+    node = server_factory(MAX_CONNECTIONS=3)
+    api = Api(node.url)
+    user = register(api)
+    api.http.close()  # its keep-alive connection would hold a place
+    sockets = [BareWebSocket(node.url, user.token) for _ in range(3)]
+    try:
+        with pytest.raises(requests.exceptions.ReadTimeout):  # accepted by the kernel, not served: no place is free
+            requests.get(node.url + "/api/health", timeout=3)
+        sockets.pop().close()
+        assert requests.get(node.url + "/api/health", timeout=30).status_code == 200
+    finally:
+        for client in sockets:
+            client.close()

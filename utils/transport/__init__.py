@@ -94,10 +94,22 @@ BEHAVIOURS = (
     ("eventlet.semaphore", "Semaphore", "release", "schedule_call_global(0, self._do_acquire)"),
     ("eventlet.semaphore", "Semaphore", "acquire", "if self.counter <= 0 or self._waiters:"),
     # sessions.release_http_buffers: the environ's set_idle is a closure over the connection's protocol, whose
-    # buffered files a WebSocket does not use (it reads and writes the socket); the protocol closes the connection
-    # when it is done, and frames.BatchedWebSocket.close (eventlet's, but the descriptor's close) leaves it to that
+    # buffered files a WebSocket does not use (it reads and writes the socket)
     ("eventlet.wsgi", "HttpProtocol", "get_environ", "self.conn_state[2] = STATE_IDLE"),
+    # sessions.detach: once its greenlet ends, the HTTP server shuts down and closes the connection through the
+    # protocol's `connection` and the accept loop's `conn[1]`, which a detached connection replaces; eventlet's
+    # WebSocket server sends a closing frame after the handler returns, which it skips once
+    ("eventlet.wsgi", "HttpProtocol", "finish", "greenio.shutdown_safe(self.connection)"),
     ("eventlet.wsgi", "HttpProtocol", "finish", "self.connection.close()"),
+    ("eventlet.wsgi", None, "server", "greenio.shutdown_safe(conn[1])"),
+    ("eventlet.wsgi", None, "server", "conn[1].close()"),
+    ("eventlet.websocket", "WebSocketWSGI", "__call__", "ws._send_closing_frame(True)"),
+    # sessions.connection_pool: every greenthread of the pool ends through _spawn_done, which gives its place back
+    ("eventlet.greenpool", "GreenPool", "spawn", "gt.link(self._spawn_done)"),
+    ("eventlet.greenpool", "GreenPool", "_spawn_done", "self.sem.release()"),
+    ("eventlet.greenpool", "GreenPool", "_spawn_done", "self.coroutines_running.remove(coro)"),
+    # sessions.LeanSocket.park: a listener's throwback is called only while its greenlet lives (the hub's there)
+    ("eventlet.hubs.hub", "BaseHub", "close_one", "if not listener.greenlet.dead:"),
     (
         "eventlet.websocket",
         "RFC6455WebSocket",
@@ -182,10 +194,15 @@ def check_internals(server, methods=METHODS, behaviours=BEHAVIOURS, replaced=REP
 
 
 def _method(module, owner, name):
-    """`module.owner.name`, or None when it is gone."""
+    """`module.owner.name` (`module.name` when owner is None), or None when it is gone."""
     import importlib
 
-    return getattr(getattr(importlib.import_module(module), owner, None), name, None)
+    scope = importlib.import_module(module)
+    return getattr(scope if owner is None else getattr(scope, owner, None), name, None)
+
+
+def _name(module, owner, name):
+    return ".".join(part for part in (module, owner, name) if part)
 
 
 def moved_behaviours(behaviours):
@@ -194,9 +211,9 @@ def moved_behaviours(behaviours):
     for module, owner, name, line in behaviours:
         method = _method(module, owner, name)
         if method is None:
-            moved.append(f"{module}.{owner}.{name} is gone")
+            moved.append(f"{_name(module, owner, name)} is gone")
         elif line not in inspect.getsource(method):
-            moved.append(f"{module}.{owner}.{name} no longer does `{line}`")
+            moved.append(f"{_name(module, owner, name)} no longer does `{line}`")
     return moved
 
 
@@ -247,6 +264,13 @@ def moved_attributes(server):
     finally:
         green.close()
     return moved
+
+
+def connection_pool(server, size):
+    """The pool of greenlets eventlet's HTTP server serves `server`'s connections with, at most `size` at once,
+    WebSockets counted until they close (sessions.connection_pool)."""
+    server.eio.connection_pool = sessions.connection_pool(size)
+    return server.eio.connection_pool
 
 
 def client_manager(config):

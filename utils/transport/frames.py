@@ -84,13 +84,20 @@ class BatchedWebSocket:
 
     def close(self):
         """eventlet's close (the closing frame, then no more writes) after what is buffered, but the descriptor stays
-        open: the reader may be waiting on it, and sees the client's goodbye; the HTTP server closes it once the
-        connection's greenlet ends (before, the HTTP server's open files on the socket deferred eventlet's close to
-        then; `sessions.release_http_buffers` closes them early)."""
+        open: the reader sees the client's goodbye, and then closes it (`sessions.LeanSocket.read_packets`)."""
         self.flush()
         self.ws._send_closing_frame(ignore_send_errors=True)
         with contextlib.suppress(OSError):  # already gone
             self.ws.socket.shutdown(socket.SHUT_WR)
+
+    def skip_closing_frame(self):
+        """Let eventlet's next `_send_closing_frame` do nothing: its WebSocket server's, after the handler returns,
+        for a connection `sessions.detach` took."""
+
+        def skip(*_, **__):
+            del self.ws._send_closing_frame
+
+        self.ws._send_closing_frame = skip
 
     def abort(self):
         """Shut the connection down both ways: a read or a write waiting on it wakes with an error."""

@@ -7,8 +7,12 @@ Each greenlet keeps a Python frame stack of its own (at least a page), a copy of
 of the C stack and its objects; with 5000 idle connections that was most of the memory
 per connection. Here (`LeanSocket`, mixed into each engine.io socket as it connects):
 
-- the reading greenlet is the only one an idle connection has; its reads wait with no
-  timeout (no timer);
+- an idle WebSocket has no greenlet at all: once the handshake is done, the HTTP server's
+  greenlet lets the connection go and ends (`detach`), and the connection waits for its next
+  frame as a listener of the hub (`park`), which starts a greenlet to read when bytes arrive
+  (`wake`); that greenlet reads what has arrived, parks the connection again and ends. A
+  connection's first greenlet kept its Python frame stack (a 16 KiB chunk), a copy of its part
+  of the C stack, and the HTTP request's objects for the connection's whole life;
 - a packet queued for an open WebSocket starts a writer greenlet that writes what is queued
   and ends as soon as the queue is empty (`write_queue`); a room broadcast usually needs
   none (`fanout.DirectWriter` writes it straight to the socket);
@@ -23,12 +27,16 @@ per connection. Here (`LeanSocket`, mixed into each engine.io socket as it conne
   its socket itself once the handshake is done, lets both go (`release_http_buffers`).
 
 `_websocket_handler` replaces engine.io's; it does what engine.io's does, but for the writer
-greenlet and the timeout. `check_internals` refuses to start when engine.io's version of a
-replaced method is no longer the one this was written against (`REPLACED`).
+greenlet, the timeout and the reading loop (`read_packets` does what the loop did).
+`check_internals` refuses to start when engine.io's version of a replaced method is no longer
+the one this was written against (`REPLACED`), or a line of eventlet's `detach` and `park`
+rest on moved (`BEHAVIOURS`).
 """
 
 import inspect
+import io
 import logging
+import socket
 import time
 from collections import deque
 
@@ -43,6 +51,7 @@ class LeanSocket:
     """Mixed into each engine.io socket by `adopt`: the writer greenlet exists only while packets wait, pings come
     from the process's `Pinger`."""
 
+    listener = None  # the hub's, while the WebSocket waits for a frame with no greenlet reading it
     websocket = None  # the BatchedWebSocket, once the WebSocket handshake is done (fanout writes to it too)
     writer = None  # the greenlet writing the queue, while it has packets
 
@@ -59,22 +68,17 @@ class LeanSocket:
             self.websocket.abort()  # a read or a write may be waiting on a client that no longer reads
 
     def _websocket_handler(self, ws):
-        """engine.io's handler for the WebSocket transport, but no writer greenlet and no read timeout."""
+        """engine.io's handler for the WebSocket transport, but no writer greenlet, no read timeout, and the
+        connection's packets read by `read_packets` once the handshake is done (the handler returns then)."""
         release_http_buffers(ws.environ)
         ws = self.websocket = BatchedWebSocket(ws)
         ws.socket.settimeout(None)  # an idle read keeps no timer: pings tell a gone client (close, above)
-
-        def websocket_wait():
-            data = ws.wait()
-            if data and len(data) > self.server.max_http_buffer_size:
-                raise ValueError("packet is too large")
-            return data
 
         if self.connected:
             # the socket was already connected, so this is an upgrade
             self.upgrading = True  # hold packet sends during the upgrade
 
-            pkt = websocket_wait()
+            pkt = self.next_packet()
             decoded_pkt = packet.Packet(encoded_packet=pkt)
             if decoded_pkt.packet_type != packet.PING or decoded_pkt.data != "probe":
                 self.server.logger.info("%s: Failed websocket upgrade, no PING packet", self.sid)
@@ -83,7 +87,7 @@ class LeanSocket:
             ws.send(packet.Packet(packet.PONG, data="probe").encode())
             self.queue.put(packet.Packet(packet.NOOP))  # end poll
 
-            pkt = websocket_wait()
+            pkt = self.next_packet()
             decoded_pkt = packet.Packet(encoded_packet=pkt)
             if decoded_pkt.packet_type != packet.UPGRADE:
                 self.upgraded = False
@@ -102,22 +106,53 @@ class LeanSocket:
         self.queue.on_put = self.start_writer
         self.start_writer()
         self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
+        detach(ws, self.server.connection_pool)  # the HTTP server's greenlet ends: the connection is ours now
+        self.park()
+        return []
 
+    def next_packet(self):
+        data = self.websocket.wait()
+        if data and len(data) > self.server.max_http_buffer_size:
+            raise ValueError("packet is too large")
+        return data
+
+    def park(self):
+        """Wait for the next frame without a greenlet: the hub calls `wake` once the connection is readable (or
+        closed, or its descriptor reused)."""
+        from eventlet.hubs import get_hub  # imported only where eventlet serves
+
+        hub = get_hub()
+        self.listener = hub.add(hub.READ, self.websocket.socket.fileno(), self.wake, self.wake, None)
+        # Not the greenlet calling (it ends, and would be kept): the hub's, which runs `wake`. The hub calls a
+        # listener's throwback only while its greenlet lives: for a descriptor reused, which `wake` then meets.
+        self.listener.greenlet = hub.greenlet
+
+    def wake(self, _):
+        """From the hub: read what has arrived in a greenlet of its own (nothing listens meanwhile)."""
+        from eventlet import hubs, spawn_n
+
+        hubs.get_hub().remove(self.listener)
+        self.listener = None
+        spawn_n(self.read_packets)
+
+    def read_packets(self):
+        """Take in the packets that have arrived, then park again; at the end of the connection, close it.
+
+        As engine.io's handler's loop: a packet that does not parse is dropped, any other error ends the
+        connection."""
+        ws = self.websocket
         while True:
-            p = None
             try:
-                p = websocket_wait()
+                p = self.next_packet()
             except Exception as e:
                 # if the socket is already closed, we can assume this is a downstream error of that
                 if not self.closed:
                     self.server.logger.info('%s: Unexpected error "%s", closing connection', self.sid, str(e))
                 break
             if p is None:
-                # connection closed by client
-                break
-            pkt = packet.Packet(encoded_packet=p)
+                break  # connection closed by client
             try:
-                self.receive(pkt)
+                self.receive(packet.Packet(encoded_packet=p))
             except exceptions.UnknownPacketError:
                 pass
             except exceptions.SocketIsClosedError:
@@ -127,13 +162,20 @@ class LeanSocket:
                 # if we get an unexpected exception we log the error and exit the connection properly
                 self.server.logger.exception("Unknown receive error")
                 break
-
+            if not readable(ws.socket):
+                self.park()
+                return
         self.queue.put(None)  # the writer closes the WebSocket after what is queued
         if self.writer is not None:
             self.writer.join()
         self.queue.on_put = None  # no cycle left through the queue
         self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
-        return []
+        from eventlet.greenio import shutdown_safe
+
+        shutdown_safe(ws.socket)  # what the HTTP server did once its greenlet ended, before `detach`
+        ws.socket.close()
+        if self.server.connection_pool is not None:
+            self.server.connection_pool.release()
 
     def start_writer(self):
         """Start a writer for the queue unless one runs (it takes every packet queued before it ends)."""
@@ -208,17 +250,96 @@ class Pinger:
 HTTP_BUFFER = 4096
 
 
+def http_protocol(environ):
+    """The eventlet `HttpProtocol` serving a request: the environ's `eventlet.set_idle` is a closure over it."""
+    return inspect.getclosurevars(environ["eventlet.set_idle"]).nonlocals["self"]
+
+
 def release_http_buffers(environ):
     """Close the HTTP server's buffered reader and writer of an upgraded connection, which frees their buffers (the
-    frames of the server's greenlet still hold the files). The WebSocket reads and writes the socket directly:
-    nothing is left in the reader (a client sends no frame before the handshake's answer), nor in the writer
-    (written out with the last response). With the files closed, nothing but the HTTP server, once the connection's
-    greenlet ends, closes the descriptor: `BatchedWebSocket.close` leaves it open.
-
-    The files are the connection's `HttpProtocol`'s; the environ's `eventlet.set_idle` is a closure over it."""
-    protocol = inspect.getclosurevars(environ["eventlet.set_idle"]).nonlocals["self"]
+    connection's protocol, which the environ keeps, still holds the files). The WebSocket reads and writes the
+    socket directly: nothing is left in the reader (a client sends no frame before the handshake's answer), nor in
+    the writer (written out with the last response)."""
+    protocol = http_protocol(environ)
     protocol.rfile.close()
     protocol.wfile.close()
+
+
+NO_BODY = io.BytesIO()  # the input of a detached connection's environ: an upgrade has no body
+
+
+class Detached:
+    """What eventlet's HTTP server is left holding of a connection a WebSocket took: its shutdown and close do
+    nothing."""
+
+    def shutdown(self, *_):
+        pass
+
+    def close(self):
+        pass
+
+
+def detach(ws, pool):
+    """Take an upgraded connection from eventlet's HTTP server, so that the greenlet serving it (its stack, its
+    frames, the request's objects) can end while the connection lives on: the server's shutdown and close of it
+    (the protocol's `finish`, the accept loop's clean-up) meet a `Detached`, and eventlet's closing frame after
+    the handler returns is skipped (the socket sends it when it closes). The greenlet's place in the server's
+    `pool` (when the server has one of `connection_pool`'s) stays taken until the connection closes.
+
+    The environ stays (python-socketio gives every event a request context made from it), without what would keep
+    the HTTP request's objects alive: its protocol (headers, files, the server's own environ) and its input."""
+    environ = ws.environ
+    protocol = http_protocol(environ)
+    protocol.connection = protocol.request = protocol.conn_state[1] = Detached()
+    if pool is not None:
+        from eventlet import getcurrent  # imported only where eventlet serves
+
+        pool.keep(getcurrent())
+    ws.skip_closing_frame()
+    for key in ("eventlet.set_idle", "eventlet.posthooks", "eventlet.input"):
+        environ.pop(key, None)
+    environ["wsgi.input"] = NO_BODY
+
+
+def connection_pool(size):
+    """eventlet's pool of the HTTP server's greenlets (at most `size`), in which a connection `detach` took keeps its
+    greenlet's place until it closes: `MAX_CONNECTIONS` still counts WebSockets."""
+    from eventlet import GreenPool  # imported only where eventlet serves
+
+    class ConnectionPool(GreenPool):
+        def __init__(self, size):
+            super().__init__(size)
+            self.kept = set()
+
+        def keep(self, greenthread):
+            """Leave `greenthread`'s place taken when it ends, until `release`."""
+            self.kept.add(greenthread)
+
+        def _spawn_done(self, coro):
+            if coro in self.kept:
+                self.kept.discard(coro)
+                self.coroutines_running.discard(coro)
+            else:
+                super()._spawn_done(coro)
+
+        def release(self):
+            super()._spawn_done(None)  # a place given back, as when a greenthread ends
+
+    return ConnectionPool(size)
+
+
+def readable(sock):
+    """Whether a read of the connection would not wait: bytes in the kernel (or its end), or in TLS's buffer."""
+    pending = getattr(sock, "pending", None)
+    if pending is not None:  # TLS: the kernel's bytes may not make a record yet; the hub wakes the reader for them
+        return pending() > 0
+    try:
+        sock.fd.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        pass  # the reader meets the error
+    return True
 
 
 def install(server):
@@ -228,6 +349,7 @@ def install(server):
     HttpProtocol.rbufsize = HttpProtocol.wbufsize = HTTP_BUFFER
     eio = server.eio
     eio.pinger = Pinger(eio)
+    eio.connection_pool = None  # the HTTP server's, when it serves with one of connection_pool's
     lean_class = {}
     connect = eio.handlers["connect"]
 
