@@ -33,7 +33,6 @@ the one this was written against (`REPLACED`), or a line of eventlet's `detach` 
 rest on moved (`BEHAVIOURS`).
 """
 
-import inspect
 import io
 import logging
 import socket
@@ -70,7 +69,8 @@ class LeanSocket:
     def _websocket_handler(self, ws):
         """engine.io's handler for the WebSocket transport, but no writer greenlet, no read timeout, and the
         connection's packets read by `read_packets` once the handshake is done (the handler returns then)."""
-        release_http_buffers(ws.environ)
+        protocol = http_protocol(ws.environ)
+        release_http_buffers(protocol)
         ws = self.websocket = BatchedWebSocket(ws)
         ws.socket.settimeout(None)  # an idle read keeps no timer: pings tell a gone client (close, above)
 
@@ -106,7 +106,7 @@ class LeanSocket:
         self.queue.on_put = self.start_writer
         self.start_writer()
         self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
-        detach(ws, self.server.connection_pool)  # the HTTP server's greenlet ends: the connection is ours now
+        detach(ws, protocol, self.server.connection_pool)  # the HTTP server's greenlet ends: the connection is ours
         self.park()
         return []
 
@@ -252,15 +252,15 @@ HTTP_BUFFER = 4096
 
 def http_protocol(environ):
     """The eventlet `HttpProtocol` serving a request: the environ's `eventlet.set_idle` is a closure over it."""
-    return inspect.getclosurevars(environ["eventlet.set_idle"]).nonlocals["self"]
+    set_idle = environ["eventlet.set_idle"]
+    return set_idle.__closure__[set_idle.__code__.co_freevars.index("self")].cell_contents
 
 
-def release_http_buffers(environ):
+def release_http_buffers(protocol):
     """Close the HTTP server's buffered reader and writer of an upgraded connection, which frees their buffers (the
-    connection's protocol, which the environ keeps, still holds the files). The WebSocket reads and writes the
-    socket directly: nothing is left in the reader (a client sends no frame before the handshake's answer), nor in
-    the writer (written out with the last response)."""
-    protocol = http_protocol(environ)
+    connection's protocol still holds the files). The WebSocket reads and writes the socket directly: nothing is
+    left in the reader (a client sends no frame before the handshake's answer), nor in the writer (written out with
+    the last response)."""
     protocol.rfile.close()
     protocol.wfile.close()
 
@@ -279,7 +279,7 @@ class Detached:
         pass
 
 
-def detach(ws, pool):
+def detach(ws, protocol, pool):
     """Take an upgraded connection from eventlet's HTTP server, so that the greenlet serving it (its stack, its
     frames, the request's objects) can end while the connection lives on: the server's shutdown and close of it
     (the protocol's `finish`, the accept loop's clean-up) meet a `Detached`, and eventlet's closing frame after
@@ -289,7 +289,6 @@ def detach(ws, pool):
     The environ stays (python-socketio gives every event a request context made from it), without what would keep
     the HTTP request's objects alive: its protocol (headers, files, the server's own environ) and its input."""
     environ = ws.environ
-    protocol = http_protocol(environ)
     protocol.connection = protocol.request = protocol.conn_state[1] = Detached()
     if pool is not None:
         from eventlet import getcurrent  # imported only where eventlet serves
