@@ -215,28 +215,37 @@ def wait_for_descriptors(server, count, timeout=30):
 
 
 def test_connections_that_end_leave_no_descriptor_open(server_factory):
-    """Closed by the client with a closing frame or a reset, by the server at a logout, or for pongs that never came:
-    each connection's descriptor is closed, by the socket that read it (the HTTP server no longer does)."""
-    node = server_factory(SOCKET_PING_INTERVAL=2, SOCKET_PING_TIMEOUT=5, MAX_SOCKETS_PER_USER=40)
+    """Closed by the client with a closing frame or a reset, by a client library when the server disconnects it (a
+    logout), by the server for a packet too large, then for pongs that never came: each connection's descriptor is
+    closed, by the socket that read it (the HTTP server no longer does). The first ones are counted before any ping
+    is due, so that the ping timeout cannot close them instead."""
+    node = server_factory(
+        SOCKET_PING_INTERVAL=15, SOCKET_PING_TIMEOUT=3, SOCKET_MAX_BUFFER=1000, MAX_SOCKETS_PER_USER=40
+    )
     with Room(node, 2) as room:
         staying, leaving = room.users
         room.connect(staying, node.url)  # the server's own connections (database, pools) are open before counting
         before = descriptors(node)
+        silent = [BareWebSocket(node.url, staying.token) for _ in range(5)]  # answers no ping from now on
         closed = [room.raw(staying, node.url) for _ in range(10)]
         reset = [room.raw(staying, node.url) for _ in range(10)]
-        silent = [BareWebSocket(node.url, staying.token) for _ in range(5)]  # answers no ping from now on
-        for _ in range(5):
-            room.raw(leaving, node.url)  # disconnected by the server at the logout
-        assert descriptors(node) >= before + 30
+        too_large = [BareWebSocket(node.url, staying.token) for _ in range(5)]
+        logged_out = [room.connect(leaving, node.url) for _ in range(5)]
+        assert descriptors(node) >= before + 35
         for client in closed:
             client.close()  # a closing frame
         for client in reset:
             client.reset()  # gone without a word
+        for client in too_large:
+            client.sock.sendall(event(1, "message", {"room": room.id, "messageBody": "x" * 2000}))
         assert Api(node.url).post("/api/auth/logout", leaving.token).status_code == 204
+        for client in logged_out:
+            assert client.wait_for_disconnect(timeout=10)
         try:
-            wait_for_descriptors(node, before)
+            wait_for_descriptors(node, before + len(silent), timeout=10)  # the first ping is due 15 s after connecting
+            wait_for_descriptors(node, before, timeout=60)
         finally:
-            for client in silent:
+            for client in silent + too_large:
                 client.close()
 
 

@@ -7,8 +7,9 @@ What we change there, and why, is in this package and nowhere else:
   delivery of a chat message per process, deliveries counted for `/metrics`, each socket's
   rooms kept beside it so a disconnect does not search every room (the client managers);
 - `frames`: one socket write per batch of WebSocket frames (eventlet);
-- `sessions`: engine.io sockets with no greenlet or timer of their own while idle: a writer
-  only while packets wait, one pinger per process (eventlet);
+- `sessions`: engine.io sockets with no greenlet or timer of their own while idle: a reader
+  only while bytes wait (the HTTP server lets an upgraded connection go), a writer only while
+  packets wait, one pinger per process (eventlet);
 - `fanout`: a room broadcast's WebSocket frame built once and written straight to each idle
   WebSocket, the others queued as before (eventlet; the managers deliver through it);
 - `members()`: the sockets this process has in a Socket.IO room (`manager.rooms`).
