@@ -165,17 +165,24 @@ class LeanSocket:
             if not readable(ws.socket):
                 self.park()
                 return
-        self.queue.put(None)  # the writer closes the WebSocket after what is queued
-        if self.writer is not None:
-            self.writer.join()
-        self.queue.on_put = None  # no cycle left through the queue
-        self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
-        from eventlet.greenio import shutdown_safe
+        self.end()
 
-        shutdown_safe(ws.socket)  # what the HTTP server did once its greenlet ended, before `detach`
-        ws.socket.close()
-        if self.server.connection_pool is not None:
-            self.server.connection_pool.release()
+    def end(self):
+        """As engine.io's handler after its loop, then what the HTTP server did once its greenlet ended (before
+        `detach`): shut the connection down, close the descriptor, give the connection's place back."""
+        from eventlet.greenio import shutdown_safe  # imported only where eventlet serves
+
+        try:
+            self.queue.put(None)  # the writer closes the WebSocket after what is queued
+            if self.writer is not None:
+                self.writer.join()
+            self.queue.on_put = None  # no cycle left through the queue
+            self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+        finally:
+            shutdown_safe(self.websocket.socket)
+            self.websocket.socket.close()
+            if self.server.connection_pool is not None:
+                self.server.connection_pool.release()
 
     def start_writer(self):
         """Start a writer for the queue unless one runs (it takes every packet queued before it ends)."""
