@@ -98,24 +98,31 @@ def test_a_client_that_stops_reading_is_shut_down_while_the_others_get_everythin
         read_until_closed(slow)  # what the kernel held, then the end of the connection
 
 
+def websocket_handshake(url, sid=None, context=None):
+    """A TCP (or TLS) socket on which the WebSocket handshake is done, and the bytes read past its answer."""
+    host, port = url.split("://")[1].split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    if context is not None:
+        sock = context.wrap_socket(sock, server_hostname="localhost")
+    query = "EIO=4&transport=websocket" + (f"&sid={sid}" if sid else "")
+    sock.sendall(
+        f"GET /socket.io/?{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(4096)
+    head, rest = received.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock, rest
+
+
 class BareWebSocket:
     """A Socket.IO client written frame by frame on a TCP (or TLS) socket, so that frames can be sent together in
     one write or a frame in pieces, as no client library does on purpose."""
 
     def __init__(self, url, token, context=None):
-        host, port = url.split("://")[1].split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=30)
-        if context is not None:
-            self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
-        self.sock.sendall(
-            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        self.buffer = b""
-        while b"\r\n\r\n" not in self.buffer:
-            self.buffer += self.sock.recv(4096)
-        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-        assert head.startswith(b"HTTP/1.1 101"), head
+        self.sock, self.buffer = websocket_handshake(url, context=context)
         assert self.read().startswith("0")  # engine.io open
         self.sock.sendall(frame("40" + json.dumps({"token": token})))
         assert self.read().startswith("40")
@@ -263,3 +270,57 @@ def test_open_websockets_count_in_max_connections_until_they_close(server_factor
     finally:
         for client in sockets:
             client.close()
+
+
+def test_a_client_that_never_answers_the_servers_closing_frame_is_shut_down(server_factory):
+    """The server closes an anonymous connection (and a logged-out one, a late pong...) with a closing frame; a
+    client that neither answers it nor closes its end does not keep the connection, nor its place in
+    MAX_CONNECTIONS, past SOCKET_PING_TIMEOUT."""
+    node = server_factory(AUTH_TIMEOUT_SECONDS=1, SOCKET_PING_INTERVAL=60, SOCKET_PING_TIMEOUT=3)
+    time.sleep(0.5)  # the start-up's health check's connection closed
+    before = descriptors(node)
+    deaf = []
+    for _ in range(3):
+        sock, _ = websocket_handshake(node.url)
+        deaf.append(sock)  # reads nothing more and never authenticates: closed by the server after a second
+    try:
+        for sock in deaf:
+            received = b""
+            while b"\x88" not in received:  # the server's closing frame, which this client leaves unanswered
+                received += sock.recv(4096)
+        wait_for_descriptors(node, before, timeout=20)  # the first ping would be due only after 60 s
+    finally:
+        for sock in deaf:
+            sock.close()
+
+
+def test_a_client_that_stops_writing_gets_the_servers_closing_frame_before_the_end(node):
+    """A client's end of the stream (a half-close) ends the session: the server writes what is queued, then its
+    closing frame, before it closes the connection."""
+    user = register(Api(node.url))
+    client = BareWebSocket(node.url, user.token)
+    try:
+        client.sock.shutdown(socket.SHUT_WR)
+        received = client.buffer
+        while data := client.sock.recv(4096):
+            received += data
+        assert b"\x88" in received, received
+    finally:
+        client.close()
+
+
+def test_an_upgrade_that_sends_no_packet_fails_and_leaves_the_polling_session_working(node):
+    user = register(Api(node.url))
+    http = requests.Session()
+    polling = node.url + "/socket.io/?EIO=4&transport=polling"
+    sid = json.loads(http.get(polling, timeout=10).text[1:])["sid"]
+    http.post(f"{polling}&sid={sid}", data="40" + json.dumps({"token": user.token}), timeout=10)
+    assert http.get(f"{polling}&sid={sid}", timeout=10).text.startswith("40")
+    mark = LogMark(node)
+    upgrade, _ = websocket_handshake(node.url, sid)
+    upgrade.sendall(frame("hello"))  # not the probe: not a packet at all
+    while upgrade.recv(4096):  # the server ends the upgrade's connection
+        pass
+    upgrade.close()
+    assert http.get(f"{polling}&sid={sid}", timeout=30).status_code == 200  # the polling session goes on
+    assert "Traceback" not in node.log()[mark.offset :]

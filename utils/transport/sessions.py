@@ -52,7 +52,8 @@ class LeanSocket:
 
     listener = None  # the hub's, while the WebSocket waits for a frame with no greenlet reading it
     websocket = None  # the BatchedWebSocket, once the WebSocket handshake is done (fanout writes to it too)
-    writer = None  # the greenlet writing the queue, while it has packets
+    writer = None  # the GreenThread writing the queue, while it has packets
+    closing_timer = None  # once the server has sent its closing frame: when it stops waiting for the client's
 
     def schedule_ping(self):
         # As engine.io's: only once the previous ping has been answered (a pong clears last_ping).
@@ -79,8 +80,8 @@ class LeanSocket:
             self.upgrading = True  # hold packet sends during the upgrade
 
             pkt = self.next_packet()
-            decoded_pkt = packet.Packet(encoded_packet=pkt)
-            if decoded_pkt.packet_type != packet.PING or decoded_pkt.data != "probe":
+            decoded_pkt = upgrade_packet(pkt)
+            if decoded_pkt is None or decoded_pkt.packet_type != packet.PING or decoded_pkt.data != "probe":
                 self.server.logger.info("%s: Failed websocket upgrade, no PING packet", self.sid)
                 self.upgrading = False
                 return []
@@ -88,8 +89,8 @@ class LeanSocket:
             self.queue.put(packet.Packet(packet.NOOP))  # end poll
 
             pkt = self.next_packet()
-            decoded_pkt = packet.Packet(encoded_packet=pkt)
-            if decoded_pkt.packet_type != packet.UPGRADE:
+            decoded_pkt = upgrade_packet(pkt)
+            if decoded_pkt is None or decoded_pkt.packet_type != packet.UPGRADE:
                 self.upgraded = False
                 self.server.logger.info(
                     "%s: Failed websocket upgrade, expected UPGRADE packet, received %s instead.", self.sid, pkt
@@ -175,19 +176,30 @@ class LeanSocket:
         try:
             self.queue.put(None)  # the writer closes the WebSocket after what is queued
             if self.writer is not None:
-                self.writer.join()
+                self.writer.wait()  # started or not yet (engine.io's join returns at once for one not yet started)
             self.queue.on_put = None  # no cycle left through the queue
             self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
         finally:
+            if self.closing_timer is not None:
+                self.closing_timer.cancel()
             shutdown_safe(self.websocket.socket)
             self.websocket.socket.close()
             if self.server.connection_pool is not None:
                 self.server.connection_pool.release()
 
+    def give_up_after(self, seconds):
+        """Shut the connection down if the client has neither answered the closing frame nor closed its end within
+        `seconds`: it would keep the descriptor, and its place in the server's pool, for as long as it liked."""
+        from eventlet.hubs import get_hub  # imported only where eventlet serves
+
+        self.closing_timer = get_hub().schedule_call_global(seconds, self.websocket.abort)
+
     def start_writer(self):
         """Start a writer for the queue unless one runs (it takes every packet queued before it ends)."""
         if self.writer is None and self.queue.queue:
-            self.writer = self.server.start_background_task(self.write_queue)
+            from eventlet import spawn  # imported only where eventlet serves
+
+            self.writer = spawn(self.write_queue)
 
     def write_queue(self):
         """Write the queued packets, their frames joined into one write, until the queue is empty; then end.
@@ -213,10 +225,20 @@ class LeanSocket:
                     continue  # the connection is done: dropped
                 if pkt is None:
                     ws.close()  # what is buffered first
+                    self.give_up_after(self.server.ping_timeout)
                 else:
                     ws.buffer(pkt.encode())
         finally:
             self.writer = None
+
+
+def upgrade_packet(data):
+    """An upgrade's packet, or None for a closed connection or what is not a packet (engine.io's handler raised, and
+    eventlet then logged a traceback for each): the upgrade fails, as for an unexpected packet."""
+    try:
+        return packet.Packet(encoded_packet=data)
+    except Exception:  # whatever a packet's decoding raises on bytes that are not one
+        return None
 
 
 class Pinger:
