@@ -12,6 +12,7 @@ No timing is asserted: pings come every 2 s here and a pong may be 5 s late; the
 import json
 import os
 import re
+import signal
 import socket
 import ssl
 import time
@@ -324,3 +325,18 @@ def test_an_upgrade_that_sends_no_packet_fails_and_leaves_the_polling_session_wo
     upgrade.close()
     assert http.get(f"{polling}&sid={sid}", timeout=30).status_code == 200  # the polling session goes on
     assert "Traceback" not in node.log()[mark.offset :]
+
+
+def test_sigterm_waits_for_the_websockets_it_told_to_go(server_factory):
+    """A WebSocket is a request in flight for the drain: told to go, it gets its disconnect, and the process waits for
+    it to close (within SHUTDOWN_TIMEOUT), as it waits for an HTTP request."""
+    node = server_factory(SHUTDOWN_TIMEOUT=20)
+    client = BareWebSocket(node.url, register(Api(node.url)).token)
+    try:
+        node.proc.send_signal(signal.SIGTERM)
+        assert client.read().startswith("41")  # the namespace's disconnect: go, and reconnect elsewhere
+        time.sleep(1)
+        assert node.proc.poll() is None, "the process left a WebSocket it told to go"
+    finally:
+        client.close()
+    assert node.proc.wait(15) == 0

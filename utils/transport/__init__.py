@@ -106,9 +106,12 @@ BEHAVIOURS = (
     ("eventlet.wsgi", None, "server", "conn[1].close()"),
     ("eventlet.websocket", "WebSocketWSGI", "__call__", "ws._send_closing_frame(True)"),
     # sessions.connection_pool: every greenthread of the pool ends through _spawn_done, which gives its place back
+    # and wakes waitall once every place is free; waitall waits while running() counts any
     ("eventlet.greenpool", "GreenPool", "spawn", "gt.link(self._spawn_done)"),
     ("eventlet.greenpool", "GreenPool", "_spawn_done", "self.sem.release()"),
     ("eventlet.greenpool", "GreenPool", "_spawn_done", "self.coroutines_running.remove(coro)"),
+    ("eventlet.greenpool", "GreenPool", "_spawn_done", "if self.sem.balance == self.size:"),
+    ("eventlet.greenpool", "GreenPool", "waitall", "if self.running():"),
     # sessions.LeanSocket.park: a listener's throwback is called only while its greenlet lives (the hub's there)
     ("eventlet.hubs.hub", "BaseHub", "close_one", "if not listener.greenlet.dead:"),
     (

@@ -331,17 +331,20 @@ def detach(ws, protocol, pool):
 
 def connection_pool(size):
     """eventlet's pool of the HTTP server's greenlets (at most `size`), in which a connection `detach` took keeps its
-    greenlet's place until it closes: `MAX_CONNECTIONS` still counts WebSockets."""
+    greenlet's place until it closes: `MAX_CONNECTIONS` still counts WebSockets, and the server's `waitall` at a
+    drain still waits for them, as for the requests in flight (within SHUTDOWN_TIMEOUT)."""
     from eventlet import GreenPool  # imported only where eventlet serves
 
     class ConnectionPool(GreenPool):
         def __init__(self, size):
             super().__init__(size)
-            self.kept = set()
+            self.kept = set()  # greenthreads whose place stays taken when they end
+            self.held = 0  # places taken by connections whose greenthread has ended
 
         def keep(self, greenthread):
             """Leave `greenthread`'s place taken when it ends, until `release`."""
             self.kept.add(greenthread)
+            self.held += 1
 
         def _spawn_done(self, coro):
             if coro in self.kept:
@@ -350,8 +353,12 @@ def connection_pool(size):
             else:
                 super()._spawn_done(coro)
 
+        def running(self):
+            return super().running() + self.held - len(self.kept)
+
         def release(self):
-            super()._spawn_done(None)  # a place given back, as when a greenthread ends
+            self.held -= 1
+            super()._spawn_done(None)  # a place given back, as when a greenthread ends: the last wakes `waitall`
 
     return ConnectionPool(size)
 
