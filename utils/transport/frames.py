@@ -84,7 +84,7 @@ class BatchedWebSocket:
 
     def close(self):
         """eventlet's close (the closing frame, then no more writes) after what is buffered, but the descriptor stays
-        open: the reader sees the client's goodbye, and then closes it (`sessions.LeanSocket.read_packets`)."""
+        open: the reader sees the client's goodbye, and then closes it (`sessions.LeanSocket.end`)."""
         self.flush()
         self.ws._send_closing_frame(ignore_send_errors=True)
         with contextlib.suppress(OSError):  # already gone

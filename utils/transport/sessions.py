@@ -344,17 +344,17 @@ def connection_pool(size):
         def keep(self, greenthread):
             """Leave `greenthread`'s place taken when it ends, until `release`."""
             self.kept.add(greenthread)
-            self.held += 1
 
         def _spawn_done(self, coro):
             if coro in self.kept:
                 self.kept.discard(coro)
                 self.coroutines_running.discard(coro)
+                self.held += 1
             else:
                 super()._spawn_done(coro)
 
         def running(self):
-            return super().running() + self.held - len(self.kept)
+            return super().running() + self.held
 
         def release(self):
             self.held -= 1
