@@ -83,12 +83,30 @@ def test_frames_buffered_while_eventlet_writes_its_own_go_out_before_the_lock_is
 
 
 def test_a_failed_write_is_kept_and_raised_by_the_next_send(ws):
+    ws.direct = True  # open to fanout's direct writes
     ws.buffer("a")
     ws.ws.fail = True
     ws.flush()  # the writer's flush fails without raising there
     assert isinstance(ws.error, BrokenPipeError)
+    assert ws.direct is False  # fanout buffers nothing more here: the connection is done
     with pytest.raises(BrokenPipeError):
         ws.send("b")
+
+
+def test_a_closing_frame_closes_the_websocket_to_fanout_before_it_goes_out(ws):
+    ws.direct = True
+    seen = []
+    record = ws.ws.sendall
+
+    def sendall(data):
+        seen.append(ws.direct)  # what a broadcast waiting for this write would find
+        record(data)
+
+    ws.ws.sendall = sendall
+    ws.ws.send("pong")  # eventlet's own frames leave it open
+    assert ws.direct is True
+    ws.ws._send(b"\x88close")  # eventlet's closing frame goes through its _send
+    assert seen == [True, False] and ws.direct is False
 
 
 def test_a_put_tells_the_socket_of_its_queue():

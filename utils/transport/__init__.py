@@ -90,6 +90,10 @@ BEHAVIOURS = (
     ),
     # eventlet's own writes (a pong, the closing frame) go through _send, which frames.BatchedWebSocket replaces
     ("eventlet.websocket", "RFC6455WebSocket", "send", "self._send(payload)"),
+    # frames.BatchedWebSocket.direct: false before the socket turns closing (sessions.LeanSocket.close extends
+    # engine.io's) and before eventlet's closing frame goes out (through send, then _send)
+    ("engineio.socket", "Socket", "close", "self.closing = True"),
+    ("eventlet.websocket", "RFC6455WebSocket", "_send_closing_frame", "self.send(data, control_code=8)"),
     # a released lock is handed to a waiter later: free, but promised (fanout checks `_waiters`);
     # taking a free lock nobody waits for does not yield
     ("eventlet.semaphore", "Semaphore", "release", "schedule_call_global(0, self._do_acquire)"),

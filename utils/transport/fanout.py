@@ -11,8 +11,9 @@ something in its queue, TLS, compression, a failed connection) gets the packet t
 engine.io's queue exactly as before.
 
 Order. The buffer is the writer's own (`frames.BatchedWebSocket.frames`), and:
-- frames are taken from it only by the holder of the socket's send lock, all at once, and every
-  holder writes until it is empty before letting go (`write_buffered`); a write the kernel
+- frames are taken from it all at once, by the holder of the socket's send lock, which writes
+  until it is empty before letting go (`write_buffered`), or by `write_all` while the lock is
+  free and promised to no one, which sends them before anything yields; a write the kernel
   takes only part of is finished by a greenlet holding the lock. So bytes leave in the order
   frames were buffered.
 - the writer (`sessions.LeanSocket.write_queue`) buffers a packet in the same turn it takes it
@@ -62,26 +63,28 @@ class DirectWriter:
     """Buffers a broadcast's frame for each WebSocket that may take it now; writes them on the hub's next turn."""
 
     def __init__(self, server):
-        from eventlet.greenio import GreenSocket  # imported only where eventlet serves
-
         self.server = server
-        self.plain_socket = GreenSocket
         self.buffered = {}  # id -> BatchedWebSocket with frames buffered since the last write_all
         self.scheduled = False
 
     def broadcast(self, pkt, recipients):
         """Send engine.io packet `pkt` to each engine.io session of `recipients`: buffered where the socket's
-        queue is empty (written by `write_all`), through the queue elsewhere."""
+        WebSocket is open to direct writes and its queue is empty (written by `write_all`), through the queue
+        elsewhere."""
         sockets = self.server.eio.sockets
+        send_queued = self.server._send_eio_packet
         ping_timeout = self.server.eio.ping_timeout
         now = time.time()
         frame = None
-        buffered = 0
+        buffered = self.buffered
+        count = 0
         for eio_sid in recipients:
             socket = sockets.get(eio_sid)
-            batched = self.open_websocket(socket)
-            if batched is None:
-                self.server._send_eio_packet(eio_sid, pkt)
+            # The WebSocket's `direct` (frames.BatchedWebSocket) stands for every state that rules a direct write out
+            # for good: not yet upgraded, closing or closed, its closing frame sent, a failed write, TLS, compression.
+            batched = getattr(socket, "websocket", None)  # set by sessions.LeanSocket's WebSocket handler
+            if batched is None or not batched.direct or socket.queue.queue:
+                send_queued(eio_sid, pkt)  # a frame buffered now would overtake what is queued
                 continue
             last_ping = socket.last_ping  # engine.io's send checks the ping timeout: only the late call it
             if last_ping and now - last_ping > ping_timeout and not socket.check_ping_timeout():
@@ -89,60 +92,39 @@ class DirectWriter:
             if frame is None:
                 frame = batched.ws._pack_message(pkt.encode())
             batched.frames.append(frame)
-            self.buffered[id(batched)] = batched
-            buffered += 1
-        if buffered and not self.scheduled:
+            buffered[id(batched)] = batched
+            count += 1
+        if count and not self.scheduled:
             self.scheduled = True
             self.server.start_background_task(self.write_all)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "broadcast to %d sockets: %d buffered, %d queued", len(recipients), buffered, len(recipients) - buffered
-            )
-
-    def open_websocket(self, socket):
-        """The socket's BatchedWebSocket if a frame buffered there now overtakes nothing, else None."""
-        if socket is None or socket.closed or socket.closing or not socket.upgraded or socket.upgrading:
-            return None
-        if socket.queue.queue:
-            return None
-        batched = getattr(socket, "websocket", None)  # set by sessions.LeanSocket's WebSocket handler
-        if batched is None or batched.error is not None or batched.ws.websocket_closed:
-            return None
-        if batched.direct is None:
-            batched.direct = self.writable(batched.ws)
-        return batched if batched.direct else None
-
-    def writable(self, ws):
-        """Whether a WebSocket's frames can be shared and written with a send that never blocks: not compressed,
-        not TLS, a non-blocking descriptor."""
-        raw = ws.socket
-        return (
-            "permessage-deflate" not in ws.extensions and type(raw) is self.plain_socket and raw.fd.gettimeout() == 0.0
-        )
+            queued = len(recipients) - count
+            log.debug("broadcast to %d sockets: %d buffered, %d queued", len(recipients), count, queued)
 
     def write_all(self):
         """Write each socket's buffered frames with one non-blocking send; what the kernel does not take, a
         greenlet holding the send lock writes. A socket whose lock is taken, or promised to a waiting greenlet,
-        is left to that greenlet: it writes every buffered frame before it lets go (`write_buffered`)."""
+        is left to that greenlet: it writes every buffered frame before it lets go (`write_buffered`).
+
+        A whole send takes no lock: nothing yields between the look at the lock and the send."""
         self.scheduled = False
         buffered, self.buffered = self.buffered, {}
         written = partial = 0
         for batched in buffered.values():
-            lock = batched.ws._sendlock
-            if not batched.frames or batched.error is not None or lock.counter <= 0 or lock._waiters:
+            frames, lock = batched.frames, batched.lock
+            if not frames or batched.error is not None or lock.counter <= 0 or lock._waiters:
                 continue
-            lock.acquire(blocking=False)  # free, nobody waiting: taken at once
-            data = b"".join(batched.frames)
-            batched.frames.clear()
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
+            frames.clear()
             try:
-                sent = batched.ws.socket.fd.send(data)
+                sent = batched.fd.send(data)
             except OSError:  # the kernel buffer is full (EAGAIN), or the connection failed: sendall will tell
                 sent = 0
             written += 1
             if sent == len(data):
-                lock.release()
                 continue
             partial += 1
+            lock.acquire(blocking=False)  # free, nobody waiting: taken at once, and held until the rest is out
             self.server.start_background_task(write_rest, batched, memoryview(data)[sent:])
         if log.isEnabledFor(logging.DEBUG):
             log.debug("wrote %d sockets' frames: %d in part", written, partial)
@@ -154,7 +136,7 @@ def write_rest(batched, rest):
         batched.ws.socket.sendall(rest)
         batched.write_buffered()
     except OSError as error:  # a client that stopped reading is shut down when its pong is late (sessions)
-        batched.error = error  # the connection is done: broadcasts skip it, its reader wakes and closes it
+        batched.fail(error)  # the connection is done: broadcasts skip it, its reader wakes and closes it
         batched.abort()
     finally:
-        batched.ws._sendlock.release()
+        batched.lock.release()

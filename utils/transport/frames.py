@@ -21,15 +21,21 @@ class BatchedWebSocket:
 
     def __init__(self, ws):
         self.ws = ws
+        self.lock = ws._sendlock  # eventlet's: every write of the WebSocket holds it
+        self.fd = None  # the kernel socket fanout sends on, once open to it
         self.frames = []
         self.error = None
-        self.direct = None  # fanout.DirectWriter: whether it may write to this socket itself (None: not asked yet)
+        # Whether fanout.DirectWriter may buffer frames here itself: from `open_to_fanout` on, until the socket
+        # closes (sessions.LeanSocket.close), its closing frame goes out (`_send`) or a write fails (`fail`).
+        self.direct = False
         ws._send = self._send  # eventlet's own writes (a pong, the closing frame) hold the lock too: they drain
 
     def _send(self, frame):
         """eventlet's `_send`, for the frames it writes itself: what is buffered goes first, and what was
         buffered while it waited for the kernel goes after it, unless it closed the connection."""
-        lock = self.ws._sendlock
+        if frame[:1] == CLOSE:
+            self.direct = False  # nothing may follow it
+        lock = self.lock
         lock.acquire()
         try:
             self.write_buffered()
@@ -41,6 +47,27 @@ class BatchedWebSocket:
 
     def __getattr__(self, name):
         return getattr(self.ws, name)
+
+    def open_to_fanout(self):
+        """Once the handshake is done: let fanout buffer frames here itself if the connection is open and it can
+        write them with a send that never blocks (not compressed, not TLS, a non-blocking descriptor)."""
+        from eventlet.greenio import GreenSocket  # imported only where eventlet serves
+
+        raw, ws = self.ws.socket, self.ws
+        self.direct = (
+            self.error is None
+            and not ws.websocket_closed
+            and "permessage-deflate" not in ws.extensions
+            and type(raw) is GreenSocket
+            and raw.fd.gettimeout() == 0.0
+        )
+        if self.direct:
+            self.fd = raw.fd
+
+    def fail(self, error):
+        """A write failed: the connection is done (no more direct writes; the next `send` raises `error`)."""
+        self.error = error
+        self.direct = False
 
     def buffer(self, message):
         """Add a message's frame to what the next write sends."""
@@ -59,12 +86,12 @@ class BatchedWebSocket:
         """Write the buffered frames at once; a failure is kept in `error` (the connection is done)."""
         if not self.frames:
             return
-        lock = self.ws._sendlock
+        lock = self.lock
         lock.acquire()
         try:
             self.write_buffered()
         except Exception as error:  # whatever sendall raises, the connection is done
-            self.error = error
+            self.fail(error)
         finally:
             lock.release()
 

@@ -62,6 +62,8 @@ class LeanSocket:
             self.server.pinger.schedule(self)
 
     def close(self, wait=True, abort=False, reason=None):
+        if self.websocket is not None:
+            self.websocket.direct = False  # closing: broadcasts go through engine.io, which knows what it takes
         super().close(wait, abort, reason)
         if reason == self.server.reason.PING_TIMEOUT and self.websocket is not None:
             log.debug("%s: pong late, connection shut down (writing: %s)", self.sid, self.writer is not None)
@@ -106,6 +108,8 @@ class LeanSocket:
         # From now on every packet queued starts a writer if none runs; what waits already goes now.
         self.queue.on_put = self.start_writer
         self.start_writer()
+        if not self.closing and not self.closed:  # a socket closed while it upgraded stays closed to fanout
+            ws.open_to_fanout()
         self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
         detach(ws, protocol, self.server.connection_pool)  # the HTTP server's greenlet ends: the connection is ours
         self.park()
