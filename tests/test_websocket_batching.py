@@ -1,11 +1,15 @@
-"""eventlet WebSocket writes: a batch of frames leaves in one write, in order; a failed write ends the connection."""
+"""eventlet WebSocket writes: a batch of frames leaves in one write, in order; a failed write ends the connection; a
+broadcast buffers a frame only where it overtakes nothing."""
 
 import os
 import queue as stdlib_queue
 import threading
+from types import SimpleNamespace
 
 import pytest
+from engineio import packet as eio_packet
 
+from utils.transport.fanout import DirectWriter
 from utils.transport.frames import BatchedWebSocket, PacketQueue
 
 
@@ -107,6 +111,24 @@ def test_a_closing_frame_closes_the_websocket_to_fanout_before_it_goes_out(ws):
     assert ws.direct is True
     ws.ws._send(b"\x88close")  # eventlet's closing frame goes through its _send
     assert seen == [True, False] and ws.direct is False
+
+
+def test_a_broadcast_buffers_only_where_it_overtakes_nothing_and_queues_elsewhere():
+    queued, tasks = [], []
+    eio = SimpleNamespace(sockets={}, ping_timeout=20)
+    server = SimpleNamespace(
+        eio=eio, _send_eio_packet=lambda sid, pkt: queued.append(sid), start_background_task=tasks.append
+    )
+    for sid, direct, writer in (("idle", True, None), ("writing", True, object()), ("closed", False, None)):
+        ws = BatchedWebSocket(FakeWebSocket())
+        ws.direct = direct
+        eio.sockets[sid] = SimpleNamespace(websocket=ws, writer=writer, last_ping=None)
+    eio.sockets["polling"] = SimpleNamespace(websocket=None, writer=None, last_ping=None)
+    fanout = DirectWriter(server)
+    fanout.broadcast(eio_packet.Packet(eio_packet.MESSAGE, "hello"), ["idle", "writing", "closed", "polling", "gone"])
+    # A socket whose writer runs may have packets queued: a frame buffered now could overtake them.
+    assert queued == ["writing", "closed", "polling", "gone"]
+    assert eio.sockets["idle"].websocket.frames == [b"[4hello]"] and tasks == [fanout.write_all]
 
 
 def test_a_put_tells_the_socket_of_its_queue():

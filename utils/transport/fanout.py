@@ -17,8 +17,10 @@ Order. The buffer is the writer's own (`frames.BatchedWebSocket.frames`), and:
   takes only part of is finished by a greenlet holding the lock. So bytes leave in the order
   frames were buffered.
 - the writer (`sessions.LeanSocket.write_queue`) buffers a packet in the same turn it takes it
-  from the queue, and a broadcast buffers directly only into a socket whose queue is empty:
-  everything handed to the socket before is buffered before it.
+  from the queue, and a broadcast buffers directly only into a socket with no writer, whose
+  queue is then empty (once the WebSocket is open every put starts a writer if none runs, and a
+  writer ends, without yielding, only once it found the queue empty): everything handed to the
+  socket before is buffered before it.
 So each socket gets its packets in the order they were handed to it. `write_all` skips a socket
 whose lock is held or promised to a waiting greenlet: that greenlet writes the frames. The
 lines of engine.io and eventlet this rests on are checked at start-up (`check_internals`).
@@ -64,7 +66,9 @@ class DirectWriter:
 
     def __init__(self, server):
         self.server = server
-        self.buffered = {}  # id -> BatchedWebSocket with frames buffered since the last write_all
+        # BatchedWebSockets with frames buffered since the last write_all, once for each broadcast that buffered
+        # there (the first visit writes them all: cheaper than a set)
+        self.buffered = []
         self.scheduled = False
 
     def broadcast(self, pkt, recipients):
@@ -83,8 +87,9 @@ class DirectWriter:
             # The WebSocket's `direct` (frames.BatchedWebSocket) stands for every state that rules a direct write out
             # for good: not yet upgraded, closing or closed, its closing frame sent, a failed write, TLS, compression.
             batched = getattr(socket, "websocket", None)  # set by sessions.LeanSocket's WebSocket handler
-            if batched is None or not batched.direct or socket.queue.queue:
-                send_queued(eio_sid, pkt)  # a frame buffered now would overtake what is queued
+            # A socket with no writer has an empty queue (sessions.LeanSocket.start_writer): one with a writer may not.
+            if batched is None or not batched.direct or socket.writer is not None:
+                send_queued(eio_sid, pkt)  # a frame buffered now could overtake what is queued
                 continue
             last_ping = socket.last_ping  # engine.io's send checks the ping timeout: only the late call it
             if last_ping and now - last_ping > ping_timeout and not socket.check_ping_timeout():
@@ -92,7 +97,7 @@ class DirectWriter:
             if frame is None:
                 frame = batched.ws._pack_message(pkt.encode())
             batched.frames.append(frame)
-            buffered[id(batched)] = batched
+            buffered.append(batched)
             count += 1
         if count and not self.scheduled:
             self.scheduled = True
@@ -108,9 +113,9 @@ class DirectWriter:
 
         A whole send takes no lock: nothing yields between the look at the lock and the send."""
         self.scheduled = False
-        buffered, self.buffered = self.buffered, {}
+        buffered, self.buffered = self.buffered, []
         written = partial = 0
-        for batched in buffered.values():
+        for batched in buffered:
             frames, lock = batched.frames, batched.lock
             if not frames or batched.error is not None or lock.counter <= 0 or lock._waiters:
                 continue

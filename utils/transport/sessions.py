@@ -199,7 +199,8 @@ class LeanSocket:
         self.closing_timer = get_hub().schedule_call_global(seconds, self.websocket.abort)
 
     def start_writer(self):
-        """Start a writer for the queue unless one runs (it takes every packet queued before it ends)."""
+        """Start a writer for the queue unless one runs (it takes every packet queued before it ends): so a socket
+        with no writer has nothing queued, which fanout relies on."""
         if self.writer is None and self.queue.queue:
             from eventlet import spawn  # imported only where eventlet serves
 
