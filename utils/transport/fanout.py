@@ -73,8 +73,8 @@ class DirectWriter:
 
     def broadcast(self, pkt, recipients):
         """Send engine.io packet `pkt` to each engine.io session of `recipients`: buffered where the socket's
-        WebSocket is open to direct writes and its queue is empty (written by `write_all`), through the queue
-        elsewhere."""
+        WebSocket is open to direct writes and no writer runs, so nothing is queued (written by `write_all`);
+        through the queue elsewhere."""
         sockets = self.server.eio.sockets
         send_queued = self.server._send_eio_packet
         ping_timeout = self.server.eio.ping_timeout
