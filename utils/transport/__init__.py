@@ -238,7 +238,8 @@ def changed_sources(replaced):
 
 
 def moved_attributes(server):
-    """What moved among the attributes fanout reads on engine.io's sockets and eventlet's WebSockets (eventlet)."""
+    """What moved among the attributes fanout, frames and sessions read on engine.io's sockets and eventlet's WebSockets
+    (eventlet)."""
     from eventlet.greenio import GreenSocket
     from eventlet.websocket import RFC6455WebSocket
 
