@@ -70,6 +70,7 @@ class RawSocket:
 
     def close(self):
         self.ws.close()
+        self.ws.shutdown()  # after the server's closing frame, websocket-client's close leaves the socket open
 
 
 @pytest.fixture
@@ -246,6 +247,45 @@ def test_connections_that_never_authenticate_are_closed(server_factory, make_use
     finally:
         anonymous.close()
         signed_in.close()
+
+
+def stays_open(raw, seconds):
+    """Whether the connection is still open after `seconds` of answering the server's pings."""
+    try:
+        with contextlib.suppress(AssertionError):
+            raw.next_packet(lambda p: p == "", timeout=seconds)  # websocket-client reads a closing frame as ""
+        raw.ws.send("3")
+    except (websocket.WebSocketConnectionClosedException, ConnectionError):
+        return False
+    return raw.packets[-1:] != [""]
+
+
+@pytest.mark.parametrize("leaver", ["client", "server"])
+def test_a_connection_whose_namespace_left_is_anonymous_again(server_factory, leaver):
+    """Leaving the namespace (the client's `41`, or the server's at logout) leaves an Engine.IO connection that
+    counts in MAX_CONNECTIONS and in no user's MAX_SOCKETS_PER_USER: it has AUTH_TIMEOUT_SECONDS to join again,
+    like a new one, and is closed if it does not, however faithfully it answers pings."""
+    node = server_factory(AUTH_TIMEOUT_SECONDS=1, SOCKET_PING_INTERVAL=1, SOCKET_PING_TIMEOUT=5)
+    api = Api(node.url)
+    user, other = register(api), register(api)
+    left, rejoined = RawSocket(node.url, user.token), RawSocket(node.url, other.token)
+    try:
+        time.sleep(2.5)  # the watch of new connections, once a second, has seen both authenticated
+        if leaver == "client":
+            left.ws.send("41")
+        else:
+            assert api.post("/api/auth/logout", user.token).status_code == 204
+            assert left.next_packet(lambda p: p == "41") == "41"
+        rejoined.ws.send("41")
+        rejoined.ws.send("40" + json.dumps({"token": other.token}))  # joins again on the same connection
+        assert rejoined.next_packet(lambda p: p.startswith("40")).startswith("40{")
+        assert not stays_open(left, 4), "a connection with no namespace stayed past AUTH_TIMEOUT_SECONDS"
+        assert stays_open(rejoined, 0.5)
+        assert rejoined.call("join", {})["ok"] is True, "a connection that joined again stays"
+    finally:
+        left.close()
+        rejoined.close()
+        api.http.close()
 
 
 def test_reusing_a_rotated_refresh_token_revokes_its_family_and_its_sockets(api, connect, make_user):

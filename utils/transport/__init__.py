@@ -39,6 +39,8 @@ METHODS = (
     (socketio.Server, "_handle_event", ("eio_sid", "namespace", "id", "data")),
     (socketio.Server, "_handle_eio_message", ("eio_sid", "data")),
     (socketio.Server, "_handle_eio_connect", ("eio_sid", "environ")),
+    (socketio.Server, "disconnect", ("sid", "namespace", "ignore_queue")),
+    (socketio.Manager, "eio_sid_from_sid", ("sid", "namespace")),
     (socketio.Server, "_send_packet", ("eio_sid", "pkt")),
     (socketio.Manager, "sid_from_eio_sid", ("eio_sid", "namespace")),
     (socketio.Manager, "emit", ("event", "data", "namespace", "room", "skip_sid", "callback", "to")),

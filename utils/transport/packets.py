@@ -9,7 +9,10 @@
 - An event whose JSON cannot be read (malformed, or nested deeper than the parser goes)
   gets the `validation_error` ack when its header names an ack id.
 - An Engine.IO connection that has not joined the default namespace (authenticated)
-  within `auth_timeout` seconds is closed.
+  within `auth_timeout` seconds is closed; so is one that left it (the client's
+  DISCONNECT packet, or the server's disconnect at a logout) and has not joined again
+  within `auth_timeout`. Such a connection counts in `MAX_CONNECTIONS` and in no user's
+  `MAX_SOCKETS_PER_USER`: answering pings must not keep it.
 """
 
 import logging
@@ -43,13 +46,22 @@ class GuardedServer:
         if data[:1] in (str(packet.BINARY_EVENT), str(packet.BINARY_ACK)):
             return self._refuse_binary(eio_sid, data)
         try:
-            return super()._handle_eio_message(eio_sid, data)
+            result = super()._handle_eio_message(eio_sid, data)
         except (ValueError, RecursionError):  # the packet's JSON cannot be read
             header = _HEADER.match(data)
             if header and header["type"] == str(packet.EVENT) and header["id"]:
                 error = ValidationFailed("the event's payload is not valid JSON")
                 self._error_ack(eio_sid, header["namespace"], int(header["id"]), error)
             return None
+        if data[:1] == str(packet.DISCONNECT):  # left a namespace: the connection stays open
+            self._watch_anonymous(eio_sid)
+        return result
+
+    def disconnect(self, sid, namespace=None, ignore_queue=False):
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace or NAMESPACE)  # None for another process's socket
+        super().disconnect(sid, namespace, ignore_queue)
+        if eio_sid is not None:
+            self._watch_anonymous(eio_sid)
 
     def _refuse_binary(self, eio_sid, data):
         try:
@@ -69,11 +81,15 @@ class GuardedServer:
 
     def _handle_eio_connect(self, eio_sid, environ):
         result = super()._handle_eio_connect(eio_sid, environ)
+        self._watch_anonymous(eio_sid)
+        return result
+
+    def _watch_anonymous(self, eio_sid):
+        """Close the connection in `auth_timeout` seconds unless it is then in the default namespace."""
         anonymous = self.__dict__.setdefault("_anonymous", {})
         if not anonymous:
             self.start_background_task(self._close_anonymous)
         anonymous[eio_sid] = time.monotonic() + self.auth_timeout
-        return result
 
     def _close_anonymous(self):
         """Close connections still anonymous past their deadline; end when none is left to watch."""
