@@ -244,6 +244,22 @@ def test_polling_and_upgrading_clients_mixed_with_websockets_get_the_same_order(
         assert sum(b[2] for b in broadcasts) >= 3 * len(expected)  # polling clients: queued, every time
 
 
+def test_a_polling_client_gets_a_burst_larger_than_its_library_takes_in_one_response(node):
+    """python-engineio's client drops its connection when one poll's response holds more than 16 packets
+    (`Payload.max_decode_packets`): the server answers a poll with at most that many, the rest in the next."""
+    with Room(node, 2) as room:
+        sender = room.connect(room.users[0], node.url)
+        reader = room.connect(room.users[1], node.url, transports=["polling"])
+        acks = threading.Semaphore(0)
+        for i in range(80):  # not waiting for acks: stored, and broadcast, many at a time
+            body = {"room": room.id, "messageBody": f"{i}", "clientId": f"poll-{i}"}
+            sender.sio.emit("message", body, callback=lambda ack: acks.release())
+        for _ in range(80):
+            assert acks.acquire(timeout=30)
+        assert client_ids(reader, "poll", 80) == [f"poll-{i}" for i in range(80)]
+        assert not reader.gone.is_set()
+
+
 def test_sockets_that_disconnect_during_broadcasts_leave_the_others_whole(node):
     with Room(node, 14) as room:
         clients = [room.connect(user, node.url) for user in room.users[:8]]

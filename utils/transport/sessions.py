@@ -22,6 +22,8 @@ per connection. Here (`LeanSocket`, mixed into each engine.io socket as it conne
 - a socket closed because its client stopped answering pings is shut down at once, which
   ends a read or a write blocked on a client that stopped reading (the timeout of every
   read and write did that before);
+- a poll's response holds at most `POLL_PACKETS` packets, which python-engineio's client
+  takes (engine.io answers with everything queued, and that client drops the connection);
 - eventlet's HTTP server keeps a 16 KiB write buffer and an 8 KiB read buffer for every
   connection's lifetime: 4 KiB each (`HTTP_BUFFER`), and a WebSocket, which reads and writes
   its socket itself once the handshake is done, lets both go (`release_http_buffers`).
@@ -44,6 +46,9 @@ from engineio import exceptions, packet
 from utils.transport.frames import BatchedWebSocket
 
 log = logging.getLogger("chat.transport")
+# The most packets a poll's response holds: python-engineio's client drops a connection whose response holds more
+# (`Payload.max_decode_packets`), so a polling python-socketio client in a busy room would lose what was queued.
+POLL_PACKETS = 16
 
 
 class LeanSocket:
@@ -68,6 +73,28 @@ class LeanSocket:
         if reason == self.server.reason.PING_TIMEOUT and self.websocket is not None:
             log.debug("%s: pong late, connection shut down (writing: %s)", self.sid, self.writer is not None)
             self.websocket.abort()  # a read or a write may be waiting on a client that no longer reads
+
+    def poll(self):
+        """engine.io's, but at most POLL_PACKETS packets a response: the rest wait, in order, for the next poll."""
+        empty = self.server.get_queue_empty_exception()
+        try:
+            packets = [self.queue.get(timeout=self.server.ping_interval + self.server.ping_timeout)]
+            self.queue.task_done()
+        except empty:
+            raise exceptions.QueueEmpty() from None
+        if packets == [None]:
+            return []
+        while len(packets) < POLL_PACKETS:
+            try:
+                pkt = self.queue.get(block=False)
+            except empty:
+                break
+            self.queue.task_done()
+            if pkt is None:
+                self.queue.put(None)  # the session is closing: the next poll learns it
+                break
+            packets.append(pkt)
+        return packets
 
     def _websocket_handler(self, ws):
         """engine.io's handler for the WebSocket transport, but no writer greenlet, no read timeout, and the
