@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -258,6 +259,29 @@ def test_a_polling_client_gets_a_burst_larger_than_its_library_takes_in_one_resp
             assert acks.acquire(timeout=30)
         assert client_ids(reader, "poll", 80) == [f"poll-{i}" for i in range(80)]
         assert not reader.gone.is_set()
+
+
+def test_a_websocket_closed_while_its_client_reads_nothing_is_shut_down_after_the_ping_timeout(server_factory):
+    """A connection the server closes (its user logged out, and it did not join again) has SOCKET_PING_TIMEOUT to
+    take what is queued and answer the closing frame, even when its client stopped reading, so that the server's
+    writer waits on full kernel buffers, and keeps sending pongs unasked."""
+    node = server_factory(AUTH_TIMEOUT_SECONDS=1, SOCKET_PING_INTERVAL=1, SOCKET_PING_TIMEOUT=3)
+    with Room(node, 2) as room:
+        stuck = room.raw(room.users[1], node.url)  # reads nothing from here on
+        sender = room.connect(room.users[0], node.url)
+        acks = threading.Semaphore(0)
+        for i in range(1500):  # 6 MB: more than the kernel's buffers take
+            body = {"room": room.id, "messageBody": "y" * 3900, "clientId": f"stuck-{i}"}
+            sender.sio.emit("message", body, callback=lambda ack: acks.release())
+        for _ in range(1500):
+            assert acks.acquire(timeout=60)
+        assert Api(node.url).post("/api/auth/logout", room.users[1].token).status_code == 204
+        closed_at = time.monotonic() + 1 + 3  # AUTH_TIMEOUT_SECONDS, then SOCKET_PING_TIMEOUT
+        with pytest.raises((OSError, websocket.WebSocketException)):
+            while time.monotonic() < closed_at + 10:
+                stuck.ws.send("3")
+                time.sleep(0.5)
+        assert time.monotonic() < closed_at + 10
 
 
 def test_sockets_that_disconnect_during_broadcasts_leave_the_others_whole(node):

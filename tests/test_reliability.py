@@ -73,6 +73,46 @@ class RawSocket:
         self.ws.shutdown()  # after the server's closing frame, websocket-client's close leaves the socket open
 
 
+class RawPolling:
+    """An Engine.IO long-polling session spoken by hand: polls only when told to, answers the pings it gets."""
+
+    def __init__(self, url, token=None):
+        self.http = requests.Session()
+        base = url + "/socket.io/?EIO=4&transport=polling"
+        self.url = f"{base}&sid={json.loads(self.http.get(base, timeout=5).text[1:])['sid']}"
+        self.packets, self.responses = [], []
+        if token is not None:
+            self.post("40" + json.dumps({"token": token}))
+            assert self.poll_until(lambda p: p[:2] in ("40", "44")).startswith("40{")
+
+    def post(self, *packets):
+        response = self.http.post(self.url, data="\x1e".join(packets).encode(), timeout=5)
+        assert response.status_code == 200, response.text
+
+    def poll(self):
+        """One poll's packets, or None when the session is gone (400)."""
+        response = self.http.get(self.url, timeout=30)
+        if response.status_code != 200:
+            return None
+        packets = response.text.split("\x1e")
+        self.responses.append(len(packets))
+        self.packets += packets
+        if "2" in packets:
+            self.post(*["3"] * packets.count("2"))
+        return packets
+
+    def poll_until(self, predicate, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for packet in self.poll() or ():
+                if predicate(packet):
+                    return packet
+        raise AssertionError(f"no matching packet within {timeout}s; got {self.packets[-20:]}")
+
+    def close(self):
+        self.http.close()
+
+
 @pytest.fixture
 def raw(server):
     opened = []
@@ -285,6 +325,89 @@ def test_a_connection_whose_namespace_left_is_anonymous_again(server_factory, le
     finally:
         left.close()
         rejoined.close()
+        api.http.close()
+
+
+def test_leaving_a_namespace_it_never_joined_does_not_keep_an_anonymous_connection(server_factory):
+    node = server_factory(AUTH_TIMEOUT_SECONDS=1)
+    anonymous = RawSocket(node.url)
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 6:
+            with contextlib.suppress(websocket.WebSocketConnectionClosedException, ConnectionError):
+                anonymous.ws.send("41")  # python-socketio ignores it: no reason to wait any longer
+            if not stays_open(anonymous, 0.3):
+                break
+        assert time.monotonic() - started < 4, "an anonymous connection outlived AUTH_TIMEOUT_SECONDS"
+    finally:
+        anonymous.close()
+
+
+def test_a_session_that_stopped_polling_does_not_hold_up_closing_the_others(server_factory):
+    """A session the server closes without waiting: a poller that left the namespace and stopped polling never
+    takes what is queued, and the connections watched after it are closed on time all the same."""
+    node = server_factory(AUTH_TIMEOUT_SECONDS=1)
+    api = Api(node.url)
+    poller = RawPolling(node.url, register(api).token)
+    try:
+        time.sleep(2.5)  # the watch of new connections has seen it authenticated
+        poller.post("41")  # and it never polls again
+        watched = RawSocket(node.url)  # watched with it: a close that waited for a poll would wait here for good
+        try:
+            assert not stays_open(watched, 4), "an anonymous connection outlived AUTH_TIMEOUT_SECONDS"
+        finally:
+            watched.close()
+        assert poller.poll() is None, "the session that left is still served"
+    finally:
+        poller.close()
+        api.http.close()
+
+
+def test_a_polling_client_may_post_more_packets_at_once_than_engineio_decodes_by_default(api, make_user):
+    """socket.io-client sends what it buffered during a POST in the next one: 100 events in one body."""
+    user = make_user()
+    room = api.post("/api/rooms", user.token, json={"name": f"post-{uuid.uuid4().hex[:8]}"}).json()["id"]
+    poller = RawPolling(api.url, user.token)
+    try:
+        poller.post("421" + json.dumps(["join", {"room": room}]))
+        poller.poll_until(lambda p: p.startswith("431["))
+        events = [f"42{n}" + json.dumps(["message", {"room": room, "messageBody": str(n)}]) for n in range(2, 102)]
+        poller.post(*events)
+        acks = set()
+        deadline = time.monotonic() + 30
+        while len(acks) < 100 and time.monotonic() < deadline:
+            acks |= {p.split("[", 1)[0] for p in poller.poll() or () if p.startswith("43")}
+        assert acks == {f"43{n}" for n in range(2, 102)}
+        assert len(api.get(f"/api/messages?room={room}&limit=100", user.token).json()["messages"]) == 100
+    finally:
+        poller.close()
+
+
+def test_a_polling_client_draining_a_backlog_keeps_its_session(server_factory):
+    """A poll's response holds at most 16 packets, so a ping queued behind a backlog leaves late: the client's
+    pong is due SOCKET_PING_TIMEOUT after the ping left, and a client that keeps polling gets everything."""
+    node = server_factory(SOCKET_PING_INTERVAL=1, SOCKET_PING_TIMEOUT=2)
+    api = Api(node.url)
+    sender, reader = register(api), register(api)
+    room = api.post("/api/rooms", sender.token, json={"name": f"backlog-{uuid.uuid4().hex[:8]}"}).json()["id"]
+    poller, raw = RawPolling(node.url, reader.token), RawSocket(node.url, sender.token)
+    try:
+        poller.post("421" + json.dumps(["join", {"room": room}]))
+        poller.poll_until(lambda p: p.startswith("431["))
+        assert raw.call("join", {"room": room})["ok"] is True
+        for n in range(600):  # not waiting for acks: about 9 s of polls, 16 packets and 0.25 s apart
+            raw.ws.send(f"42{n + 10}" + json.dumps(["message", {"room": room, "messageBody": str(n)}]))
+        received = []
+        while len(received) < 600:
+            packets = poller.poll()
+            assert packets is not None, f"the session ended after {len(received)} of 600 messages"
+            received += [json.loads(p[2:])[1]["messageBody"] for p in packets if p.startswith('42["message"')]
+            time.sleep(0.25)
+        assert received == [str(n) for n in range(600)]
+        assert max(poller.responses) <= 16
+    finally:
+        poller.close()
+        raw.close()
         api.http.close()
 
 

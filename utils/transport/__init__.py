@@ -24,6 +24,7 @@ import collections
 import hashlib
 import inspect
 
+import engineio.payload
 import engineio.socket
 import socketio
 
@@ -303,6 +304,9 @@ def install(app, server, client_events):
     server.auth_timeout = app.config["AUTH_TIMEOUT_SECONDS"]
     server.eio.ping_interval = app.config["SOCKET_PING_INTERVAL"]
     server.eio.ping_timeout = app.config["SOCKET_PING_TIMEOUT"]
+    # A POST is bounded by its bytes (SOCKET_MAX_BUFFER), which is what socket.io-client fills when it sends what it
+    # buffered; engine.io's own bound of 16 packets a payload dropped the rest of a polling client's burst unanswered.
+    engineio.payload.Payload.max_decode_packets = server.eio.max_http_buffer_size // 2 + 1
     if not app.config["WEBSOCKET_COMPRESSION"]:
         app.wsgi_app = DeclineCompression(app.wsgi_app)
     if server.eio.async_mode == "eventlet":

@@ -45,6 +45,8 @@ class GuardedServer:
             return None  # an attachment of a binary packet, which was refused
         if data[:1] in (str(packet.BINARY_EVENT), str(packet.BINARY_ACK)):
             return self._refuse_binary(eio_sid, data)
+        # Leaving the namespace makes the connection anonymous again; a `41` from one that never joined changes nothing.
+        joined = data[:1] == str(packet.DISCONNECT) and self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is not None
         try:
             result = super()._handle_eio_message(eio_sid, data)
         except (ValueError, RecursionError):  # the packet's JSON cannot be read
@@ -53,7 +55,7 @@ class GuardedServer:
                 error = ValidationFailed("the event's payload is not valid JSON")
                 self._error_ack(eio_sid, header["namespace"], int(header["id"]), error)
             return None
-        if data[:1] == str(packet.DISCONNECT):  # left a namespace: the connection stays open
+        if joined and self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is None:
             self._watch_anonymous(eio_sid)
         return result
 
@@ -102,4 +104,12 @@ class GuardedServer:
                     del anonymous[eio_sid]
                 elif now >= deadline:
                     del anonymous[eio_sid]
-                    self.eio.disconnect(eio_sid)
+                    self._end_session(eio_sid)
+
+    def _end_session(self, eio_sid):
+        """engine.io's disconnect, without waiting for the client to take what is queued: a poller that stopped
+        polling, or a WebSocket client that stopped reading, never would, and the watch would wait with it."""
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None:
+            socket.close(wait=False, reason=self.eio.reason.SERVER_DISCONNECT)
+            self.eio.sockets.pop(eio_sid, None)

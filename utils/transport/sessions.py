@@ -24,6 +24,10 @@ per connection. Here (`LeanSocket`, mixed into each engine.io socket as it conne
   read and write did that before);
 - a poll's response holds at most `POLL_PACKETS` packets, which python-engineio's client
   takes (engine.io answers with everything queued, and that client drops the connection);
+  a ping goes out in the next poll's response, ahead of a backlog, so that a client draining
+  a backlog answers it in time;
+- a WebSocket that closes (but aborts) has `ping_timeout` to take what is queued and answer
+  the closing frame (`give_up_after`), even when its client stopped reading;
 - eventlet's HTTP server keeps a 16 KiB write buffer and an 8 KiB read buffer for every
   connection's lifetime: 4 KiB each (`HTTP_BUFFER`), and a WebSocket, which reads and writes
   its socket itself once the handshake is done, lets both go (`release_http_buffers`).
@@ -58,7 +62,7 @@ class LeanSocket:
     listener = None  # the hub's, while the WebSocket waits for a frame with no greenlet reading it
     websocket = None  # the BatchedWebSocket, once the WebSocket handshake is done (fanout writes to it too)
     writer = None  # the GreenThread writing the queue, while it has packets
-    closing_timer = None  # once the server has sent its closing frame: when it stops waiting for the client's
+    closing_timer = None  # once the session closed: when the server stops waiting for the client to read and answer
 
     def schedule_ping(self):
         # As engine.io's: only once the previous ping has been answered (a pong clears last_ping).
@@ -69,13 +73,18 @@ class LeanSocket:
     def close(self, wait=True, abort=False, reason=None):
         if self.websocket is not None:
             self.websocket.direct = False  # closing: broadcasts go through engine.io, which knows what it takes
+            if not abort and not self.closing and not self.closed:
+                # What is queued, then the closing frame, then the client's: all within ping_timeout, even when the
+                # client stopped reading and the writer waits on the kernel (engine.io's close may wait with it).
+                self.give_up_after(self.server.ping_timeout)
         super().close(wait, abort, reason)
         if reason == self.server.reason.PING_TIMEOUT and self.websocket is not None:
             log.debug("%s: pong late, connection shut down (writing: %s)", self.sid, self.writer is not None)
             self.websocket.abort()  # a read or a write may be waiting on a client that no longer reads
 
     def poll(self):
-        """engine.io's, but at most POLL_PACKETS packets a response: the rest wait, in order, for the next poll."""
+        """engine.io's, but at most POLL_PACKETS packets a response: the rest wait, in order, for the next poll. A
+        ping queued behind them comes in this one: its pong is due within ping_timeout of the ping being queued."""
         empty = self.server.get_queue_empty_exception()
         try:
             packets = [self.queue.get(timeout=self.server.ping_interval + self.server.ping_timeout)]
@@ -84,7 +93,8 @@ class LeanSocket:
             raise exceptions.QueueEmpty() from None
         if packets == [None]:
             return []
-        while len(packets) < POLL_PACKETS:
+        room = POLL_PACKETS - 1 if self.last_ping else POLL_PACKETS  # a place for a ping not answered yet
+        while len(packets) < room:
             try:
                 pkt = self.queue.get(block=False)
             except empty:
@@ -94,7 +104,19 @@ class LeanSocket:
                 self.queue.put(None)  # the session is closing: the next poll learns it
                 break
             packets.append(pkt)
+        if self.last_ping and all(pkt.packet_type != packet.PING for pkt in packets):
+            packets += self.take_ping()
         return packets
+
+    def take_ping(self):
+        """The ping waiting in the queue, taken out of it ([] when there is none): engine.io's ping is a heartbeat,
+        in no order with the rest (the queue is eventlet's, its deque and count of unfinished packets its own)."""
+        ping = next((pkt for pkt in self.queue.queue if pkt is not None and pkt.packet_type == packet.PING), None)
+        if ping is None:
+            return []
+        self.queue.queue.remove(ping)
+        self.queue.task_done()  # as a get would have
+        return [ping]
 
     def _websocket_handler(self, ws):
         """engine.io's handler for the WebSocket transport, but no writer greenlet, no read timeout, and the
@@ -219,8 +241,9 @@ class LeanSocket:
                 self.server.connection_pool.release()
 
     def give_up_after(self, seconds):
-        """Shut the connection down if the client has neither answered the closing frame nor closed its end within
-        `seconds`: it would keep the descriptor, and its place in the server's pool, for as long as it liked."""
+        """Shut the connection down if the client has neither taken what is queued, answered the closing frame nor
+        closed its end within `seconds`: it would keep the descriptor, and its place in the server's pool, for as long
+        as it liked."""
         from eventlet.hubs import get_hub  # imported only where eventlet serves
 
         self.closing_timer = get_hub().schedule_call_global(seconds, self.websocket.abort)
@@ -256,8 +279,7 @@ class LeanSocket:
                 if ws.error is not None or ws.websocket_closed:
                     continue  # the connection is done: dropped
                 if pkt is None:
-                    ws.close()  # what is buffered first
-                    self.give_up_after(self.server.ping_timeout)
+                    ws.close()  # what is buffered first; `close` gave the client ping_timeout to answer
                 else:
                     ws.buffer(pkt.encode())
         finally:
