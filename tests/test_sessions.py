@@ -9,6 +9,7 @@ that ends, whoever ends it, leaves no descriptor behind.
 No timing is asserted: pings come every 2 s here and a pong may be 5 s late; the waits are generous bounds.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -271,6 +272,20 @@ def test_open_websockets_count_in_max_connections_until_they_close(server_factor
     finally:
         for client in sockets:
             client.close()
+
+
+def test_sessions_closed_for_a_packet_a_client_may_not_send_hold_no_place(server_factory):
+    """engine.io closes a polling session whose POST holds a packet only the server sends (a ping, `2`); its close
+    waited, inside that POST's request, for a poll that never came: each such request held a place in
+    MAX_CONNECTIONS for good, and three anonymous ones took them all."""
+    node = server_factory(MAX_CONNECTIONS=3)
+    polling = node.url + "/socket.io/?EIO=4&transport=polling"
+    for _ in range(3):
+        with requests.Session() as http:
+            sid = json.loads(http.get(polling, timeout=10).text[1:])["sid"]
+            with contextlib.suppress(requests.exceptions.ReadTimeout):  # held: the health check below tells
+                assert http.post(f"{polling}&sid={sid}", data="2", timeout=2).status_code == 400
+    assert requests.get(node.url + "/api/health", timeout=10).status_code == 200
 
 
 def test_a_client_that_never_answers_the_servers_closing_frame_is_shut_down(server_factory):

@@ -27,7 +27,8 @@ per connection. Here (`LeanSocket`, mixed into each engine.io socket as it conne
   a ping goes out in the next poll's response, ahead of a backlog, so that a client draining
   a backlog answers it in time;
 - a WebSocket that closes (but aborts) has `ping_timeout` to take what is queued and answer
-  the closing frame (`give_up_after`), even when its client stopped reading;
+  the closing frame (`give_up_after`), even when its client stopped reading; a polling
+  session closes without waiting for a poll that may never come;
 - eventlet's HTTP server keeps a 16 KiB write buffer and an 8 KiB read buffer for every
   connection's lifetime: 4 KiB each (`HTTP_BUFFER`), and a WebSocket, which reads and writes
   its socket itself once the handshake is done, lets both go (`release_http_buffers`).
@@ -71,7 +72,11 @@ class LeanSocket:
             self.server.pinger.schedule(self)
 
     def close(self, wait=True, abort=False, reason=None):
-        if self.websocket is not None:
+        if self.websocket is None:
+            # A poller may never poll again, so nobody waits for it to take what is queued: engine.io's close waits,
+            # and when it closes a session for a packet it refuses, it waits in that POST's request, for good.
+            wait = False
+        else:
             self.websocket.direct = False  # closing: broadcasts go through engine.io, which knows what it takes
             if not abort and not self.closing and not self.closed:
                 # What is queued, then the closing frame, then the client's: all within ping_timeout, even when the
