@@ -63,6 +63,7 @@ class LeanSocket:
     listener = None  # the hub's, while the WebSocket waits for a frame with no greenlet reading it
     websocket = None  # the BatchedWebSocket, once the WebSocket handshake is done (fanout writes to it too)
     writer = None  # the GreenThread writing the queue, while it has packets
+    ping_delivered = None  # the `last_ping` of the last ping a poll's response carried
     closing_timer = None  # once the session closed: when the server stops waiting for the client to read and answer
 
     def schedule_ping(self):
@@ -98,8 +99,8 @@ class LeanSocket:
             raise exceptions.QueueEmpty() from None
         if packets == [None]:
             return []
-        room = POLL_PACKETS - 1 if self.last_ping else POLL_PACKETS  # a place for a ping not answered yet
-        while len(packets) < room:
+        ping_waits = self.last_ping is not None and self.last_ping != self.ping_delivered  # queued, not yet sent
+        while len(packets) < POLL_PACKETS - ping_waits:  # a place for it
             try:
                 pkt = self.queue.get(block=False)
             except empty:
@@ -109,8 +110,10 @@ class LeanSocket:
                 self.queue.put(None)  # the session is closing: the next poll learns it
                 break
             packets.append(pkt)
-        if self.last_ping and all(pkt.packet_type != packet.PING for pkt in packets):
+        if ping_waits and all(pkt.packet_type != packet.PING for pkt in packets):
             packets += self.take_ping()
+        if any(pkt.packet_type == packet.PING for pkt in packets):
+            self.ping_delivered = self.last_ping  # the queue is not searched for it again
         return packets
 
     def take_ping(self):
