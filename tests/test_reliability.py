@@ -343,6 +343,25 @@ def test_leaving_a_namespace_it_never_joined_does_not_keep_an_anonymous_connecti
         anonymous.close()
 
 
+def test_a_connection_closed_by_the_server_cannot_join_before_it_goes(server_factory):
+    """The server closed it (anonymous too long); its client ignores the close and sends a connect and an event
+    while the server still waits for its closing frame: no Socket.IO state is made for a session that is gone."""
+    node = server_factory(AUTH_TIMEOUT_SECONDS=1)
+    user = register(Api(node.url))
+    mark = len(node.log())
+    late = RawSocket(node.url)
+    try:
+        late.next_packet(lambda p: p == "1", timeout=10)  # engine.io's close, before the closing frame
+        late.ws.send("40" + json.dumps({"token": user.token}))
+        late.ws.send("421" + json.dumps(["join", {}]))
+        stays_open(late, 1)  # reads what comes for a second, whether the server shuts it meanwhile or not
+        assert not [p for p in late.packets if p.startswith(("40", "43"))], late.packets
+    finally:
+        late.close()
+    time.sleep(0.5)
+    assert "Traceback" not in node.log()[mark:]
+
+
 def test_a_session_that_stopped_polling_does_not_hold_up_closing_the_others(server_factory):
     """A session the server closes without waiting: a poller that left the namespace and stopped polling never
     takes what is queued, and the connections watched after it are closed on time all the same."""

@@ -41,6 +41,8 @@ class GuardedServer:
         return self._error_ack(eio_sid, namespace, id, NotFound(f"unknown event {name!r}"))
 
     def _handle_eio_message(self, eio_sid, data):
+        if eio_sid not in self.environ:
+            return None  # the session was closed and its client read on: its Socket.IO state is gone, none is made
         if not isinstance(data, str):
             return None  # an attachment of a binary packet, which was refused
         if data[:1] in (str(packet.BINARY_EVENT), str(packet.BINARY_ACK)):
