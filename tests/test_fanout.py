@@ -121,6 +121,17 @@ def send_all(senders, room, count, tag, body="x", start=0):
     return [f"{tag}-{k}-{i}" for k in range(len(senders)) for i in range(start, start + count)]
 
 
+def emit_all(sender, room, count, tag, body=None, timeout=60):
+    """Emit `count` messages (`tag`-0, `tag`-1, ...) without waiting for acks, so that they are stored and broadcast
+    many at a time; return once every one is acked."""
+    acks = threading.Semaphore(0)
+    for i in range(count):
+        message = {"room": room, "messageBody": body or str(i), "clientId": f"{tag}-{i}"}
+        sender.sio.emit("message", message, callback=lambda ack: acks.release())
+    for _ in range(count):
+        assert acks.acquire(timeout=timeout)
+
+
 def client_ids(client, tag, count, timeout=60):
     """The clientIds of this run's messages, in the order the client got them, once it has `count`."""
     mine = lambda m: m["clientId"].startswith(tag + "-")  # noqa: E731
@@ -251,12 +262,7 @@ def test_a_polling_client_gets_a_burst_larger_than_its_library_takes_in_one_resp
     with Room(node, 2) as room:
         sender = room.connect(room.users[0], node.url)
         reader = room.connect(room.users[1], node.url, transports=["polling"])
-        acks = threading.Semaphore(0)
-        for i in range(80):  # not waiting for acks: stored, and broadcast, many at a time
-            body = {"room": room.id, "messageBody": f"{i}", "clientId": f"poll-{i}"}
-            sender.sio.emit("message", body, callback=lambda ack: acks.release())
-        for _ in range(80):
-            assert acks.acquire(timeout=30)
+        emit_all(sender, room.id, 80, "poll", timeout=30)
         assert client_ids(reader, "poll", 80) == [f"poll-{i}" for i in range(80)]
         assert not reader.gone.is_set()
 
@@ -269,12 +275,7 @@ def test_a_websocket_closed_while_its_client_reads_nothing_is_shut_down_after_th
     with Room(node, 2) as room:
         stuck = room.raw(room.users[1], node.url)  # reads nothing from here on
         sender = room.connect(room.users[0], node.url)
-        acks = threading.Semaphore(0)
-        for i in range(1500):  # 6 MB: more than the kernel's buffers take
-            body = {"room": room.id, "messageBody": "y" * 3900, "clientId": f"stuck-{i}"}
-            sender.sio.emit("message", body, callback=lambda ack: acks.release())
-        for _ in range(1500):
-            assert acks.acquire(timeout=60)
+        emit_all(sender, room.id, 1500, "stuck", body="y" * 3900)  # 6 MB: more than the kernel's buffers take
         assert Api(node.url).post("/api/auth/logout", room.users[1].token).status_code == 204
         closed_at = time.monotonic() + 1 + 3  # AUTH_TIMEOUT_SECONDS, then SOCKET_PING_TIMEOUT
         with pytest.raises((OSError, websocket.WebSocketException)):
