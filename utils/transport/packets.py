@@ -27,6 +27,9 @@ log = logging.getLogger("chat.socket")
 NAMESPACE = "/"
 # A Socket.IO packet's header: type, attachments, namespace, ack id (socket.io-protocol v5).
 _HEADER = re.compile(r"(?P<type>\d)(?:\d+-)?(?:(?P<namespace>/[^,]*),)?(?P<id>\d{1,15})?")
+# The first character of a packet of each type, as it arrives: read for every packet, so made once.
+_BINARY = (str(packet.BINARY_EVENT), str(packet.BINARY_ACK))
+_DISCONNECT = str(packet.DISCONNECT)
 
 
 class GuardedServer:
@@ -45,10 +48,10 @@ class GuardedServer:
             return None  # the session was closed and its client read on: its Socket.IO state is gone, none is made
         if not isinstance(data, str):
             return None  # an attachment of a binary packet, which was refused
-        if data[:1] in (str(packet.BINARY_EVENT), str(packet.BINARY_ACK)):
+        if data[:1] in _BINARY:
             return self._refuse_binary(eio_sid, data)
         # Leaving the namespace makes the connection anonymous again; a `41` from one that never joined changes nothing.
-        joined = data[:1] == str(packet.DISCONNECT) and self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is not None
+        joined = data[:1] == _DISCONNECT and self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is not None
         try:
             result = super()._handle_eio_message(eio_sid, data)
         except (ValueError, RecursionError):  # the packet's JSON cannot be read
