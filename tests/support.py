@@ -22,30 +22,66 @@ TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 _names = itertools.count(1)
 
 
+class PortTaken(RuntimeError):
+    """The server could not listen: another process took its port first."""
+
+
+def listens(pid, port):
+    """Whether process `pid` holds a socket listening on TCP `port` (Linux: /proc)."""
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        inodes = {os.readlink(fd_dir / fd) for fd in os.listdir(fd_dir)}
+    except OSError:  # the process is gone, or a descriptor closed meanwhile: not yet
+        return False
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+        if local_port == port and state == "0A" and f"socket:[{inode}]" in inodes:  # 0A: LISTEN
+            return True
+    return False
+
+
 class LiveServer:
     """`python server.py` (or another `script`) in a subprocess, on a free port, with its log in a file."""
 
     def __init__(self, mongo_uri, log_dir, script="server.py", **env):
         self.script = script
-        self.port = free_port()
+        self.log_dir = Path(log_dir)
         # With SSL_CERTFILE the server speaks TLS; its self-signed certificate is the one to trust.
         self.verify = str(env["SSL_CERTFILE"]) if env.get("SSL_CERTFILE") else True
-        self.url = f"{'https' if env.get('SSL_CERTFILE') else 'http'}://127.0.0.1:{self.port}"
-        self.log_path = Path(log_dir) / f"server-{self.port}.log"
+        self.scheme = "https" if env.get("SSL_CERTFILE") else "http"
         self.env = {
             **os.environ,
             "APP_ENV": "testing",
             "HOST": "127.0.0.1",
-            "PORT": str(self.port),
             "MONGODB_URI": mongo_uri,
             "JWT_SECRET_KEY": TEST_SECRET,
             "RATE_LIMITS_ENABLED": "false",
             "PYTHONUNBUFFERED": "1",
             **{key: str(value) for key, value in env.items()},
         }
+        self.use_port(free_port())
         self.proc = None
 
+    def use_port(self, port):
+        self.port, self.env["PORT"] = port, str(port)
+        self.url = f"{self.scheme}://127.0.0.1:{port}"
+        self.log_path = self.log_dir / f"server-{port}.log"
+
     def start(self, timeout=30):
+        """Start the server and wait until it answers on its port. Another worker's server may take a free port
+        between the pick and the bind: a first start then goes to another port (a restart keeps its URL)."""
+        first = self.proc is None
+        for _ in range(3):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                if not first:
+                    raise
+                self.use_port(free_port())
+        raise PortTaken(f"no free port after three tries:\n{self.log()}")
+
+    def _start(self, timeout):
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, self.script], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
@@ -53,12 +89,16 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+                error = PortTaken if "Address already in use" in self.log() else RuntimeError
+                raise error(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if requests.get(self.url + "/api/health", timeout=1, verify=self.verify).status_code in (200, 503):
+                # Only once this process listens: until then another process on the port may answer.
+                answered = requests.get(self.url + "/api/health", timeout=1, verify=self.verify).status_code
+                if answered in (200, 503) and listens(self.proc.pid, self.port):
                     return self
             except requests.ConnectionError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise RuntimeError(f"server did not start:\n{self.log()}")
 
     def stop(self):
