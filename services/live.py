@@ -114,7 +114,9 @@ def send(
     reply_to: ObjectId | None = None,
     attachments: list[ObjectId] = (),
 ):
-    """Post from a socket: authorise (from the socket's grant when it has one), then `do_send_message`."""
+    """Post from a socket: count the send against the rate limit, authorise (from the socket's grant when it has
+    one), then `do_send_message`."""
+    check_rate(user, "message")
     return messages.do_send_message(user, _postable(sid, user, ref), body, client_id, reply_to, attachments)
 
 
@@ -142,13 +144,13 @@ def _grant(sid: str, channel: str, since: int) -> None:
 
 def typing(sid: str, user: User, ref: str | None, is_typing: bool) -> None:
     """Relay a typing indicator to the rest of a room this socket has joined."""
+    check_rate(user, "typing")  # first: a room named by its name costs a read, over the limit or not
     joined, channel = presence.entry(sid).rooms, _channel_of(ref)
     if channel not in joined:  # a room named by its name costs one lookup
         room = rooms.find(ref)
         channel = str(room.id) if room is not None else None
     if channel not in joined:
         raise Forbidden("join the room before sending typing indicators")
-    check_rate(user, "typing")
     notify.notify_typing(channel, str(user.id), user.username, is_typing, skip_sid=sid)
 
 

@@ -83,7 +83,9 @@ def send(
     reply_to: ObjectId | None = None,
     attachments: list[ObjectId] = (),
 ) -> tuple[MessageFields, bool]:
-    """Post to a room named by the client (REST): authorise, then `do_send_message`."""
+    """Post to a room named by the client (REST): count the send against the rate limit, authorise, then
+    `do_send_message`."""
+    check_rate(user, "message")
     return do_send_message(user, rooms.postable(user, ref), body, client_id, reply_to, attachments)
 
 
@@ -105,9 +107,8 @@ def do_send_message(
     A reply joins the thread of the message it answers, whose root then counts it; the users
     the body names (or, in a DM, the other participants) get a `notification`. The
     `attachments` (file ids) are taken for the message as it is stored, and given back if it
-    is not.
+    is not. The caller has counted the send against the rate limit, before any read authorising it.
     """
-    check_rate(user, "message")
     root = threads.root_of(room_id, reply_to) if reply_to is not None else None
     named, mentions_room = mentions.resolve(user, room_id, body)
     message = new_message(

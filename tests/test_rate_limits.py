@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.support import Api, assert_error, register
+from tests.support import Api, SocketClient, assert_error, register
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +96,19 @@ def test_history_reads_limit_is_per_user(per_user_limits, db):
     api, alice, bob = per_user_limits, register(per_user_limits), register(per_user_limits)
     assert [api.get("/api/messages", alice.token).status_code for _ in range(3)] == [200] * 3
     _over_the_limit(api, api.get("/api/messages", alice.token), lambda: api.get("/api/messages", bob.token))
+
+
+def test_a_user_limit_is_counted_before_the_room_is_looked_up(server_factory, db):
+    """Over its limit, an event naming a room that does not exist is refused as over the limit: the lookup an
+    answer of `not_found` or `forbidden` needs is not made for it."""
+    url = server_factory(RATE_LIMITS_ENABLED="true", TYPING_RATE_LIMIT="1/minute", MESSAGE_RATE_LIMIT="1/minute").url
+    socket = SocketClient(url, register(Api(url)).token).connect()
+    try:
+        assert socket.call("join", {"room": "general"})["ok"] is True
+        assert socket.call("typing", {"room": "general", "typing": True})["ok"] is True
+        assert socket.call("message", {"room": "general", "messageBody": "one"})["ok"] is True
+        for event, payload in (("typing", {"typing": True}), ("message", {"messageBody": "two"})):
+            ack = socket.call(event, {"room": "no-such-room", **payload})
+            assert ack["ok"] is False and ack["error"]["code"] == "rate_limited", (event, ack)
+    finally:
+        socket.close()
