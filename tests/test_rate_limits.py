@@ -1,5 +1,8 @@
 """Rate limits from config: failed logins, registrations, and per-user actions (429 `rate_limited` with Retry-After)."""
 
+import threading
+import time
+
 import pytest
 
 from tests.support import Api, SocketClient, assert_error, register
@@ -96,6 +99,50 @@ def test_history_reads_limit_is_per_user(per_user_limits, db):
     api, alice, bob = per_user_limits, register(per_user_limits), register(per_user_limits)
     assert [api.get("/api/messages", alice.token).status_code for _ in range(3)] == [200] * 3
     _over_the_limit(api, api.get("/api/messages", alice.token), lambda: api.get("/api/messages", bob.token))
+
+
+def _acks(client, event, payloads):
+    """Emit every payload at once, without waiting for an ack; return the acks in the order the events went."""
+    acks, done = {}, threading.Event()
+
+    def answer(index, ack):
+        acks[index] = ack
+        if len(acks) == len(payloads):
+            done.set()
+
+    for index, payload in enumerate(payloads):
+        client.sio.emit(event, payload, callback=lambda ack, index=index: answer(index, ack))
+    assert done.wait(10), f"{len(acks)} of {len(payloads)} acks"
+    return [acks[index] for index in range(len(payloads))]
+
+
+def test_a_flood_on_one_connection_is_refused_before_it_is_handled(server_factory, db):
+    """Five events at once, then one a second: what comes over that is answered `rate_limited` and reaches
+    nobody; the same user's other socket has a budget of its own."""
+    url = server_factory(
+        RATE_LIMITS_ENABLED="true", SOCKET_EVENT_BURST="5", SOCKET_EVENT_RATE="1", TYPING_RATE_LIMIT="100/second"
+    ).url
+    api = Api(url)
+    flooder, watcher = register(api), register(api)
+    sockets = [SocketClient(url, user.token).connect() for user in (flooder, flooder, watcher)]
+    try:
+        for socket in sockets:
+            assert socket.call("join", {"room": "general"})["ok"] is True  # one of each socket's five
+        acks = _acks(sockets[0], "typing", [{"room": "general", "typing": True}] * 10)
+        handled = [ack for ack in acks if ack["ok"]]
+        refused = [ack["error"] for ack in acks if not ack["ok"]]
+        assert len(handled) in (4, 5), acks  # the fifth if a second went by since the join
+        assert acks[: len(handled)] == handled, "the budget is spent in the order events arrive"
+        assert {error["code"] for error in refused} == {"rate_limited"}
+        assert all("on one connection" in error["message"] and error["details"]["retryAfter"] for error in refused)
+        sockets[2].settle()
+        assert len(sockets[2].received("typing")) == len(handled), "a refused event reached the room"
+        assert sockets[1].call("typing", {"room": "general", "typing": False})["ok"] is True
+        time.sleep(1.1)  # one event a second comes back
+        assert sockets[0].call("typing", {"room": "general", "typing": False})["ok"] is True
+    finally:
+        for socket in sockets:
+            socket.close()
 
 
 def test_a_user_limit_is_counted_before_the_room_is_looked_up(server_factory, db):

@@ -302,6 +302,8 @@ def install(app, server, client_events):
         server.eio.on(event, getattr(server, f"_handle_eio_{event}"))
     server.client_events = frozenset(client_events)
     server.auth_timeout = app.config["AUTH_TIMEOUT_SECONDS"]
+    if app.config["RATELIMIT_ENABLED"]:
+        server.event_rate, server.event_burst = app.config["SOCKET_EVENT_RATE"], app.config["SOCKET_EVENT_BURST"]
     server.eio.ping_interval = app.config["SOCKET_PING_INTERVAL"]
     server.eio.ping_timeout = app.config["SOCKET_PING_TIMEOUT"]
     # A POST is bounded by its bytes (SOCKET_MAX_BUFFER), which is what socket.io-client fills when it sends what it

@@ -8,6 +8,11 @@
   binary event that never completes cannot grow memory.
 - An event whose JSON cannot be read (malformed, or nested deeper than the parser goes)
   gets the `validation_error` ack when its header names an ack id.
+- A connection sends at most `event_burst` events at once and `event_rate` a second after
+  (a token bucket on the Engine.IO socket). One over it gets the `rate_limited` ack before
+  a handler is started for it: the users' own limits (`MESSAGE_RATE_LIMIT`, ...) are
+  counted inside the handlers, and thousands of events in one write, each costing its
+  handler, held every other connection of the process for seconds.
 - An Engine.IO connection that has not joined the default namespace (authenticated)
   within `auth_timeout` seconds is closed; so is one that left it (the client's
   DISCONNECT packet, or the server's disconnect at a logout) and has not joined again
@@ -21,7 +26,8 @@ import time
 
 from socketio import packet
 
-from utils.errors import NotFound, ValidationFailed
+from utils import metrics
+from utils.errors import NotFound, RateLimited, ValidationFailed
 
 log = logging.getLogger("chat.socket")
 NAMESPACE = "/"
@@ -35,13 +41,36 @@ _DISCONNECT = str(packet.DISCONNECT)
 class GuardedServer:
     client_events = frozenset()
     auth_timeout = 10
+    event_rate = None  # events a second a connection may send once its burst is spent; None: no bound
+    event_burst = 0
 
     def _handle_event(self, eio_sid, namespace, id, data):
         name = data[0] if isinstance(data, list) and data and isinstance(data[0], str) else None
-        if name in self.client_events:
-            return super()._handle_event(eio_sid, namespace, id, data)
-        log.info("socket unknown event %r", name, extra={"event": name, "outcome": "not_found"})
-        return self._error_ack(eio_sid, namespace, id, NotFound(f"unknown event {name!r}"))
+        if name not in self.client_events:
+            log.info("socket unknown event %r", name, extra={"event": name, "outcome": "not_found"})
+            return self._error_ack(eio_sid, namespace, id, NotFound(f"unknown event {name!r}"))
+        wait = self._over_budget(eio_sid)
+        if wait:
+            metrics.refused("socket_event")
+            error = RateLimited(wait, f"at most {self.event_rate:g} events a second on one connection")
+            return self._error_ack(eio_sid, namespace, id, error)
+        return super()._handle_event(eio_sid, namespace, id, data)
+
+    def _over_budget(self, eio_sid):
+        """Take one event from the connection's bucket (`event_burst` full, refilled at `event_rate` a second);
+        return 0, or the seconds until one is there again."""
+        socket = self.eio.sockets.get(eio_sid)
+        if self.event_rate is None or socket is None:
+            return 0
+        now = time.monotonic()
+        elapsed = now - getattr(socket, "events_at", now)
+        left = min(self.event_burst, getattr(socket, "events_left", self.event_burst) + elapsed * self.event_rate)
+        socket.events_at = now
+        if left >= 1:
+            socket.events_left = left - 1
+            return 0
+        socket.events_left = left
+        return (1 - left) / self.event_rate
 
     def _handle_eio_message(self, eio_sid, data):
         if eio_sid not in self.environ:
