@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 from engineio import packet as eio_packet
+from socketio import packet as sio_packet
 
-from utils.transport.fanout import DirectWriter
+from utils.transport.fanout import DirectAcks, DirectWriter
 from utils.transport.frames import BatchedWebSocket, PacketQueue
 
 
@@ -129,6 +130,35 @@ def test_a_broadcast_buffers_only_where_it_overtakes_nothing_and_queues_elsewher
     # A socket whose writer runs may have packets queued: a frame buffered now could overtake them.
     assert queued == ["writing", "closed", "polling", "gone"]
     assert eio.sockets["idle"].websocket.frames == [b"[4hello]"] and tasks == [fanout.write_all]
+
+
+class EngineWay:
+    """Stands in for python-socketio's Server under DirectAcks: what goes the engine's way is recorded."""
+
+    def __init__(self, fanout):
+        self.manager = SimpleNamespace(fanout=fanout)
+        self.sent = []
+
+    def _send_packet(self, eio_sid, pkt):
+        self.sent.append((eio_sid, pkt.packet_type))
+
+
+class AckingServer(DirectAcks, EngineWay):
+    pass
+
+
+def test_an_ack_goes_through_the_direct_writer_and_anything_else_the_engines_way():
+    broadcasts = []
+    fanout = SimpleNamespace(broadcast=lambda pkt, sids: broadcasts.append((pkt.packet_type, pkt.data, sids)))
+    server = AckingServer(fanout)
+    server._send_packet("s1", sio_packet.Packet(sio_packet.ACK, data=[{"ok": True}], id=7))
+    server._send_packet("s1", sio_packet.Packet(sio_packet.EVENT, data=["message", {}]))
+    server._send_packet("s1", sio_packet.Packet(sio_packet.ACK, data=[b"raw"], id=8))  # binary: attachments
+    assert broadcasts == [(eio_packet.MESSAGE, '37[{"ok":true}]', ["s1"])]
+    assert server.sent == [("s1", sio_packet.EVENT), ("s1", sio_packet.BINARY_ACK)]
+    alone = AckingServer(None)  # not eventlet: no DirectWriter
+    alone._send_packet("s2", sio_packet.Packet(sio_packet.ACK, data=[{"ok": True}], id=9))
+    assert alone.sent == [("s2", sio_packet.ACK)]
 
 
 def test_a_put_tells_the_socket_of_its_queue():

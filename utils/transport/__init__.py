@@ -297,7 +297,7 @@ def install(app, server, client_events):
     """Guard the server's packets, decline compression; under eventlet keep idle sockets lean, batch frames and
     write broadcasts directly."""
     check_internals(server)
-    server.__class__ = type("ChatServer", (GuardedServer, type(server)), {})
+    server.__class__ = type("ChatServer", (GuardedServer, fanout.DirectAcks, type(server)), {})
     for event in ("connect", "message"):  # engine.io holds the methods it was given, bound before the mixin
         server.eio.on(event, getattr(server, f"_handle_eio_{event}"))
     server.client_events = frozenset(client_events)

@@ -55,6 +55,20 @@ class FanoutManager(Manager):
         return None
 
 
+class DirectAcks:
+    """Mixed into python-socketio's Server: where a DirectWriter serves, an ack (the answer to a client's event) goes
+    to its socket as a broadcast to that socket alone, so it leaves with the turn's broadcasts in one write (the
+    sender's own message among them) instead of waking a writer greenlet of its own."""
+
+    def _send_packet(self, eio_sid, pkt):
+        fanout = self.manager.fanout
+        if fanout is not None and pkt.packet_type == sio_packet.ACK:
+            encoded = pkt.encode()
+            if isinstance(encoded, str):  # else binary attachments: several packets, engine.io's way
+                return fanout.broadcast(eio_packet.Packet(eio_packet.MESSAGE, encoded), [eio_sid])
+        return super()._send_packet(eio_sid, pkt)
+
+
 def install(server):
     """Send the manager's room broadcasts through a DirectWriter (eventlet only: it writes on eventlet's sockets)."""
     if isinstance(server.manager, FanoutManager):
