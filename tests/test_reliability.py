@@ -402,6 +402,24 @@ def test_a_polling_client_may_post_more_packets_at_once_than_engineio_decodes_by
         poller.close()
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b"x", b"4hi\x1e", b"d=", b"\xff\xfe", b"\x1e" * 600_000],
+    ids=["no packet type", "an empty packet", "an empty JSONP body", "not UTF-8", "more packets than a payload holds"],
+)
+def test_a_post_that_is_no_payload_ends_its_session_with_a_400(server, make_user, body):
+    """A polling client's body engine.io cannot read is a client error, as engine.io's own errors are: 400, and the
+    session ends. engine.io answered 200, dropped the whole POST unread and logged a traceback."""
+    poller = RawPolling(server.url, make_user().token)
+    mark = len(server.log())
+    try:
+        assert poller.http.post(poller.url, data=body, timeout=10).status_code == 400
+        assert poller.poll() is None, "the session outlived a POST it could not read"
+    finally:
+        poller.close()
+    assert "Traceback" not in server.log()[mark:]
+
+
 def test_a_polling_client_draining_a_backlog_keeps_its_session(server_factory):
     """A poll's response holds at most 16 packets, so a ping queued behind a backlog leaves late: the client's
     pong is due SOCKET_PING_TIMEOUT after the ping left, and a client that keeps polling gets everything."""

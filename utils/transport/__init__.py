@@ -140,6 +140,7 @@ REPLACED = (
     ("engineio.socket", "Socket", "_send_ping", "21861287bd38dedc"),
     ("engineio.socket", "Socket", "schedule_ping", "fe316639159cd70d"),
     ("engineio.socket", "Socket", "poll", "d7d705066fd3b948"),
+    ("engineio.socket", "Socket", "handle_post_request", "5be8170455a3482c"),
 )
 
 # Every mode: what managers.IndexedRooms replaces (a digest of the source, as above), and the lines its index of

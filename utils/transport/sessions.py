@@ -22,6 +22,8 @@ per connection. Here (`LeanSocket`, mixed into each engine.io socket as it conne
 - a socket closed because its client stopped answering pings is shut down at once, which
   ends a read or a write blocked on a client that stopped reading (the timeout of every
   read and write did that before);
+- a POST whose body is no payload ends its session with a 400 (engine.io answered 200 and
+  logged a traceback);
 - a poll's response holds at most `POLL_PACKETS` packets, which python-engineio's client
   takes (engine.io answers with everything queued, and that client drops the connection);
   a ping goes out in the next poll's response, ahead of a backlog, so that a client draining
@@ -46,7 +48,7 @@ import socket
 import time
 from collections import deque
 
-from engineio import exceptions, packet
+from engineio import exceptions, packet, payload
 
 from utils.transport.frames import BatchedWebSocket
 
@@ -87,6 +89,20 @@ class LeanSocket:
         if reason == self.server.reason.PING_TIMEOUT and self.websocket is not None:
             log.debug("%s: pong late, connection shut down (writing: %s)", self.sid, self.writer is not None)
             self.websocket.abort()  # a read or a write may be waiting on a client that no longer reads
+
+    def handle_post_request(self, environ):
+        """engine.io's, but a body that is no payload (not UTF-8, a packet engine.io cannot read, more packets than a
+        payload holds) is a client error: the session ends with a 400, as for engine.io's own errors. engine.io
+        logged a traceback, dropped the whole POST and answered 200, so the client never learnt."""
+        length = int(environ.get("CONTENT_LENGTH", "0"))
+        if length > self.server.max_http_buffer_size:
+            raise exceptions.ContentTooLongError()
+        try:
+            packets = payload.Payload(encoded_payload=environ["wsgi.input"].read(length).decode("utf-8")).packets
+        except (ValueError, KeyError) as error:  # UnicodeDecodeError is a ValueError; a JSONP body of `d=`, a KeyError
+            raise exceptions.EngineIOError(f"unreadable payload: {error}") from None
+        for pkt in packets:
+            self.receive(pkt)
 
     def poll(self):
         """engine.io's, but at most POLL_PACKETS packets a response: the rest wait, in order, for the next poll. A
