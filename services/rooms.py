@@ -28,6 +28,7 @@ from services.permissions import (
     is_admin,
 )
 from utils.errors import Conflict, Forbidden, NotFound
+from utils.gathered import Gathered
 from utils.ids import get_by_id, parse_id
 from utils.timefmt import utcnow
 
@@ -269,10 +270,45 @@ def do_delete_room(user: User, ref: Ref) -> None:
     live.evict(room.id)
 
 
+def _join_reads(keys: list[tuple[ObjectId, ObjectId]]) -> tuple[dict, dict]:
+    """The rooms and the memberships of joins arriving together, `[(room id, user id)]`: `({room id: room},
+    {(room id, user id): role})`, in one query for the rooms and one a user (a user's tabs rejoining their rooms
+    after a reconnect are one)."""
+    rooms = {room.id: room for room in Room.objects(id__in=list({room_id for room_id, _ in keys}))}
+    wanted = {}
+    for room_id, user_id in keys:
+        wanted.setdefault(user_id, set()).add(room_id)
+    roles = {}
+    for user_id, room_ids in wanted.items():
+        query = {"user": user_id, "room": {"$in": list(room_ids)}}  # the (user, room) index, for SecantusDB too
+        for found in Membership._get_collection().find(query, {"room": 1, "role": 1, "_id": 0}):
+            roles[found["room"], user_id] = Role(found["role"])
+    return rooms, roles
+
+
+join_reads = Gathered(_join_reads)
+
+
+def _access_to_join(user: User, ref: Ref) -> tuple[Room, Role | None]:
+    """`access`, with the room and membership read together with those of the joins of the same moment (a storm
+    of reconnects); a room named by its name, or an id that names no room (it may be a name), as `access`."""
+    room_id = id_of(ref)
+    if room_id is None:
+        return access(user, ref)
+    rooms, roles = join_reads((room_id, user.id))
+    room = rooms.get(room_id)
+    if room is None:
+        return access(user, ref)
+    _know_kind(room.id, room.kind)
+    role = roles.get((room.id, user.id))
+    check_can_read(user, room, role, ref)
+    return room, role
+
+
 def do_join_room(user: User, ref: Ref) -> tuple[Room, Role]:
     """Make the caller a member of a public room (private ones: members and admins), unless banned; readonly stays.
     Return (room, the caller's role in it)."""
-    room, role = access(user, ref)
+    room, role = _access_to_join(user, ref)
     if role is None:
         if room.private and not is_admin(user):
             raise NotFound.room(ref)

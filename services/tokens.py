@@ -6,7 +6,6 @@ is revoked (OAuth 2.0 Security BCP), and every socket connected with one of its 
 disconnected.
 """
 
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +19,7 @@ from model.revoked_token import RevokedToken
 from model.user import User
 from services import live
 from utils.errors import Unauthorized
-from utils.extensions import socketio
+from utils.gathered import Gathered
 from utils.ids import parse_id
 from utils.timefmt import utcnow
 
@@ -59,11 +58,11 @@ def authenticate(token: object, token_type: str = "access") -> tuple[User, dict]
 
 def authenticate_socket(token: object) -> tuple[User, dict]:
     """`authenticate` for a connecting socket's access token: the revocation records and users of the sockets that
-    connect at the same moment are read together (`ConnectReads`), two queries for a storm's worth of sockets."""
+    connect at the same moment are read together (`connect_reads`), two queries for a storm's worth of sockets."""
     claims = _claims(token, "access")
-    reads = ConnectReads.join(claims)
-    _check_revoked(claims, reads.revoked)
-    return _found(reads.users.get(parse_id(claims.get("sub")))), claims
+    revoked, users = connect_reads(claims)
+    _check_revoked(claims, revoked)
+    return _found(users.get(parse_id(claims.get("sub")))), claims
 
 
 def _claims(token: object, token_type: str) -> dict:
@@ -95,48 +94,13 @@ def _found(user: User | None) -> User:
     return user
 
 
-class ConnectReads:
-    """The revocation records and users of the tokens of sockets connecting at the same moment, read at once.
+def _connect_reads(claims: list[dict]) -> tuple[set[str], dict]:
+    """The revocation records and users of the tokens of sockets connecting at the same moment: two queries."""
+    ids = list({parse_id(each.get("sub")) for each in claims} - {None})
+    return revoked_among(claims), {user.id: user for user in User.objects(id__in=ids)}
 
-    The first socket to arrive opens a batch and lets the others run (`socketio.sleep(0)`: under eventlet, every
-    connect that arrived in the same turn of the hub joins); then it closes the batch, reads for all of them, and
-    wakes them. Each read starts after its token arrived, as one read of its own would; a socket arriving while a
-    batch reads opens the next. A failed read fails every socket of its batch."""
 
-    _open = None  # the batch sockets join, until its reads start
-    _lock = threading.Lock()  # a green lock under eventlet and gevent; threads need it
-
-    def __init__(self):
-        self.claims = []
-        self.done = threading.Event()
-        self.revoked, self.users, self.error = set(), {}, None
-
-    @classmethod
-    def join(cls, claims: dict) -> "ConnectReads":
-        with cls._lock:
-            batch, first = cls._open, cls._open is None
-            if first:
-                batch = cls._open = cls()
-            batch.claims.append(claims)
-        if first:
-            socketio.sleep(0)
-            with cls._lock:
-                cls._open = None
-            batch.read()
-        batch.done.wait()
-        if batch.error is not None:
-            raise batch.error
-        return batch
-
-    def read(self) -> None:
-        try:
-            self.revoked = revoked_among(self.claims)
-            ids = list({parse_id(claims.get("sub")) for claims in self.claims} - {None})
-            self.users = {user.id: user for user in User.objects(id__in=ids)}
-        except Exception as error:  # every socket waiting on these reads gets it
-            self.error = error
-        finally:
-            self.done.set()
+connect_reads = Gathered(_connect_reads)
 
 
 def do_refresh(user: User, claims: dict) -> tuple[str, str]:

@@ -306,3 +306,29 @@ def test_sockets_connecting_at_once_share_their_revocation_reads(server, make_us
     finally:
         for ws in sockets:
             ws.close()
+
+
+def test_sockets_joining_at_once_share_their_reads(server, make_user):
+    """Twenty sockets of four users joining `general` at once cost fewer than twenty `find`s for the room and the
+    memberships together (two each, before they were read together); every one is still let in."""
+    users = [make_user() for _ in range(4)]
+    url = server.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+    sockets = [websocket.create_connection(url, timeout=30) for _ in range(20)]
+    try:
+        for i, ws in enumerate(sockets):
+            assert ws.recv().startswith("0")  # engine.io open
+            ws.send("40" + json.dumps({"token": users[i % 4].token}))
+            assert ws.recv().startswith('40{"sid"')
+        before = scrape(server.url).value("chat_db_command_seconds_count", command="find")
+        for ws in sockets:
+            ws.send('421["join",{}]')
+        for i, ws in enumerate(sockets):
+            ack = ws.recv()
+            while not ack.startswith("431"):
+                ack = ws.recv()
+            assert json.loads(ack[3:])[0]["ok"] is True and users[i % 4].id in ack
+        reads = scrape(server.url).value("chat_db_command_seconds_count", command="find") - before
+        assert 1 <= reads < 20
+    finally:
+        for ws in sockets:
+            ws.close()
