@@ -56,7 +56,13 @@ class _Waiter:
         self.message = message
         self.done = threading.Event()  # green under eventlet and gevent (monkey-patched)
         self.lead = False
-        self.error = None
+        self.error = self.traceback = None
+
+    def fail(self, error):
+        """Fail this send with `error`, which the batch's other sends may share: each raises it from where it was
+        raised first (a raise adds the raiser's frames to the error's traceback, and the sends of one failed batch
+        would each log the frames of every send before them)."""
+        self.error, self.traceback = error, error.__traceback__
 
 
 class MessageLog:
@@ -83,7 +89,7 @@ class MessageLog:
         if lead or waiter.lead:
             self._write_pending()
         if waiter.error is not None:
-            raise waiter.error
+            raise waiter.error.with_traceback(waiter.traceback)
 
     def _write_pending(self):
         with self.lock:
@@ -114,7 +120,7 @@ class MessageLog:
             for room in {waiter.message.room for waiter in todo}:
                 repair_counter(room)
         for waiter in todo:
-            waiter.error = RuntimeError("no free position in the room")
+            waiter.fail(RuntimeError("no free position in the room"))
 
     def _allocate(self, waiters):
         """Number the waiters' messages per room, in arrival order; return those that can be written."""
@@ -158,14 +164,14 @@ class MessageLog:
             if key == "seq":
                 retry.append(waiter)
                 continue
-            waiter.error = (NotUniqueError if key else RuntimeError)(failure.get("errmsg", "write failed"))
+            waiter.fail((NotUniqueError if key else RuntimeError)(failure.get("errmsg", "write failed")))
             fill_gap(waiter.message.room, waiter.message.seq)
         return retry
 
     def _insert_alone(self, waiters, error):
         """The batch failed as a whole: try each message alone, so one bad message fails only its sender."""
         if len(waiters) == 1:
-            waiters[0].error = error
+            waiters[0].fail(error)
             fill_gap(waiters[0].message.room, waiters[0].message.seq)
             return []
         retry = []
@@ -345,7 +351,7 @@ _LAST_SEEN_MAX = 100_000
 
 def _fail(waiters, error):
     for waiter in waiters:
-        waiter.error = error
+        waiter.fail(error)
 
 
 def _duplicate_key(failure):

@@ -2,6 +2,7 @@
 
 import threading
 import time
+import traceback
 
 import mongoengine
 import pytest
@@ -317,3 +318,36 @@ def test_counters_kept_in_rooms_move_to_their_collection_once(db):
         assert counters == {rooms[0]: 9, rooms[1]: 0}
     finally:
         db.client.drop_database(old.name)
+
+
+def test_the_sends_of_a_failed_batch_each_raise_its_error_from_where_it_failed(inserts, monkeypatch):
+    """The sends of a batch whose positions could not be taken share one error; each raises it with the frames of the
+    failure and its own, not those of the sends that raised it before (a log growing with the square of them)."""
+    sizes, release = _held(inserts)
+
+    def out_of_reach(counts, db=None):
+        try:
+            raise ConnectionError("the database is out of reach")
+        except ConnectionError as error:  # one error for every room of the batch, as take_positions_of gives
+            return dict.fromkeys(counts, error)
+
+    monkeypatch.setattr(message_log, "take_positions_of", out_of_reach)
+    depths = {}
+
+    def send(message):
+        try:
+            inserts.append(message)
+        except ConnectionError as error:
+            depths[message.message_body] = len(traceback.extract_tb(error.__traceback__))
+
+    threads = [threading.Thread(target=send, args=(_message(ObjectId(), f"m{i}"),)) for i in range(5)]
+    threads[0].start()
+    _until(lambda: sizes == [1])
+    for thread in threads[1:]:
+        thread.start()
+    _until(lambda: len(inserts.pending) == 4)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert sizes == [1, 4] and len(depths) == 5
+    assert len(set(depths.values())) == 1, depths

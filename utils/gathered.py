@@ -31,7 +31,9 @@ class Gathered:
             batch.run(self.read)
         batch.done.wait()
         if batch.error is not None:
-            raise batch.error
+            # Each caller raises from where the read failed: a raise adds the raiser's frames to the error's
+            # traceback, so the callers of one error would each log the frames of every caller before them.
+            raise batch.error.with_traceback(batch.traceback)
         return batch.result
 
 
@@ -39,12 +41,12 @@ class _Batch:
     def __init__(self):
         self.keys = []
         self.done = threading.Event()
-        self.result = self.error = None
+        self.result = self.error = self.traceback = None
 
     def run(self, read):
         try:
             self.result = read(self.keys)
         except Exception as error:  # every caller waiting on this read gets it
-            self.error = error
+            self.error, self.traceback = error, error.__traceback__
         finally:
             self.done.set()
