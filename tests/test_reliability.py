@@ -404,8 +404,15 @@ def test_a_polling_client_may_post_more_packets_at_once_than_engineio_decodes_by
 
 @pytest.mark.parametrize(
     "body",
-    [b"x", b"4hi\x1e", b"d=", b"\xff\xfe", b"\x1e" * 600_000],
-    ids=["no packet type", "an empty packet", "an empty JSONP body", "not UTF-8", "more packets than a payload holds"],
+    [b"x", b"4hi\x1e", b"d=", b"\xff\xfe", b"\x1e" * 600_000, b"4" + b"[" * 100_000],
+    ids=[
+        "no packet type",
+        "an empty packet",
+        "an empty JSONP body",
+        "not UTF-8",
+        "more packets than a payload holds",
+        "JSON nested deeper than the parser goes",
+    ],
 )
 def test_a_post_that_is_no_payload_ends_its_session_with_a_400(server, make_user, body):
     """A polling client's body engine.io cannot read is a client error, as engine.io's own errors are: 400, and the
@@ -417,6 +424,18 @@ def test_a_post_that_is_no_payload_ends_its_session_with_a_400(server, make_user
         assert poller.poll() is None, "the session outlived a POST it could not read"
     finally:
         poller.close()
+    assert "Traceback" not in server.log()[mark:]
+
+
+@pytest.mark.parametrize("frame", ["x", "", "4" + "[" * 100_000], ids=["no packet type", "empty", "deep JSON"])
+def test_a_websocket_frame_that_is_no_packet_closes_the_connection_without_a_traceback(server, make_user, frame):
+    socket = RawSocket(server.url, make_user().token)
+    mark = len(server.log())
+    try:
+        socket.ws.send(frame)
+        assert not stays_open(socket, 2), "a connection that sent no packet was kept"
+    finally:
+        socket.close()
     assert "Traceback" not in server.log()[mark:]
 
 

@@ -99,7 +99,7 @@ class LeanSocket:
             raise exceptions.ContentTooLongError()
         try:
             packets = payload.Payload(encoded_payload=environ["wsgi.input"].read(length).decode("utf-8")).packets
-        except (ValueError, KeyError) as error:  # UnicodeDecodeError is a ValueError; a JSONP body of `d=`, a KeyError
+        except (ValueError, KeyError, RecursionError) as error:  # bad UTF-8 is a ValueError, JSONP `d=` a KeyError
             raise exceptions.EngineIOError(f"unreadable payload: {error}") from None
         for pkt in packets:
             self.receive(pkt)
@@ -230,7 +230,12 @@ class LeanSocket:
             if p is None:
                 break  # connection closed by client
             try:
-                self.receive(packet.Packet(encoded_packet=p))
+                pkt = packet.Packet(encoded_packet=p)
+            except (ValueError, RecursionError) as error:  # no packet: a client's error, not the server's
+                self.server.logger.info("%s: unreadable packet (%s), closing connection", self.sid, error)
+                break
+            try:
+                self.receive(pkt)
             except exceptions.UnknownPacketError:
                 pass
             except exceptions.SocketIsClosedError:
