@@ -179,9 +179,9 @@ class Config:
     REACTION_RATE_LIMIT = text("REACTION_RATE_LIMIT", default="30/10seconds")
     UPLOAD_RATE_LIMIT = text("UPLOAD_RATE_LIMIT", default="30/minute")
     MAX_SOCKETS_PER_USER = number("MAX_SOCKETS_PER_USER", 20)
-    # Events one connection may send at once, and a second after: above every user limit together, so only a
-    # flood meets it, and it is refused before any handler runs.
-    SOCKET_EVENT_BURST = number("SOCKET_EVENT_BURST", 300)
+    # Events one user's sockets may send at once, and a second after: at least what the user limits above allow at
+    # once together (300 reads, 30 joins, 30 reactions, 10 messages, 5 typing), so only a flood meets it.
+    SOCKET_EVENT_BURST = number("SOCKET_EVENT_BURST", 500)
     SOCKET_EVENT_RATE = number("SOCKET_EVENT_RATE", 50)
     # `@room`/`@here` sends each member a `notification` only in rooms up to this size; above it
     # they still count in everyone's mentionCount and mentions feed.

@@ -91,6 +91,12 @@ def entry(sid: str) -> SocketEntry | None:
     return _sockets.get(sid)
 
 
+def user_of(sid: str) -> str:
+    """The id of the socket's user; the sid itself once its entry is gone."""
+    socket = _sockets.get(sid)
+    return socket.user_id if socket is not None else sid
+
+
 def sockets() -> dict[str, SocketEntry]:
     """This process's sockets."""
     return dict(_sockets)

@@ -1,5 +1,6 @@
 """Socket.IO event table: each client event bound to its handler."""
 
+from services import presence
 from sockets import events
 from utils import transport
 
@@ -16,7 +17,7 @@ HANDLERS = {
 
 def register_socket_handlers(app, socketio):
     """Bind connect, disconnect and every client event on the default namespace; nothing else is dispatched."""
-    transport.install(app, socketio.server, HANDLERS)
+    transport.install(app, socketio.server, HANDLERS, presence.user_of)
     socketio.on_event("connect", events.connect)
     socketio.on_event("disconnect", events.disconnect)
     for name, handler in HANDLERS.items():

@@ -116,9 +116,10 @@ def _acks(client, event, payloads):
     return [acks[index] for index in range(len(payloads))]
 
 
-def test_a_flood_on_one_connection_is_refused_before_it_is_handled(server_factory, db):
-    """Five events at once, then one a second: what comes over that is answered `rate_limited` and reaches
-    nobody; the same user's other socket has a budget of its own."""
+def test_a_flood_is_refused_before_it_is_read_and_then_disconnected(server_factory, db):
+    """A user's sockets share a budget of five events at once, then one a second: what comes over it is answered
+    `rate_limited` and reaches nobody, while another user's events go on; a socket that sends another five while
+    refused is disconnected, and what it sent after is not answered."""
     url = server_factory(
         RATE_LIMITS_ENABLED="true", SOCKET_EVENT_BURST="5", SOCKET_EVENT_RATE="1", TYPING_RATE_LIMIT="100/second"
     ).url
@@ -127,19 +128,24 @@ def test_a_flood_on_one_connection_is_refused_before_it_is_handled(server_factor
     sockets = [SocketClient(url, user.token).connect() for user in (flooder, flooder, watcher)]
     try:
         for socket in sockets:
-            assert socket.call("join", {"room": "general"})["ok"] is True  # one of each socket's five
-        acks = _acks(sockets[0], "typing", [{"room": "general", "typing": True}] * 10)
+            assert socket.call("join", {"room": "general"})["ok"] is True  # the flooder's two: two of its five
+        acks = _acks(sockets[0], "typing", [{"room": "general", "typing": True}] * 6)
         handled = [ack for ack in acks if ack["ok"]]
         refused = [ack["error"] for ack in acks if not ack["ok"]]
-        assert len(handled) in (4, 5), acks  # the fifth if a second went by since the join
+        assert len(handled) in (3, 4), acks  # the fourth if a second went by since the joins
         assert acks[: len(handled)] == handled, "the budget is spent in the order events arrive"
         assert {error["code"] for error in refused} == {"rate_limited"}
-        assert all("on one connection" in error["message"] and error["details"]["retryAfter"] for error in refused)
+        assert all("events a second" in error["message"] and error["details"]["retryAfter"] for error in refused)
+        assert sockets[1].call("typing", {"room": "general", "typing": True})["error"]["code"] == "rate_limited"
+        assert sockets[2].call("typing", {"room": "general", "typing": True})["ok"] is True  # a budget of its own
         sockets[2].settle()
         assert len(sockets[2].received("typing")) == len(handled), "a refused event reached the room"
-        assert sockets[1].call("typing", {"room": "general", "typing": False})["ok"] is True
         time.sleep(1.1)  # one event a second comes back
-        assert sockets[0].call("typing", {"room": "general", "typing": False})["ok"] is True
+        assert sockets[1].call("typing", {"room": "general", "typing": False})["ok"] is True
+        for _ in range(12):
+            sockets[0].sio.emit("typing", {"room": "general", "typing": True}, callback=lambda ack: None)
+        assert sockets[0].wait_for_disconnect(10), "a socket flooding on while refused was kept"
+        assert sockets[2].call("typing", {"room": "general", "typing": False})["ok"] is True
     finally:
         for socket in sockets:
             socket.close()

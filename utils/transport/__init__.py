@@ -31,7 +31,7 @@ import socketio
 from utils.transport import fanout, hub, sessions
 from utils.transport.frames import apply_mask, batched_driver
 from utils.transport.managers import LocalManager, QueueManager, outage
-from utils.transport.packets import GuardedServer
+from utils.transport.packets import EventBudgets, GuardedServer
 
 NAMESPACE = "/"
 
@@ -294,7 +294,7 @@ def client_manager(config):
     return LocalManager()
 
 
-def install(app, server, client_events):
+def install(app, server, client_events, event_owner):
     """Guard the server's packets, decline compression; under eventlet keep idle sockets lean, batch frames and
     write broadcasts directly."""
     check_internals(server)
@@ -304,7 +304,8 @@ def install(app, server, client_events):
     server.client_events = frozenset(client_events)
     server.auth_timeout = app.config["AUTH_TIMEOUT_SECONDS"]
     if app.config["RATELIMIT_ENABLED"]:
-        server.event_rate, server.event_burst = app.config["SOCKET_EVENT_RATE"], app.config["SOCKET_EVENT_BURST"]
+        server.event_budgets = EventBudgets(app.config["SOCKET_EVENT_RATE"], app.config["SOCKET_EVENT_BURST"])
+        server.event_owner = event_owner
     server.eio.ping_interval = app.config["SOCKET_PING_INTERVAL"]
     server.eio.ping_timeout = app.config["SOCKET_PING_TIMEOUT"]
     # A POST is bounded by its bytes (SOCKET_MAX_BUFFER), which is what socket.io-client fills when it sends what it

@@ -8,11 +8,13 @@
   binary event that never completes cannot grow memory.
 - An event whose JSON cannot be read (malformed, or nested deeper than the parser goes)
   gets the `validation_error` ack when its header names an ack id.
-- A connection sends at most `event_burst` events at once and `event_rate` a second after
-  (a token bucket on the Engine.IO socket). One over it gets the `rate_limited` ack before
-  a handler is started for it: the users' own limits (`MESSAGE_RATE_LIMIT`, ...) are
-  counted inside the handlers, and thousands of events in one write, each costing its
-  handler, held every other connection of the process for seconds.
+- Events are counted against a budget before anything is decoded or started for them
+  (`EventBudgets`: a user's sockets on this process share one, a connection not yet
+  authenticated has its own). One over it gets the `rate_limited` ack; a connection that
+  goes on sending a whole burst's worth while refused is closed, and what it sent after is
+  dropped unread. The users' own limits (`MESSAGE_RATE_LIMIT`, ...) are counted inside the
+  handlers, which thousands of events in one write each reached: the process served nobody
+  else for seconds.
 - An Engine.IO connection that has not joined the default namespace (authenticated)
   within `auth_timeout` seconds is closed; so is one that left it (the client's
   DISCONNECT packet, or the server's disconnect at a logout) and has not joined again
@@ -36,47 +38,78 @@ _HEADER = re.compile(r"(?P<type>\d)(?:\d+-)?(?:(?P<namespace>/[^,]*),)?(?P<id>\d
 # The first character of a packet of each type, as it arrives: read for every packet, so made once.
 _BINARY = (str(packet.BINARY_EVENT), str(packet.BINARY_ACK))
 _DISCONNECT = str(packet.DISCONNECT)
+_EVENTS = (str(packet.EVENT), str(packet.BINARY_EVENT))
+
+
+class EventBudgets:
+    """Token buckets of events, each `burst` full and refilled at `rate` a second, by key (a user, or a connection
+    before it authenticates)."""
+
+    KEPT = 4096  # buckets kept before the full ones are let go (a full bucket is as good as none)
+
+    def __init__(self, rate, burst):
+        self.rate, self.burst = rate, burst
+        self.buckets = {}  # key -> [events left, when last counted, refused since the bucket was last full]
+
+    def take(self, key):
+        """Count one event: (0, 0) when there was one to take, else (seconds until there is, how many were refused
+        since the bucket was last full: a client that goes on sending while refused keeps it from filling)."""
+        now = time.monotonic()
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            if len(self.buckets) >= self.KEPT:
+                self.buckets = {k: b for k, b in self.buckets.items() if b[0] + (now - b[1]) * self.rate < self.burst}
+            bucket = self.buckets[key] = [self.burst, now, 0]
+        left = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if left >= self.burst:
+            bucket[2] = 0
+        if left >= 1:
+            bucket[0] = left - 1
+            return 0, 0
+        bucket[0], bucket[2] = left, bucket[2] + 1
+        return (1 - left) / self.rate, bucket[2]
 
 
 class GuardedServer:
     client_events = frozenset()
     auth_timeout = 10
-    event_rate = None  # events a second a connection may send once its burst is spent; None: no bound
-    event_burst = 0
+    event_budgets = None  # EventBudgets where rate limits are on
+    event_owner = None  # sid -> the key of the budget its events are counted against (its user's)
 
     def _handle_event(self, eio_sid, namespace, id, data):
         name = data[0] if isinstance(data, list) and data and isinstance(data[0], str) else None
-        if name not in self.client_events:
-            log.info("socket unknown event %r", name, extra={"event": name, "outcome": "not_found"})
-            return self._error_ack(eio_sid, namespace, id, NotFound(f"unknown event {name!r}"))
-        wait = self._over_budget(eio_sid)
-        if wait:
-            metrics.refused("socket_event")
-            error = RateLimited(wait, f"at most {self.event_rate:g} events a second on one connection")
-            return self._error_ack(eio_sid, namespace, id, error)
-        return super()._handle_event(eio_sid, namespace, id, data)
+        if name in self.client_events:
+            return super()._handle_event(eio_sid, namespace, id, data)
+        log.info("socket unknown event %r", name, extra={"event": name, "outcome": "not_found"})
+        return self._error_ack(eio_sid, namespace, id, NotFound(f"unknown event {name!r}"))
 
-    def _over_budget(self, eio_sid):
-        """Take one event from the connection's bucket (`event_burst` full, refilled at `event_rate` a second);
-        return 0, or the seconds until one is there again."""
-        socket = self.eio.sockets.get(eio_sid)
-        if self.event_rate is None or socket is None:
-            return 0
-        now = time.monotonic()
-        elapsed = now - getattr(socket, "events_at", now)
-        left = min(self.event_burst, getattr(socket, "events_left", self.event_burst) + elapsed * self.event_rate)
-        socket.events_at = now
-        if left >= 1:
-            socket.events_left = left - 1
-            return 0
-        socket.events_left = left
-        return (1 - left) / self.event_rate
+    def _over_budget(self, eio_sid, data):
+        """Count an event (`data`, still encoded) against its budget; whether it was over it. One over is answered
+        `rate_limited`; the connection is closed once more than a burst's worth was refused since the budget was
+        last full."""
+        sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        wait, refused = self.event_budgets.take(self.event_owner(sid) if sid is not None else eio_sid)
+        if not wait:
+            return False
+        metrics.refused("socket_event")
+        if refused > self.event_budgets.burst:
+            log.info("socket flood: %d events refused, connection closed", refused, extra={"outcome": "flood"})
+            self._end_session(eio_sid)
+            return True
+        header = _HEADER.match(data)
+        if header and header["id"]:
+            error = RateLimited(wait, f"at most {self.event_budgets.rate:g} events a second")
+            self._error_ack(eio_sid, header["namespace"], int(header["id"]), error)
+        return True
 
     def _handle_eio_message(self, eio_sid, data):
         if eio_sid not in self.environ:
             return None  # the session was closed and its client read on: its Socket.IO state is gone, none is made
         if not isinstance(data, str):
             return None  # an attachment of a binary packet, which was refused
+        if data[:1] in _EVENTS and self.event_budgets is not None and self._over_budget(eio_sid, data):
+            return None
         if data[:1] in _BINARY:
             return self._refuse_binary(eio_sid, data)
         # Leaving the namespace makes the connection anonymous again; a `41` from one that never joined changes nothing.
