@@ -6,6 +6,7 @@ import time
 import pytest
 
 from tests.support import Api, SocketClient, assert_error, register
+from utils.transport.packets import EventBudgets
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +166,17 @@ def test_a_user_limit_is_counted_before_the_room_is_looked_up(server_factory, db
             assert ack["ok"] is False and ack["error"]["code"] == "rate_limited", (event, ack)
     finally:
         socket.close()
+
+
+def test_event_budgets_let_full_buckets_go_without_a_look_at_every_new_key(monkeypatch):
+    """Thousands of users busy at once keep their buckets: the look for full ones to let go comes again only once
+    the buckets have doubled (it came at every new user past the bound: a storm's cost grew with its square)."""
+    budgets = EventBudgets(rate=1, burst=2)
+    budgets.KEPT = budgets.kept = 4
+    looks, let_full_go = [], budgets.let_full_go
+    monkeypatch.setattr(budgets, "let_full_go", lambda now: looks.append(now) or let_full_go(now))
+    for user in range(40):
+        assert budgets.take(user) == (0, 0)
+    assert len(budgets.buckets) == 40, "a bucket in use was let go"
+    assert len(looks) <= 4, f"{len(looks)} looks for 40 users"
+    assert budgets.take(0) == (0, 0) and budgets.take(0)[1] == 1  # two at once, the third refused

@@ -45,11 +45,12 @@ class EventBudgets:
     """Token buckets of events, each `burst` full and refilled at `rate` a second, by key (a user, or a connection
     before it authenticates)."""
 
-    KEPT = 4096  # buckets kept before the full ones are let go (a full bucket is as good as none)
+    KEPT = 4096  # buckets kept at least before the full ones are let go (a full bucket is as good as none)
 
     def __init__(self, rate, burst):
         self.rate, self.burst = rate, burst
         self.buckets = {}  # key -> [events left, when last counted, refused since the bucket was last full]
+        self.kept = self.KEPT  # how many buckets before the next look for full ones: twice what the last kept
 
     def take(self, key):
         """Count one event: (0, 0) when there was one to take, else (seconds until there is, how many were refused
@@ -57,8 +58,8 @@ class EventBudgets:
         now = time.monotonic()
         bucket = self.buckets.get(key)
         if bucket is None:
-            if len(self.buckets) >= self.KEPT:
-                self.buckets = {k: b for k, b in self.buckets.items() if b[0] + (now - b[1]) * self.rate < self.burst}
+            if len(self.buckets) >= self.kept:
+                self.let_full_go(now)
             bucket = self.buckets[key] = [self.burst, now, 0]
         left = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
         bucket[1] = now
@@ -69,6 +70,11 @@ class EventBudgets:
             return 0, 0
         bucket[0], bucket[2] = left, bucket[2] + 1
         return (1 - left) / self.rate, bucket[2]
+
+    def let_full_go(self, now):
+        """Drop the buckets that are full again; look next once twice as many as are left are kept."""
+        self.buckets = {k: b for k, b in self.buckets.items() if b[0] + (now - b[1]) * self.rate < self.burst}
+        self.kept = max(self.KEPT, 2 * len(self.buckets))
 
 
 class GuardedServer:
