@@ -144,7 +144,7 @@ def _grant(sid: str, channel: str, since: int) -> None:
 
 def typing(sid: str, user: User, ref: str | None, is_typing: bool) -> None:
     """Relay a typing indicator to the rest of a room this socket has joined."""
-    check_rate(user, "typing")  # first: a room named by its name costs a read, over the limit or not
+    check_rate(user, "typing")  # before the lookup below, which an event over the limit must not cost
     joined, channel = presence.entry(sid).rooms, _channel_of(ref)
     if channel not in joined:  # a room named by its name costs one lookup
         room = rooms.find(ref)

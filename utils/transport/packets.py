@@ -38,7 +38,8 @@ _HEADER = re.compile(r"(?P<type>\d)(?:\d+-)?(?:(?P<namespace>/[^,]*),)?(?P<id>\d
 # The first character of a packet of each type, as it arrives: read for every packet, so made once.
 _BINARY = (str(packet.BINARY_EVENT), str(packet.BINARY_ACK))
 _DISCONNECT = str(packet.DISCONNECT)
-_EVENTS = (str(packet.EVENT), str(packet.BINARY_EVENT))
+_EVENT = str(packet.EVENT)
+_EVENTS = (_EVENT, str(packet.BINARY_EVENT))
 
 
 class EventBudgets:
@@ -103,10 +104,7 @@ class GuardedServer:
             log.info("socket flood: %d events refused, connection closed", refused, extra={"outcome": "flood"})
             self._end_session(eio_sid)
             return True
-        header = _HEADER.match(data)
-        if header and header["id"]:
-            error = RateLimited(wait, f"at most {self.event_budgets.rate:g} events a second")
-            self._error_ack(eio_sid, header["namespace"], int(header["id"]), error)
+        self._error_ack_unread(eio_sid, data, RateLimited(wait, f"at most {self.event_budgets.rate:g} events a second"))
         return True
 
     def _handle_eio_message(self, eio_sid, data):
@@ -123,10 +121,8 @@ class GuardedServer:
         try:
             result = super()._handle_eio_message(eio_sid, data)
         except (ValueError, RecursionError):  # the packet's JSON cannot be read
-            header = _HEADER.match(data)
-            if header and header["type"] == str(packet.EVENT) and header["id"]:
-                error = ValidationFailed("the event's payload is not valid JSON")
-                self._error_ack(eio_sid, header["namespace"], int(header["id"]), error)
+            if data[:1] == _EVENT:
+                self._error_ack_unread(eio_sid, data, ValidationFailed("the event's payload is not valid JSON"))
             return None
         if joined and self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is None:
             self._watch_anonymous(eio_sid)
@@ -146,6 +142,12 @@ class GuardedServer:
         if pkt.packet_type == packet.BINARY_EVENT:
             self._error_ack(eio_sid, pkt.namespace, pkt.id, ValidationFailed("binary attachments are not accepted"))
         return None
+
+    def _error_ack_unread(self, eio_sid, data, error):
+        """`_error_ack` for a packet not decoded (`data`): the namespace and ack id read off its header."""
+        header = _HEADER.match(data)
+        if header and header["id"]:
+            self._error_ack(eio_sid, header["namespace"], int(header["id"]), error)
 
     def _error_ack(self, eio_sid, namespace, id, error):
         namespace = namespace or NAMESPACE
