@@ -10,9 +10,8 @@
   gets the `validation_error` ack when its header names an ack id.
 - Events are counted against a budget before anything is decoded or started for them
   (`EventBudgets`: a user's sockets on this process share one, a connection not yet
-  authenticated has its own). One over it gets the `rate_limited` ack; a connection that
-  goes on sending a whole burst's worth while refused is closed, and what it sent after is
-  dropped unread. The users' own limits (`MESSAGE_RATE_LIMIT`, ...) are counted inside the
+  authenticated has its own). One over it gets the `rate_limited` ack, unread, and the
+  connection stays, as for any limit. The users' own limits (`MESSAGE_RATE_LIMIT`, ...) are counted inside the
   handlers, which thousands of events in one write each reached: the process served nobody
   else for seconds.
 - An Engine.IO connection that has not joined the default namespace (authenticated)
@@ -50,27 +49,24 @@ class EventBudgets:
 
     def __init__(self, rate, burst):
         self.rate, self.burst = rate, burst
-        self.buckets = {}  # key -> [events left, when last counted, refused since the bucket was last full]
+        self.buckets = {}  # key -> [events left, when last counted]
         self.kept = self.KEPT  # how many buckets before the next look for full ones: twice what the last kept
 
     def take(self, key):
-        """Count one event: (0, 0) when there was one to take, else (seconds until there is, how many were refused
-        since the bucket was last full: a client that goes on sending while refused keeps it from filling)."""
+        """Count one event: 0 when there was one to take, else the seconds until there is."""
         now = time.monotonic()
         bucket = self.buckets.get(key)
         if bucket is None:
             if len(self.buckets) >= self.kept:
                 self.let_full_go(now)
-            bucket = self.buckets[key] = [self.burst, now, 0]
+            bucket = self.buckets[key] = [self.burst, now]
         left = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
         bucket[1] = now
-        if left >= self.burst:
-            bucket[2] = 0
         if left >= 1:
             bucket[0] = left - 1
-            return 0, 0
-        bucket[0], bucket[2] = left, bucket[2] + 1
-        return (1 - left) / self.rate, bucket[2]
+            return 0
+        bucket[0] = left
+        return (1 - left) / self.rate
 
     def let_full_go(self, now):
         """Drop the buckets that are full again; look next once twice as many as are left are kept."""
@@ -92,18 +88,13 @@ class GuardedServer:
         return self._error_ack(eio_sid, namespace, id, NotFound(f"unknown event {name!r}"))
 
     def _over_budget(self, eio_sid, data):
-        """Count an event (`data`, still encoded) against its budget; whether it was over it. One over is answered
-        `rate_limited`; the connection is closed once more than a burst's worth was refused since the budget was
-        last full."""
+        """Count an event (`data`, still encoded) against its budget; whether it was over it (then it is answered
+        `rate_limited`)."""
         sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
-        wait, refused = self.event_budgets.take(self.event_owner(sid) if sid is not None else eio_sid)
+        wait = self.event_budgets.take(self.event_owner(sid) if sid is not None else eio_sid)
         if not wait:
             return False
         metrics.refused("socket_event")
-        if refused > self.event_budgets.burst:
-            log.info("socket flood: %d events refused, connection closed", refused, extra={"outcome": "flood"})
-            self._end_session(eio_sid)
-            return True
         self._error_ack_unread(eio_sid, data, RateLimited(wait, f"at most {self.event_budgets.rate:g} events a second"))
         return True
 

@@ -245,8 +245,6 @@ class LeanSocket:
                 # if we get an unexpected exception we log the error and exit the connection properly
                 self.server.logger.exception("Unknown receive error")
                 break
-            if self.closed:
-                break  # closed by what it sent (its close, a flood): what it sent after is not read
             if not readable(ws.socket):
                 self.park()
                 return
