@@ -7,12 +7,13 @@ from functools import cache
 
 from bson import ObjectId
 from mongoengine import NotUniqueError, QuerySet
-from pymongo.errors import DuplicateKeyError
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from model.archived_message import ArchivedMessage
 from model.membership import POSTERS, Membership, Role
 from model.message import Message
-from model.message_log import delete_counter, open_counter, top_positions
+from model.message_log import DUPLICATE_KEY, delete_counter, open_counter, top_positions
 from model.pin import Pin
 from model.room import BY_KIND, DM, GENERAL, ROOM, Ref, Room
 from model.room_sanction import RoomSanction, Sanction
@@ -313,36 +314,74 @@ def do_join_room(user: User, ref: Ref) -> tuple[Room, Role]:
         if room.private and not is_admin(user):
             raise NotFound.room(ref)
         check_participant(room, role)
-        # A readonly role outlives the membership: leaving and rejoining does not lift it.
-        sanctions = RoomSanction.of(room.id, user.id)
+        key = (room.id, user.id)
+        role, sanctions = admit(key)[key]
         check_not_banned(sanctions)
-        role = Role.READONLY if Sanction.READONLY in sanctions else Role.MEMBER
-        add_member(room.id, user.id, role)
-        _undo_if_banned_meanwhile(room.id, user.id)
     return room, role
 
 
-def _undo_if_banned_meanwhile(room_id: ObjectId, user_id: ObjectId) -> None:
-    """Take back a membership added while a ban landed, and refuse the join."""
-    # A ban is stored before it deletes the membership, so a ban this read misses deletes the
-    # membership after the insert above; one it finds may have deleted it before: delete it here.
-    sanctions = RoomSanction.of(room_id, user_id)
-    if Sanction.BAN in sanctions:
-        Membership.objects(room=room_id, user=user_id).delete()
-        live.evict(room_id, user_id)
-    check_not_banned(sanctions)
+def _admit(keys: list[tuple[ObjectId, ObjectId]]) -> dict[tuple[ObjectId, ObjectId], tuple[Role, set[Sanction]]]:
+    """Make members of the joins arriving together that need a membership, `[(room id, user id)]` (a first join of
+    a room by everyone at once, or one user's tabs joining it together): `{(room id, user id): (role, sanctions)}`,
+    refused when the sanctions hold a ban.
+
+    For each, as one join alone: its sanctions are read (a readonly role outlives the membership: leaving and
+    rejoining does not lift it), the membership is added unless banned, and the sanctions are read again: a ban
+    is stored before it deletes the membership, so a ban the second read misses deletes the membership after the
+    insert; one it finds may have deleted it before, so the membership is deleted here and the join refused. Each
+    step is one command for all of them."""
+    pairs = set(keys)
+    before = _sanctions_among(pairs)
+    roles = {}
+    for pair in pairs:
+        if Sanction.BAN not in before[pair]:
+            roles[pair] = Role.READONLY if Sanction.READONLY in before[pair] else Role.MEMBER
+    if roles:
+        _add_members(roles)
+    after = _sanctions_among(set(roles))
+    for pair in roles:
+        if Sanction.BAN in after[pair]:
+            Membership.objects(room=pair[0], user=pair[1]).delete()
+            live.evict(*pair)
+    return {pair: (roles[pair], after[pair]) if pair in roles else (None, before[pair]) for pair in pairs}
+
+
+admit = Gathered(_admit)
+
+
+def _sanctions_among(pairs: set[tuple[ObjectId, ObjectId]]) -> dict[tuple[ObjectId, ObjectId], set[Sanction]]:
+    """`RoomSanction.of` for each `(room id, user id)`, in one read: the rooms' sanctions, by the index's room
+    prefix (SecantusDB scans the collection for the rooms and the users both in `$in`)."""
+    held = {pair: set() for pair in pairs}
+    if pairs:
+        query = {"room": {"$in": list({room_id for room_id, _ in pairs})}}
+        for found in RoomSanction._get_collection().find(query, {"room": 1, "user": 1, "kind": 1, "_id": 0}):
+            if (found["room"], found["user"]) in held:
+                held[found["room"], found["user"]].add(Sanction(found["kind"]))
+    return held
+
+
+def _add_members(roles: dict[tuple[ObjectId, ObjectId], Role]) -> None:
+    """`add_member` for each `(room id, user id)`, in one write."""
+    tops, now = top_positions({room_id for room_id, _ in roles}), utcnow()
+    upserts = [
+        UpdateOne(
+            {"room": room_id, "user": user_id},
+            {"$setOnInsert": {"role": role.value, "joined_at": now, "joined_seq": tops[room_id]}},
+            upsert=True,
+        )
+        for (room_id, user_id), role in roles.items()
+    ]
+    try:
+        Membership._get_collection().bulk_write(upserts, ordered=False)
+    except BulkWriteError as error:  # concurrent joins: the unique index kept one membership
+        if any(failure.get("code") != DUPLICATE_KEY for failure in error.details.get("writeErrors", [])):
+            raise
 
 
 def add_member(room_id: ObjectId, user_id: ObjectId, role: Role) -> None:
     """Make the user a member with `role` unless already one; concurrent joins keep one membership."""
-    # A concurrent join may insert it first; the unique index keeps one membership.
-    with suppress(NotUniqueError, DuplicateKeyError):
-        Membership.objects(room=room_id, user=user_id).update_one(
-            upsert=True,
-            set_on_insert__role=role,
-            set_on_insert__joined_at=utcnow(),
-            set_on_insert__joined_seq=read_state.join_position(room_id),
-        )
+    _add_members({(room_id, user_id): role})
 
 
 def do_leave_room(user: User, ref: Ref) -> None:

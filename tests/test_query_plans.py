@@ -16,10 +16,12 @@ from pymongo import monitoring
 
 from model.membership import Role
 from model.room import Room
+from model.room_sanction import RoomSanction, Sanction
 from model.user import User
 from server import create_app
 from services import mentions, messages, pins, reactions, read_state, rooms
 from tests.support import plan_stages, store_messages
+from utils.errors import Forbidden
 from utils.search_keys import room_key
 from utils.timefmt import utcnow
 
@@ -153,4 +155,17 @@ def test_read_state_reads_only_from_indexes(recorder, db):
     read_state.do_mark_read(bob, room.id, first.id)
     read_state.readers(alice, str(first.id))
     rooms.describe(alice, [stored])
+    _assert_indexed(recorder, db)
+
+
+def test_joins_read_only_from_indexes(recorder, db):
+    """A first join (sanctions, the room's position, the membership), a join again, a banned user's join."""
+    alice, bob, carol = _user("alice"), _user("bob"), _user("carol")
+    room = rooms.do_create_room(alice, "joins", "", False)
+    RoomSanction(room=room.id, user=carol.id, kind=Sanction.BAN, by=alice.id, created_at=utcnow()).save()
+    recorder.recording.set()
+    assert rooms.do_join_room(bob, room.id)[1] == Role.MEMBER
+    assert rooms.do_join_room(bob, room.id)[1] == Role.MEMBER
+    with pytest.raises(Forbidden):
+        rooms.do_join_room(carol, room.id)
     _assert_indexed(recorder, db)

@@ -308,27 +308,71 @@ def test_sockets_connecting_at_once_share_their_revocation_reads(server, make_us
             ws.close()
 
 
+def _connected_raw(server, users, count):
+    """`count` raw WebSockets, each connected with the token of `users[i % len(users)]`."""
+    url = server.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+    sockets = [websocket.create_connection(url, timeout=30) for _ in range(count)]
+    for i, ws in enumerate(sockets):
+        assert ws.recv().startswith("0")  # engine.io open
+        ws.send("40" + json.dumps({"token": users[i % len(users)].token}))
+        assert ws.recv().startswith('40{"sid"')
+    return sockets
+
+
+def _join_all(sockets, room=None):
+    """Send every socket's join at once (ack id 1); return each one's ack payload."""
+    for ws in sockets:
+        ws.send("421" + json.dumps(["join", {"room": room} if room else {}]))
+    acks = []
+    for ws in sockets:
+        ack = ws.recv()
+        while not ack.startswith("431"):
+            ack = ws.recv()
+        acks.append(json.loads(ack[3:])[0])
+    return acks
+
+
+def _commands(server, command):
+    return scrape(server.url).value("chat_db_command_seconds_count", command=command)
+
+
 def test_sockets_joining_at_once_share_their_reads(server, make_user):
     """Twenty sockets of four users joining `general` at once cost fewer than twenty `find`s for the room and the
     memberships together (two each, before they were read together); every one is still let in."""
     users = [make_user() for _ in range(4)]
-    url = server.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
-    sockets = [websocket.create_connection(url, timeout=30) for _ in range(20)]
+    sockets = _connected_raw(server, users, 20)
     try:
-        for i, ws in enumerate(sockets):
-            assert ws.recv().startswith("0")  # engine.io open
-            ws.send("40" + json.dumps({"token": users[i % 4].token}))
-            assert ws.recv().startswith('40{"sid"')
-        before = scrape(server.url).value("chat_db_command_seconds_count", command="find")
-        for ws in sockets:
-            ws.send('421["join",{}]')
-        for i, ws in enumerate(sockets):
-            ack = ws.recv()
-            while not ack.startswith("431"):
-                ack = ws.recv()
-            assert json.loads(ack[3:])[0]["ok"] is True and users[i % 4].id in ack
-        reads = scrape(server.url).value("chat_db_command_seconds_count", command="find") - before
+        before = _commands(server, "find")
+        acks = _join_all(sockets)
+        reads = _commands(server, "find") - before
+        assert all(ack["ok"] is True and users[i % 4].id in json.dumps(ack) for i, ack in enumerate(acks))
         assert 1 <= reads < 20
     finally:
         for ws in sockets:
             ws.close()
+
+
+def test_first_joins_at_once_are_admitted_together(server, api, make_user):
+    """Sixteen sockets of eight users joining a room none of them belongs to, at once: the memberships are added
+    in fewer writes than one a user (one a join before), and each join is still judged on its own user's sanctions: the
+    banned user is refused, the one whose readonly role the room remembers comes back readonly, each once."""
+    owner, users = make_user(), [make_user() for _ in range(8)]
+    room = _room(api, owner, "first-joins")
+    assert api.put(f"/api/rooms/{room}/bans/{users[0].id}", owner.token).ok
+    muted = f"/api/rooms/{room}/members/{users[1].id}"
+    assert api.put(muted, owner.token, json={"role": "readonly"}).ok
+    assert api.delete(muted, owner.token).status_code == 204
+    sockets = _connected_raw(server, users, 16)
+    try:
+        before = _commands(server, "update")
+        acks = _join_all(sockets, room)
+        writes = _commands(server, "update") - before
+        assert [ack["ok"] for ack in acks] == [i % 8 != 0 for i in range(16)], acks
+        assert {acks[i]["error"]["code"] for i in (0, 8)} == {"forbidden"}
+        assert 1 <= writes < 7, writes  # before: a write a join that found no membership, one a user at least
+    finally:
+        for ws in sockets:
+            ws.close()
+    members = api.get(f"/api/rooms/{room}/members", owner.token).json()["members"]
+    roles = [(m["user"]["id"], m["role"]) for m in members if m["user"]["id"] != owner.id]
+    assert sorted(roles) == sorted([(users[1].id, "readonly")] + [(user.id, "member") for user in users[2:]])
