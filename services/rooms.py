@@ -273,17 +273,23 @@ def do_delete_room(user: User, ref: Ref) -> None:
 
 def _join_reads(keys: list[tuple[ObjectId, ObjectId]]) -> tuple[dict, dict]:
     """The rooms and the memberships of joins arriving together, `[(room id, user id)]`: `({room id: room},
-    {(room id, user id): role})`, in one query for the rooms and one a user (a user's tabs rejoining their rooms
-    after a reconnect are one)."""
+    {(room id, user id): role})`, in one query for the rooms and one a room or one a user, whichever is fewer (a
+    big room's members rejoining after a restart are one; so are a user's tabs rejoining their rooms)."""
     rooms = {room.id: room for room in Room.objects(id__in=list({room_id for room_id, _ in keys}))}
-    wanted = {}
+    by_room, by_user = {}, {}
     for room_id, user_id in keys:
-        wanted.setdefault(user_id, set()).add(room_id)
+        by_room.setdefault(room_id, set()).add(user_id)
+        by_user.setdefault(user_id, set()).add(room_id)
+    # One side in `$in`, the other an equality: the (room, user) and (user, room) indexes answer it, SecantusDB's
+    # too, which scans the collection for a query with both in `$in`.
+    if len(by_room) < len(by_user):
+        queries = [{"room": room_id, "user": {"$in": list(users)}} for room_id, users in by_room.items()]
+    else:
+        queries = [{"user": user_id, "room": {"$in": list(room_ids)}} for user_id, room_ids in by_user.items()]
     roles = {}
-    for user_id, room_ids in wanted.items():
-        query = {"user": user_id, "room": {"$in": list(room_ids)}}  # the (user, room) index, for SecantusDB too
-        for found in Membership._get_collection().find(query, {"room": 1, "role": 1, "_id": 0}):
-            roles[found["room"], user_id] = Role(found["role"])
+    for query in queries:
+        for found in Membership._get_collection().find(query, {"room": 1, "user": 1, "role": 1, "_id": 0}):
+            roles[found["room"], found["user"]] = Role(found["role"])
     return rooms, roles
 
 

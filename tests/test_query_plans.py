@@ -159,13 +159,16 @@ def test_read_state_reads_only_from_indexes(recorder, db):
 
 
 def test_joins_read_only_from_indexes(recorder, db):
-    """A first join (sanctions, the room's position, the membership), a join again, a banned user's join."""
+    """A first join (sanctions, the room's position, the membership), a join again, a banned user's join; the
+    memberships of joins arriving together, read by room and by user."""
     alice, bob, carol = _user("alice"), _user("bob"), _user("carol")
-    room = rooms.do_create_room(alice, "joins", "", False)
+    room, other = rooms.do_create_room(alice, "joins", "", False), rooms.do_create_room(alice, "other", "", False)
     RoomSanction(room=room.id, user=carol.id, kind=Sanction.BAN, by=alice.id, created_at=utcnow()).save()
     recorder.recording.set()
     assert rooms.do_join_room(bob, room.id)[1] == Role.MEMBER
     assert rooms.do_join_room(bob, room.id)[1] == Role.MEMBER
     with pytest.raises(Forbidden):
         rooms.do_join_room(carol, room.id)
+    rooms._join_reads([(room.id, alice.id), (room.id, bob.id)])
+    rooms._join_reads([(room.id, bob.id), (other.id, bob.id)])
     _assert_indexed(recorder, db)
