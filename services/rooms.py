@@ -71,7 +71,9 @@ def ensure_general_room() -> None:
 def find(ref: Ref) -> Room | None:
     """Return the room named by id or name (None means `general`), or None; a DM has no name, only its id."""
     ref = GENERAL if ref is None else ref
-    room = get_by_id(Room, ref) or Room.objects(name_key=ref.lower(), kind__ne=DM).first()
+    room = get_by_id(Room, ref)
+    if room is None and isinstance(ref, str):  # an id (a room deleted meanwhile) is no name
+        room = Room.objects(name_key=ref.lower(), kind__ne=DM).first()
     if room is not None:
         _know_kind(room.id, room.kind)
     return room
@@ -258,9 +260,11 @@ def do_delete_room(user: User, ref: Ref) -> None:
     check_can_manage_room(user, role)
     if room.name_key == GENERAL:
         raise Forbidden("the general room cannot be deleted")
-    # Memberships first: the send path trusts a membership to name a live room.
+    # Memberships first: the send path trusts a membership to name a live room. Again once the room is gone: a
+    # join that read the room before may have added one since (a join after that finds the room gone, `_admit`).
     Membership.objects(room=room.id).delete()
     room.delete()
+    Membership.objects(room=room.id).delete()
     delete_counter(room.id)
     RoomSanction.objects(room=room.id).delete()
     Message.objects(room=room.id).delete()
@@ -323,19 +327,22 @@ def do_join_room(user: User, ref: Ref) -> tuple[Room, Role]:
         key = (room.id, user.id)
         role, sanctions = admit(key)[key]
         check_not_banned(sanctions)
+        if role is None:
+            raise NotFound.room(ref)  # deleted meanwhile
     return room, role
 
 
-def _admit(keys: list[tuple[ObjectId, ObjectId]]) -> dict[tuple[ObjectId, ObjectId], tuple[Role, set[Sanction]]]:
+def _admit(keys: list[tuple[ObjectId, ObjectId]]) -> dict[tuple[ObjectId, ObjectId], tuple[Role | None, set[Sanction]]]:
     """Make members of the joins arriving together that need a membership, `[(room id, user id)]` (a first join of
     a room by everyone at once, or one user's tabs joining it together): `{(room id, user id): (role, sanctions)}`,
     refused when the sanctions hold a ban.
 
     For each, as one join alone: its sanctions are read (a readonly role outlives the membership: leaving and
-    rejoining does not lift it), the membership is added unless banned, and the sanctions are read again: a ban
-    is stored before it deletes the membership, so a ban the second read misses deletes the membership after the
-    insert; one it finds may have deleted it before, so the membership is deleted here and the join refused. Each
-    step is one command for all of them."""
+    rejoining does not lift it), the membership is added unless banned, then the sanctions and the room are read
+    again. A ban is stored before it deletes the membership, and a room's deletion deletes its memberships
+    before and after the room: so a ban or a deletion the second reads miss deletes the membership after the
+    insert, and one they find may have deleted it before, so the membership is deleted here and the join
+    refused (no role: the room is gone). Each step is one command for all of them."""
     pairs = set(keys)
     before = _sanctions_among(pairs)
     roles = {}
@@ -345,11 +352,15 @@ def _admit(keys: list[tuple[ObjectId, ObjectId]]) -> dict[tuple[ObjectId, Object
     if roles:
         _add_members(roles)
     after = _sanctions_among(set(roles))
-    for pair in roles:
-        if Sanction.BAN in after[pair]:
+    rooms = list({room_id for room_id, _ in roles})
+    standing = {found["_id"] for found in Room._get_collection().find({"_id": {"$in": rooms}}, {"_id": 1})}
+    for pair in list(roles):
+        if Sanction.BAN in after[pair] or pair[0] not in standing:
             Membership.objects(room=pair[0], user=pair[1]).delete()
             live.evict(*pair)
-    return {pair: (roles[pair], after[pair]) if pair in roles else (None, before[pair]) for pair in pairs}
+            if pair[0] not in standing:
+                del roles[pair]
+    return {pair: (roles.get(pair), after.get(pair, before[pair])) for pair in pairs}
 
 
 admit = Gathered(_admit)

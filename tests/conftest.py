@@ -2,6 +2,7 @@
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from urllib.parse import urlsplit
 
 import pymongo
@@ -56,6 +57,26 @@ def server_factory(mongo_uri, tmp_path_factory):
 def server(server_factory):
     """The shared live server (rate limits off)."""
     return server_factory()
+
+
+@pytest.fixture
+def in_process(mongo_uri, db):
+    """Call the services in this process, on the test database (threading mode): `in_process(*listeners)` sets the
+    app up, with pymongo command listeners if any; its context lasts the test."""
+    import mongoengine
+
+    from model import init_db
+    from server import create_app
+
+    with ExitStack() as stack:
+
+        def enter(*listeners):
+            app = create_app("testing", MONGODB_URI=mongo_uri, ASYNC_MODE="threading")
+            stack.enter_context(app.app_context())
+            init_db(app, listeners=list(listeners))
+
+        yield enter
+    mongoengine.disconnect()  # later tests in this process connect on their own terms
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,6 @@ answers it from the `_id` index: those are let through.)
 import threading
 import time
 
-import mongoengine
 import pytest
 from pymongo import monitoring
 
@@ -18,7 +17,6 @@ from model.membership import Role
 from model.room import Room
 from model.room_sanction import RoomSanction, Sanction
 from model.user import User
-from server import create_app
 from services import mentions, messages, pins, reactions, read_state, rooms
 from tests.support import plan_stages, store_messages
 from utils.errors import Forbidden
@@ -46,16 +44,11 @@ class Recorder(monitoring.CommandListener):
 
 
 @pytest.fixture
-def recorder(mongo_uri, db):
+def recorder(in_process):
     recorder = Recorder()
-    app = create_app("testing", MONGODB_URI=mongo_uri, ASYNC_MODE="threading")
-    with app.app_context():
-        from model import init_db
-
-        init_db(app, listeners=[recorder])
-        yield recorder
-        _markers_written()
-    mongoengine.disconnect()  # later tests in this process connect on their own terms
+    in_process(recorder)
+    yield recorder
+    _markers_written()
 
 
 def _markers_written():

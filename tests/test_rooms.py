@@ -3,7 +3,10 @@
 import pytest
 from bson import ObjectId
 
+from model.user import User
+from services import rooms
 from tests.support import assert_error
+from utils.errors import NotFound
 
 
 def _room(api, user, name, private=False, **extra):
@@ -179,3 +182,17 @@ def test_a_new_room_or_dm_starts_its_position_counter_at_zero(api, make_user, db
         response = api.post("/api/send", owner.token, json={"room": str(made), "messageBody": "first"})
         assert response.status_code == 201, response.text
         assert db.messages.find_one({"_id": ObjectId(response.json()["id"])})["seq"] == 1
+
+
+def test_a_join_that_read_its_room_before_the_room_was_deleted_leaves_no_member(in_process, api, make_user, db):
+    """A join reads its room, the room is deleted, the join adds the membership: the admission finds the room gone,
+    takes the membership back and is refused; a lookup of the gone room by its id is a 404 (it raised)."""
+    owner, guest = make_user(), make_user()
+    room = ObjectId(_room(api, owner, "short-lived")["id"])
+    assert api.delete(f"/api/rooms/{room}", owner.token).status_code == 204
+    in_process()
+    user = User.objects(id=guest.id).get()
+    assert rooms._admit([(room, user.id)]) == {(room, user.id): (None, set())}
+    assert db.memberships.count_documents({"room": room}) == 0
+    with pytest.raises(NotFound):
+        rooms.access(user, room)
