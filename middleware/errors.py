@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from utils import metrics
 from utils.errors import BY_STATUS, AppError, InternalError, RateLimited
 from utils.extensions import limiter
+from utils.outage import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def register_error_handlers(app):
 
     @app.errorhandler(Exception)
     def unexpected(error):
-        log.exception("unhandled error")
+        log_failure(log, "unhandled error")
         return render(InternalError())
 
 

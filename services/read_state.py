@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from bson import ObjectId
 from flask import current_app
 from pymongo import UpdateOne, WriteConcern
+from pymongo.errors import ConnectionFailure
 
 from model import message_scan
 from model.archived_message import ArchivedMessage
@@ -264,8 +265,12 @@ class _SentMarkers:
             ]
             try:
                 Membership._get_collection().with_options(write_concern=_UNJOURNALED).bulk_write(updates, ordered=False)
-            except Exception:  # the task must go on: a dead one would stop every later move of this process
-                log.warning("%d senders' markers not moved: their next sends move them", len(updates), exc_info=True)
+            except Exception as error:  # the task must go on: a dead one would stop every later move of this process
+                # The database out of reach is logged once for the outage (`utils.outage`): no traceback for it.
+                unreached = isinstance(error, ConnectionFailure)
+                log.warning(
+                    "%d senders' markers not moved: their next sends move them", len(updates), exc_info=not unreached
+                )
 
     def _take(self):
         socketio.sleep(FLUSH_SECONDS)

@@ -8,6 +8,7 @@ from flask import request
 from services import presence
 from utils.errors import AppError, InternalError, Unauthorized
 from utils.extensions import socketio
+from utils.outage import log_failure
 from utils.schemas import load
 
 log = logging.getLogger("chat.socket")
@@ -35,7 +36,7 @@ def socket_event(schema):
             except AppError as error:
                 result, outcome = {"ok": False, **error.to_dict()}, error.code
             except Exception:
-                log.exception("socket event %s failed", handler.__name__)
+                log_failure(log, "socket event %s failed", handler.__name__)
                 result, outcome = {"ok": False, **InternalError().to_dict()}, "internal_error"
             log.info(
                 "socket %s user=%s room=%s outcome=%s",

@@ -248,6 +248,7 @@ def test_every_acknowledged_message_survives_a_sigkill_of_the_database(durable, 
                     kill_now.set()
 
     threads = [threading.Thread(target=stream, args=pair) for pair in enumerate(clients)]
+    logged_before = len(server.log())
     try:
         for thread in threads:
             thread.start()
@@ -285,6 +286,9 @@ def test_every_acknowledged_message_survives_a_sigkill_of_the_database(durable, 
         assert not slow, f"sends took over 5 s: {slow}"
         assert any(after for _, after in acked.values()), f"no send was acked after the restart: {counts}"
         assert not lost, counts
+        # The outage is logged once, not with a traceback for every send that met it.
+        logged = server.log()[logged_before:]
+        assert "database unreachable" in logged and "Traceback" not in logged, logged[logged.find("Traceback") :][:3000]
 
         # A client retries what was refused, with the same clientId: each is then stored exactly once.
         for client_id in [*refused, rest_id]:

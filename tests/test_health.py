@@ -1,7 +1,9 @@
-"""Health: 200 with the database up, 503 naming it when it goes down; unexpected errors stay 500.
+"""Health: 200 with the database up, 503 naming it when it goes down; unexpected errors stay 500, an outage is
+logged once.
 Liveness and readiness for orchestrators: not ready while a dependency is down or while draining."""
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -11,10 +13,13 @@ import time
 
 import pytest
 import requests
+from pymongo.errors import AutoReconnect
 
 from config import load_config
 from model import embedded
 from tests.support import ROOT, TEST_SECRET, Api, RedisServer
+from utils import outage
+from utils.outage import log_failure
 
 
 def test_health_ok(api):
@@ -42,14 +47,19 @@ def test_health_degraded_when_the_database_is_down(fragile):
     assert response.json() == {"status": "degraded", "db": "down", "queue": "off"}
 
 
-def test_unexpected_errors_are_500_without_internals_and_logged_with_the_request_id(fragile):
+def test_a_database_outage_is_500_without_internals_and_logged_once_with_the_request_id(fragile):
+    """Each request that meets the outage is a 500 in the contract's shape; the outage is logged once, in the first
+    one's words and with its request id, not a traceback a request (the same one each time)."""
     api = Api(fragile.url)
     token = api.post("/api/auth/register", json={"username": "victim", "password": "password-123"}).json()
     fragile.stop_db()
-    response = api.get("/api/users/me", token["accessToken"], headers={"X-Request-ID": "boom-1"})
-    assert response.status_code == 500
-    assert response.json() == {"error": {"code": "internal_error", "message": "internal error"}}
-    assert "Traceback" in fragile.log() and "[boom-1]" in fragile.log()
+    for request_id in ("boom-1", "boom-2"):
+        response = api.get("/api/users/me", token["accessToken"], headers={"X-Request-ID": request_id})
+        assert response.status_code == 500
+        assert response.json() == {"error": {"code": "internal_error", "message": "internal error"}}
+    warnings = [line for line in fragile.log().splitlines() if "database unreachable" in line]
+    assert len(warnings) == 1 and "[boom-1]" in warnings[0], warnings
+    assert "Traceback" not in fragile.log() and "[boom-2] GET /api/users/me 500" in fragile.log()
 
 
 def test_live_and_ready_need_no_token(api):
@@ -143,3 +153,20 @@ def test_production_drains_with_a_grace_within_the_shutdown_timeout(monkeypatch,
         monkeypatch.setenv(name, value)
     assert load_config("production")["DRAIN_GRACE_SECONDS"] == grace
     assert load_config("development")["DRAIN_GRACE_SECONDS"] == 0
+
+
+def test_an_outage_is_logged_once_until_it_ends_and_any_other_failure_with_its_traceback(caplog):
+    caplog.set_level(logging.INFO)
+    log = logging.getLogger("chat.test")
+    for error in (AutoReconnect("gone"), AutoReconnect("still gone"), ValueError("a bug")):
+        try:
+            raise error
+        except Exception:
+            log_failure(log, "request failed")
+    outage.database.recovered()
+    lines = [(record.getMessage(), record.exc_info is not None) for record in caplog.records]
+    assert lines == [
+        ("database unreachable (gone): what needs it fails with internal_error until it is back", False),
+        ("request failed", True),
+        ("database reachable again", False),
+    ]

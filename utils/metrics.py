@@ -12,6 +12,8 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from pymongo import monitoring
 
+from utils import outage
+
 # The `_created` series double every counter's lines and tell Prometheus nothing it needs.
 disable_created_metrics()
 
@@ -105,6 +107,8 @@ class CommandTimer(monitoring.CommandListener):
 
     def succeeded(self, event):
         _child(_db_seconds, DB_SECONDS, event.command_name).observe(event.duration_micros / 1e6)
+        if outage.database.down:
+            outage.database.recovered()
 
     def failed(self, event):
         _child(_db_seconds, DB_SECONDS, event.command_name).observe(event.duration_micros / 1e6)

@@ -1,6 +1,9 @@
 """Log a dependency's outage once when it starts and once when it ends, not once per call."""
 
 import logging
+import sys
+
+from pymongo.errors import ConnectionFailure
 
 
 class Outage:
@@ -20,3 +23,16 @@ class Outage:
         if self.down:
             self.down = False
             self.log.info("%s reachable again", self.name)
+
+
+database = Outage("database", "what needs it fails with internal_error until it is back")
+
+
+def log_failure(logger, message, *args):
+    """Log the exception being handled: the database out of reach once for the whole outage (the same traceback
+    for every event and request that met it said nothing more), anything else with its traceback."""
+    error = sys.exc_info()[1]
+    if isinstance(error, ConnectionFailure):
+        database.failed(error)
+    else:
+        logger.exception(message, *args)
