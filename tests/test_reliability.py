@@ -629,3 +629,20 @@ def test_an_event_whose_json_cannot_be_read_gets_an_error_ack(raw, make_user, pa
     socket.ws.send(f'421["message",{payload}]')
     assert socket.ack(1)["error"]["code"] == "validation_error"
     assert socket.call("join", {})["ok"] is True, "the connection survives"
+
+
+def test_a_chunked_post_is_read_and_one_past_the_limit_refused(server, make_user):
+    """A polling POST whose body comes in chunks (a proxy may forward one so), not with a Content-Length: its events
+    are read and answered. engine.io read Content-Length bytes, none, answered 200 and dropped the events."""
+    user = make_user()
+    poller = RawPolling(server.url, user.token)
+    try:
+        chunks = ["421" + json.dumps(["join", {}]), "\x1e", "422" + json.dumps(["message", {"messageBody": "chunked"}])]
+        answer = poller.http.post(poller.url, data=iter(chunk.encode() for chunk in chunks), timeout=10)
+        assert answer.status_code == 200 and answer.request.headers.get("Transfer-Encoding") == "chunked"
+        ack = poller.poll_until(lambda p: p.startswith("432["))
+        assert json.loads(ack[3:])[0]["message"]["messageBody"] == "chunked"
+        too_long = iter([b"4" + b"x" * 600_000] * 2)  # over SOCKET_MAX_BUFFER (1 MB) only in chunks
+        assert poller.http.post(poller.url, data=too_long, timeout=10).status_code == 400
+    finally:
+        poller.close()

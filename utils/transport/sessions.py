@@ -93,12 +93,18 @@ class LeanSocket:
     def handle_post_request(self, environ):
         """engine.io's, but a body that is no payload (not UTF-8, a packet engine.io cannot read, more packets than a
         payload holds) is a client error: the session ends with a 400, as for engine.io's own errors. engine.io
-        logged a traceback, dropped the whole POST and answered 200, so the client never learnt."""
-        length = int(environ.get("CONTENT_LENGTH", "0"))
-        if length > self.server.max_http_buffer_size:
-            raise exceptions.ContentTooLongError()
+        logged a traceback, dropped the whole POST and answered 200, so the client never learnt. A chunked body (a
+        proxy may send one) is read too: engine.io read Content-Length bytes only, none, and dropped the body."""
+        limit, body = self.server.max_http_buffer_size, environ["wsgi.input"]
         try:
-            packets = payload.Payload(encoded_payload=environ["wsgi.input"].read(length).decode("utf-8")).packets
+            if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+                data = body.read(limit + 1)  # eventlet's input takes the chunks apart
+            else:
+                length = int(environ.get("CONTENT_LENGTH") or "0")
+                data = body.read(length) if length <= limit else None
+            if data is None or len(data) > limit:
+                raise exceptions.ContentTooLongError()
+            packets = payload.Payload(encoded_payload=data.decode("utf-8")).packets
         except (ValueError, KeyError, RecursionError) as error:  # bad UTF-8 is a ValueError, JSONP `d=` a KeyError
             raise exceptions.EngineIOError(f"unreadable payload: {error}") from None
         for pkt in packets:
