@@ -16,13 +16,15 @@ import re
 import signal
 import socket
 import ssl
+import subprocess
+import sys
 import time
 
 import pytest
 import requests
 import websocket
 
-from tests.support import Api, register, self_signed_certificate
+from tests.support import ROOT, Api, register, self_signed_certificate
 from tests.test_fanout import LogMark, Room, client_ids, send_all
 
 SHUT_DOWN = re.compile(r"pong late, connection shut down")
@@ -355,3 +357,42 @@ def test_sigterm_waits_for_the_websockets_it_told_to_go(server_factory):
     finally:
         client.close()
     assert node.proc.wait(15) == 0
+
+
+def test_a_reader_of_a_flood_lets_the_other_greenlets_run_every_read_turn():
+    """A WebSocket whose client wrote thousands of packets at once (always readable): its reader takes them all in,
+    in order, and lets the other greenlets run every READ_TURN packets, not once it has read the last (another
+    user's events waited seconds behind a flood). In a process of its own: eventlet stays out of the test process."""
+    code = """
+import warnings; warnings.simplefilter("ignore")
+import eventlet
+from engineio import packet
+from utils.transport import sessions
+
+class Flooded(sessions.LeanSocket):  # a reader alone: packets always waiting, no engine.io socket behind it
+    closed, count = False, 5 * sessions.READ_TURN
+    websocket = type("Ws", (), {"socket": type("Tls", (), {"pending": lambda self: 1})()})()
+
+    def __init__(self):
+        self.sent, self.received, self.seen_by_other = 0, [], None
+
+    def next_packet(self):
+        self.sent += 1
+        return packet.Packet(packet.MESSAGE, data=str(self.sent)).encode() if self.sent <= self.count else None
+
+    def receive(self, pkt):
+        self.received.append(pkt.data)
+
+    def end(self):
+        pass
+
+reader = Flooded()
+other = eventlet.spawn(lambda: setattr(reader, "seen_by_other", len(reader.received)))
+reader.read_packets()
+other.wait()
+print(reader.received == [str(n) for n in range(1, reader.count + 1)], reader.seen_by_other, sessions.READ_TURN)
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    in_order, seen_by_other, turn = result.stdout.split()
+    assert in_order == "True", result.stderr
+    assert int(seen_by_other) == int(turn) - 1, "the other greenlet ran only once the last packet was read"

@@ -56,6 +56,8 @@ log = logging.getLogger("chat.transport")
 # The most packets a poll's response holds: python-engineio's client drops a connection whose response holds more
 # (`Payload.max_decode_packets`), so a polling python-socketio client in a busy room would lose what was queued.
 POLL_PACKETS = 16
+# The most packets a WebSocket's reader takes in before the other greenlets run (about 1 ms of refusals in a flood).
+READ_TURN = 32
 
 
 class LeanSocket:
@@ -223,9 +225,16 @@ class LeanSocket:
         """Take in the packets that have arrived, then park again; at the end of the connection, close it.
 
         As engine.io's handler's loop: a packet that does not parse is dropped, any other error ends the
-        connection."""
-        ws = self.websocket
+        connection. Every READ_TURN packets it lets the other greenlets run: a client that wrote thousands of
+        packets at once (a flood, answered `rate_limited` past its budget) held every other socket of the process
+        until the last was read."""
+        from eventlet import sleep  # imported only where eventlet serves
+
+        ws, read = self.websocket, 0
         while True:
+            read += 1
+            if read % READ_TURN == 0:
+                sleep(0)
             try:
                 p = self.next_packet()
             except Exception as e:
