@@ -349,17 +349,18 @@ def _admit(keys: list[tuple[ObjectId, ObjectId]]) -> dict[tuple[ObjectId, Object
     for pair in pairs:
         if Sanction.BAN not in before[pair]:
             roles[pair] = Role.READONLY if Sanction.READONLY in before[pair] else Role.MEMBER
+    after = {}
     if roles:
         _add_members(roles)
-    after = _sanctions_among(set(roles))
-    rooms = list({room_id for room_id, _ in roles})
-    standing = {found["_id"] for found in Room._get_collection().find({"_id": {"$in": rooms}}, {"_id": 1})}
-    for pair in list(roles):
-        if Sanction.BAN in after[pair] or pair[0] not in standing:
-            Membership.objects(room=pair[0], user=pair[1]).delete()
-            live.evict(*pair)
-            if pair[0] not in standing:
-                del roles[pair]
+        after = _sanctions_among(set(roles))
+        rooms = list({room_id for room_id, _ in roles})
+        standing = {found["_id"] for found in Room._get_collection().find({"_id": {"$in": rooms}}, {"_id": 1})}
+        for pair in list(roles):
+            if Sanction.BAN in after[pair] or pair[0] not in standing:
+                Membership.objects(room=pair[0], user=pair[1]).delete()
+                live.evict(*pair)
+                if pair[0] not in standing:
+                    del roles[pair]
     return {pair: (roles.get(pair), after.get(pair, before[pair])) for pair in pairs}
 
 
