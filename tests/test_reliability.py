@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import uuid
+from socket import SHUT_WR, create_connection
 from types import SimpleNamespace
 
 import jwt
@@ -646,3 +647,23 @@ def test_a_chunked_post_is_read_and_one_past_the_limit_refused(server, make_user
         assert poller.http.post(poller.url, data=too_long, timeout=10).status_code == 400
     finally:
         poller.close()
+
+
+def test_a_chunked_post_cut_off_inside_a_chunk_ends_its_session_with_a_400(server, make_user):
+    """The client half-closes with a chunk's bytes still owed (an aborted upload): 400 and the session ends, no
+    traceback. engine.io's catch-all logged eventlet's end-of-file error, answered 200 and kept the session."""
+    poller = RawPolling(server.url, make_user().token)
+    mark = len(server.log())
+    event = ("421" + json.dumps(["join", {}])).encode()
+    host, port = server.url.split("//")[1].split(":")
+    with create_connection((host, int(port)), timeout=10) as raw:
+        head = f"POST {poller.url.split(port, 1)[1]} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        raw.sendall(head.encode() + b"%x\r\n" % (len(event) + 50) + event)
+        raw.shutdown(SHUT_WR)
+        answer = raw.recv(4096).decode()
+    try:
+        assert answer.startswith("HTTP/1.1 400"), answer
+        assert poller.poll() is None, "the session outlived a body it could not read"
+    finally:
+        poller.close()
+    assert "Traceback" not in server.log()[mark:]

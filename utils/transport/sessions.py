@@ -109,6 +109,8 @@ class LeanSocket:
             packets = payload.Payload(encoded_payload=data.decode("utf-8")).packets
         except (ValueError, KeyError, RecursionError) as error:  # bad UTF-8 is a ValueError, JSONP `d=` a KeyError
             raise exceptions.EngineIOError(f"unreadable payload: {error}") from None
+        except OSError as error:  # a chunked body cut off: eventlet's input met the end inside a chunk
+            raise exceptions.EngineIOError(f"incomplete body: {error}") from None
         for pkt in packets:
             self.receive(pkt)
 
