@@ -4,9 +4,10 @@ from flask import current_app, request
 from socketio.exceptions import ConnectionRefusedError
 
 from services import live, presence, reactions, read_state, tokens
-from sockets.acks import socket_event
+from sockets.acks import log, socket_event
 from utils import metrics
-from utils.errors import AppError, RateLimited
+from utils.errors import AppError, InternalError, RateLimited
+from utils.outage import log_failure
 from utils.schemas.events import JoinAckSchema, RoomAckSchema, RoomEvent, SyncEvent, TypingEvent
 from utils.schemas.messages import MessageAckSchema, MessagePageSchema, SendSchema
 from utils.schemas.reactions import ReactEvent
@@ -25,6 +26,10 @@ def connect(auth=None):
             metrics.refused("connect")
             raise RateLimited(60, "too many connections for this user")
     except AppError as error:
+        raise ConnectionRefusedError(error.message, error.to_dict()) from None
+    except Exception:  # the database out of reach, say: refused in the contract's shape, not dropped
+        log_failure(log, "socket connect failed")
+        error = InternalError()
         raise ConnectionRefusedError(error.message, error.to_dict()) from None
     live.connect(request.sid, user, claims)
 

@@ -18,6 +18,7 @@ from pymongo.errors import AutoReconnect
 from config import load_config
 from model import embedded
 from tests.support import ROOT, TEST_SECRET, Api, RedisServer
+from tests.test_sockets import _refused
 from utils import outage
 from utils.outage import log_failure
 
@@ -59,7 +60,11 @@ def test_a_database_outage_is_500_without_internals_and_logged_once_with_the_req
         assert response.json() == {"error": {"code": "internal_error", "message": "internal error"}}
     warnings = [line for line in fragile.log().splitlines() if "database unreachable" in line]
     assert len(warnings) == 1 and "[boom-1]" in warnings[0], warnings
-    assert "Traceback" not in fragile.log() and "[boom-2] GET /api/users/me 500" in fragile.log()
+    assert "[boom-2] GET /api/users/me 500" in fragile.log()
+    # A socket connecting meanwhile is refused in the contract's shape (its connection was dropped, and logged).
+    refused = _refused(fragile.url, auth={"token": token["accessToken"]})
+    assert refused["data"]["error"]["code"] == "internal_error", refused
+    assert "Traceback" not in fragile.log()
 
 
 def test_live_and_ready_need_no_token(api):
