@@ -3,8 +3,9 @@
 import pytest
 from bson import ObjectId
 
+from model.membership import Role
 from model.user import User
-from services import rooms
+from services import members, rooms
 from tests.support import assert_error
 from utils.errors import NotFound
 
@@ -196,3 +197,17 @@ def test_a_join_that_read_its_room_before_the_room_was_deleted_leaves_no_member(
     assert db.memberships.count_documents({"room": room}) == 0
     with pytest.raises(NotFound):
         rooms.access(user, room)
+
+
+def test_a_member_added_as_the_room_is_deleted_is_taken_back(in_process, api, make_user, db, monkeypatch):
+    """An add (PUT members) that found the room before its deletion, then wrote the membership: it finds the room
+    gone, takes the membership back and is a 404."""
+    owner, guest = make_user(), make_user()
+    room = ObjectId(_room(api, owner, "going")["id"])
+    in_process()
+    found = rooms.access(User.objects(id=owner.id).get(), room)  # what the add read before the deletion
+    assert api.delete(f"/api/rooms/{room}", owner.token).status_code == 204
+    monkeypatch.setattr(rooms, "access", lambda user, ref: found)
+    with pytest.raises(NotFound):
+        members.do_set_member_role(User.objects(id=owner.id).get(), room, guest.id, Role.MEMBER)
+    assert db.memberships.count_documents({"room": room}) == 0
