@@ -34,3 +34,15 @@ class RoomSanction(Document):
         # One indexed read, no documents built: it runs on every new join.
         found = cls._get_collection().find({"room": room_id, "user": user_id}, {"kind": 1, "_id": 0})
         return {Sanction(row["kind"]) for row in found}
+
+    @classmethod
+    def among(cls, pairs):
+        """`of` for each `(room id, user id)` of a set, in one read: `{pair: Sanctions}`. The rooms' sanctions, by the
+        index's room prefix (SecantusDB scans the collection for the rooms and the users both in `$in`)."""
+        held = {pair: set() for pair in pairs}
+        if pairs:
+            query = {"room": {"$in": list({room_id for room_id, _ in pairs})}}
+            for row in cls._get_collection().find(query, {"room": 1, "user": 1, "kind": 1, "_id": 0}):
+                if (row["room"], row["user"]) in held:
+                    held[row["room"], row["user"]].add(Sanction(row["kind"]))
+        return held

@@ -6,7 +6,7 @@ from datetime import datetime
 from bson import ObjectId
 
 from model.membership import Membership, Role
-from model.room import Ref, Room
+from model.room import Ref
 from model.room_sanction import RoomSanction
 from model.user import User
 from services import live, notify, presence, read_state, rooms, sanctions, users
@@ -60,7 +60,7 @@ def do_set_member_role(user: User, ref: Ref, target_id: str | ObjectId, new_role
     joined = {"set_on_insert__joined_at": now, "set_on_insert__joined_seq": read_state.join_position(room.id)}
     membership = Membership.objects(room=room.id, user=target.id)
     before = membership.modify(upsert=True, new=False, set__role=new_role, **joined)
-    if before is None and not Room.objects(id=room.id).only("id").first():
+    if before is None and not rooms.standing_among({room.id}):
         # Deleted meanwhile: the deletion sweeps memberships before and after the room, so one added after its
         # last sweep is this request's to take back (as a join's, `rooms._admit`).
         membership.delete()

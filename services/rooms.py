@@ -344,7 +344,7 @@ def _admit(keys: list[tuple[ObjectId, ObjectId]]) -> dict[tuple[ObjectId, Object
     insert, and one they find may have deleted it before, so the membership is deleted here and the join
     refused (no role: the room is gone). Each step is one command for all of them."""
     pairs = set(keys)
-    before = _sanctions_among(pairs)
+    before = RoomSanction.among(pairs)
     roles = {}
     for pair in pairs:
         if Sanction.BAN not in before[pair]:
@@ -352,9 +352,8 @@ def _admit(keys: list[tuple[ObjectId, ObjectId]]) -> dict[tuple[ObjectId, Object
     after = {}
     if roles:
         _add_members(roles)
-        after = _sanctions_among(set(roles))
-        rooms = list({room_id for room_id, _ in roles})
-        standing = {found["_id"] for found in Room._get_collection().find({"_id": {"$in": rooms}}, {"_id": 1})}
+        after = RoomSanction.among(set(roles))
+        standing = standing_among({room_id for room_id, _ in roles})
         for pair in list(roles):
             if Sanction.BAN in after[pair] or pair[0] not in standing:
                 Membership.objects(room=pair[0], user=pair[1]).delete()
@@ -367,16 +366,10 @@ def _admit(keys: list[tuple[ObjectId, ObjectId]]) -> dict[tuple[ObjectId, Object
 admit = Gathered(_admit)
 
 
-def _sanctions_among(pairs: set[tuple[ObjectId, ObjectId]]) -> dict[tuple[ObjectId, ObjectId], set[Sanction]]:
-    """`RoomSanction.of` for each `(room id, user id)`, in one read: the rooms' sanctions, by the index's room
-    prefix (SecantusDB scans the collection for the rooms and the users both in `$in`)."""
-    held = {pair: set() for pair in pairs}
-    if pairs:
-        query = {"room": {"$in": list({room_id for room_id, _ in pairs})}}
-        for found in RoomSanction._get_collection().find(query, {"room": 1, "user": 1, "kind": 1, "_id": 0}):
-            if (found["room"], found["user"]) in held:
-                held[found["room"], found["user"]].add(Sanction(found["kind"]))
-    return held
+def standing_among(room_ids: set[ObjectId]) -> set[ObjectId]:
+    """Those of the rooms that still exist, in one read (a membership written as its room was deleted is taken
+    back by whoever wrote it and finds the room gone)."""
+    return {found["_id"] for found in Room._get_collection().find({"_id": {"$in": list(room_ids)}}, {"_id": 1})}
 
 
 def _add_members(roles: dict[tuple[ObjectId, ObjectId], Role]) -> None:
