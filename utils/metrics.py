@@ -107,8 +107,7 @@ class CommandTimer(monitoring.CommandListener):
 
     def succeeded(self, event):
         _child(_db_seconds, DB_SECONDS, event.command_name).observe(event.duration_micros / 1e6)
-        if outage.database.down:
-            outage.database.recovered()
+        outage.database.recovered()  # logs only when it was down
 
     def failed(self, event):
         _child(_db_seconds, DB_SECONDS, event.command_name).observe(event.duration_micros / 1e6)
