@@ -116,7 +116,9 @@ class Bench:
         self.args = args
         self.work = Path(tempfile.mkdtemp(prefix="bench-"))
         self.daemon, self.uri = start_daemon(args.db_path, log_path=str(self.work / "db.log"))
-        self.env = {"LOG_LEVEL": "WARNING", "ACCESS_TOKEN_MINUTES": 600}  # tokens outlive a long run
+        # Tokens outlive a long run; positions in memory, as a server serving alone has them by default (the test
+        # suite's servers, which tests/support.py also starts, have them off).
+        self.env = {"LOG_LEVEL": "WARNING", "ACCESS_TOKEN_MINUTES": 600, "POSITIONS_IN_MEMORY": "true"}
         self.server = self.start_server()
         self.peer = NodePeer(with_database(self.uri, "ref"), self.work)
         self.processes = [self.server, self.peer]

@@ -101,6 +101,11 @@ class Config:
     # A position allocated this long ago and still empty is taken to belong to a dead writer
     # (model/message_scan.py): readers fill it instead of waiting for it.
     GAP_SECONDS = number("GAP_SECONDS", 10)
+    # Without REDIS_URL this is the one serving process: it hands out messages' positions from memory and writes
+    # the rooms' counters a second later (model/message_log.py, HeldPositions). False: a round trip to the
+    # counters for each batch of sends, for a database that something else rewrites under the process (the test
+    # suite's cleanup between tests).
+    POSITIONS_IN_MEMORY = flag("POSITIONS_IN_MEMORY", True)
     # A connection that has not authenticated (joined the default namespace) by then is closed.
     AUTH_TIMEOUT_SECONDS = number("AUTH_TIMEOUT_SECONDS", 10)
     # One publish to Redis waits at most this long; what failed is published again later.

@@ -2,7 +2,8 @@
 
 Sends that arrive while an insert is in flight are stored together in the next one: one
 caller at a time writes, takes every message waiting, allocates their positions (one update
-command, an `$inc` for each room in the batch), stores them with one unordered, journaled
+command, an `$inc` for each room in the batch; none where this process is the only writer and
+holds them in memory, `HeldPositions`), stores them with one unordered, journaled
 `insert_many`, wakes their callers and hands the lead to the first one that arrived
 meanwhile. Each caller returns only once its own message is stored (or raises its own
 error), so an ack always follows a write that survives a crash of the database.
@@ -227,6 +228,8 @@ def take_positions_of(counts, db=None):
     to the collection (13 ms a call among 3000 rooms, 47 ms among 10,000), on a read or an
     update by `_id` about 0.2 ms however many rooms.
     """
+    if db is None and _held is not None:
+        return _held.take(counts)
     counters = _counters(db).with_options(write_concern=_ALLOCATE)
     lasts, todo = {}, dict(counts)
     seen = {room: _last_seen.pop(room) for room in counts if room in _last_seen}
@@ -295,7 +298,11 @@ def _remember(room, seq):
 def open_counter(room):
     """Give a room just created its counter, at position 0: its first batch then reads it with the batch's other
     rooms, not alone from the rooms and messages collections."""
-    _counters().insert_one({"_id": room, "seq": 0})
+    if _held is None:
+        _counters().insert_one({"_id": room, "seq": 0})
+    else:
+        _counters().insert_one({"_id": room, "seq": 0, "held": _held.me})
+        _held.last[room] = 0
 
 
 def _start_counter(room, counters):
@@ -325,18 +332,28 @@ def _top_live(db, room):
 
 def top_position(room, db=None):
     """The last position handed out in a room: no message of it is stored above it."""
-    counter = _counters(db).find_one({"_id": room})
-    return counter["seq"] if counter else 0
+    return top_positions([room], db)[room]
 
 
-def top_positions(rooms):
-    """`top_position` of each of `rooms`, in one read."""
-    tops = {counter["_id"]: counter["seq"] for counter in _counters().find({"_id": {"$in": list(rooms)}})}
-    return {room: tops.get(room, 0) for room in rooms}
+def top_positions(rooms, db=None):
+    """`top_position` of each of `rooms`, in one read (and one more a room whose positions a process holds).
+
+    A counter marked `held` (`HeldPositions`) may be behind its room's messages: here, outside the process
+    that holds it, the highest stored position is read too."""
+    counters = _counters(db)
+    found = {counter["_id"]: counter for counter in counters.find({"_id": {"$in": list(rooms)}})}
+    if db is None and _held is not None:
+        return _held.tops(rooms, found)
+    tops = dict.fromkeys(rooms, 0)
+    for room, counter in found.items():
+        tops[room] = max(counter["seq"], _top_live(counters.database, room)) if "held" in counter else counter["seq"]
+    return tops
 
 
 def delete_counter(room):
     """Forget a deleted room's counter."""
+    if _held is not None:
+        _held.forget(room)
     _counters().delete_one({"_id": room})
 
 
@@ -347,6 +364,109 @@ def _counters(db=None):
 # Each room's counter as this process last moved it (a bounded memory: forgotten ones are read again).
 _last_seen = {}
 _LAST_SEEN_MAX = 100_000
+
+
+class HeldPositions:
+    """Positions handed out from this process's memory, where it is the only writer of its database's messages
+    (no REDIS_URL: one serving process). A batch then costs no command but its insert, where the counters'
+    update was a round trip before it; each room's counter follows within a second (`write`), for readers in
+    other processes (the archive job's ceiling), and this process's readers take what it handed out since.
+
+    A room is claimed at its first send or read here: its counter is marked `held` by this process, a write the
+    journaled insert after it carries. A counter that another process marked may be behind what that process
+    stored before it stopped, so a claim reads the room's highest stored position with it. The unique
+    `(room, seq)` index still decides: a writer this process does not know of (a tool, a second process started
+    by mistake) makes an insert fail on a position, and the batch takes it again past the highest stored.
+    """
+
+    def __init__(self):
+        self.me = ObjectId()
+        self.last = {}  # room -> the last position handed out here
+        self.unwritten = {}  # room -> the same, where the counter does not hold it yet
+
+    def take(self, counts):
+        """`take_positions_of` from memory: `{room: last}`, None for a room gone, the error that stopped a claim."""
+        lasts = self.claim([room for room in counts if room not in self.last])
+        for room, count in counts.items():
+            if room in self.last:
+                lasts[room] = self.last[room] = self.unwritten[room] = self.last[room] + count
+        return lasts
+
+    def tops(self, rooms, counters):
+        """`top_positions`, given the rooms' counters as read: what this process handed out where it is ahead."""
+        stale = [
+            room for room in rooms if room not in self.last and counters.get(room, {}).get("held", self.me) != self.me
+        ]
+        if stale:
+            self.claim(stale)
+        return {room: max(counters[room]["seq"] if room in counters else 0, self.last.get(room, 0)) for room in rooms}
+
+    def claim(self, rooms):
+        """Hold the rooms' positions here from what their counters and messages say; `{room: None (gone) or the
+        error}` for each room not claimed."""
+        if not rooms:
+            return {}
+        counters = _counters()
+        try:
+            found = {counter["_id"]: counter for counter in counters.find({"_id": {"$in": rooms}})}
+            started = [room for room in rooms if room not in found and _start_counter(room, counters)]
+            found |= (
+                {counter["_id"]: counter for counter in counters.find({"_id": {"$in": started}})} if started else {}
+            )
+            db = counters.database
+            tops = {
+                room: max(counter["seq"], _top_live(db, room) if counter.get("held", self.me) != self.me else 0)
+                for room, counter in found.items()
+            }
+            if tops:
+                marks = [
+                    UpdateOne({"_id": room}, {"$set": {"held": self.me}, "$max": {"seq": top}})
+                    for room, top in tops.items()
+                ]
+                counters.with_options(write_concern=_ALLOCATE).bulk_write(marks, ordered=False)
+        except PyMongoError as error:
+            return dict.fromkeys(rooms, error)
+        if len(self.last) >= _LAST_SEEN_MAX:  # forget what the counters hold already
+            self.last = {room: last for room, last in self.last.items() if room in self.unwritten}
+        for room, top in tops.items():  # a claim of the same room that ended first may have handed out more
+            self.last[room] = max(self.last.get(room, 0), top)
+        return {room: None for room in rooms if room not in tops}
+
+    def write(self):
+        """Bring the counters up to what was handed out here (raises what the database raised; kept for next time)."""
+        todo, self.unwritten = self.unwritten, {}
+        if not todo:
+            return
+        counters = _counters()
+        try:
+            moves = [UpdateOne({"_id": room}, {"$max": {"seq": last}}) for room, last in todo.items()]
+            matched = counters.with_options(write_concern=_ALLOCATE).bulk_write(moves, ordered=False).matched_count
+        except BaseException:
+            self.unwritten = todo | self.unwritten
+            raise
+        if matched < len(moves):  # a counter is gone: its room deleted, or the database emptied under this process
+            kept = {counter["_id"] for counter in counters.find({"_id": {"$in": list(todo)}}, {"_id": 1})}
+            for room in todo.keys() - kept:
+                self.forget(room)  # its next send claims it again, from what is stored
+
+    def forget(self, room):
+        self.last.pop(room, None)
+        self.unwritten.pop(room, None)
+
+
+_held = None
+
+
+def hold_positions():
+    """From now on hand out positions from this process's memory (`HeldPositions`)."""
+    global _held
+    _held = HeldPositions()
+
+
+def write_held_positions():
+    """Bring the counters up to the positions handed out from memory since the last call (if they are)."""
+    if _held is not None:
+        _held.write()
 
 
 def _fail(waiters, error):
@@ -381,8 +501,12 @@ def fill_gap(room, seq):
 
 
 def repair_counter(room):
-    """Move a room's counter past its highest stored position (after a crash lost an allocation)."""
-    _counters().update_one({"_id": room}, {"$max": {"seq": _top_live(Message._get_collection().database, room)}})
+    """Move a room's counter past its highest stored position (after a crash lost an allocation, or another writer
+    stored at a position this process's memory handed out)."""
+    top = _top_live(Message._get_collection().database, room)
+    if _held is not None and room in _held.last:
+        _held.last[room] = max(_held.last[room], top)
+    _counters().update_one({"_id": room}, {"$max": {"seq": top}})
 
 
 @once("room-counters")

@@ -20,11 +20,12 @@ from datetime import timedelta
 from bson import ObjectId
 from flask import Flask
 
+from model import message_log
 from model.membership import Membership
 from model.room import Room
 from services import grants, live, messages, notify, presence, tokens
 from services.presence_redis import RedisStore
-from utils import transport
+from utils import outage, transport
 from utils.extensions import socketio
 from utils.timefmt import utcnow
 
@@ -33,7 +34,9 @@ TICK_SECONDS = 1
 
 
 def start(app: Flask) -> RedisStore | None:
-    """Handle control messages and reconnects; with REDIS_URL, share presence and beat."""
+    """Handle control messages and reconnects; with REDIS_URL, share presence and beat; without it, this is the
+    only serving process, which hands out messages' positions from memory (`message_log.HeldPositions`) unless
+    POSITIONS_IN_MEMORY is off."""
     controls = {"evict": live.evict_here, "grants": live.revoke_grants_here, "tokens": live.disconnect_tokens_here}
     for name, handler in controls.items():
         transport.on_control(name, _in_context(app, handler))
@@ -49,6 +52,8 @@ def start(app: Flask) -> RedisStore | None:
         )
         store.heartbeat()
         presence.use_store(store)
+    elif app.config["POSITIONS_IN_MEMORY"]:
+        message_log.hold_positions()
     socketio.start_background_task(_maintain, app, store)
     return store
 
@@ -62,7 +67,8 @@ def _in_context(app, function):
 
 
 def _maintain(app, store):
-    """Once a second: what is due of beating, sweeping, re-checking during an outage, expiring."""
+    """Once a second: what is due of beating, sweeping, re-checking during an outage, expiring; the counters of
+    the positions handed out here."""
     config = app.config
     beat = max(1, store.node_ttl / 3) if store else None
     due = {"beat": 0, "recheck": 0, "expiry": 0}
@@ -80,8 +86,9 @@ def _maintain(app, store):
                 if now >= due["expiry"]:
                     due["expiry"] = now + config["TOKEN_EXPIRY_CHECK_SECONDS"]
                     _disconnect_expired()
+                message_log.write_held_positions()
         except Exception:  # a database or Redis failure must not end the loop
-            log.exception("cluster maintenance failed")
+            outage.log_failure(log, "cluster maintenance failed")
 
 
 def _beat(store):
@@ -142,3 +149,4 @@ def stop(store: RedisStore | None) -> None:
         socketio.server.disconnect(sid, namespace=transport.NAMESPACE)
     if store is not None:
         store.retire()
+    message_log.write_held_positions()

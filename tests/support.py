@@ -57,6 +57,9 @@ class LiveServer:
             "MONGODB_URI": mongo_uri,
             "JWT_SECRET_KEY": TEST_SECRET,
             "RATE_LIMITS_ENABLED": "false",
+            # The suite empties the database between tests under servers that live on: positions held in a
+            # server's memory would outlive the messages and counters deleted (tests/test_held_positions.py).
+            "POSITIONS_IN_MEMORY": "false",
             "PYTHONUNBUFFERED": "1",
             **{key: str(value) for key, value in env.items()},
         }
