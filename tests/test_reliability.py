@@ -667,3 +667,21 @@ def test_a_chunked_post_cut_off_inside_a_chunk_ends_its_session_with_a_400(serve
     finally:
         poller.close()
     assert "Traceback" not in server.log()[mark:]
+
+
+def test_events_posted_with_the_namespaces_disconnect_are_all_handled(server, make_user, db):
+    """A polling client's last POST: its events, then `41`. Each event is handled before the namespace is left."""
+    user = make_user()
+    poller = RawPolling(server.url, user.token)
+    sent = [f"posted-{n}" for n in range(15)]  # with the `41`, as many packets as a payload holds
+    try:
+        poller.post(
+            *[f"42{n}" + json.dumps(["message", {"messageBody": "bye", "clientId": c}]) for n, c in enumerate(sent, 1)],
+            "41",
+        )
+    finally:
+        poller.close()
+    deadline = time.monotonic() + 10
+    while (stored := db.messages.count_documents({"client_id": {"$in": sent}})) < len(sent):
+        assert time.monotonic() < deadline, f"{stored} of {len(sent)} events posted before the disconnect were handled"
+        time.sleep(0.1)

@@ -214,6 +214,29 @@ def test_frames_sent_together_or_in_pieces_are_all_read(server_factory, tmp_path
         client.close()
 
 
+@pytest.mark.parametrize("ending", ["41", "close"])
+def test_events_written_just_before_a_disconnect_are_all_handled(node, db, ending):
+    """A client that sends and leaves in the same write (the namespace's `41`, or its connection closed): each of
+    its events was read before the disconnect, so each is handled, though its ack has nowhere to go."""
+    api = Api(node.url)
+    user = register(api)
+    room = api.post("/api/rooms", user.token, json={"name": f"leaving-{ending}"}).json()["id"]
+    client = BareWebSocket(node.url, user.token)
+    client.sock.sendall(event(1, "join", {"room": room}))
+    assert client.ack(1)["ok"] is True
+    sent = [f"{ending}-{n}" for n in range(100)]
+    body = b"".join(
+        event(n, "message", {"room": room, "messageBody": "bye", "clientId": c}) for n, c in enumerate(sent, 2)
+    )
+    client.sock.sendall(body + (frame("41") if ending == "41" else b""))
+    client.close()
+    deadline = time.monotonic() + 10
+    while (stored := db.messages.count_documents({"client_id": {"$in": sent}})) < len(sent):
+        assert time.monotonic() < deadline, f"{stored} of {len(sent)} events sent before the disconnect were handled"
+        time.sleep(0.1)
+    assert "Traceback" not in node.log()
+
+
 def descriptors(server):
     return len(os.listdir(f"/proc/{server.proc.pid}/fd"))
 

@@ -76,6 +76,14 @@ class LeanSocket:
             self.last_ping = None
             self.server.pinger.schedule(self)
 
+    def receive(self, pkt):
+        # Each event's handler starts in a greenlet of its own, and a disconnect is handled at once: events read in
+        # the same write as the namespace's `41` (or engine.io's close) would meet a namespace already left, which
+        # Flask-SocketIO answers `["", 400]` without handling them. Their handlers start first.
+        if pkt.packet_type == packet.CLOSE or (pkt.packet_type == packet.MESSAGE and str(pkt.data)[:1] == "1"):
+            self.server.sleep(0)
+        super().receive(pkt)
+
     def close(self, wait=True, abort=False, reason=None):
         if self.websocket is None:
             # A poller may never poll again, so nobody waits for it to take what is queued: engine.io's close waits,
