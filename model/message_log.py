@@ -433,17 +433,17 @@ class HeldPositions:
         return {room: None for room in rooms if room not in tops}
 
     def write(self):
-        """Bring the counters up to what was handed out here (raises what the database raised; kept for next time)."""
-        todo, self.unwritten = self.unwritten, {}
+        """Bring the counters up to what was handed out here. A room stays to write while this runs (so that the
+        memory's bound never forgets it), and when the database raised."""
+        todo = dict(self.unwritten)
         if not todo:
             return
         counters = _counters()
-        try:
-            moves = [UpdateOne({"_id": room}, {"$max": {"seq": last}}) for room, last in todo.items()]
-            matched = counters.with_options(write_concern=_ALLOCATE).bulk_write(moves, ordered=False).matched_count
-        except BaseException:
-            self.unwritten = todo | self.unwritten
-            raise
+        moves = [UpdateOne({"_id": room}, {"$max": {"seq": last}}) for room, last in todo.items()]
+        matched = counters.with_options(write_concern=_ALLOCATE).bulk_write(moves, ordered=False).matched_count
+        for room, last in todo.items():
+            if self.unwritten.get(room) == last:  # handed out no further meanwhile
+                del self.unwritten[room]
         if matched < len(moves):  # a counter is gone: its room deleted, or the database emptied under this process
             kept = {counter["_id"] for counter in counters.find({"_id": {"$in": list(todo)}}, {"_id": 1})}
             for room in todo.keys() - kept:
