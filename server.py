@@ -188,6 +188,7 @@ def serve(app):
         )
     finally:
         listener.close()
+        cluster.release()
     log.info("stopped")
 
 

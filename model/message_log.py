@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from contextlib import suppress
+from datetime import timedelta
 
 from bson import ObjectId
 from mongoengine import NotUniqueError
@@ -34,8 +35,8 @@ DUPLICATE_KEY = 11000
 # An allocation need not be journaled: the journal is written in order, so the journaled
 # insert that follows carries it, and a counter found behind its room's messages is repaired.
 _ALLOCATE = WriteConcern(w=1, j=False)
-_ATTEMPTS = 3
-# Reads of a room's counter a batch makes before it gives up (each miss is another process's batch stored).
+# Reads of a room's counter a batch makes, and inserts that meet positions taken, before it gives up: each miss is
+# another writer's batch stored (two processes holding positions in memory, until they step down, miss often).
 _CONTENDED = 100
 # Each room's position counter, `{_id: room id, seq: the last position handed out}`, in a collection of its own:
 # SecantusDB rewrites every index entry of a document it updates, so the counter's update, once a batch,
@@ -111,7 +112,7 @@ class MessageLog:
 
     def _write(self, batch):
         todo = batch
-        for _attempt in range(_ATTEMPTS):
+        for _attempt in range(_CONTENDED):
             todo = self._allocate(todo)
             if not todo:
                 return
@@ -236,8 +237,13 @@ def take_positions_of(counts, db=None):
     try:
         for _attempt in range(_CONTENDED):
             unread = [room for room in todo if room not in seen]
+            held = []
             for counter in counters.find({"_id": {"$in": unread}}) if unread else ():
                 seen[counter["_id"]] = counter["seq"]
+                if "held" in counter:
+                    held.append(counter["_id"])
+            if held:
+                seen |= _settle(counters, held, seen)
             for room in unread:
                 if room not in seen and not _start_counter(room, _counters(db)):
                     lasts[room] = None  # gone; a counter just started is read next time round
@@ -253,6 +259,18 @@ def take_positions_of(counts, db=None):
     except PyMongoError as failure:
         error = failure
     return lasts | dict.fromkeys(todo, error)
+
+
+def _settle(counters, rooms, seen):
+    """Counters marked `held` by a process that handed positions out from memory (gone now, or about to step
+    down: positions are taken here from the counters): moved past what their rooms hold, unmarked. `{room: the
+    value each holds}`."""
+    tops = _tops_stored(counters.database, rooms)
+    counters.bulk_write(
+        [UpdateOne({"_id": room}, {"$max": {"seq": top}, "$unset": {"held": ""}}) for room, top in tops.items()],
+        ordered=False,
+    )
+    return {room: max(seen[room], top) for room, top in tops.items()}
 
 
 def _move(counters, moves):
@@ -324,6 +342,14 @@ def _top_stored(db, room, found):
     return max(_top_live(db, room), found.get("archived_seq", 0))
 
 
+def _tops_stored(db, rooms):
+    """`_top_stored` of each of `rooms` (the archive deletes the live messages it moved, but for stubs: its watermark
+    is a floor too)."""
+    rooms_found = db[Room._get_collection_name()].find({"_id": {"$in": list(rooms)}}, {"archived_seq": 1})
+    found = {room["_id"]: room for room in rooms_found}
+    return {room: _top_stored(db, room, found.get(room, {})) for room in rooms}
+
+
 def _top_live(db, room):
     """The highest position of a room's live messages (0: none)."""
     top = db[Message._get_collection_name()].find_one({"room": room}, {"seq": 1}, sort=[("seq", -1)])
@@ -344,9 +370,10 @@ def top_positions(rooms, db=None):
     found = {counter["_id"]: counter for counter in counters.find({"_id": {"$in": list(rooms)}})}
     if db is None and _held is not None:
         return _held.tops(rooms, found)
-    tops = dict.fromkeys(rooms, 0)
-    for room, counter in found.items():
-        tops[room] = max(counter["seq"], _top_live(counters.database, room)) if "held" in counter else counter["seq"]
+    tops = {room: found[room]["seq"] if room in found else 0 for room in rooms}
+    held = [room for room, counter in found.items() if "held" in counter]
+    for room, top in (_tops_stored(counters.database, held) if held else {}).items():
+        tops[room] = max(tops[room], top)
     return tops
 
 
@@ -413,11 +440,9 @@ class HeldPositions:
             found |= (
                 {counter["_id"]: counter for counter in counters.find({"_id": {"$in": started}})} if started else {}
             )
-            db = counters.database
-            tops = {
-                room: max(counter["seq"], _top_live(db, room) if counter.get("held", self.me) != self.me else 0)
-                for room, counter in found.items()
-            }
+            stale = [room for room, counter in found.items() if counter.get("held", self.me) != self.me]
+            stored = _tops_stored(counters.database, stale) if stale else {}
+            tops = {room: max(counter["seq"], stored.get(room, 0)) for room, counter in found.items()}
             if tops:
                 marks = [
                     UpdateOne({"_id": room}, {"$set": {"held": self.me}, "$max": {"seq": top}})
@@ -446,27 +471,74 @@ class HeldPositions:
                 del self.unwritten[room]
         if matched < len(moves):  # a counter is gone: its room deleted, or the database emptied under this process
             kept = {counter["_id"] for counter in counters.find({"_id": {"$in": list(todo)}}, {"_id": 1})}
-            for room in todo.keys() - kept:
+            gone = todo.keys() - kept
+            standing = set(Room.objects(id__in=list(gone)).distinct("id"))
+            for room in gone:
                 self.forget(room)  # its next send claims it again, from what is stored
+                if room not in standing:  # deleted by another process, which could not tell this one
+                    forget_room(room)
 
     def forget(self, room):
         self.last.pop(room, None)
         self.unwritten.pop(room, None)
 
 
-_held = None
+_held = None  # the HeldPositions handing out this process's positions, while it does
+# The serving processes that may hold positions (no REDIS_URL) each say so every second here, `{_id, beat}`: one
+# holds them only while no other has said so for HOLDER_SECONDS, so two started by mistake on one database both
+# take them from the counters within a second (or at start-up), and one alone after a crash holds them again.
+HOLDERS = "position_holders"
+HOLDER_SECONDS = 3
+_candidate = None  # this process's id among them, once `hold_positions` made it one
 
 
 def hold_positions():
-    """From now on hand out positions from this process's memory (`HeldPositions`)."""
-    global _held
-    _held = HeldPositions()
+    """Make this process one that hands out positions from its memory whenever it is the only one of its database
+    (`write_held_positions` then checks every second)."""
+    global _candidate
+    _candidate = ObjectId()
+    write_held_positions()
+    if _held is None:
+        log.warning(
+            "another serving process without REDIS_URL said within %d s that it uses this database: positions are "
+            "taken from the counters until it is gone",
+            HOLDER_SECONDS,
+        )
 
 
 def write_held_positions():
-    """Bring the counters up to the positions handed out from memory since the last call (if they are)."""
+    """Bring the counters up to the positions handed out from memory; hold positions while this process is the only
+    one that may, or stop holding them (after a last write) when another appears."""
+    global _held
+    if _candidate is None:
+        return
     if _held is not None:
         _held.write()
+    holders, now = _counters().database[HOLDERS], utcnow()
+    holders.update_one({"_id": _candidate}, {"$set": {"beat": now}}, upsert=True)
+    others = {"_id": {"$ne": _candidate}, "beat": {"$gt": now - timedelta(seconds=HOLDER_SECONDS)}}
+    alone = not holders.count_documents(others, limit=1)
+    if alone and _held is None:
+        _held = HeldPositions()  # a new mark: counters this process marked before it stopped holding are settled
+    elif not alone and _held is not None:
+        stopping, _held = _held, None
+        log.warning(
+            "another serving process without REDIS_URL uses this database: positions are taken from the counters "
+            "(several processes need REDIS_URL to share broadcasts)"
+        )
+        stopping.write()  # what batches in flight still store at positions it handed out lies under its mark
+
+
+def release_positions():
+    """At a stop, once no request is in flight: write the counters, and say this process holds no positions any
+    more (the next one need not wait HOLDER_SECONDS to hold them)."""
+    global _held
+    if _candidate is None:
+        return
+    if _held is not None:
+        _held.write()
+        _held = None
+    _counters().database[HOLDERS].delete_one({"_id": _candidate})
 
 
 def _fail(waiters, error):
@@ -503,7 +575,7 @@ def fill_gap(room, seq):
 def repair_counter(room):
     """Move a room's counter past its highest stored position (after a crash lost an allocation, or another writer
     stored at a position this process's memory handed out)."""
-    top = _top_live(Message._get_collection().database, room)
+    top = _tops_stored(Message._get_collection().database, [room])[room]
     if _held is not None and room in _held.last:
         _held.last[room] = max(_held.last[room], top)
     _counters().update_one({"_id": room}, {"$max": {"seq": top}})

@@ -149,7 +149,12 @@ def stop(store: RedisStore | None) -> None:
         socketio.server.disconnect(sid, namespace=transport.NAMESPACE)
     if store is not None:
         store.retire()
+
+
+def release() -> None:
+    """At a stop, once no request is in flight: write the counters of the positions handed out here, and hold them
+    no more (`message_log.release_positions`)."""
     try:
-        message_log.write_held_positions()
-    except Exception:  # the database out of reach: the next process reads what is stored past the counters
+        message_log.release_positions()
+    except Exception:  # the database out of reach: the next process reads what is stored past the held counters
         outage.log_failure(log, "the counters of the positions handed out here were not written")

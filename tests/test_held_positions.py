@@ -2,12 +2,16 @@
 no REDIS_URL): in this process against the real database daemon, then through live servers."""
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import mongoengine
 import pytest
+import requests
 from bson import ObjectId
 from pymongo import monitoring
 
@@ -41,8 +45,10 @@ def held(mongo_uri, db, monkeypatch):
     commands = Commands()
     mongoengine.connect(host=mongo_uri, tz_aware=True, uuidRepresentation="standard", event_listeners=[commands])
     Message.ensure_indexes()
+    monkeypatch.setattr(message_log, "_candidate", None)
     monkeypatch.setattr(message_log, "_held", None)
     message_log.hold_positions()
+    assert message_log._held is not None, "alone, this process holds positions"
     room = db.rooms.insert_one({"name": "held", "name_key": f"held-{ObjectId()}"}).inserted_id
     yield MessageLog(), room, commands
     mongoengine.disconnect()
@@ -80,7 +86,7 @@ def test_a_counter_another_process_held_is_read_with_the_rooms_stored_messages(h
     db.room_counters.insert_one({"_id": room, "seq": 1, "held": ObjectId()})
     monkeypatch.setattr(message_log, "_held", None)
     assert top_position(room) == 3, "a reader outside the holder trusted a held counter"
-    message_log.hold_positions()
+    monkeypatch.setattr(message_log, "_held", message_log.HeldPositions())
     assert top_position(room) == 3
     message = _message(room)
     log.append(message)
@@ -126,6 +132,53 @@ def test_a_room_deleted_here_is_forgotten_at_once(held, db):
         log.append(_message(room))
 
 
+def test_a_room_another_process_deleted_loses_what_the_holder_stored_in_it(held, db):
+    log, room, _ = held
+    log.append(_message(room))
+    db.rooms.delete_one({"_id": room})  # another process's deletion (without REDIS_URL, it cannot tell this one)
+    db.room_counters.delete_one({"_id": room})
+    log.append(_message(room, "stored after the deletion's sweep"))
+    message_log.write_held_positions()
+    assert db.messages.count_documents({"room": room}) == 0
+    with pytest.raises(RoomGone):
+        log.append(_message(room))
+
+
+def test_a_holder_that_meets_another_takes_positions_from_the_counters_until_it_is_gone(held, db):
+    log, room, commands = held
+    log.append(_message(room))
+    log.append(_message(room))
+    other = db.position_holders.insert_one({"beat": datetime.now(UTC)}).inserted_id
+    message_log.write_held_positions()
+    assert message_log._held is None, "two processes held positions in memory"
+    assert db.room_counters.find_one({"_id": room})["seq"] == 2, "it stopped without writing what it handed out"
+    commands.names.clear()
+    message = _message(room)
+    log.append(message)
+    assert message.seq == 3 and "update" in commands.names, "a position was not taken from the counter"
+    db.position_holders.update_one({"_id": other}, {"$set": {"beat": datetime.now(UTC) - timedelta(seconds=4)}})
+    message_log.write_held_positions()
+    assert message_log._held is not None, "alone again, it did not hold positions"
+    message = _message(room)
+    log.append(message)
+    assert message.seq == 4
+
+
+@pytest.fixture
+def held_server(server_factory):
+    """Start a server that holds positions (alone on its database, as far as it knows); each is killed when the
+    test ends, so that none says to a later test's servers that it holds positions there."""
+    started = []
+
+    def start(**env):
+        started.append(server_factory(**{**HELD, **env}))
+        return started[-1]
+
+    yield start
+    for node in started:
+        node.kill()
+
+
 def _send(api, user, room, body):
     response = api.post("/api/send", user.token, json={"room": room, "messageBody": body})
     assert response.status_code == 201, response.text
@@ -143,8 +196,8 @@ def _archive(node):
     )
 
 
-def test_a_server_serving_alone_reads_back_what_it_handed_out(server_factory, db):
-    node = server_factory(**HELD)
+def test_a_server_serving_alone_reads_back_what_it_handed_out(held_server, db):
+    node = held_server()
     api = Api(node.url)
     owner, member = register(api), register(api)
     room = api.post("/api/rooms", owner.token, json={"name": f"held-{ObjectId()}"}).json()["id"]
@@ -167,8 +220,8 @@ def test_a_server_serving_alone_reads_back_what_it_handed_out(server_factory, db
         time.sleep(0.1)
 
 
-def test_nothing_stored_is_hidden_after_a_holder_is_killed_before_writing_its_counter(server_factory, db):
-    node = server_factory(**HELD)
+def test_nothing_stored_is_hidden_after_a_holder_is_killed_before_writing_its_counter(held_server, server_factory, db):
+    node = held_server()
     api = Api(node.url)
     owner = register(api)
     room = api.post("/api/rooms", owner.token, json={"name": f"held-{ObjectId()}"}).json()["id"]
@@ -176,11 +229,90 @@ def test_nothing_stored_is_hidden_after_a_holder_is_killed_before_writing_its_co
     node.kill()
     # A kill within the second before the counter's write leaves it behind: make it so, whenever the kill came.
     db.room_counters.update_one({"_id": ObjectId(room)}, {"$set": {"seq": 0}})
+    db.position_holders.delete_many({})  # the dead one's last word, older than HOLDER_SECONDS
     plain = server_factory()  # positions from the counters: reads the stored messages above a held one
     newest = Api(plain.url).get(f"/api/messages?room={room}", owner.token).json()["messages"]
     assert [m["id"] for m in newest] == sent[::-1]
-    again = server_factory(**HELD)
+    again = held_server()
     api = Api(again.url)
     assert [m["id"] for m in api.get(f"/api/messages?room={room}", owner.token).json()["messages"]] == sent[::-1]
     after = _send(api, owner, room, "after")
     assert db.messages.find_one({"_id": ObjectId(after["id"])})["seq"] == 4
+
+
+@pytest.mark.parametrize("after", ["held", "counters"])
+def test_an_archive_run_after_a_holder_died_does_not_give_its_positions_again(held_server, server_factory, db, after):
+    """Its counter behind, the archive moved the room's messages out of the live collection: what comes next goes
+    past the archive's watermark, whichever way the next server takes positions."""
+    node = held_server()
+    api = Api(node.url)
+    owner, member = register(api), register(api)
+    room = api.post("/api/rooms", owner.token, json={"name": f"held-{ObjectId()}"}).json()["id"]
+    api.post(f"/api/rooms/{room}/join", member.token)
+    for i in range(20):
+        _send(api, owner, room, f"m{i}")
+    node.kill()
+    db.room_counters.update_one({"_id": ObjectId(room)}, {"$set": {"seq": 0}})  # as a kill before the write leaves it
+    db.position_holders.delete_many({})  # the dead one's last word, older than HOLDER_SECONDS
+    job = _archive(node)
+    assert job.returncode == 0 and "moved 20" in job.stdout, job.stdout + job.stderr
+    api = Api((held_server() if after == "held" else server_factory()).url)
+    later = [_send(api, owner, room, f"after {i}") for i in range(5)]
+    assert [db.messages.find_one({"_id": ObjectId(m["id"])})["seq"] for m in later] == [21, 22, 23, 24, 25]
+    newest = api.get(f"/api/messages?room={room}", member.token).json()["messages"]
+    assert [m["id"] for m in newest] == [m["id"] for m in reversed(later)]
+    assert api.get(f"/api/rooms/{room}", member.token).json()["unreadCount"] == 5  # archived ones never count
+
+
+def test_a_stop_writes_the_counters_once_the_sends_in_flight_are_stored(held_server, db):
+    node = held_server()
+    api = Api(node.url)
+    owner = register(api)
+    room = api.post("/api/rooms", owner.token, json={"name": f"held-{ObjectId()}"}).json()["id"]
+    stop = threading.Event()
+
+    def keep_sending():
+        sender = Api(node.url)
+        while not stop.is_set():
+            try:
+                sender.post("/api/send", owner.token, json={"room": room, "messageBody": "x"})
+            except requests.RequestException:
+                return
+
+    senders = [threading.Thread(target=keep_sending) for _ in range(8)]
+    for sender in senders:
+        sender.start()
+    time.sleep(1)
+    node.proc.send_signal(signal.SIGTERM)
+    node.proc.wait(20)
+    stop.set()
+    for sender in senders:
+        sender.join()
+    top = db.messages.find_one({"room": ObjectId(room)}, sort=[("seq", -1)])["seq"]
+    assert db.room_counters.find_one({"_id": ObjectId(room)})["seq"] == top
+
+
+def test_two_servers_without_redis_on_one_database_take_positions_from_the_counters(held_server, db):
+    first = held_server()
+    second = held_server()
+    owner = register(Api(first.url))
+    room = Api(first.url).post("/api/rooms", owner.token, json={"name": f"held-{ObjectId()}"}).json()["id"]
+    deadline = time.monotonic() + 10
+    while not all("positions are taken from the counters" in node.log() for node in (first, second)):
+        assert time.monotonic() < deadline, "a server went on holding positions beside the other"
+        time.sleep(0.2)
+    answers = []
+
+    def send(node, n):
+        api = Api(node.url)
+        for i in range(n):
+            answers.append(api.post("/api/send", owner.token, json={"room": room, "messageBody": f"{node.port}-{i}"}))
+
+    threads = [threading.Thread(target=send, args=(node, 30)) for node in (first, second, first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted({answer.status_code for answer in answers}) == [201]
+    positions = [doc["seq"] for doc in db.messages.find({"room": ObjectId(room)})]
+    assert sorted(positions) == list(range(1, 121))
