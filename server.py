@@ -188,7 +188,7 @@ def serve(app):
         )
     finally:
         listener.close()
-        cluster.release()
+        cluster.release(app.config["DB_TIMEOUT_MS"] / 1000)
     log.info("stopped")
 
 

@@ -17,6 +17,7 @@ import logging
 import time
 from datetime import timedelta
 
+import pymongo
 from bson import ObjectId
 from flask import Flask
 
@@ -151,10 +152,11 @@ def stop(store: RedisStore | None) -> None:
         store.retire()
 
 
-def release() -> None:
+def release(seconds: float) -> None:
     """At a stop, once no request is in flight: write the counters of the positions handed out here, and hold them
-    no more (`message_log.release_positions`)."""
+    no more (`message_log.release_positions`), within `seconds` (a database that hangs would hold the stop)."""
     try:
-        message_log.release_positions()
+        with pymongo.timeout(seconds):
+            message_log.release_positions()
     except Exception:  # the database out of reach: the next process reads what is stored past the held counters
         outage.log_failure(log, "the counters of the positions handed out here were not written")

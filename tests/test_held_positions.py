@@ -16,9 +16,10 @@ from bson import ObjectId
 from pymongo import monitoring
 
 from model import message_log
+from model.embedded import start_daemon, stop_daemon, with_database
 from model.message import Message
 from model.message_log import MessageLog, RoomGone, top_position
-from tests.support import ROOT, TEST_SECRET, Api, register
+from tests.support import ROOT, TEST_SECRET, Api, LiveServer, register
 
 HELD = {"POSITIONS_IN_MEMORY": "true"}
 
@@ -316,3 +317,25 @@ def test_two_servers_without_redis_on_one_database_take_positions_from_the_count
     assert sorted({answer.status_code for answer in answers}) == [201]
     positions = [doc["seq"] for doc in db.messages.find({"room": ObjectId(room)})]
     assert sorted(positions) == list(range(1, 121))
+
+
+def test_a_stop_while_the_database_hangs_ends_within_the_database_timeout(tmp_path):
+    """The last write of the counters is bounded by DB_TIMEOUT_MS, not by the hard stop: the outage is logged once."""
+    daemon, uri = start_daemon(":memory:", log_path=str(tmp_path / "db.log"))
+    env = {**HELD, "DB_TIMEOUT_MS": 1000, "SHUTDOWN_TIMEOUT": 30, "DRAIN_GRACE_SECONDS": 0}
+    node = LiveServer(with_database(uri, "chat"), tmp_path, **env)
+    try:
+        api = Api(node.start().url)
+        owner = register(api)
+        room = api.post("/api/rooms", owner.token, json={"name": "hung"}).json()["id"]
+        for i in range(3):
+            _send(api, owner, room, f"m{i}")
+        daemon.send_signal(signal.SIGSTOP)
+        node.proc.send_signal(signal.SIGTERM)
+        node.proc.wait(20)  # the hard stop would come at 30 s
+        log = node.log()
+        assert "database unreachable" in log and "stopped" in log and "Traceback" not in log, log
+    finally:
+        daemon.send_signal(signal.SIGCONT)
+        node.kill()
+        stop_daemon(daemon)
