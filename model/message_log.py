@@ -497,6 +497,8 @@ def hold_positions():
     (`write_held_positions` then checks every second)."""
     global _candidate
     _candidate = ObjectId()
+    gone = utcnow() - timedelta(seconds=HOLDER_SECONDS)
+    _counters().database[HOLDERS].delete_many({"beat": {"$lt": gone}})  # killed ones said nothing when they went
     write_held_positions()
     if _held is None:
         log.warning(
