@@ -87,7 +87,8 @@ def _maintain(app, store):
                 if now >= due["expiry"]:
                     due["expiry"] = now + config["TOKEN_EXPIRY_CHECK_SECONDS"]
                     _disconnect_expired()
-                message_log.write_held_positions()
+                with pymongo.timeout(config["DB_TIMEOUT_MS"] / 1000):  # a hung database holds the loop no longer
+                    message_log.write_held_positions()
         except Exception:  # a database or Redis failure must not end the loop
             outage.log_failure(log, "cluster maintenance failed")
 
