@@ -29,6 +29,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from model.message import Message, stored_form
 from model.migrations import once
 from model.room import Room
+from utils.outage import log_failure
 from utils.timefmt import utcnow
 
 DUPLICATE_KEY = 11000
@@ -38,6 +39,8 @@ _ALLOCATE = WriteConcern(w=1, j=False)
 # Reads of a room's counter a batch makes, and inserts that meet positions taken, before it gives up: each miss is
 # another writer's batch stored (two processes holding positions in memory, until they step down, miss often).
 _CONTENDED = 100
+# A batch slower than this, from its first allocation to its last insert, checks its rooms' archive watermarks.
+_STALLED = 1.0
 # Each room's position counter, `{_id: room id, seq: the last position handed out}`, in a collection of its own:
 # SecantusDB rewrites every index entry of a document it updates, so the counter's update, once a batch,
 # costs half what it did in the rooms collection with its three indexes (docs/PERFORMANCE.md).
@@ -98,6 +101,13 @@ class MessageLog:
             batch, self.pending = self.pending, []
         try:
             self._write(batch)
+        except BaseException as error:
+            # Whatever the batch stored, no send of it may be acknowledged as stored now (a retry with its clientId
+            # finds the message if it was): each raises the error, not only the send that led the write.
+            for waiter in batch:
+                if waiter.error is None:
+                    waiter.fail(error)
+            raise
         finally:
             with self.lock:
                 if self.pending:
@@ -111,6 +121,34 @@ class MessageLog:
             _drop_deleted([waiter.message for waiter in batch if waiter.error is None])
 
     def _write(self, batch):
+        started = time.monotonic()
+        self._store(batch)
+        if time.monotonic() - started > _STALLED:
+            self._store_again_above_watermarks(batch)
+
+    def _store_again_above_watermarks(self, batch):
+        """A batch that took long (the process stalled, the database hung) may have met its rooms archived meanwhile:
+        past positions it held whose messages the archive took out of the live collection, or past tombstones of
+        its own positions that the archive deleted. What it stored at or below its room's archive watermark no
+        reader would see: it is stored again, at new positions."""
+        stored = [waiter for waiter in batch if waiter.error is None]
+        if not stored:
+            return
+        try:
+            ids = list({waiter.message.room for waiter in stored})
+            rooms = Room._get_collection().find({"_id": {"$in": ids}}, {"archived_seq": 1})
+            watermarks = {room["_id"]: room.get("archived_seq", 0) for room in rooms}
+            late = [waiter for waiter in stored if waiter.message.seq <= watermarks.get(waiter.message.room, 0)]
+            if late:
+                Message._get_collection().delete_many({"_id": {"$in": [waiter.message.id for waiter in late]}})
+                log.warning("%d messages stored below their room's archive watermark: stored again", len(late))
+                for room in {waiter.message.room for waiter in late}:
+                    repair_counter(room)  # past the watermark, in memory too
+                self._store(late)
+        except PyMongoError:
+            log_failure(log, "a slow batch's positions were not checked against the archive")
+
+    def _store(self, batch):
         todo = batch
         for _attempt in range(_CONTENDED):
             todo = self._allocate(todo)
@@ -155,6 +193,7 @@ class MessageLog:
             failures = {failure["index"]: failure for failure in error.details.get("writeErrors", [])}
         except PyMongoError as error:  # the database is out of reach: readers fill the positions later
             _fail(waiters, error)
+            _give_back(waiters)
             return []
         except Exception as error:  # a document the driver cannot encode: find whose
             return self._insert_alone(waiters, error)
@@ -229,8 +268,8 @@ def take_positions_of(counts, db=None):
     to the collection (13 ms a call among 3000 rooms, 47 ms among 10,000), on a read or an
     update by `_id` about 0.2 ms however many rooms.
     """
-    if db is None and _held is not None:
-        return _held.take(counts)
+    if db is None and (held := _holding()) is not None:
+        return held.take(counts)
     counters = _counters(db).with_options(write_concern=_ALLOCATE)
     lasts, todo = {}, dict(counts)
     seen = {room: _last_seen.pop(room) for room in counts if room in _last_seen}
@@ -263,12 +302,12 @@ def take_positions_of(counts, db=None):
 
 def _settle(counters, rooms, seen):
     """Counters marked `held` by a process that handed positions out from memory (gone now, or about to step
-    down: positions are taken here from the counters): moved past what their rooms hold, unmarked. `{room: the
-    value each holds}`."""
+    down: positions are taken here from the counters): moved past what their rooms hold, and unmarked once no
+    process says it holds positions. `{room: the value each holds}`."""
     tops = _tops_stored(counters.database, rooms)
+    unmark = {} if _live_holders(counters.database) else {"$unset": {"held": ""}}  # a live one may hold them
     counters.bulk_write(
-        [UpdateOne({"_id": room}, {"$max": {"seq": top}, "$unset": {"held": ""}}) for room, top in tops.items()],
-        ordered=False,
+        [UpdateOne({"_id": room}, {"$max": {"seq": top}, **unmark}) for room, top in tops.items()], ordered=False
     )
     return {room: max(seen[room], top) for room, top in tops.items()}
 
@@ -316,11 +355,12 @@ def _remember(room, seq):
 def open_counter(room):
     """Give a room just created its counter, at position 0: its first batch then reads it with the batch's other
     rooms, not alone from the rooms and messages collections."""
-    if _held is None:
+    held = _holding()
+    if held is None:
         _counters().insert_one({"_id": room, "seq": 0})
     else:
-        _counters().insert_one({"_id": room, "seq": 0, "held": _held.me})
-        _held.last[room] = 0
+        _counters().insert_one({"_id": room, "seq": 0, "held": held.me})
+        held.last[room] = 0
 
 
 def _start_counter(room, counters):
@@ -368,8 +408,8 @@ def top_positions(rooms, db=None):
     that holds it, the highest stored position is read too."""
     counters = _counters(db)
     found = {counter["_id"]: counter for counter in counters.find({"_id": {"$in": list(rooms)}})}
-    if db is None and _held is not None:
-        return _held.tops(rooms, found)
+    if db is None and (held := _holding()) is not None:
+        return held.tops(rooms, found)
     tops = {room: found[room]["seq"] if room in found else 0 for room in rooms}
     held = [room for room, counter in found.items() if "held" in counter]
     for room, top in (_tops_stored(counters.database, held) if held else {}).items():
@@ -410,14 +450,34 @@ class HeldPositions:
         self.me = ObjectId()
         self.last = {}  # room -> the last position handed out here
         self.unwritten = {}  # room -> the same, where the counter does not hold it yet
+        self.confirmed = time.monotonic()  # when this process last found itself the only holder
+
+    def fresh(self):
+        """Whether this process found itself the only holder lately: one stalled past HOLDER_SECONDS may have been
+        taken for gone, and another may have held its rooms (and the archive moved what that one stored)."""
+        return time.monotonic() - self.confirmed < HOLDER_SECONDS - 1
 
     def take(self, counts):
-        """`take_positions_of` from memory: `{room: last}`, None for a room gone, the error that stopped a claim."""
-        lasts = self.claim([room for room in counts if room not in self.last])
-        for room, count in counts.items():
-            if room in self.last:
-                lasts[room] = self.last[room] = self.unwritten[room] = self.last[room] + count
+        """`take_positions_of` from memory: `{room: last}`, None for a room gone, the error that stopped a claim.
+
+        A claim waits for the database, and meanwhile a room held may be forgotten (deleted, or past the memory's
+        bound): such a room is claimed again, until each has its answer."""
+        lasts, todo = {}, list(counts)
+        while todo:
+            lasts |= self.claim([room for room in todo if room not in self.last])
+            for room in todo:
+                if room in self.last and room not in lasts:
+                    lasts[room] = self.last[room] = self.unwritten[room] = self.last[room] + counts[room]
+            todo = [room for room in todo if room not in lasts]
         return lasts
+
+    def give_back(self, room, first, last):
+        """Positions `first`..`last` of a room were handed out to a batch whose insert failed: the next batch takes
+        them, unless more were handed out since (a failed insert left no hole for readers to wait at)."""
+        if self.last.get(room) == last:
+            self.last[room] = first - 1
+            if self.unwritten.get(room) == last:
+                self.unwritten[room] = first - 1
 
     def tops(self, rooms, counters):
         """`top_positions`, given the rooms' counters as read: what this process handed out where it is ahead."""
@@ -502,8 +562,8 @@ def hold_positions():
     write_held_positions()
     if _held is None:
         log.warning(
-            "another serving process without REDIS_URL said within %d s that it uses this database: positions are "
-            "taken from the counters until it is gone",
+            "another serving process without REDIS_URL (or this one's last run, if it was killed) said within %d s "
+            "that it uses this database: positions are taken from the counters until it is gone",
             HOLDER_SECONDS,
         )
 
@@ -516,13 +576,16 @@ def write_held_positions():
         return
     if _held is not None:
         _held.write()
-    holders, now = _counters().database[HOLDERS], utcnow()
+    holders, now, confirmed = _counters().database[HOLDERS], utcnow(), time.monotonic()
     holders.update_one({"_id": _candidate}, {"$set": {"beat": now}}, upsert=True)
     others = {"_id": {"$ne": _candidate}, "beat": {"$gt": now - timedelta(seconds=HOLDER_SECONDS)}}
     alone = not holders.count_documents(others, limit=1)
-    if alone and _held is None:
-        _held = HeldPositions()  # a new mark: counters this process marked before it stopped holding are settled
-    elif not alone and _held is not None:
+    if alone:
+        if _held is None or not _held.fresh():
+            # A new mark: the counters this process marked before are settled from what is stored, as another's.
+            _held = HeldPositions()
+        _held.confirmed = confirmed
+    elif _held is not None:
         stopping, _held = _held, None
         log.warning(
             "another serving process without REDIS_URL uses this database: positions are taken from the counters "
@@ -531,16 +594,40 @@ def write_held_positions():
         stopping.write()  # what batches in flight still store at positions it handed out lies under its mark
 
 
+def _holding():
+    """The HeldPositions to hand out positions from, unless this process has not lately found itself the only
+    holder (then from the counters, until its next beat)."""
+    return _held if _held is not None and _held.fresh() else None
+
+
+def _live_holders(db):
+    """Whether a process said within HOLDER_SECONDS that it holds positions in this database."""
+    since = utcnow() - timedelta(seconds=HOLDER_SECONDS)
+    return bool(db[HOLDERS].count_documents({"beat": {"$gt": since}}, limit=1))
+
+
 def release_positions():
     """At a stop, once no request is in flight: write the counters, and say this process holds no positions any
     more (the next one need not wait HOLDER_SECONDS to hold them)."""
-    global _held
+    global _held, _candidate
     if _candidate is None:
         return
     if _held is not None:
         _held.write()
         _held = None
     _counters().database[HOLDERS].delete_one({"_id": _candidate})
+    _candidate = None  # the maintenance loop's next call, before the process ends, would say it again
+
+
+def _give_back(waiters):
+    """A batch's insert failed as a whole: the positions memory handed out for it go to the next batch."""
+    if _held is None:
+        return
+    positions = {}
+    for waiter in waiters:
+        positions.setdefault(waiter.message.room, []).append(waiter.message.seq)
+    for room, taken in positions.items():
+        _held.give_back(room, min(taken), max(taken))
 
 
 def _fail(waiters, error):

@@ -156,6 +156,8 @@ def stop(store: RedisStore | None) -> None:
 def release(seconds: float) -> None:
     """At a stop, once no request is in flight: write the counters of the positions handed out here, and hold them
     no more (`message_log.release_positions`), within `seconds` (a database that hangs would hold the stop)."""
+    if outage.database.down:  # already logged; each command would wait `seconds` for nothing
+        return
     try:
         with pymongo.timeout(seconds):
             message_log.release_positions()

@@ -36,8 +36,14 @@ def socket_event(schema):
             except AppError as error:
                 result, outcome = {"ok": False, **error.to_dict()}, error.code
             except Exception:
-                log_failure(log, "socket event %s failed", handler.__name__)
-                result, outcome = {"ok": False, **InternalError().to_dict()}, "internal_error"
+                if user_id is not None and presence.entry(request.sid) is None:
+                    # Its connection left while it ran (a client that sends and leaves in one write): no one takes
+                    # the ack, and what failed was the socket's room or presence, already gone with it.
+                    outcome = "left"
+                else:
+                    log_failure(log, "socket event %s failed", handler.__name__)
+                    outcome = "internal_error"
+                result = {"ok": False, **InternalError().to_dict()}
             log.info(
                 "socket %s user=%s room=%s outcome=%s",
                 handler.__name__,

@@ -14,6 +14,8 @@ import pytest
 import requests
 from bson import ObjectId
 from pymongo import monitoring
+from pymongo.collection import Collection
+from pymongo.errors import AutoReconnect
 
 from model import message_log
 from model.embedded import start_daemon, stop_daemon, with_database
@@ -48,6 +50,7 @@ def held(mongo_uri, db, monkeypatch):
     Message.ensure_indexes()
     monkeypatch.setattr(message_log, "_candidate", None)
     monkeypatch.setattr(message_log, "_held", None)
+    monkeypatch.setattr(message_log, "HOLDER_SECONDS", 60)  # no maintenance loop beats here: it holds for a minute
     message_log.hold_positions()
     assert message_log._held is not None, "alone, this process holds positions"
     room = db.rooms.insert_one({"name": "held", "name_key": f"held-{ObjectId()}"}).inserted_id
@@ -159,7 +162,9 @@ def test_a_holder_that_meets_another_takes_positions_from_the_counters_until_it_
     message = _message(room)
     log.append(message)
     assert message.seq == 3 and "update" in commands.names, "a position was not taken from the counter"
-    db.position_holders.update_one({"_id": other}, {"$set": {"beat": datetime.now(UTC) - timedelta(seconds=4)}})
+    db.position_holders.update_one(
+        {"_id": other}, {"$set": {"beat": datetime.now(UTC) - timedelta(seconds=message_log.HOLDER_SECONDS + 1)}}
+    )
     message_log.write_held_positions()
     assert message_log._held is not None, "alone again, it did not hold positions"
     message = _message(room)
@@ -180,6 +185,80 @@ def held_server(server_factory):
     yield start
     for node in started:
         node.kill()
+
+
+def test_a_holder_that_stalled_past_its_beat_takes_positions_from_what_is_stored(held, db):
+    """Taken for gone, it may have been followed by another holder whose messages the archive moved: it trusts its
+    memory no more until its next beat, and then holds anew."""
+    log, room, _ = held
+    log.append(_message(room))
+    message_log._held.confirmed -= message_log.HOLDER_SECONDS  # a stall as long as the other processes wait
+    db.rooms.update_one({"_id": room}, {"$set": {"archived_seq": 5}})  # another holder's 2-5, archived since
+    db.room_counters.update_one({"_id": room}, {"$set": {"seq": 5, "held": ObjectId()}})
+    message = _message(room)
+    log.append(message)
+    assert message.seq == 6, "a stalled holder gave a position from its memory"
+    stalled = message_log._held
+    message_log.write_held_positions()  # alone again: it holds, with a new mark
+    assert message_log._held is not stalled and message_log._held.fresh()
+    log.append(message := _message(room))
+    assert message.seq == 7
+
+
+def test_a_batch_that_took_long_is_stored_again_past_an_archive_run_that_met_it(held, db, monkeypatch):
+    log, room, _ = held
+    log.append(_message(room))
+    monkeypatch.setattr(message_log, "_STALLED", 0)  # every batch counts as slow
+    db.rooms.update_one({"_id": room}, {"$set": {"archived_seq": 10}})  # archived while it was being stored
+    message = _message(room)
+    log.append(message)
+    assert message.seq == 11
+    assert _positions(db, room) == [1, 11]
+
+
+def test_a_room_forgotten_while_a_batch_claims_another_is_claimed_again(held, db):
+    log, room, _ = held
+    log.append(_message(room))
+    other = db.rooms.insert_one({"name": "other", "name_key": f"other-{ObjectId()}"}).inserted_id
+    holder, claim = message_log._held, message_log._held.claim
+    holder.write()
+
+    def claim_while_forgetting(rooms):
+        holder.forget(room)  # the memory's bound (its counter written) while the claim waits for the database
+        return claim(rooms)
+
+    holder.claim = claim_while_forgetting
+    assert message_log.take_positions_of({room: 1, other: 1}) == {room: 2, other: 1}
+
+
+def test_a_batch_that_fails_as_a_whole_acknowledges_none_of_its_sends(held):
+    log, room, _ = held
+    waiters = [message_log._Waiter(_message(room)) for _ in range(3)]
+    log.pending, log.writing = list(waiters), True
+
+    def broken(batch):
+        raise KeyError("a fault of the write itself")
+
+    log._write = broken
+    with pytest.raises(KeyError):
+        log._write_pending()
+    assert all(isinstance(waiter.error, KeyError) for waiter in waiters), "a send of the batch would be acked"
+
+
+def test_positions_of_an_insert_that_failed_go_to_the_next_batch(held, db, monkeypatch):
+    log, room, _ = held
+    log.append(_message(room))
+    insert_many = Collection.insert_many
+
+    def unreachable(self, *args, **kwargs):
+        monkeypatch.setattr(Collection, "insert_many", insert_many)
+        raise AutoReconnect("the database is out of reach")
+
+    monkeypatch.setattr(Collection, "insert_many", unreachable)
+    with pytest.raises(AutoReconnect):
+        log.append(_message(room))
+    log.append(message := _message(room))
+    assert message.seq == 2, "a failed insert left a hole that readers wait at"
 
 
 def _send(api, user, room, body):

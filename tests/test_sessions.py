@@ -237,6 +237,24 @@ def test_events_written_just_before_a_disconnect_are_all_handled(node, db, endin
     assert "Traceback" not in node.log()
 
 
+def test_a_join_written_with_the_disconnect_ends_quietly(node, db):
+    """The join's handler runs, the disconnect takes the socket meanwhile: its ack has nowhere to go, and what failed
+    for want of the socket is no server error (it was logged with a traceback)."""
+    api = Api(node.url)
+    user = register(api)
+    room = api.post("/api/rooms", user.token, json={"name": "join-and-go"}).json()["id"]
+    mark = LogMark(node)
+    for _ in range(5):
+        client = BareWebSocket(node.url, user.token)
+        client.sock.sendall(event(1, "join", {"room": room}) + frame("41"))
+        client.close()
+    deadline = time.monotonic() + 10
+    while (logged := node.log()[mark.offset :]).count("socket join ") < 5:
+        assert time.monotonic() < deadline, logged
+        time.sleep(0.1)
+    assert "Traceback" not in logged and "outcome=internal_error" not in logged, logged
+
+
 def descriptors(server):
     return len(os.listdir(f"/proc/{server.proc.pid}/fd"))
 
