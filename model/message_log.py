@@ -572,14 +572,18 @@ def write_held_positions():
     """Bring the counters up to the positions handed out from memory; hold positions while this process is the only
     one that may, or stop holding them (after a last write) when another appears."""
     global _held
-    if _candidate is None:
+    candidate = _candidate
+    if candidate is None:
         return
     if _held is not None:
         _held.write()
     holders, now, confirmed = _counters().database[HOLDERS], utcnow(), time.monotonic()
-    holders.update_one({"_id": _candidate}, {"$set": {"beat": now}}, upsert=True)
-    others = {"_id": {"$ne": _candidate}, "beat": {"$gt": now - timedelta(seconds=HOLDER_SECONDS)}}
+    holders.update_one({"_id": candidate}, {"$set": {"beat": now}}, upsert=True)
+    others = {"_id": {"$ne": candidate}, "beat": {"$gt": now - timedelta(seconds=HOLDER_SECONDS)}}
     alone = not holders.count_documents(others, limit=1)
+    if _candidate is not candidate:  # released while this waited for the database: take back what it said
+        holders.delete_one({"_id": candidate})
+        return
     if alone:
         if _held is None or not _held.fresh():
             # A new mark: the counters this process marked before are settled from what is stored, as another's.
