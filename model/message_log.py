@@ -135,10 +135,8 @@ class MessageLog:
         if not stored:
             return
         try:
-            ids = list({waiter.message.room for waiter in stored})
-            rooms = Room._get_collection().find({"_id": {"$in": ids}}, {"archived_seq": 1})
-            watermarks = {room["_id"]: room.get("archived_seq", 0) for room in rooms}
-            late = [waiter for waiter in stored if waiter.message.seq <= watermarks.get(waiter.message.room, 0)]
+            watermarks = _watermarks(Message._get_collection().database, {waiter.message.room for waiter in stored})
+            late = [waiter for waiter in stored if waiter.message.seq <= watermarks[waiter.message.room]]
             if late:
                 Message._get_collection().delete_many({"_id": {"$in": [waiter.message.id for waiter in late]}})
                 log.warning("%d messages stored below their room's archive watermark: stored again", len(late))
@@ -276,13 +274,13 @@ def take_positions_of(counts, db=None):
     try:
         for _attempt in range(_CONTENDED):
             unread = [room for room in todo if room not in seen]
-            held = []
+            marked = []
             for counter in counters.find({"_id": {"$in": unread}}) if unread else ():
                 seen[counter["_id"]] = counter["seq"]
                 if "held" in counter:
-                    held.append(counter["_id"])
-            if held:
-                seen |= _settle(counters, held, seen)
+                    marked.append(counter["_id"])
+            if marked:
+                seen |= _settle(counters, marked, seen)
             for room in unread:
                 if room not in seen and not _start_counter(room, _counters(db)):
                     lasts[room] = None  # gone; a counter just started is read next time round
@@ -385,9 +383,14 @@ def _top_stored(db, room, found):
 def _tops_stored(db, rooms):
     """`_top_stored` of each of `rooms` (the archive deletes the live messages it moved, but for stubs: its watermark
     is a floor too)."""
-    rooms_found = db[Room._get_collection_name()].find({"_id": {"$in": list(rooms)}}, {"archived_seq": 1})
-    found = {room["_id"]: room for room in rooms_found}
-    return {room: _top_stored(db, room, found.get(room, {})) for room in rooms}
+    watermarks = _watermarks(db, rooms)
+    return {room: max(_top_live(db, room), watermarks[room]) for room in rooms}
+
+
+def _watermarks(db, rooms):
+    """Each room's archive watermark, `archived_seq` (0 for a room gone), in one read."""
+    found = db[Room._get_collection_name()].find({"_id": {"$in": list(rooms)}}, {"archived_seq": 1})
+    return dict.fromkeys(rooms, 0) | {room["_id"]: room.get("archived_seq", 0) for room in found}
 
 
 def _top_live(db, room):
@@ -411,8 +414,8 @@ def top_positions(rooms, db=None):
     if db is None and (held := _holding()) is not None:
         return held.tops(rooms, found)
     tops = {room: found[room]["seq"] if room in found else 0 for room in rooms}
-    held = [room for room, counter in found.items() if "held" in counter]
-    for room, top in (_tops_stored(counters.database, held) if held else {}).items():
+    marked = [room for room, counter in found.items() if "held" in counter]
+    for room, top in (_tops_stored(counters.database, marked) if marked else {}).items():
         tops[room] = max(tops[room], top)
     return tops
 
@@ -471,6 +474,10 @@ class HeldPositions:
             todo = [room for room in todo if room not in lasts]
         return lasts
 
+    def marked_by_another(self, counter):
+        """Whether a counter is marked `held` by another process (or this one before it last stopped holding)."""
+        return counter.get("held", self.me) != self.me
+
     def give_back(self, room, first, last):
         """Positions `first`..`last` of a room were handed out to a batch whose insert failed: the next batch takes
         them, unless more were handed out since (a failed insert left no hole for readers to wait at)."""
@@ -481,9 +488,7 @@ class HeldPositions:
 
     def tops(self, rooms, counters):
         """`top_positions`, given the rooms' counters as read: what this process handed out where it is ahead."""
-        stale = [
-            room for room in rooms if room not in self.last and counters.get(room, {}).get("held", self.me) != self.me
-        ]
+        stale = [room for room in rooms if room not in self.last and self.marked_by_another(counters.get(room, {}))]
         if stale:
             self.claim(stale)
         return {room: max(counters[room]["seq"] if room in counters else 0, self.last.get(room, 0)) for room in rooms}
@@ -500,7 +505,7 @@ class HeldPositions:
             found |= (
                 {counter["_id"]: counter for counter in counters.find({"_id": {"$in": started}})} if started else {}
             )
-            stale = [room for room, counter in found.items() if counter.get("held", self.me) != self.me]
+            stale = [room for room, counter in found.items() if self.marked_by_another(counter)]
             stored = _tops_stored(counters.database, stale) if stale else {}
             tops = {room: max(counter["seq"], stored.get(room, 0)) for room, counter in found.items()}
             if tops:

@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 import socketio
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, monitoring
 
 from model.embedded import free_port
 
@@ -205,6 +205,26 @@ def store_messages(db, room_id, docs):
     for start in range(0, len(docs), 5000):
         chunk = docs[start : start + 5000]
         db.messages.insert_many([{**doc, "seq": first + start + i} for i, doc in enumerate(chunk)])
+
+
+class Commands(monitoring.CommandListener):
+    """The commands this process sends: (name, the command)."""
+
+    def __init__(self):
+        self.sent = []
+
+    @property
+    def names(self):
+        return [name for name, _ in self.sent]
+
+    def started(self, event):
+        self.sent.append((event.command_name, event.command))
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
 
 
 def self_signed_certificate(directory):

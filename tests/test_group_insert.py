@@ -7,7 +7,6 @@ import traceback
 import mongoengine
 import pytest
 from bson import ObjectId
-from pymongo import monitoring
 from pymongo.errors import ServerSelectionTimeoutError
 
 from model import message_log
@@ -21,6 +20,7 @@ from model.message_log import (
     take_positions,
     take_positions_of,
 )
+from tests.support import Commands
 
 ROOM = ObjectId()
 
@@ -210,22 +210,6 @@ def test_a_counter_another_process_moved_is_read_again(inserts, db):
     db.room_counters.update_one({"_id": ROOM}, {"$inc": {"seq": 5}})  # another process's batch
     assert take_positions(ROOM, 1) == first + 6
     assert take_positions(ROOM, 1) == first + 7
-
-
-class Commands(monitoring.CommandListener):
-    """The commands this process sends: (name, the command)."""
-
-    def __init__(self):
-        self.sent = []
-
-    def started(self, event):
-        self.sent.append((event.command_name, event.command))
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
 
 
 def test_a_batch_s_rooms_move_their_counters_in_one_command(mongo_uri, db, monkeypatch):

@@ -13,7 +13,6 @@ import mongoengine
 import pytest
 import requests
 from bson import ObjectId
-from pymongo import monitoring
 from pymongo.collection import Collection
 from pymongo.errors import AutoReconnect
 
@@ -21,25 +20,9 @@ from model import message_log
 from model.embedded import start_daemon, stop_daemon, with_database
 from model.message import Message
 from model.message_log import MessageLog, RoomGone, top_position
-from tests.support import ROOT, TEST_SECRET, Api, LiveServer, register
+from tests.support import ROOT, TEST_SECRET, Api, Commands, LiveServer, register
 
 HELD = {"POSITIONS_IN_MEMORY": "true"}
-
-
-class Commands(monitoring.CommandListener):
-    """The names of the commands this process sends, in order."""
-
-    def __init__(self):
-        self.names = []
-
-    def started(self, event):
-        self.names.append(event.command_name)
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
 
 
 @pytest.fixture
@@ -70,12 +53,12 @@ def test_after_its_first_send_a_room_costs_a_batch_only_its_insert(held, db):
     log, room, commands = held
     log.append(_message(room, "claims the room"))
     assert db.room_counters.find_one({"_id": room})["held"] == message_log._held.me
-    commands.names.clear()
+    commands.sent.clear()
     for i in range(5):
         log.append(_message(room, f"m{i}"))
     assert commands.names == ["insert"] * 5, "a batch read or moved the room's counter"
     assert _positions(db, room) == [1, 2, 3, 4, 5, 6]
-    commands.names.clear()
+    commands.sent.clear()
     assert top_position(room) == 6, "this process's readers see what it handed out"
     assert commands.names == ["find"], "the holder read the stored messages of a room it holds"
     assert db.room_counters.find_one({"_id": room})["seq"] < 6
@@ -105,7 +88,7 @@ def test_a_writer_the_holder_does_not_know_of_costs_a_retry_not_a_position(held,
         [{"_id": ObjectId(), "room": room, "seq": seq, "message_body": "a tool's"} for seq in range(2, 6)]
     )
     message = _message(room, "after")
-    commands.names.clear()
+    commands.sent.clear()
     log.append(message)
     assert message.seq == 6
     assert commands.names.count("insert") == 2, "the batch tried the positions one by one, not past the highest"
@@ -158,7 +141,7 @@ def test_a_holder_that_meets_another_takes_positions_from_the_counters_until_it_
     message_log.write_held_positions()
     assert message_log._held is None, "two processes held positions in memory"
     assert db.room_counters.find_one({"_id": room})["seq"] == 2, "it stopped without writing what it handed out"
-    commands.names.clear()
+    commands.sent.clear()
     message = _message(room)
     log.append(message)
     assert message.seq == 3 and "update" in commands.names, "a position was not taken from the counter"
@@ -170,21 +153,6 @@ def test_a_holder_that_meets_another_takes_positions_from_the_counters_until_it_
     message = _message(room)
     log.append(message)
     assert message.seq == 4
-
-
-@pytest.fixture
-def held_server(server_factory):
-    """Start a server that holds positions (alone on its database, as far as it knows); each is killed when the
-    test ends, so that none says to a later test's servers that it holds positions there."""
-    started = []
-
-    def start(**env):
-        started.append(server_factory(**{**HELD, **env}))
-        return started[-1]
-
-    yield start
-    for node in started:
-        node.kill()
 
 
 def test_a_holder_that_stalled_past_its_beat_takes_positions_from_what_is_stored(held, db):
@@ -261,6 +229,27 @@ def test_positions_of_an_insert_that_failed_go_to_the_next_batch(held, db, monke
     assert message.seq == 2, "a failed insert left a hole that readers wait at"
 
 
+@pytest.fixture
+def held_server(server_factory):
+    """Start a server that holds positions (alone on its database, as far as it knows); each is killed when the
+    test ends, so that none says to a later test's servers that it holds positions there."""
+    started = []
+
+    def start(**env):
+        started.append(server_factory(**{**HELD, **env}))
+        return started[-1]
+
+    yield start
+    for node in started:
+        node.kill()
+
+
+def _room(api, owner):
+    response = api.post("/api/rooms", owner.token, json={"name": f"held-{ObjectId()}"})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
 def _send(api, user, room, body):
     response = api.post("/api/send", user.token, json={"room": room, "messageBody": body})
     assert response.status_code == 201, response.text
@@ -282,7 +271,7 @@ def test_a_server_serving_alone_reads_back_what_it_handed_out(held_server, db):
     node = held_server()
     api = Api(node.url)
     owner, member = register(api), register(api)
-    room = api.post("/api/rooms", owner.token, json={"name": f"held-{ObjectId()}"}).json()["id"]
+    room = _room(api, owner)
     assert api.post(f"/api/rooms/{room}/join", member.token).status_code == 200
     first = _send(api, owner, room, "first")
     later = [_send(api, owner, room, f"m{i}") for i in range(3)]
@@ -306,7 +295,7 @@ def test_nothing_stored_is_hidden_after_a_holder_is_killed_before_writing_its_co
     node = held_server()
     api = Api(node.url)
     owner = register(api)
-    room = api.post("/api/rooms", owner.token, json={"name": f"held-{ObjectId()}"}).json()["id"]
+    room = _room(api, owner)
     sent = [_send(api, owner, room, f"m{i}")["id"] for i in range(3)]
     node.kill()
     # A kill within the second before the counter's write leaves it behind: make it so, whenever the kill came.
@@ -329,7 +318,7 @@ def test_an_archive_run_after_a_holder_died_does_not_give_its_positions_again(he
     node = held_server()
     api = Api(node.url)
     owner, member = register(api), register(api)
-    room = api.post("/api/rooms", owner.token, json={"name": f"held-{ObjectId()}"}).json()["id"]
+    room = _room(api, owner)
     api.post(f"/api/rooms/{room}/join", member.token)
     for i in range(20):
         _send(api, owner, room, f"m{i}")
@@ -350,7 +339,7 @@ def test_a_stop_writes_the_counters_once_the_sends_in_flight_are_stored(held_ser
     node = held_server()
     api = Api(node.url)
     owner = register(api)
-    room = api.post("/api/rooms", owner.token, json={"name": f"held-{ObjectId()}"}).json()["id"]
+    room = _room(api, owner)
     stop = threading.Event()
 
     def keep_sending():
@@ -408,7 +397,7 @@ def test_a_stop_while_the_database_hangs_ends_within_the_database_timeout(tmp_pa
     try:
         api = Api(node.start().url)
         owner = register(api)
-        room = api.post("/api/rooms", owner.token, json={"name": "hung"}).json()["id"]
+        room = _room(api, owner)
         for i in range(3):
             _send(api, owner, room, f"m{i}")
         daemon.send_signal(signal.SIGSTOP)

@@ -413,6 +413,7 @@ from utils.transport import sessions
 class Flooded(sessions.LeanSocket):  # a reader alone: packets always waiting, no engine.io socket behind it
     closed, count = False, 5 * sessions.READ_TURN
     websocket = type("Ws", (), {"socket": type("Tls", (), {"pending": lambda self: 1})()})()
+    server = type("Server", (), {"sleep": staticmethod(eventlet.sleep)})()  # engine.io's, under eventlet
 
     def __init__(self):
         self.sent, self.received, self.seen_by_other = 0, [], None

@@ -238,13 +238,11 @@ class LeanSocket:
         connection. Every READ_TURN packets it lets the other greenlets run: a client that wrote thousands of
         packets at once (a flood, answered `rate_limited` past its budget) held every other socket of the process
         until the last was read."""
-        from eventlet import sleep  # imported only where eventlet serves
-
         ws, read = self.websocket, 0
         while True:
             read += 1
             if read % READ_TURN == 0:
-                sleep(0)
+                self.server.sleep(0)
             try:
                 p = self.next_packet()
             except Exception as e:
