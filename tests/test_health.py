@@ -13,7 +13,7 @@ import time
 
 import pytest
 import requests
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, DuplicateKeyError, ExecutionTimeout
 
 from config import load_config
 from model import embedded
@@ -163,7 +163,8 @@ def test_production_drains_with_a_grace_within_the_shutdown_timeout(monkeypatch,
 def test_an_outage_is_logged_once_until_it_ends_and_any_other_failure_with_its_traceback(caplog):
     caplog.set_level(logging.INFO)
     log = logging.getLogger("chat.test")
-    for error in (AutoReconnect("gone"), AutoReconnect("still gone"), ValueError("a bug")):
+    errors = (AutoReconnect("gone"), AutoReconnect("still gone"), ExecutionTimeout("past the deadline", 50))
+    for error in (*errors, DuplicateKeyError("a bug", 11000)):
         try:
             raise error
         except Exception:
@@ -172,6 +173,6 @@ def test_an_outage_is_logged_once_until_it_ends_and_any_other_failure_with_its_t
     lines = [(record.getMessage(), record.exc_info is not None) for record in caplog.records]
     assert lines == [
         ("database unreachable (gone): what needs it fails with internal_error until it is back", False),
-        ("request failed", True),
+        ("request failed", True),  # the duplicate key alone: the deadline passed is part of the outage
         ("database reachable again", False),
     ]

@@ -3,7 +3,7 @@
 import logging
 import sys
 
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 
 class Outage:
@@ -29,10 +29,10 @@ database = Outage("database", "what needs it fails with internal_error until it 
 
 
 def log_failure(logger, message, *args):
-    """Log the exception being handled: the database out of reach once for the whole outage (the same traceback
-    for every event and request that met it said nothing more), anything else with its traceback."""
+    """Log the exception being handled: the database out of reach or past a deadline once for the whole outage (the
+    same traceback for every event and request that met it said nothing more), anything else with its traceback."""
     error = sys.exc_info()[1]
-    if isinstance(error, ConnectionFailure):
+    if isinstance(error, ConnectionFailure) or (isinstance(error, PyMongoError) and error.timeout):
         database.failed(error)
     else:
         logger.exception(message, *args)
