@@ -55,6 +55,7 @@ def start(app: Flask) -> RedisStore | None:
         presence.use_store(store)
     elif app.config["POSITIONS_IN_MEMORY"]:
         message_log.hold_positions()
+        socketio.start_background_task(_write_positions, app)
     socketio.start_background_task(_maintain, app, store)
     return store
 
@@ -68,8 +69,7 @@ def _in_context(app, function):
 
 
 def _maintain(app, store):
-    """Once a second: what is due of beating, sweeping, re-checking during an outage, expiring; the counters of
-    the positions handed out here."""
+    """Once a second: what is due of beating, sweeping, re-checking during an outage, expiring."""
     config = app.config
     beat = max(1, store.node_ttl / 3) if store else None
     due = {"beat": 0, "recheck": 0, "expiry": 0}
@@ -87,10 +87,22 @@ def _maintain(app, store):
                 if now >= due["expiry"]:
                     due["expiry"] = now + config["TOKEN_EXPIRY_CHECK_SECONDS"]
                     _disconnect_expired()
-                with pymongo.timeout(config["DB_TIMEOUT_MS"] / 1000):  # a hung database holds the loop no longer
-                    message_log.write_held_positions()
         except Exception:  # a database or Redis failure must not end the loop
             outage.log_failure(log, "cluster maintenance failed")
+
+
+def _write_positions(app):
+    """Once a second, the counters of the positions handed out here and this process's beat as their holder, in a
+    loop of its own: a database that hangs holds this loop alone, not the disconnects of expired tokens. No deadline:
+    one counted the time the write waited for its turn in a busy or stalled process (a connect storm), which made a
+    database that answered at once look out of reach."""
+    while True:
+        socketio.sleep(TICK_SECONDS)
+        try:
+            with app.app_context():
+                message_log.write_held_positions()
+        except Exception:  # the loop must not end; the next beat says again what this one could not
+            outage.log_failure(log, "the counters of the positions handed out here were not written")
 
 
 def _beat(store):

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import mongoengine
+import pymongo
 import pytest
 import requests
 from bson import ObjectId
@@ -407,5 +408,39 @@ def test_a_stop_while_the_database_hangs_ends_within_the_database_timeout(tmp_pa
         assert "database unreachable" in log and "stopped" in log and "Traceback" not in log, log
     finally:
         daemon.send_signal(signal.SIGCONT)
+        node.kill()
+        stop_daemon(daemon)
+
+
+def test_a_server_stalled_while_its_counters_write_waited_finds_the_database_answered(tmp_path):
+    """The database answers within DB_TIMEOUT_MS, but the server is stopped (as a busy hub would be) before it takes
+    the answer: no outage, no failure, and the counters are written."""
+    daemon, uri = start_daemon(":memory:", log_path=str(tmp_path / "db.log"))
+    node = LiveServer(with_database(uri, "chat"), tmp_path, **HELD, DB_TIMEOUT_MS=3000)
+    client = pymongo.MongoClient(with_database(uri, "chat"))
+    try:
+        api = Api(node.start().url)
+        owner = register(api)
+        room = _room(api, owner)
+        for i in range(3):
+            _send(api, owner, room, f"m{i}")
+        daemon.send_signal(signal.SIGSTOP)
+        time.sleep(1.3)  # the next write of the counters (a second apart) waits for the database
+        node.proc.send_signal(signal.SIGSTOP)
+        daemon.send_signal(signal.SIGCONT)  # hung 1.3 s, under DB_TIMEOUT_MS
+        time.sleep(4)  # the server takes its answer past DB_TIMEOUT_MS
+        node.proc.send_signal(signal.SIGCONT)
+        _send(api, owner, room, "after")
+        counters = client.get_default_database().room_counters
+        deadline = time.monotonic() + 5
+        while counters.find_one({"_id": ObjectId(room)})["seq"] != 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert counters.find_one({"_id": ObjectId(room)})["seq"] == 4
+        log = node.log()
+        assert "unreachable" not in log and "not written" not in log and "Traceback" not in log, log
+    finally:
+        daemon.send_signal(signal.SIGCONT)
+        node.proc.send_signal(signal.SIGCONT)
+        client.close()
         node.kill()
         stop_daemon(daemon)
