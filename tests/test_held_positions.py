@@ -1,6 +1,7 @@
 """Positions handed out from a serving process's memory (`model.message_log.HeldPositions`, POSITIONS_IN_MEMORY,
 no REDIS_URL): in this process against the real database daemon, then through live servers."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -390,40 +391,42 @@ def test_two_servers_without_redis_on_one_database_take_positions_from_the_count
     assert sorted(positions) == list(range(1, 121))
 
 
-def test_a_stop_while_the_database_hangs_ends_within_the_database_timeout(tmp_path):
-    """The last write of the counters is bounded by DB_TIMEOUT_MS, not by the hard stop: the outage is logged once."""
+@contextlib.contextmanager
+def _on_a_database_of_its_own(tmp_path, **env):
+    """A holder on a daemon of its own (the test stops the daemon), with three messages sent in a room: yields the
+    daemon, the server, its API, the room's owner and the room."""
     daemon, uri = start_daemon(":memory:", log_path=str(tmp_path / "db.log"))
-    env = {**HELD, "DB_TIMEOUT_MS": 1000, "SHUTDOWN_TIMEOUT": 30, "DRAIN_GRACE_SECONDS": 0}
-    node = LiveServer(with_database(uri, "chat"), tmp_path, **env)
+    node = LiveServer(with_database(uri, "chat"), tmp_path, **HELD, **env)
     try:
         api = Api(node.start().url)
         owner = register(api)
         room = _room(api, owner)
         for i in range(3):
             _send(api, owner, room, f"m{i}")
+        yield daemon, node, api, owner, room
+    finally:
+        daemon.send_signal(signal.SIGCONT)
+        if node.proc is not None and node.proc.poll() is None:
+            node.proc.send_signal(signal.SIGCONT)
+        node.kill()
+        stop_daemon(daemon)
+
+
+def test_a_stop_while_the_database_hangs_ends_within_the_database_timeout(tmp_path):
+    """The last write of the counters is bounded by DB_TIMEOUT_MS, not by the hard stop: the outage is logged once."""
+    env = {"DB_TIMEOUT_MS": 1000, "SHUTDOWN_TIMEOUT": 30, "DRAIN_GRACE_SECONDS": 0}
+    with _on_a_database_of_its_own(tmp_path, **env) as (daemon, node, _, _, _):
         daemon.send_signal(signal.SIGSTOP)
         node.proc.send_signal(signal.SIGTERM)
         node.proc.wait(20)  # the hard stop would come at 30 s
         log = node.log()
         assert "database unreachable" in log and "stopped" in log and "Traceback" not in log, log
-    finally:
-        daemon.send_signal(signal.SIGCONT)
-        node.kill()
-        stop_daemon(daemon)
 
 
 def test_a_server_stalled_while_its_counters_write_waited_finds_the_database_answered(tmp_path):
     """The database answers within DB_TIMEOUT_MS, but the server is stopped (as a busy hub would be) before it takes
     the answer: no outage, no failure, and the counters are written."""
-    daemon, uri = start_daemon(":memory:", log_path=str(tmp_path / "db.log"))
-    node = LiveServer(with_database(uri, "chat"), tmp_path, **HELD, DB_TIMEOUT_MS=3000)
-    client = pymongo.MongoClient(with_database(uri, "chat"))
-    try:
-        api = Api(node.start().url)
-        owner = register(api)
-        room = _room(api, owner)
-        for i in range(3):
-            _send(api, owner, room, f"m{i}")
+    with _on_a_database_of_its_own(tmp_path, DB_TIMEOUT_MS=3000) as (daemon, node, api, owner, room):
         daemon.send_signal(signal.SIGSTOP)
         time.sleep(1.3)  # the next write of the counters (a second apart) waits for the database
         node.proc.send_signal(signal.SIGSTOP)
@@ -431,16 +434,11 @@ def test_a_server_stalled_while_its_counters_write_waited_finds_the_database_ans
         time.sleep(4)  # the server takes its answer past DB_TIMEOUT_MS
         node.proc.send_signal(signal.SIGCONT)
         _send(api, owner, room, "after")
-        counters = client.get_default_database().room_counters
-        deadline = time.monotonic() + 5
-        while counters.find_one({"_id": ObjectId(room)})["seq"] != 4 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert counters.find_one({"_id": ObjectId(room)})["seq"] == 4
+        with pymongo.MongoClient(node.env["MONGODB_URI"]) as client:
+            counters = client.get_default_database().room_counters
+            deadline = time.monotonic() + 5
+            while counters.find_one({"_id": ObjectId(room)})["seq"] != 4 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert counters.find_one({"_id": ObjectId(room)})["seq"] == 4
         log = node.log()
         assert "unreachable" not in log and "not written" not in log and "Traceback" not in log, log
-    finally:
-        daemon.send_signal(signal.SIGCONT)
-        node.proc.send_signal(signal.SIGCONT)
-        client.close()
-        node.kill()
-        stop_daemon(daemon)
