@@ -625,7 +625,7 @@ def release_positions():
         _held.write()
         _held = None
     _counters().database[HOLDERS].delete_one({"_id": _candidate})
-    _candidate = None  # the maintenance loop's next call, before the process ends, would say it again
+    _candidate = None  # the counters' loop's next call, before the process ends, would say it again
 
 
 def _give_back(waiters):

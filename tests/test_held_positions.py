@@ -35,7 +35,7 @@ def held(mongo_uri, db, monkeypatch):
     Message.ensure_indexes()
     monkeypatch.setattr(message_log, "_candidate", None)
     monkeypatch.setattr(message_log, "_held", None)
-    monkeypatch.setattr(message_log, "HOLDER_SECONDS", 60)  # no maintenance loop beats here: it holds for a minute
+    monkeypatch.setattr(message_log, "HOLDER_SECONDS", 60)  # no counters loop beats here: it holds for a minute
     message_log.hold_positions()
     assert message_log._held is not None, "alone, this process holds positions"
     room = db.rooms.insert_one({"name": "held", "name_key": f"held-{ObjectId()}"}).inserted_id
