@@ -9,9 +9,10 @@ disconnected.
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import jwt
 from flask import current_app
-from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
-from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_jwt_extended import create_access_token, create_refresh_token
+from flask_jwt_extended.config import config
 from jwt.exceptions import ExpiredSignatureError, PyJWTError
 from mongoengine import NotUniqueError
 
@@ -28,7 +29,7 @@ def issue_pair(user: User, family: str | None = None) -> tuple[str, str]:
     """Return (accessToken, refreshToken) of a family (new by default); the access token names its refresh token."""
     identity, family = str(user.id), family or uuid.uuid4().hex
     refresh = create_refresh_token(identity=identity, additional_claims={"fam": family})
-    claims = {"rjti": decode_token(refresh)["jti"], "fam": family}
+    claims = {"rjti": _decoded(refresh)["jti"], "fam": family}
     return create_access_token(identity=identity, additional_claims=claims), refresh
 
 
@@ -69,16 +70,34 @@ def _claims(token: object, token_type: str) -> dict:
     if not isinstance(token, str) or not token:
         raise Unauthorized("missing token")
     try:
-        claims = decode_token(token)
+        claims = _decoded(token)
     except ExpiredSignatureError:
         raise Unauthorized("token expired") from None
-    except (PyJWTError, JWTExtendedException, ValueError):
+    except (PyJWTError, ValueError):
         raise Unauthorized("invalid token") from None
     if claims.get("type") != token_type:
         raise Unauthorized(
             f"an {token_type} token is required" if token_type == "access" else "a refresh token is required"
         )
     return claims
+
+
+def _decoded(token: str) -> dict:
+    """A token's verified claims, checked as flask-jwt-extended's `decode_token` checks them (its settings: key,
+    algorithms, audience, issuer, leeway; the identity claim present; the same defaults) in one PyJWT decode, where
+    `decode_token` parses the token three times: a third of a connect's CPU in a storm of them."""
+    claims = jwt.decode(
+        token,
+        config.decode_key,
+        algorithms=config.decode_algorithms,
+        audience=config.decode_audience,
+        issuer=config.decode_issuer,
+        leeway=config.leeway,
+        options={"verify_aud": config.decode_audience is not None, "verify_sub": config.verify_sub},
+    )
+    if config.identity_claim_key not in claims:
+        raise jwt.MissingRequiredClaimError(config.identity_claim_key)
+    return {"type": "access", "fresh": False, "jti": None} | claims
 
 
 def _check_revoked(claims: dict, revoked: set[str]) -> None:
