@@ -37,3 +37,19 @@ def test_a_socket_leaves_every_room_it_was_in_and_no_other():
     for sid in sids[1:]:
         manager.disconnect(sid, NS)
     assert manager.rooms == {} and manager.rooms_of == {}
+
+
+def test_sockets_waiting_to_connect_are_not_connected_until_their_handler_answers():
+    manager = LocalManager()
+    socketio.Server(async_mode="threading", client_manager=manager)
+    waiting = [manager.pre_connect(f"eio-{i}", NS) for i in range(5)]  # a storm: every handler still running
+    assert not any(manager.is_connected(sid, NS) for sid in waiting)
+    assert manager.pre_connect("eio-0", NS) is None  # the same engine.io socket twice
+    manager.disconnect(waiting[2], NS)  # its handler refused it
+    for sid in reversed(waiting[3:]):
+        assert manager.connect(sid, NS) == sid
+    assert [manager.is_connected(sid, NS) for sid in waiting] == [False, False, False, True, True]
+    assert list(manager.pending_connect[NS]) == waiting[:2]
+    for sid in waiting[:2]:
+        manager.connect(sid, NS)
+    assert manager.pending_connect == {} and all(manager.is_connected(sid, NS) for sid in waiting[:2])

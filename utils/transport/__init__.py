@@ -144,7 +144,8 @@ REPLACED = (
 )
 
 # Every mode: what managers.IndexedRooms replaces (a digest of the source, as above), and the lines its index of
-# each socket's rooms rests on: every change to a room goes through basic_enter_room and basic_leave_room.
+# each socket's rooms rests on: every change to a room goes through basic_enter_room and basic_leave_room; a
+# namespace's sockets waiting to connect are a list it stores (which IndexedRooms keeps as a set).
 MANAGER_REPLACED = (
     ("socketio.base_manager", "BaseManager", "basic_disconnect", "2933b50bc4b2ea7b"),
     ("socketio.base_manager", "BaseManager", "get_rooms", "56a1017f85af9f91"),
@@ -156,6 +157,7 @@ MANAGER_BEHAVIOURS = (
         "pre_connect",
         "self.basic_enter_room(sid, namespace, sid, eio_sid=eio_sid)",
     ),
+    ("socketio.base_manager", "BaseManager", "pre_connect", "self.pending_connect[namespace] = []"),
     ("socketio.base_manager", "BaseManager", "basic_close_room", "self.basic_leave_room(sid, namespace, room)"),
     (
         "socketio.manager",

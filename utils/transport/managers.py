@@ -32,7 +32,8 @@ outage = Outage("redis (message queue)", "broadcasts reach this process's socket
 
 
 class IndexedRooms(FanoutManager):
-    """python-socketio's manager, with each socket's rooms kept beside it.
+    """python-socketio's manager, with each socket's rooms kept beside it, and its sockets waiting to connect kept
+    in sets.
 
     The manager keeps `rooms[namespace][room]` only, so a disconnect looked for the socket in
     every room of the process (a copy of the whole table, then a check a room): with thousands
@@ -40,11 +41,16 @@ class IndexedRooms(FanoutManager):
     their number squared, with every other socket waiting. Here it leaves just its own rooms.
     `basic_disconnect` is python-socketio's with that loop replaced (`check_internals` holds
     its source to the version it was written against).
+
+    It keeps the sockets whose connect handler has not answered yet in a list a namespace,
+    and looks a socket up in it and removes it from it at every connect: a connect storm,
+    thousands waiting while their tokens are checked, cost their number squared there too.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.rooms_of = {}  # (namespace, sid) -> every room it is in (None and its own sid room too)
+        self.pending_connect = _Pending()
 
     def basic_enter_room(self, sid, namespace, room, eio_sid=None):
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
@@ -70,6 +76,23 @@ class IndexedRooms(FanoutManager):
 
     def get_rooms(self, sid, namespace):
         return [room for room in self.rooms_of.get((namespace, sid), ()) if room is not None]
+
+
+class _Pending(dict):
+    """`pending_connect`: each list of sids python-socketio stores in it is kept as an insertion-ordered set."""
+
+    def __setitem__(self, namespace, sids):
+        super().__setitem__(namespace, _Sids.fromkeys(sids))
+
+
+class _Sids(dict):
+    """A list's `append`, `remove`, `in`, `len` and iteration, each in constant time."""
+
+    def append(self, sid):
+        self[sid] = None
+
+    def remove(self, sid):
+        del self[sid]
 
 
 class Counted(IndexedRooms):
