@@ -106,6 +106,10 @@ class Config:
     # counters for each batch of sends, for a database that something else rewrites under the process (the test
     # suite's cleanup between tests).
     POSITIONS_IN_MEMORY = flag("POSITIONS_IN_MEMORY", True)
+    # Senders' read-marker moves (each message moves its sender's marker) gather this long before one write; this
+    # process answers read state with what it holds (services/read_state.py). Alone it answers every read: 5 s.
+    # With REDIS_URL other processes answer reads too: the stored marker follows within half a second.
+    SENT_MARKERS_MS = number("SENT_MARKERS_MS", lambda settings: 500 if settings["REDIS_URL"] else 5000)
     # A connection that has not authenticated (joined the default namespace) by then is closed.
     AUTH_TIMEOUT_SECONDS = number("AUTH_TIMEOUT_SECONDS", 10)
     # One publish to Redis waits at most this long; what failed is published again later.

@@ -24,7 +24,7 @@ from flask import Flask
 from model import message_log
 from model.membership import Membership
 from model.room import Room
-from services import grants, live, messages, notify, presence, tokens
+from services import grants, live, messages, notify, presence, read_state, tokens
 from services.presence_redis import RedisStore
 from utils import outage, transport
 from utils.extensions import socketio
@@ -167,11 +167,13 @@ def stop(store: RedisStore | None) -> None:
 
 def release(seconds: float) -> None:
     """At a stop, once no request is in flight: write the counters of the positions handed out here, and hold them
-    no more (`message_log.release_positions`), within `seconds` (a database that hangs would hold the stop)."""
+    no more (`message_log.release_positions`), then the senders' marker moves held here, within `seconds` (a
+    database that hangs would hold the stop)."""
     if outage.database.down:  # already logged; each command would wait `seconds` for nothing
         return
     try:
         with pymongo.timeout(seconds):
             message_log.release_positions()
+            read_state.write_held_markers()
     except Exception:  # the database out of reach: the next process reads what is stored past the held counters
         outage.log_failure(log, "the counters of the positions handed out here were not written")

@@ -9,11 +9,14 @@ few messages to count (SecantusDB reads a whole index range before it applies a 
 
 Sending moves the sender's marker too, but off the send's path: `mark_sent` keeps the
 furthest position per (room, sender) in this process's memory, and one background task
-writes what gathered every FLUSH_SECONDS in one unordered bulk write. So the marker follows
-within half a second, and a process that dies may lose that move: harmless, since a member's
-own messages never count as unread for them. The wait is what keeps sending cheap: a marker
-write costs the embedded database about as much as storing a message (docs/PERFORMANCE.md),
-and a member who sends ten messages in that half second costs one write, not ten.
+writes what gathered every SENT_MARKERS_MS in one unordered bulk write. Until it is written,
+this process answers the sender's read state (counts, last read message, readers) with that
+move taken into account. Alone (no REDIS_URL) the process answers every read, so moves
+gather for 5 s; with REDIS_URL other processes answer reads, so the stored marker follows
+within half a second. A process that dies may lose what it held, so that others' messages
+before a sender's own count as unread again for them; a stop writes it first. The wait is
+what keeps sending cheap: a marker write costs the embedded database more than storing a
+message (docs/PERFORMANCE.md), and a member who sends ten messages in that time costs one write.
 """
 
 import logging
@@ -43,11 +46,11 @@ from utils.timefmt import utcnow
 
 UNREAD_CAP = 100  # unread and mention counts stop here
 READERS_CAP = 1000  # readers listed for one message at most
-FLUSH_SECONDS = 0.5  # how long senders' marker moves gather before one write
 # What counting needs of a membership, and of a message.
 MARKER_FIELDS = ("joined_seq", "read_seq", "read_message")
 # A sender's marker may be lost anyway (a dead process loses its buffer): its write need not be journaled.
 _UNJOURNALED = WriteConcern(w=1, j=False)
+_MARK = {"user": 1, "read_seq": 1}
 _FIELDS = {"seq": 1, "user_id": 1, "deleted": 1, "gap": 1, "stub": 1, "mentions": 1, "mentions_room": 1}
 # Ids are times. A message at a later position than another got its id at most seconds before it (its
 # group commit; a tombstone's is GAP_SECONDS late; processes' clocks apart): an hour below bounds them.
@@ -88,7 +91,8 @@ def do_mark_read(user: User, ref: str | None, message_id: ObjectId) -> ReadState
     membership = _membership(room.id, user.id)
     if membership is None:  # they left meanwhile
         return ReadState(room.id, None, 0, 0)
-    return ReadState(room.id, membership.read_message, *counts(user.id, room, membership, top_position(room.id)))
+    _, last_read = marker(room.id, user.id, membership)
+    return ReadState(room.id, last_read, *counts(user.id, room, membership, top_position(room.id)))
 
 
 def summary(user_id: ObjectId, room: Room, membership: Membership | None, top: int) -> dict:
@@ -97,7 +101,9 @@ def summary(user_id: ObjectId, room: Room, membership: Membership | None, top: i
     state = {"last_message_at": last_message_at(room, top)}
     if membership is not None:
         unread, mentions = counts(user_id, room, membership, top)
-        state.update(unread_count=unread, mention_count=mentions, last_read_message_id=membership.read_message)
+        state.update(
+            unread_count=unread, mention_count=mentions, last_read_message_id=marker(room.id, user_id, membership)[1]
+        )
     return state
 
 
@@ -113,10 +119,37 @@ def readers(user: User, message_id: str) -> list[Reader]:
         raise NotFound.message(message_id) from None
     query = {"room": message["room"], "read_seq": {"$gte": message["seq"]}}
     found = Membership._get_collection().find(query, {"user": 1, "read_at": 1}).limit(READERS_CAP + 1)
-    marks = [mark for mark in found if mark["user"] != message["user_id"]][:READERS_CAP]
+    marks = [mark for mark in found if mark["user"] != message["user_id"]] + _held_readers(message)
+    marks = marks[:READERS_CAP]
     names = dict(User.objects(id__in=[mark["user"] for mark in marks]).scalar("id", "username"))
     marks.sort(key=lambda mark: mark["read_at"])
     return [Reader(mark["user"], names[mark["user"]], mark["read_at"]) for mark in marks if mark["user"] in names]
+
+
+def marker(room_id: ObjectId, user_id: ObjectId, membership: Membership) -> tuple[int | None, ObjectId | None]:
+    """A member's marker, (position, message id): as stored, or further where this process holds a move of theirs
+    that it has not written yet (`mark_sent`)."""
+    held = _sent.held(room_id, user_id)
+    if held is not None and held[0] > (membership.read_seq or 0):
+        return held[0], held[1]
+    return membership.read_seq, membership.read_message
+
+
+def _held_readers(message):
+    """Readers of `message` by a move held here and not yet written, whose stored marker is behind it: members who
+    sent a message after it, as marks like the stored ones."""
+    held = {
+        user: at
+        for user, (seq, _, at) in _sent.held_in(message["room"]).items()
+        if seq >= message["seq"] and user != message["user_id"]
+    }
+    if not held:
+        return []
+    # Those stored at or after it are read already; the filter names the (room, user) key alone (the planner).
+    members = Membership._get_collection().find({"room": message["room"], "user": {"$in": list(held)}}, _MARK)
+    return [
+        {"user": m["user"], "read_at": held[m["user"]]} for m in members if (m.get("read_seq") or 0) < message["seq"]
+    ]
 
 
 def join_position(room_id: ObjectId) -> int:
@@ -127,7 +160,7 @@ def join_position(room_id: ObjectId) -> int:
 def counts(user_id: ObjectId, room: Room, membership: Membership, top: int) -> tuple[int, int]:
     """(unread, mentions) of a member: others' live, undeleted messages after their marker up to the room's last
     position `top`, each capped."""
-    low = max(membership.read_seq or 0, membership.joined_seq or 0, room.archived_seq)
+    low = max(marker(room.id, user_id, membership)[0] or 0, membership.joined_seq or 0, room.archived_seq)
     unread = mentions = 0
     first = None
     for doc in _scan(lambda lo, hi: (window(room.id, lo, hi),), low, top):
@@ -240,49 +273,85 @@ def _receipts_to_room(room_id):
 
 
 class _SentMarkers:
-    """The senders' marker moves waiting to be written: the furthest position per (room, sender)."""
+    """The senders' marker moves not written yet: the furthest mark, (position, message id, time), per (room, sender),
+    `pending` while they gather and in `writing` while their write is in flight."""
 
     def __init__(self):
         self.lock = threading.Lock()  # green under eventlet and gevent (monkey-patched)
         self.pending = {}
+        self.writing = []
         self.flushing = False
 
-    def add(self, message: MessageFields) -> None:
+    def add(self, message: MessageFields, seconds: float) -> None:
         key, mark = (message.room, message.user_id), (message.seq, message.id, message.time_stamp)
         with self.lock:
             if key not in self.pending or self.pending[key][0] < mark[0]:
                 self.pending[key] = mark
             start, self.flushing = not self.flushing, True
         if start:
-            socketio.start_background_task(self._flush)
+            socketio.start_background_task(self._flush, seconds)
 
-    def _flush(self):
-        """Write what gathers every FLUSH_SECONDS; end once a period brought nothing (the next send starts anew)."""
-        while batch := self._take():
-            updates = [
-                UpdateOne({"room": room, "user": user}, _forward(seq, message_id, at))
-                for (room, user), (seq, message_id, at) in batch.items()
-            ]
-            try:
-                Membership._get_collection().with_options(write_concern=_UNJOURNALED).bulk_write(updates, ordered=False)
-            except Exception as error:  # the task must go on: a dead one would stop every later move of this process
-                # The database out of reach is logged once for the outage (`utils.outage`): no traceback for it.
-                unreached = isinstance(error, ConnectionFailure)
-                log.warning(
-                    "%d senders' markers not moved: their next sends move them", len(updates), exc_info=not unreached
-                )
+    def held(self, room_id, user_id):
+        """The furthest mark of a member held here, or None."""
+        key = (room_id, user_id)
+        with self.lock:
+            return max((batch[key] for batch in (self.pending, *self.writing) if key in batch), default=None)
 
-    def _take(self):
-        socketio.sleep(FLUSH_SECONDS)
+    def held_in(self, room_id) -> dict:
+        """The furthest mark held here of each member of a room that has one."""
+        marks = {}
+        with self.lock:
+            for batch in (self.pending, *self.writing):
+                for (room, user), mark in batch.items():
+                    if room == room_id and (user not in marks or marks[user] < mark):
+                        marks[user] = mark
+        return marks
+
+    def write_held(self) -> None:
+        """Write what is pending now (a stop's last write)."""
+        self._write()
+
+    def _flush(self, seconds):
+        """Write what gathers every `seconds`; end once a period brought nothing (the next send starts anew)."""
+        while True:
+            socketio.sleep(seconds)
+            with self.lock:
+                self.flushing = bool(self.pending)
+            if not self.flushing:
+                return
+            self._write()
+
+    def _write(self):
+        """Write what is pending, held in `writing` until written."""
         with self.lock:
             batch, self.pending = self.pending, {}
-            self.flushing = bool(batch)
-        return batch
+            self.writing.append(batch)
+        updates = [
+            UpdateOne({"room": room, "user": user}, _forward(seq, message_id, at))
+            for (room, user), (seq, message_id, at) in batch.items()
+        ]
+        try:
+            if updates:
+                Membership._get_collection().with_options(write_concern=_UNJOURNALED).bulk_write(updates, ordered=False)
+        except Exception as error:  # the task must go on: a dead one would stop every later move of this process
+            # The database out of reach is logged once for the outage (`utils.outage`): no traceback for it.
+            unreached = isinstance(error, ConnectionFailure)
+            log.warning(
+                "%d senders' markers not moved: their next sends move them", len(updates), exc_info=not unreached
+            )
+        finally:
+            with self.lock:
+                self.writing.remove(batch)
 
 
 _sent = _SentMarkers()
 
 
 def mark_sent(message: MessageFields) -> None:
-    """Move the sender's marker to a message they just stored, within FLUSH_SECONDS and off the send's path."""
-    _sent.add(message)
+    """Move the sender's marker to a message they just stored, within SENT_MARKERS_MS and off the send's path."""
+    _sent.add(message, current_app.config["SENT_MARKERS_MS"] / 1000)
+
+
+def write_held_markers() -> None:
+    """Write the senders' marker moves this process holds (at a stop)."""
+    _sent.write_held()

@@ -8,7 +8,6 @@ answers it from the `_id` index: those are let through.)
 """
 
 import threading
-import time
 
 import pytest
 from pymongo import monitoring
@@ -52,11 +51,9 @@ def recorder(in_process):
 
 
 def _markers_written():
-    """Wait for the task that writes senders' markers (FLUSH_SECONDS after a send) to end: left running, it would
-    write through the connection of whatever test runs next."""
-    deadline = time.monotonic() + 10 * read_state.FLUSH_SECONDS
-    while read_state._sent.flushing and time.monotonic() < deadline:
-        time.sleep(0.05)
+    """Write the senders' markers held in this process now: left to their task, they would be written through the
+    connection of whatever test runs next."""
+    read_state.write_held_markers()
 
 
 def _user(name):
