@@ -50,6 +50,9 @@ READERS_CAP = 1000  # readers listed for one message at most
 MARKER_FIELDS = ("joined_seq", "read_seq", "read_message")
 # A sender's marker may be lost anyway (a dead process loses its buffer): its write need not be journaled.
 _UNJOURNALED = WriteConcern(w=1, j=False)
+# Marker moves per write command: SecantusDB rewrites each membership's indexes, ~2 ms a move, and sends wait behind
+# a long command.
+_MOVES_PER_WRITE = 25
 _MARK = {"user": 1, "read_seq": 1}
 _FIELDS = {"seq": 1, "user_id": 1, "deleted": 1, "gap": 1, "stub": 1, "mentions": 1, "mentions_room": 1}
 # Ids are times. A message at a later position than another got its id at most seconds before it (its
@@ -330,9 +333,10 @@ class _SentMarkers:
             UpdateOne({"room": room, "user": user}, _forward(seq, message_id, at))
             for (room, user), (seq, message_id, at) in batch.items()
         ]
+        memberships = Membership._get_collection().with_options(write_concern=_UNJOURNALED)
         try:
-            if updates:
-                Membership._get_collection().with_options(write_concern=_UNJOURNALED).bulk_write(updates, ordered=False)
+            for start in range(0, len(updates), _MOVES_PER_WRITE):
+                memberships.bulk_write(updates[start : start + _MOVES_PER_WRITE], ordered=False)
         except Exception as error:  # the task must go on: a dead one would stop every later move of this process
             # The database out of reach is logged once for the outage (`utils.outage`): no traceback for it.
             unreached = isinstance(error, ConnectionFailure)

@@ -188,12 +188,15 @@ def test_the_senders_marker_is_stored_within_its_period_and_at_a_stop(server_fac
 
     stopping = server_factory(SENT_MARKERS_MS=600_000)
     api = Api(stopping.url)
-    _join(api, member, room)
-    sent = _position(db, _send(api, member, room, "third"))
-    assert _stored_marker(db, room, member)[0] < sent[0]  # held: written in ten minutes
+    senders = [member] + [register(api) for _ in range(2 * read_state._MOVES_PER_WRITE)]  # more than one command
+    sent = {}
+    for sender in senders:
+        _join(api, sender, room)
+        sent[sender.id] = _position(db, _send(api, sender, room, f"from {sender.username}"))
+    assert _stored_marker(db, room, member)[0] < sent[member.id][0]  # held: written in ten minutes
     stopping.proc.send_signal(signal.SIGTERM)
     stopping.proc.wait(20)
-    assert _stored_marker(db, room, member) == sent
+    assert {sender.id: _stored_marker(db, room, sender) for sender in senders} == sent
 
 
 def _position(db, message):
