@@ -53,7 +53,7 @@ _UNJOURNALED = WriteConcern(w=1, j=False)
 # Marker moves per write command: SecantusDB rewrites each membership's indexes, ~2 ms a move, and sends wait behind
 # a long command.
 _MOVES_PER_WRITE = 25
-_MARK = {"user": 1, "read_seq": 1}
+_MARK = {"user": 1, "read_seq": 1, "joined_seq": 1}
 _FIELDS = {"seq": 1, "user_id": 1, "deleted": 1, "gap": 1, "stub": 1, "mentions": 1, "mentions_room": 1}
 # Ids are times. A message at a later position than another got its id at most seconds before it (its
 # group commit; a tombstone's is GAP_SECONDS late; processes' clocks apart): an hour below bounds them.
@@ -89,9 +89,12 @@ def do_mark_read(user: User, ref: str | None, message_id: ObjectId) -> ReadState
     message = _locate(message_id)
     if message is None or message["room"] != room.id:
         raise NotFound.message(message_id)
-    if _move(room.id, user.id, message["seq"], message_id):
-        notify.notify_read_receipt(room.id, user.id, user.username, message_id, _receipts_to_room(room.id))
     membership = _membership(room.id, user.id)
+    # A move held here past it (their own later send) answers as moved already: no receipt takes the marker back.
+    behind = membership is not None and (marker(room.id, user.id, membership)[0] or 0) < message["seq"]
+    if behind and _move(room.id, user.id, message["seq"], message_id):
+        notify.notify_read_receipt(room.id, user.id, user.username, message_id, _receipts_to_room(room.id))
+        membership = _membership(room.id, user.id)
     if membership is None:  # they left meanwhile
         return ReadState(room.id, None, 0, 0)
     _, last_read = marker(room.id, user.id, membership)
@@ -131,9 +134,9 @@ def readers(user: User, message_id: str) -> list[Reader]:
 
 def marker(room_id: ObjectId, user_id: ObjectId, membership: Membership) -> tuple[int | None, ObjectId | None]:
     """A member's marker, (position, message id): as stored, or further where this process holds a move of theirs
-    that it has not written yet (`mark_sent`)."""
+    that it has not written yet (`mark_sent`) and that they sent as this membership."""
     held = _sent.held(room_id, user_id)
-    if held is not None and held[0] > (membership.read_seq or 0):
+    if held is not None and held[0] > max(membership.read_seq or 0, membership.joined_seq or 0):
         return held[0], held[1]
     return membership.read_seq, membership.read_message
 
@@ -142,16 +145,19 @@ def _held_readers(message):
     """Readers of `message` by a move held here and not yet written, whose stored marker is behind it: members who
     sent a message after it, as marks like the stored ones."""
     held = {
-        user: at
+        user: (seq, at)
         for user, (seq, _, at) in _sent.held_in(message["room"]).items()
         if seq >= message["seq"] and user != message["user_id"]
     }
     if not held:
         return []
-    # Those stored at or after it are read already; the filter names the (room, user) key alone (the planner).
+    # Those stored at or after it are read already, and a move sent before they (re)joined is not theirs; the
+    # filter names the (room, user) key alone (the planner).
     members = Membership._get_collection().find({"room": message["room"], "user": {"$in": list(held)}}, _MARK)
     return [
-        {"user": m["user"], "read_at": held[m["user"]]} for m in members if (m.get("read_seq") or 0) < message["seq"]
+        {"user": m["user"], "read_at": held[m["user"]][1]}
+        for m in members
+        if (m.get("read_seq") or 0) < message["seq"] and held[m["user"]][0] > (m.get("joined_seq") or 0)
     ]
 
 
@@ -248,18 +254,24 @@ def _membership(room_id, user_id):
     return Membership.objects(room=room_id, user=user_id).only(*MARKER_FIELDS).first()
 
 
-def _forward(seq, message_id, at):
-    """The update that moves a membership's marker to `seq` only when that is further: one atomic write."""
-    further = {"$lt": [{"$ifNull": ["$read_seq", -1]}, seq]}
+def _forward(seq, message_id, at, *conditions):
+    """The update that moves a membership's marker to `seq` only when that is further (and `conditions`, aggregation
+    expressions, hold): one atomic write."""
+    further = {"$and": [{"$lt": [{"$ifNull": ["$read_seq", -1]}, seq]}, *conditions]}
     return [
         {
             "$set": {
-                "read_seq": {"$max": ["$read_seq", seq]},
+                "read_seq": {"$cond": [further, seq, "$read_seq"]},
                 "read_message": {"$cond": [further, message_id, "$read_message"]},
                 "read_at": {"$cond": [further, at, "$read_at"]},
             }
         }
     ]
+
+
+def _sent_since_joining(seq):
+    """The condition that the message at `seq` came after the membership began."""
+    return {"$lt": [{"$ifNull": ["$joined_seq", -1]}, seq]}
 
 
 def _move(room_id, user_id, seq, message_id):
@@ -311,7 +323,13 @@ class _SentMarkers:
         return marks
 
     def write_held(self) -> None:
-        """Write what is pending now (a stop's last write)."""
+        """Write everything held now, the batches in flight too (a stop's last write: their task ends with the
+        process)."""
+        with self.lock:
+            for batch in self.writing:
+                for key, mark in batch.items():
+                    if key not in self.pending or self.pending[key] < mark:
+                        self.pending[key] = mark
         self._write()
 
     def _flush(self, seconds):
@@ -329,8 +347,9 @@ class _SentMarkers:
         with self.lock:
             batch, self.pending = self.pending, {}
             self.writing.append(batch)
+        # A move is the membership's that sent it: one that began later (a leave and a join meanwhile) is left alone.
         updates = [
-            UpdateOne({"room": room, "user": user}, _forward(seq, message_id, at))
+            UpdateOne({"room": room, "user": user}, _forward(seq, message_id, at, _sent_since_joining(seq)))
             for (room, user), (seq, message_id, at) in batch.items()
         ]
         memberships = Membership._get_collection().with_options(write_concern=_UNJOURNALED)

@@ -199,6 +199,50 @@ def test_the_senders_marker_is_stored_within_its_period_and_at_a_stop(server_fac
     assert {sender.id: _stored_marker(db, room, sender) for sender in senders} == sent
 
 
+def test_a_move_held_from_before_a_leave_is_not_the_next_memberships(server_factory, db):
+    node = server_factory(SENT_MARKERS_MS=600_000)
+    api = Api(node.url)
+    owner, member = register(api), register(api)
+    room = _room(api, owner)
+    _join(api, member, room)
+    first = _send(api, owner, room, "first")["id"]
+    _send(api, member, room, "before leaving")  # held: written in ten minutes
+    assert api.post(f"/api/rooms/{room}/leave", member.token).status_code == 204
+    _send(api, owner, room, "while away")
+    assert _join(api, member, room)["lastReadMessageId"] is None  # a new member has read nothing yet
+    assert _view(api, member, room)["lastReadMessageId"] is None
+    assert api.get(f"/api/messages/{first}/readers", owner.token).json() == {"readers": []}
+    node.proc.send_signal(signal.SIGTERM)
+    node.proc.wait(20)
+    assert _stored_marker(db, room, member) == (None, None)
+
+
+def test_a_stop_writes_the_moves_whose_write_is_in_flight(in_process, api, make_user, db):
+    in_process()  # first: its start-up fills the join positions of memberships without one
+    owner = make_user()
+    room = _room(api, owner)
+    message = _position(db, _send(api, owner, room))
+    markers = read_state._SentMarkers()
+    # The batch the flushing task took and is writing: the process ends before that task does.
+    markers.writing.append({(ObjectId(room), ObjectId(owner.id)): (*message, datetime.now(UTC))})
+    markers.write_held()
+    assert _stored_marker(db, room, owner) == message
+
+
+def test_reading_before_a_held_send_of_ones_own_sends_no_receipt(api, connect, trio):
+    room, alice, bob, _ = trio
+    mine, watcher = connect(alice), connect(bob)
+    watcher.call("join", {"room": room})
+    mine.call("join", {"room": room})
+    older = _send(api, bob, room, "before alice speaks")["id"]
+    sent = _send(api, alice, room, "hi all")["id"]  # her marker moves past `older`, held
+    answer = _read(api, alice, room, older)
+    assert answer.json() == {"room": room, "lastReadMessageId": sent, "unreadCount": 0, "mentionCount": 0}
+    watcher.settle()
+    mine.settle()
+    assert watcher.received("read_receipt") == mine.received("read_receipt") == []
+
+
 def _position(db, message):
     """(seq, id) of a message as the API answered it."""
     return db.messages.find_one({"_id": ObjectId(message["id"])})["seq"], ObjectId(message["id"])
