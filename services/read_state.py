@@ -50,9 +50,10 @@ READERS_CAP = 1000  # readers listed for one message at most
 MARKER_FIELDS = ("joined_seq", "read_seq", "read_message")
 # A sender's marker may be lost anyway (a dead process loses its buffer): its write need not be journaled.
 _UNJOURNALED = WriteConcern(w=1, j=False)
-# Marker moves per write command: SecantusDB rewrites each membership's indexes, ~2 ms a move, and sends wait behind
-# a long command.
+# Marker moves per write command, and the pause between two commands of one period's write: SecantusDB rewrites
+# each membership's indexes, 1-2 ms a move, and sends wait behind a long command or a run of them (a stop pauses not).
 _MOVES_PER_WRITE = 25
+_PAUSE_SECONDS = 0.05
 _MARK = {"user": 1, "read_seq": 1, "joined_seq": 1}
 _FIELDS = {"seq": 1, "user_id": 1, "deleted": 1, "gap": 1, "stub": 1, "mentions": 1, "mentions_room": 1}
 # Ids are times. A message at a later position than another got its id at most seconds before it (its
@@ -340,10 +341,10 @@ class _SentMarkers:
                 self.flushing = bool(self.pending)
             if not self.flushing:
                 return
-            self._write()
+            self._write(pause=_PAUSE_SECONDS)
 
-    def _write(self):
-        """Write what is pending, held in `writing` until written."""
+    def _write(self, pause=0.0):
+        """Write what is pending, held in `writing` until written, `pause` seconds between two commands."""
         with self.lock:
             batch, self.pending = self.pending, {}
             self.writing.append(batch)
@@ -355,6 +356,8 @@ class _SentMarkers:
         memberships = Membership._get_collection().with_options(write_concern=_UNJOURNALED)
         try:
             for start in range(0, len(updates), _MOVES_PER_WRITE):
+                if start:
+                    socketio.sleep(pause)
                 memberships.bulk_write(updates[start : start + _MOVES_PER_WRITE], ordered=False)
         except Exception as error:  # the task must go on: a dead one would stop every later move of this process
             # The database out of reach is logged once for the outage (`utils.outage`): no traceback for it.

@@ -179,24 +179,28 @@ def test_sending_moves_the_senders_marker_without_a_receipt(api, connect, trio):
 def test_the_senders_marker_is_stored_within_its_period_and_at_a_stop(server_factory, db):
     node = server_factory(SENT_MARKERS_MS=300)
     api = Api(node.url)
-    owner, member = register(api), register(api)
+    owner = register(api)
     room = _room(api, owner)
-    _join(api, member, room)
     _send(api, owner, room, "first")
-    sent = _position(db, _send(api, member, room, "second"))
-    _until(lambda: _stored_marker(db, room, member) == sent)
+    senders = [register(api) for _ in range(2 * read_state._MOVES_PER_WRITE + 1)]  # more than one command
+    sent = _send_from_each(api, db, room, senders)
+    _until(lambda: {sender.id: _stored_marker(db, room, sender) for sender in senders} == sent)
 
     stopping = server_factory(SENT_MARKERS_MS=600_000)
-    api = Api(stopping.url)
-    senders = [member] + [register(api) for _ in range(2 * read_state._MOVES_PER_WRITE)]  # more than one command
+    sent = _send_from_each(Api(stopping.url), db, room, senders)
+    assert _stored_marker(db, room, senders[0])[0] < sent[senders[0].id][0]  # held: written in ten minutes
+    stopping.proc.send_signal(signal.SIGTERM)
+    stopping.proc.wait(20)
+    assert {sender.id: _stored_marker(db, room, sender) for sender in senders} == sent
+
+
+def _send_from_each(api, db, room, senders):
+    """Each sender (joined first) sends a message to the room: {their id: (seq, id) of it}."""
     sent = {}
     for sender in senders:
         _join(api, sender, room)
         sent[sender.id] = _position(db, _send(api, sender, room, f"from {sender.username}"))
-    assert _stored_marker(db, room, member)[0] < sent[member.id][0]  # held: written in ten minutes
-    stopping.proc.send_signal(signal.SIGTERM)
-    stopping.proc.wait(20)
-    assert {sender.id: _stored_marker(db, room, sender) for sender in senders} == sent
+    return sent
 
 
 def test_a_move_held_from_before_a_leave_is_not_the_next_memberships(server_factory, db):
