@@ -54,7 +54,7 @@ _UNJOURNALED = WriteConcern(w=1, j=False)
 # each membership's indexes, 1-2 ms a move, and sends wait behind a long command or a run of them (a stop pauses not).
 _MOVES_PER_WRITE = 25
 _PAUSE_SECONDS = 0.05
-_MARK = {"user": 1, "read_seq": 1, "joined_seq": 1}
+_MARK = {"user": 1, "joined_seq": 1}
 _FIELDS = {"seq": 1, "user_id": 1, "deleted": 1, "gap": 1, "stub": 1, "mentions": 1, "mentions_room": 1}
 # Ids are times. A message at a later position than another got its id at most seconds before it (its
 # group commit; a tombstone's is GAP_SECONDS late; processes' clocks apart): an hour below bounds them.
@@ -124,10 +124,12 @@ def readers(user: User, message_id: str) -> list[Reader]:
         rooms.access(user, message["room"])
     except NotFound:
         raise NotFound.message(message_id) from None
+    # The held moves first: one written while the stored marks are read is then in one or the other.
+    held = _sent.held_in(message["room"])
     query = {"room": message["room"], "read_seq": {"$gte": message["seq"]}}
     found = Membership._get_collection().find(query, {"user": 1, "read_at": 1}).limit(READERS_CAP + 1)
-    marks = [mark for mark in found if mark["user"] != message["user_id"]] + _held_readers(message)
-    marks = marks[:READERS_CAP]
+    marks = [mark for mark in found if mark["user"] != message["user_id"]]
+    marks = (marks + _held_readers(message, held, {mark["user"] for mark in marks}))[:READERS_CAP]
     names = dict(User.objects(id__in=[mark["user"] for mark in marks]).scalar("id", "username"))
     marks.sort(key=lambda mark: mark["read_at"])
     return [Reader(mark["user"], names[mark["user"]], mark["read_at"]) for mark in marks if mark["user"] in names]
@@ -142,23 +144,22 @@ def marker(room_id: ObjectId, user_id: ObjectId, membership: Membership) -> tupl
     return membership.read_seq, membership.read_message
 
 
-def _held_readers(message):
-    """Readers of `message` by a move held here and not yet written, whose stored marker is behind it: members who
-    sent a message after it, as marks like the stored ones."""
+def _held_readers(message, held, stored):
+    """Readers of `message` by a move in `held` (`_SentMarkers.held_in`), as marks like the stored ones: members
+    not among the `stored` readers who sent a message after it as this membership."""
     held = {
         user: (seq, at)
-        for user, (seq, _, at) in _sent.held_in(message["room"]).items()
-        if seq >= message["seq"] and user != message["user_id"]
+        for user, (seq, _, at) in held.items()
+        if seq >= message["seq"] and user != message["user_id"] and user not in stored
     }
     if not held:
         return []
-    # Those stored at or after it are read already, and a move sent before they (re)joined is not theirs; the
-    # filter names the (room, user) key alone (the planner).
+    # A move sent before they (re)joined is not theirs; the filter names the (room, user) key alone (the planner).
     members = Membership._get_collection().find({"room": message["room"], "user": {"$in": list(held)}}, _MARK)
     return [
         {"user": m["user"], "read_at": held[m["user"]][1]}
         for m in members
-        if (m.get("read_seq") or 0) < message["seq"] and held[m["user"]][0] > (m.get("joined_seq") or 0)
+        if held[m["user"]][0] > (m.get("joined_seq") or 0)
     ]
 
 

@@ -9,6 +9,7 @@ import pytest
 from bson import ObjectId
 
 from model.message import RETIRED_INDEXES
+from model.user import User
 from services import read_state
 from tests.support import Api, assert_error, register, store_messages
 from tests.test_metrics import scrape
@@ -391,6 +392,25 @@ def test_receipts_cross_processes_and_stop_at_the_room_size_limit(nodes, connect
     assert alice_elsewhere.wait_for("read_receipt", lambda e: e["messageId"] == second)["userId"] == alice.id
     watcher.settle()
     assert [e["messageId"] for e in watcher.received("read_receipt")] == [first]
+
+
+def test_readers_miss_no_move_written_while_they_are_read(in_process, api, make_user, db, monkeypatch):
+    in_process()
+    owner, member = make_user(), make_user()
+    room = _room(api, owner)
+    _join(api, member, room)
+    message = _send(api, owner, room, "read by a later sender")["id"]
+    later = _position(db, _send(api, member, room, "after it"))
+    mark = (*later, datetime.now(UTC))
+
+    def held_then_written(room_id):  # this process's write of the move ends as the held moves are looked at
+        stored = dict(zip(("read_seq", "read_message", "read_at"), mark, strict=True))
+        db.memberships.update_one({"room": ObjectId(room), "user": ObjectId(member.id)}, {"$set": stored})
+        return {ObjectId(member.id): mark}
+
+    monkeypatch.setattr(read_state._sent, "held_in", held_then_written)
+    found = read_state.readers(User.objects(id=owner.id).get(), message)
+    assert [str(reader.user_id) for reader in found] == [member.id]
 
 
 def test_readers_are_members_past_the_message_but_its_author(api, make_user, trio):
