@@ -302,8 +302,7 @@ class _SentMarkers:
     def add(self, message: MessageFields, seconds: float) -> None:
         key, mark = (message.room, message.user_id), (message.seq, message.id, message.time_stamp)
         with self.lock:
-            if key not in self.pending or self.pending[key][0] < mark[0]:
-                self.pending[key] = mark
+            _keep_furthest(self.pending, key, mark)
             start, self.flushing = not self.flushing, True
         if start:
             socketio.start_background_task(self._flush, seconds)
@@ -320,8 +319,8 @@ class _SentMarkers:
         with self.lock:
             for batch in (self.pending, *self.writing):
                 for (room, user), mark in batch.items():
-                    if room == room_id and (user not in marks or marks[user] < mark):
-                        marks[user] = mark
+                    if room == room_id:
+                        _keep_furthest(marks, user, mark)
         return marks
 
     def write_held(self) -> None:
@@ -330,8 +329,7 @@ class _SentMarkers:
         with self.lock:
             for batch in self.writing:
                 for key, mark in batch.items():
-                    if key not in self.pending or self.pending[key] < mark:
-                        self.pending[key] = mark
+                    _keep_furthest(self.pending, key, mark)
         self._write()
 
     def _flush(self, seconds):
@@ -369,6 +367,12 @@ class _SentMarkers:
         finally:
             with self.lock:
                 self.writing.remove(batch)
+
+
+def _keep_furthest(marks, key, mark):
+    """Keep `mark` (position first) in `marks` under `key` unless a further one is there."""
+    if key not in marks or marks[key] < mark:
+        marks[key] = mark
 
 
 _sent = _SentMarkers()

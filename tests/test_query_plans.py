@@ -47,12 +47,8 @@ def recorder(in_process):
     recorder = Recorder()
     in_process(recorder)
     yield recorder
-    _markers_written()
-
-
-def _markers_written():
-    """Write the senders' markers held in this process now: left to their task, they would be written through the
-    connection of whatever test runs next."""
+    # The senders' markers held in this process, now: left to their task, they would be written through the
+    # connection of whatever test runs next.
     read_state.write_held_markers()
 
 
