@@ -29,7 +29,7 @@ from services.mentions import key_old_mentions
 from services.rooms import ensure_general_room
 from services.search import index_old_messages
 from sockets import register_socket_handlers
-from utils import gc_policy, transport
+from utils import gc_policy, heap, transport
 from utils.extensions import jwt, limiter, socketio
 from utils.metrics import CommandTimer
 
@@ -177,6 +177,7 @@ def serve(app):
 
     signal.signal(signal.SIGTERM, lambda *_: eventlet.spawn_n(drain))
     gc_policy.install(app.config["GC_THAW_SECONDS"])
+    heap.start(socketio, app.config["HEAP_TRIM_MB"])
     log_addresses(app, scheme)
     try:
         eventlet.wsgi.server(

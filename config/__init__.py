@@ -122,6 +122,9 @@ class Config:
     # A serving process freezes what each full garbage collection leaves (utils/gc_policy.py) and
     # thaws it this often, so that cycles among those objects that became garbage are collected.
     GC_THAW_SECONDS = number("GC_THAW_SECONDS", 600)
+    # A serving process gives the free pages of its heap back to the system once this many MiB more are free than
+    # after its last trim (utils/heap.py: what a connect storm freed); 0 never trims.
+    HEAP_TRIM_MB = number("HEAP_TRIM_MB", 8)
     # Sockets whose access token expired are disconnected within this many seconds.
     TOKEN_EXPIRY_CHECK_SECONDS = number("TOKEN_EXPIRY_CHECK_SECONDS", 10)
     # SIGTERM waits at most this long for requests in flight.
