@@ -7,7 +7,6 @@ from functools import cache
 
 from bson import ObjectId
 from mongoengine import NotUniqueError, QuerySet
-from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from model.archived_message import ArchivedMessage
@@ -373,19 +372,17 @@ def standing_among(room_ids: set[ObjectId]) -> set[ObjectId]:
 
 
 def _add_members(roles: dict[tuple[ObjectId, ObjectId], Role]) -> None:
-    """`add_member` for each `(room id, user id)`, in one write."""
+    """`add_member` for each `(room id, user id)`, in one write: inserts, which the unique `(room, user)` index
+    refuses for a membership that exists (kept as it is), where an upsert cost SecantusDB twice an insert's time
+    (530 against 250 µs a membership, in bulks of 100)."""
     tops, now = top_positions({room_id for room_id, _ in roles}), utcnow()
-    upserts = [
-        UpdateOne(
-            {"room": room_id, "user": user_id},
-            {"$setOnInsert": {"role": role.value, "joined_at": now, "joined_seq": tops[room_id]}},
-            upsert=True,
-        )
+    members = [
+        {"room": room_id, "user": user_id, "role": role.value, "joined_at": now, "joined_seq": tops[room_id]}
         for (room_id, user_id), role in roles.items()
     ]
     try:
-        Membership._get_collection().bulk_write(upserts, ordered=False)
-    except BulkWriteError as error:  # concurrent joins: the unique index kept one membership
+        Membership._get_collection().insert_many(members, ordered=False)
+    except BulkWriteError as error:  # a member already, or concurrent joins: the unique index kept one membership
         if any(failure.get("code") != DUPLICATE_KEY for failure in error.details.get("writeErrors", [])):
             raise
 

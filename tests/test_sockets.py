@@ -365,9 +365,9 @@ def test_first_joins_at_once_are_admitted_together(server, api, make_user):
     assert api.delete(muted, owner.token).status_code == 204
     sockets = _connected_raw(server, users, 16)
     try:
-        before = _commands(server, "update")
+        before = _commands(server, "insert")
         acks = _join_all(sockets, room)
-        writes = _commands(server, "update") - before
+        writes = _commands(server, "insert") - before
         assert [ack["ok"] for ack in acks] == [i % 8 != 0 for i in range(16)], acks
         assert {acks[i]["error"]["code"] for i in (0, 8)} == {"forbidden"}
         assert 1 <= writes < 7, writes  # before: a write a join that found no membership, one a user at least
