@@ -26,6 +26,7 @@ from mongoengine import NotUniqueError
 from pymongo import UpdateOne, WriteConcern
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
+from model.batches import find_in
 from model.message import Message, stored_form
 from model.migrations import once
 from model.room import Room
@@ -389,7 +390,7 @@ def _tops_stored(db, rooms):
 
 def _watermarks(db, rooms):
     """Each room's archive watermark, `archived_seq` (0 for a room gone), in one read."""
-    found = db[Room._get_collection_name()].find({"_id": {"$in": list(rooms)}}, {"archived_seq": 1})
+    found = find_in(db[Room._get_collection_name()], "_id", rooms, {"archived_seq": 1})
     return dict.fromkeys(rooms, 0) | {room["_id"]: room.get("archived_seq", 0) for room in found}
 
 
@@ -410,7 +411,7 @@ def top_positions(rooms, db=None):
     A counter marked `held` (`HeldPositions`) may be behind its room's messages: here, outside the process
     that holds it, the highest stored position is read too."""
     counters = _counters(db)
-    found = {counter["_id"]: counter for counter in counters.find({"_id": {"$in": list(rooms)}})}
+    found = {counter["_id"]: counter for counter in find_in(counters, "_id", rooms)}
     if db is None and (held := _holding()) is not None:
         return held.tops(rooms, found)
     tops = {room: found[room]["seq"] if room in found else 0 for room in rooms}

@@ -10,6 +10,7 @@ from mongoengine import NotUniqueError, QuerySet
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from model.archived_message import ArchivedMessage
+from model.batches import find_in, in_chunks
 from model.membership import POSTERS, Membership, Role
 from model.message import Message
 from model.message_log import DUPLICATE_KEY, delete_counter, open_counter, top_positions
@@ -278,7 +279,8 @@ def _join_reads(keys: list[tuple[ObjectId, ObjectId]]) -> tuple[dict, dict]:
     """The rooms and the memberships of joins arriving together, `[(room id, user id)]`: `({room id: room},
     {(room id, user id): role})`, in one query for the rooms and one a room or one a user, whichever is fewer (a
     big room's members rejoining after a restart are one; so are a user's tabs rejoining their rooms)."""
-    rooms = {room.id: room for room in Room.objects(id__in=list({room_id for room_id, _ in keys}))}
+    wanted = in_chunks({room_id for room_id, _ in keys})
+    rooms = {room.id: room for chunk in wanted for room in Room.objects(id__in=chunk)}
     by_room, by_user = {}, {}
     for room_id, user_id in keys:
         by_room.setdefault(room_id, set()).add(user_id)
@@ -368,7 +370,7 @@ admit = Gathered(_admit)
 def standing_among(room_ids: set[ObjectId]) -> set[ObjectId]:
     """Those of the rooms that still exist, in one read (a membership written as its room was deleted is taken
     back by whoever wrote it and finds the room gone)."""
-    return {found["_id"] for found in Room._get_collection().find({"_id": {"$in": list(room_ids)}}, {"_id": 1})}
+    return {found["_id"] for found in find_in(Room._get_collection(), "_id", room_ids, {"_id": 1})}
 
 
 def _add_members(roles: dict[tuple[ObjectId, ObjectId], Role]) -> None:

@@ -16,6 +16,7 @@ from flask_jwt_extended.config import config
 from jwt.exceptions import ExpiredSignatureError, PyJWTError
 from mongoengine import NotUniqueError
 
+from model.batches import in_chunks
 from model.revoked_token import RevokedToken
 from model.user import User
 from services import live
@@ -116,7 +117,7 @@ def _found(user: User | None) -> User:
 def _connect_reads(claims: list[dict]) -> tuple[set[str], dict]:
     """The revocation records and users of the tokens of sockets connecting at the same moment: two queries."""
     ids = list({parse_id(each.get("sub")) for each in claims} - {None})
-    return revoked_among(claims), {user.id: user for user in User.objects(id__in=ids)}
+    return revoked_among(claims), {user.id: user for chunk in in_chunks(ids) for user in User.objects(id__in=chunk)}
 
 
 connect_reads = Gathered(_connect_reads)
