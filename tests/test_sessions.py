@@ -438,3 +438,66 @@ print(reader.received == [str(n) for n in range(1, reader.count + 1)], reader.se
     in_order, seen_by_other, turn = result.stdout.split()
     assert in_order == "True", result.stderr
     assert int(seen_by_other) == int(turn) - 1, "the other greenlet ran only once the last packet was read"
+
+
+def test_a_detached_connection_keeps_what_events_read_of_its_environ_and_shares_its_strings():
+    """The environ an upgraded connection keeps drops the handshake's own keys and eventlet's hold on the request;
+    what requests and handlers read stays, its strings shared with every other connection's equal ones."""
+    from utils.transport import sessions
+
+    def upgrade(port):
+        return {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "".join(["/socket.io", "/"]),  # made at run time, as each request's are
+            "QUERY_STRING": f"EIO=4&transport=websocket&token={'t' * 3}",
+            "SERVER_NAME": "127.0.0.1",
+            "REMOTE_PORT": str(port),
+            "RAW_PATH_INFO": "/socket.io/",
+            "HTTP_SEC_WEBSOCKET_KEY": "dGhlIHNhbXBsZSBub25jZQ==",
+            "HTTP_UPGRADE": "websocket",
+            "HTTP_USER_AGENT": "".join(["node", "-ws"]),
+            "headers_raw": (("Upgrade", "websocket"),),
+            "eventlet.input": object(),
+            "flask.app": object(),
+        }
+
+    class Ws:
+        def __init__(self, environ):
+            self.environ = environ
+
+        def skip_closing_frame(self):
+            pass
+
+    protocol = type("Protocol", (), {"conn_state": [None, None, None]})()
+    kept = []
+    for port in (50001, 50002):
+        environ = upgrade(port)
+        sessions.detach(Ws(environ), protocol, None)
+        kept.append(environ)
+    first, second = kept
+    assert set(first) == {
+        "REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "SERVER_NAME", "HTTP_USER_AGENT", "flask.app", "wsgi.input"
+    }  # fmt: skip
+    assert first["wsgi.input"] is sessions.NO_BODY
+    assert first["QUERY_STRING"].endswith("token=ttt") and first["PATH_INFO"] == "/socket.io/"
+    assert all(first[key] is second[key] for key in ("PATH_INFO", "QUERY_STRING", "HTTP_USER_AGENT")), "one copy"
+
+
+def test_a_websocket_connected_with_its_token_in_the_url_is_authenticated_after_the_upgrade(server):
+    """The Socket.IO connect of a WebSocket comes after its upgrade, from the environ the connection kept: a token
+    in the URL still authenticates it, and its events are answered."""
+    api = Api(server.url)
+    user = register(api)
+    url = server.url.replace("http", "ws", 1) + f"/socket.io/?EIO=4&transport=websocket&token={user.token}"
+    ws = websocket.create_connection(url, timeout=30, header=["User-Agent: bench-client"])
+    try:
+        assert ws.recv().startswith("0")
+        ws.send("40")
+        assert ws.recv().startswith('40{"sid"')
+        ws.send("421" + json.dumps(["join", {}]))
+        ack = ws.recv()
+        while not ack.startswith("431"):
+            ack = ws.recv()
+        assert json.loads(ack[3:])[0]["ok"] is True
+    finally:
+        ws.close()

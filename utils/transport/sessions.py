@@ -45,6 +45,7 @@ rest on moved (`BEHAVIOURS`).
 import io
 import logging
 import socket
+import sys
 import time
 from collections import deque
 
@@ -401,6 +402,25 @@ def release_http_buffers(protocol):
 
 
 NO_BODY = io.BytesIO()  # the input of a detached connection's environ: an upgrade has no body
+# What a detached connection's environ drops: eventlet's hold on the HTTP request, and the keys of the upgrade
+# request that no event reads (the handshake's own headers, eventlet's raw copies of the path and the headers).
+HANDSHAKE_ONLY = frozenset(
+    {
+        "eventlet.set_idle",
+        "eventlet.posthooks",
+        "eventlet.input",
+        "headers_raw",
+        "RAW_PATH_INFO",
+        "GATEWAY_INTERFACE",
+        "SERVER_PROTOCOL",
+        "REMOTE_PORT",
+        "HTTP_CONNECTION",
+        "HTTP_UPGRADE",
+        "HTTP_SEC_WEBSOCKET_KEY",
+        "HTTP_SEC_WEBSOCKET_VERSION",
+        "HTTP_SEC_WEBSOCKET_EXTENSIONS",
+    }
+)
 
 
 class Detached:
@@ -422,7 +442,9 @@ def detach(ws, protocol, pool):
     `pool` (when the server has one of `connection_pool`'s) stays taken until the connection closes.
 
     The environ stays (python-socketio gives every event a request context made from it), without what would keep
-    the HTTP request's objects alive: its protocol (headers, files, the server's own environ) and its input."""
+    the HTTP request's objects alive (its protocol: headers, files, the server's own environ; its input) and
+    what no event reads again (`HANDSHAKE_ONLY`); the strings left are shared with every other connection's equal
+    ones (`sys.intern`). Idle, a connection kept 28 keys of it, about 3 KiB."""
     environ = ws.environ
     protocol.connection = protocol.request = protocol.conn_state[1] = Detached()
     if pool is not None:
@@ -430,9 +452,13 @@ def detach(ws, protocol, pool):
 
         pool.keep(getcurrent())
     ws.skip_closing_frame()
-    for key in ("eventlet.set_idle", "eventlet.posthooks", "eventlet.input"):
-        environ.pop(key, None)
-    environ["wsgi.input"] = NO_BODY
+    kept = {
+        key: sys.intern(value) if type(value) is str else value
+        for key, value in environ.items()
+        if key not in HANDSHAKE_ONLY
+    }
+    environ.clear()  # and so its table, which a removal alone leaves as large
+    environ.update(kept, **{"wsgi.input": NO_BODY})
 
 
 def connection_pool(size):
