@@ -8,6 +8,7 @@ part`); the tests read it to know that the path they mean to exercise was taken.
 """
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -347,3 +348,32 @@ except transport.InternalsMoved as error:
         "utils/transport patches internals that changed: "
         "engineio.socket.Socket.send no longer does `self.queue.put(pkt, False)`",
     ], result.stderr
+
+
+def test_an_eventlet_whose_rfc6455_websocket_reads_its_message_queue_refuses_to_start(tmp_path):
+    """sessions drops the old protocol's queue of parsed messages (`_msgs`) from each RFC 6455 WebSocket: a version
+    of eventlet whose RFC 6455 WebSocket reads it is refused at start-up."""
+    script = tmp_path / "moved.py"  # a file: inspect reads the class's source
+    script.write_text(
+        """
+import warnings; warnings.simplefilter("ignore")
+import eventlet; eventlet.monkey_patch()
+import eventlet.websocket
+import socketio
+from utils import transport
+
+class RFC6455WebSocket(eventlet.websocket.RFC6455WebSocket):
+    def wait(self):
+        return self._msgs.popleft() if self._msgs else super().wait()
+
+eventlet.websocket.RFC6455WebSocket = RFC6455WebSocket
+server = socketio.Server(async_mode="eventlet", client_manager=transport.client_manager({"REDIS_URL": ""}))
+try:
+    transport.check_internals(server)
+except transport.InternalsMoved as error:
+    print(error)
+"""
+    )
+    result = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert "RFC6455WebSocket reads or no longer makes _msgs" in result.stdout, result.stderr

@@ -261,6 +261,8 @@ def moved_attributes(server):
     if missing or not isinstance(getattr(socket.queue, "queue", None), collections.deque):
         moved.append(f"engineio's Socket has no {', '.join(missing) or 'queue.queue deque'}")
     ws = RFC6455WebSocket(None, {})
+    if "_msgs" in inspect.getsource(RFC6455WebSocket) or "_msgs" not in vars(ws):
+        moved.append("eventlet's RFC6455WebSocket reads or no longer makes _msgs, which sessions drops")
     lock = getattr(ws, "_sendlock", None)
     if not (
         isinstance(getattr(lock, "counter", None), int)
