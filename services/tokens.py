@@ -6,8 +6,10 @@ is revoked (OAuth 2.0 Security BCP), and every socket connected with one of its 
 disconnected.
 """
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import jwt
 from flask import current_app
@@ -24,6 +26,9 @@ from utils.errors import Unauthorized
 from utils.gathered import Gathered
 from utils.ids import parse_id
 from utils.timefmt import utcnow
+
+# Tokens whose verified claims a process keeps (the latest used): a token is about 300 bytes, its claims as many.
+VERIFIED_KEPT = 4096
 
 
 def issue_pair(user: User, family: str | None = None) -> tuple[str, str]:
@@ -86,18 +91,42 @@ def _claims(token: object, token_type: str) -> dict:
 def _decoded(token: str) -> dict:
     """A token's verified claims, checked as flask-jwt-extended's `decode_token` checks them (its settings: key,
     algorithms, audience, issuer, leeway; the identity claim present; the same defaults) in one PyJWT decode, where
-    `decode_token` parses the token three times: a third of a connect's CPU in a storm of them."""
+    `decode_token` parses the token three times: a third of a connect's CPU in a storm of them.
+
+    Verified once a token and settings (`_verified`): a user's tabs, its reconnects and its API calls send the same
+    token again, and only its expiry can change its answer."""
+    audience = config.decode_audience
+    settings = (
+        config.decode_key,
+        tuple(config.decode_algorithms),
+        audience if audience is None or isinstance(audience, str) else tuple(audience),
+        config.decode_issuer,
+        config.leeway,
+        config.verify_sub,
+        config.identity_claim_key,
+    )
+    claims = _verified(token, settings)
+    leeway = settings[4].total_seconds() if isinstance(settings[4], timedelta) else settings[4]
+    if "exp" in claims and claims["exp"] <= time.time() - leeway:  # as PyJWT decides it
+        raise ExpiredSignatureError("Signature has expired")
+    return dict(claims)
+
+
+@lru_cache(maxsize=VERIFIED_KEPT)
+def _verified(token: str, settings: tuple) -> dict:
+    """`token`'s claims, verified under `settings` (`_decoded`'s); what fails to verify is not kept."""
+    key, algorithms, audience, issuer, leeway, verify_sub, identity_claim = settings
     claims = jwt.decode(
         token,
-        config.decode_key,
-        algorithms=config.decode_algorithms,
-        audience=config.decode_audience,
-        issuer=config.decode_issuer,
-        leeway=config.leeway,
-        options={"verify_aud": config.decode_audience is not None, "verify_sub": config.verify_sub},
+        key,
+        algorithms=list(algorithms),
+        audience=audience,
+        issuer=issuer,
+        leeway=leeway,
+        options={"verify_aud": audience is not None, "verify_sub": verify_sub},
     )
-    if config.identity_claim_key not in claims:
-        raise jwt.MissingRequiredClaimError(config.identity_claim_key)
+    if identity_claim not in claims:
+        raise jwt.MissingRequiredClaimError(identity_claim)
     return {"type": "access", "fresh": False, "jti": None} | claims
 
 

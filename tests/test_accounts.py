@@ -145,3 +145,41 @@ def test_register_is_open_but_the_rest_needs_a_token(api):
         assert_error(api.request(method, path), 401, "unauthorized")
     assert api.get("/api/health").status_code == 200
     assert register(api).token
+
+
+def test_a_token_verified_once_is_still_refused_once_it_expires(api, make_user):
+    """The server keeps the claims of the tokens it verified (a user's tabs and calls send one again): its expiry is
+    still checked at every use."""
+    user = make_user()
+    claims = jwt.decode(user.token, TEST_SECRET, algorithms=["HS256"])
+    short = _forge({**claims, "exp": int(time.time()) + 2})
+    assert api.get("/api/users/me", short).status_code == 200
+    assert api.get("/api/users/me", short).status_code == 200  # from what the first verified
+    time.sleep(max(0.0, claims_exp(short) - time.time()) + 0.2)
+    response = api.get("/api/users/me", short)
+    assert_error(response, 401, "unauthorized")
+    assert response.json()["error"]["message"] == "token expired"
+
+
+def claims_exp(token):
+    return jwt.decode(token, options={"verify_signature": False})["exp"]
+
+
+def test_a_token_is_verified_once_under_each_key(in_process, make_user):
+    """A token sent again is not verified again; under another key it is, and refused."""
+    from flask import current_app
+
+    from services import tokens
+    from utils.errors import Unauthorized
+
+    in_process()
+    current_app.config["JWT_SECRET_KEY"] = TEST_SECRET  # the live server's, which signed the user's token
+    user = make_user()
+    tokens._verified.cache_clear()
+    first = tokens.authenticate(user.token)[1]
+    again = tokens.authenticate(user.token)[1]
+    assert first == again and first is not again, "a copy each time: a caller may not change what is kept"
+    assert tokens._verified.cache_info().hits == 1 and tokens._verified.cache_info().misses == 1
+    current_app.config["JWT_SECRET_KEY"] = "another-secret-0123456789abcdef0123456789"
+    with pytest.raises(Unauthorized):
+        tokens.authenticate(user.token)
