@@ -501,3 +501,23 @@ def test_a_websocket_connected_with_its_token_in_the_url_is_authenticated_after_
         assert json.loads(ack[3:])[0]["ok"] is True
     finally:
         ws.close()
+
+
+def test_a_websocket_handshake_of_the_old_draft_protocol_gets_a_plain_400(node):
+    """A handshake with no `Sec-WebSocket-Version` (the draft protocol before RFC 6455) is refused before any upgrade,
+    with nothing logged as an error; the server goes on serving."""
+    user = register(Api(node.url))
+    mark = LogMark(node)
+    host, port = node.url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as raw:
+        raw.sendall(
+            f"GET /socket.io/?EIO=4&transport=websocket&token={user.token} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Upgrade: WebSocket\r\nConnection: Upgrade\r\nOrigin: {node.url}\r\n\r\n".encode()
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer and (chunk := raw.recv(4096)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    log = node.log()[mark.offset :]
+    assert "Traceback" not in log and " ERROR " not in log, log
+    assert requests.get(node.url + "/api/health", timeout=30).status_code == 200

@@ -129,6 +129,8 @@ BEHAVIOURS = (
     ),
     ("eventlet.websocket", "RFC6455WebSocket", "close", "self.socket.shutdown(socket.SHUT_WR)"),
     ("eventlet.websocket", "WebSocketWSGI", "_handle_hybi_request", "sock = environ['eventlet.input'].get_socket()"),
+    # sessions.rfc6455_only: the old draft protocol's handshake is refused with a 400 once legacy versions are off
+    ("eventlet.websocket", "WebSocketWSGI", "__call__", "elif self.support_legacy_versions:"),
     # a broadcast from Redis reaches this process's sockets through the manager's emit (FanoutManager)
     ("socketio.pubsub_manager", "PubSubManager", "_handle_emit", "super().emit("),
 )
@@ -320,7 +322,7 @@ def install(app, server, client_events, event_owner):
     if server.eio.async_mode == "eventlet":
         from eventlet.websocket import RFC6455WebSocket
 
-        server.eio._async = batched_driver(server.eio._async)
+        server.eio._async = sessions.rfc6455_only(batched_driver(server.eio._async))
         RFC6455WebSocket._apply_mask = staticmethod(apply_mask)
         sessions.install(server)
         fanout.install(server)

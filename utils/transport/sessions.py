@@ -465,6 +465,19 @@ def detach(ws, protocol, pool):
     environ.update(kept, **{"wsgi.input": NO_BODY})
 
 
+def rfc6455_only(driver):
+    """engine.io's eventlet driver table with a WebSocket server that answers the old draft protocol's handshake (no
+    `Sec-WebSocket-Version`) with a plain 400, as eventlet does when told to: the frames, the fan-out and the lean
+    sockets here serve RFC 6455 WebSockets (the old protocol's had no extensions, and failed after its 101)."""
+
+    class WebSocketWSGI(driver["websocket"]):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.support_legacy_versions = False
+
+    return {**driver, "websocket": WebSocketWSGI}
+
+
 def connection_pool(size):
     """eventlet's pool of the HTTP server's greenlets (at most `size`), in which a connection `detach` took keeps its
     greenlet's place until it closes: `MAX_CONNECTIONS` still counts WebSockets, and the server's `waitall` at a
