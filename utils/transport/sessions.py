@@ -164,12 +164,11 @@ class LeanSocket:
     def _websocket_handler(self, ws):
         """engine.io's handler for the WebSocket transport, but no writer greenlet, no read timeout, and the
         connection's packets read by `read_packets` once the handshake is done (the handler returns then)."""
-        from eventlet.websocket import RFC6455WebSocket  # imported only where eventlet serves
-
         protocol = http_protocol(ws.environ)
         release_http_buffers(protocol)
-        if isinstance(ws, RFC6455WebSocket):
-            del ws._msgs  # the old protocol's queue of parsed messages (760 bytes): RFC 6455's `wait` reads frames
+        # Every WebSocket here is RFC 6455's (`rfc6455_only`): the old protocol's queue of parsed messages (760 bytes)
+        # goes, as its `wait` reads frames.
+        del ws._msgs
         ws = self.websocket = BatchedWebSocket(ws)
         ws.socket.settimeout(None)  # an idle read keeps no timer: pings tell a gone client (close, above)
 
