@@ -95,19 +95,19 @@ def _decoded(token: str) -> dict:
 
     Verified once a token and settings (`_verified`): a user's tabs, its reconnects and its API calls send the same
     token again, and only its expiry can change its answer."""
-    audience = config.decode_audience
+    audience, leeway = config.decode_audience, config.leeway
     settings = (
         config.decode_key,
         tuple(config.decode_algorithms),
         audience if audience is None or isinstance(audience, str) else tuple(audience),
         config.decode_issuer,
-        config.leeway,
+        leeway,
         config.verify_sub,
         config.identity_claim_key,
     )
     claims = _verified(token, settings)
-    leeway = settings[4].total_seconds() if isinstance(settings[4], timedelta) else settings[4]
-    if "exp" in claims and claims["exp"] <= time.time() - leeway:  # as PyJWT decides it
+    seconds = leeway.total_seconds() if isinstance(leeway, timedelta) else leeway
+    if "exp" in claims and claims["exp"] <= time.time() - seconds:  # as PyJWT decides it
         raise ExpiredSignatureError("Signature has expired")
     return dict(claims)
 
