@@ -4,6 +4,8 @@ import mongoengine
 from flask import request
 
 from server import create_app
+from utils.extensions import socketio
+from utils.transport.packets import TextFirstPacket
 
 
 def test_a_socket_io_event_context_is_not_routed_and_an_api_request_is(mongo_uri, db):
@@ -18,3 +20,12 @@ def test_a_socket_io_event_context_is_not_routed_and_an_api_request_is(mongo_uri
             assert request.routing_exception is not None  # still a 404 where no route serves
     finally:
         mongoengine.disconnect()  # later tests in this process connect on their own terms
+
+
+def test_the_socket_io_server_makes_its_packets_text_first(mongo_uri, db):
+    """Its packets are told binary by their encoding, not by a walk of their data (tests/test_websocket_batching.py)."""
+    create_app("testing", MONGODB_URI=mongo_uri, ASYNC_MODE="threading")
+    try:
+        assert socketio.server.packet_class is TextFirstPacket
+    finally:
+        mongoengine.disconnect()

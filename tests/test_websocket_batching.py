@@ -12,6 +12,7 @@ from socketio import packet as sio_packet
 
 from utils.transport.fanout import DirectAcks, DirectWriter
 from utils.transport.frames import BatchedWebSocket, PacketQueue
+from utils.transport.packets import TextFirstPacket
 
 
 class FakeWebSocket:
@@ -153,12 +154,39 @@ def test_an_ack_goes_through_the_direct_writer_and_anything_else_the_engines_way
     server = AckingServer(fanout)
     server._send_packet("s1", sio_packet.Packet(sio_packet.ACK, data=[{"ok": True}], id=7))
     server._send_packet("s1", sio_packet.Packet(sio_packet.EVENT, data=["message", {}]))
-    server._send_packet("s1", sio_packet.Packet(sio_packet.ACK, data=[b"raw"], id=8))  # binary: attachments
+    server._send_packet("s1", TextFirstPacket(sio_packet.ACK, data=[b"raw"], id=8))  # binary: attachments
     assert broadcasts == [(eio_packet.MESSAGE, '37[{"ok":true}]', ["s1"])]
     assert server.sent == [("s1", sio_packet.EVENT), ("s1", sio_packet.BINARY_ACK)]
     alone = AckingServer(None)  # not eventlet: no DirectWriter
     alone._send_packet("s2", sio_packet.Packet(sio_packet.ACK, data=[{"ok": True}], id=9))
     assert alone.sent == [("s2", sio_packet.ACK)]
+
+
+MESSAGE = {"id": "6b1039256d64f9ef25a43253", "messageBody": "hi", "reactions": [{"emoji": "x", "userIds": ["a"]}]}
+
+
+@pytest.mark.parametrize(
+    "packet_type, data",
+    [
+        (sio_packet.EVENT, ["message", MESSAGE]),
+        (sio_packet.ACK, [{"ok": True, "message": MESSAGE}]),
+        (sio_packet.EVENT, ["file", {"parts": [b"raw", "text", bytearray(b"more")]}]),
+        (sio_packet.ACK, [{"ok": True, "blob": b"raw"}]),
+        (sio_packet.EVENT, None),
+    ],
+)
+def test_a_packet_made_as_text_encodes_as_python_socketios_own_binary_or_not(monkeypatch, packet_type, data):
+    expected = sio_packet.Packet(packet_type, data=data, namespace="/", id=3).encode()
+    walk, walked = sio_packet.Packet.data_is_binary, []
+    monkeypatch.setattr(sio_packet.Packet, "data_is_binary", classmethod(lambda cls, d: walked.append(d) or walk(d)))
+    assert TextFirstPacket(packet_type, data=data, namespace="/", id=3).encode() == expected
+    # Its data is walked looking for bytes (the walk calls itself for each item) only once the encoder refused them.
+    assert [each for each in walked if each is data] == ([] if isinstance(expected, str) else [data])
+
+
+def test_a_packet_whose_data_the_encoder_refuses_for_another_reason_still_fails():
+    with pytest.raises(TypeError):
+        TextFirstPacket(sio_packet.EVENT, data=["message", {"at": object()}]).encode()
 
 
 def test_a_put_tells_the_socket_of_its_queue():

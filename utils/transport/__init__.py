@@ -2,7 +2,8 @@
 
 What we change there, and why, is in this package and nowhere else:
 - `packets.GuardedServer`: reserved and unknown event names, binary packets, anonymous
-  connections (mixed into the Socket.IO server);
+  connections (mixed into the Socket.IO server); `packets.TextFirstPacket`: packets told
+  binary by their encoding, not by a walk of their data;
 - `managers`: background publishing, reconnect hooks, control messages, at most one
   delivery of a chat message per process, deliveries counted for `/metrics`, each socket's
   rooms kept beside it so a disconnect does not search every room (the client managers);
@@ -31,7 +32,7 @@ import socketio
 from utils.transport import fanout, hub, sessions
 from utils.transport.frames import apply_mask, batched_driver
 from utils.transport.managers import LocalManager, QueueManager, outage
-from utils.transport.packets import EventBudgets, GuardedServer
+from utils.transport.packets import EventBudgets, GuardedServer, TextFirstPacket
 
 NAMESPACE = "/"
 
@@ -60,6 +61,9 @@ METHODS = (
     (engineio.socket.Socket, "receive", ("pkt",)),
     (engineio.Server, "start_background_task", ("target",)),
     (engineio.Server, "get_queue_empty_exception", ()),
+    # packets.TextFirstPacket
+    (socketio.packet.Packet, "__init__", ("packet_type", "data", "namespace", "id", "binary", "encoded_packet")),
+    (socketio.packet.Packet, "encode", ()),
 )
 # Eventlet only: what `frames.BatchedWebSocket` calls on eventlet's WebSocket, and the unmasking
 # `frames.apply_mask` replaces (a static method: its first parameter, `data`, is not checked).
@@ -172,6 +176,14 @@ MANAGER_BEHAVIOURS = (
 )
 
 
+# Every mode: packets.TextFirstPacket's type is decided by the stock packet when it is made, and its encoding is
+# the JSON encoder's, which refuses bytes.
+PACKET_BEHAVIOURS = (
+    ("socketio.packet", "Packet", "__init__", "(binary or (binary is None and self.data_is_binary("),
+    ("socketio.packet", "Packet", "encode", "encoded_packet += self.json.dumps(data, separators=(',', ':'))"),
+)
+
+
 class InternalsMoved(RuntimeError):
     """An upgraded python-socketio, python-engineio or eventlet no longer has what we patch."""
 
@@ -193,7 +205,7 @@ def check_internals(server, methods=METHODS, behaviours=BEHAVIOURS, replaced=REP
             (GreenSocket, "sendall", ("data",)),
         )
         moved += moved_behaviours(behaviours) + changed_sources(replaced) + moved_attributes(server)
-    moved += moved_behaviours(MANAGER_BEHAVIOURS) + changed_sources(MANAGER_REPLACED)
+    moved += moved_behaviours(MANAGER_BEHAVIOURS + PACKET_BEHAVIOURS) + changed_sources(MANAGER_REPLACED)
     for owner, name, parameters in methods:
         method = getattr(owner, name, None)
         if method is None:
@@ -305,6 +317,7 @@ def install(app, server, client_events, event_owner):
     write broadcasts directly."""
     check_internals(server)
     server.__class__ = type("ChatServer", (GuardedServer, fanout.DirectAcks, type(server)), {})
+    server.packet_class = TextFirstPacket
     for event in ("connect", "message"):  # engine.io holds the methods it was given, bound before the mixin
         server.eio.on(event, getattr(server, f"_handle_eio_{event}"))
     server.client_events = frozenset(client_events)
