@@ -440,6 +440,47 @@ print(reader.received == [str(n) for n in range(1, reader.count + 1)], reader.se
     assert int(seen_by_other) == int(turn) - 1, "the other greenlet ran only once the last packet was read"
 
 
+def test_an_open_websocket_keeps_no_packet_queue_once_its_writer_emptied_it():
+    """An idle WebSocket holds no packet queue (1.6 KiB a connection): a put makes one and starts a writer, which
+    writes what is queued, in order, and lets the queue go as it ends; a close still waits for its packets. In a
+    process of its own: eventlet stays out of the test process."""
+    code = """
+import warnings; warnings.simplefilter("ignore")
+import eventlet; eventlet.monkey_patch()
+import engineio, socketio
+from engineio import packet
+from tests.test_websocket_batching import FakeWebSocket
+from utils.transport import frames, sessions
+
+class Ws(FakeWebSocket):  # eventlet's WebSocket as the writer sees it, its writes recorded
+    websocket_closed = False
+
+server = socketio.Server(async_mode="eventlet")
+server.eio._async = frames.batched_driver(server.eio._async)
+sessions.install(server)
+socket = server.eio.sockets["s1"] = engineio.socket.Socket(server.eio, "s1")
+server.eio.handlers["connect"]("s1", {})  # made lean, as engine.io's connect event does
+print(socket._queue is not None)  # engine.io's, until the WebSocket opens
+socket.websocket = frames.BatchedWebSocket(Ws())
+socket.open_queue = True  # as _websocket_handler opens it
+socket.queue.on_put = socket.start_writer
+for turn in ("a", "b"):
+    socket.send(packet.Packet(packet.MESSAGE, turn + "1"))
+    socket.send(packet.Packet(packet.MESSAGE, turn + "2"))
+    eventlet.sleep(0.1)
+    print(socket._queue is None, socket.writer is None)
+socket.close(wait=True)  # the closing packet and the close, after what is queued
+print(socket.websocket.ws.writes)
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines() == [
+        "True",
+        "True True",
+        "True True",
+        "[b'[4a1][4a2]', b'[4b1][4b2]', b'[1]', 'closed']",
+    ], result.stderr
+
+
 def test_a_detached_connection_keeps_what_events_read_of_its_environ_and_shares_its_strings():
     """The environ an upgraded connection keeps drops the handshake's own keys and eventlet's hold on the request;
     what requests and handlers read stays, its strings shared with every other connection's equal ones."""

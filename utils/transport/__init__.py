@@ -85,6 +85,8 @@ BEHAVIOURS = (
     ("engineio.server", "Server", "_handle_connect", "self.sockets[sid] = s"),
     ("engineio.server", "Server", "_handle_connect", "s.schedule_ping()"),
     ("engineio.socket", "Socket", "receive", "self.schedule_ping()"),
+    # sessions.LeanSocket.queue: the socket's queue, made once by engine.io and read as `self.queue` everywhere
+    ("engineio.base_socket", "BaseSocket", "__init__", "self.queue = self.server.create_queue()"),
     # a pong that is late closes the socket (sessions shuts it down), checked by one task per process
     ("engineio.server", "Server", "_service_task", "s.check_ping_timeout()"),
     ("engineio.socket", "Socket", "check_ping_timeout", "reason=self.server.reason.PING_TIMEOUT)"),

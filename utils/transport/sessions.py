@@ -14,8 +14,9 @@ per connection. Here (`LeanSocket`, mixed into each engine.io socket as it conne
   connection's first greenlet kept its Python frame stack (a 16 KiB chunk), a copy of its part
   of the C stack, and the HTTP request's objects for the connection's whole life;
 - a packet queued for an open WebSocket starts a writer greenlet that writes what is queued
-  and ends as soon as the queue is empty (`write_queue`); a room broadcast usually needs
-  none (`fanout.DirectWriter` writes it straight to the socket);
+  and ends as soon as the queue is empty (`write_queue`), and the empty queue goes with it
+  until the next packet is queued; a room broadcast usually needs neither
+  (`fanout.DirectWriter` writes it straight to the socket);
 - one `Pinger` per process sends every socket its pings, in the order they fall due, from
   one greenlet with one timer (engine.io's own `_service_task`, one per process, still
   closes a socket whose pong is late);
@@ -70,6 +71,20 @@ class LeanSocket:
     writer = None  # the GreenThread writing the queue, while it has packets
     ping_delivered = None  # the `last_ping` of the last ping a poll's response carried
     closing_timer = None  # once the session closed: when the server stops waiting for the client to read and answer
+    _queue = None  # engine.io's packet queue (`queue`), while the socket has one
+    open_queue = False  # the WebSocket is open: a put starts a writer, and the queue it empties goes with it
+
+    @property
+    def queue(self):
+        """engine.io's packet queue, made when first needed: an open WebSocket's goes once its writer has emptied it
+        (`write_queue`), and an idle connection keeps none (an eventlet queue, its deque, three sets and an event,
+        1.6 KiB)."""
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = self.server.create_queue()
+            if self.open_queue:
+                queue.on_put = self.start_writer
+        return queue
 
     def schedule_ping(self):
         # As engine.io's: only once the previous ping has been answered (a pong clears last_ping).
@@ -201,6 +216,7 @@ class LeanSocket:
             self.upgraded = True
 
         # From now on every packet queued starts a writer if none runs; what waits already goes now.
+        self.open_queue = True
         self.queue.on_put = self.start_writer
         self.start_writer()
         if not self.closing and not self.closed:  # a socket closed while it upgraded stays closed to fanout
@@ -286,7 +302,9 @@ class LeanSocket:
             self.queue.put(None)  # the writer closes the WebSocket after what is queued
             if self.writer is not None:
                 self.writer.wait()  # started or not yet (engine.io's join returns at once for one not yet started)
-            self.queue.on_put = None  # no cycle left through the queue
+            self.open_queue = False  # no cycle left through the queue
+            if self._queue is not None:
+                self._queue.on_put = None
             self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
         finally:
             if self.closing_timer is not None:
@@ -307,7 +325,7 @@ class LeanSocket:
     def start_writer(self):
         """Start a writer for the queue unless one runs (it takes every packet queued before it ends): so a socket
         with no writer has nothing queued, which fanout relies on."""
-        if self.writer is None and self.queue.queue:
+        if self.writer is None and self._queue is not None and self._queue.queue:
             from eventlet import spawn  # imported only where eventlet serves
 
             self.writer = spawn(self.write_queue)
@@ -340,6 +358,8 @@ class LeanSocket:
                     ws.buffer(pkt.encode())
         finally:
             self.writer = None
+            if self.open_queue and queue is self._queue and not queue.queue:
+                self._queue = None  # made again by the next put
 
 
 def upgrade_packet(data):
@@ -543,6 +563,7 @@ def install(server):
         if cls not in lean_class:
             lean_class[cls] = type("LeanSocket", (LeanSocket, cls), {})
         socket.__class__ = lean_class[cls]
+        socket._queue = socket.__dict__.pop("queue")  # the class's `queue` hands it out from now on
         return connect(sid, environ, *args)
 
     eio.on("connect", adopt)
