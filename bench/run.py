@@ -122,10 +122,12 @@ class Bench:
         self.server = self.start_server()
         self.peer = NodePeer(with_database(self.uri, "ref"), self.work)
         self.processes = [self.server, self.peer]
-        self._tokens, self._rooms, self._pair, self._modes, self.redis = [], {}, None, None, None
+        self._tokens, self._rooms, self._pair, self._modes, self.redis = {}, {}, None, None, None
 
-    def start_server(self, **env):
-        server = LiveServer(self.uri, self.work, **self.env, **env).start()
+    def start_server(self, database=None, **env):
+        """One of our processes, on the single process's database or (`database`) one of its own."""
+        uri = with_database(self.uri, database) if database else self.uri
+        server = LiveServer(uri, self.work, **self.env, **env).start()
         if hasattr(self, "processes"):
             self.processes.append(server)
         return server
@@ -135,24 +137,29 @@ class Bench:
         self.processes.append(peer)
         return peer
 
-    def tokens(self, clients, users=USERS):
-        """Access tokens for `clients` sockets on our server: one user each up to `users`, then shared."""
-        missing = min(clients, users) - len(self._tokens)
+    def tokens(self, clients, users=USERS, server=None):
+        """Access tokens for `clients` sockets on our server (the single process, or `server` with its database): one
+        user each up to `users`, then shared."""
+        server = server or self.server
+        made = self._tokens.setdefault(server.url, [])
+        missing = min(clients, users) - len(made)
         if missing > 0:
-            api = Api(self.server.url)
+            api = Api(server.url)
             with ThreadPoolExecutor(8) as pool:
-                self._tokens += [u.token for u in pool.map(lambda _: register(api), range(missing))]
-        return [self._tokens[i % min(len(self._tokens), max(users, 1))] for i in range(clients)]
+                made += [u.token for u in pool.map(lambda _: register(api), range(missing))]
+        return [made[i % min(len(made), max(users, 1))] for i in range(clients)]
 
-    def rooms(self, count):
-        """`count` rooms on our server (ids), and as many names for the Node peer."""
-        if count not in self._rooms:
-            token = self.tokens(1)[0]
-            api = Api(self.server.url)
+    def rooms(self, count, server=None):
+        """`count` rooms on our server (ids; the single process's, or `server`'s), and as many names for the Node
+        peer."""
+        server = server or self.server
+        if (server.url, count) not in self._rooms:
+            token = self.tokens(1, server=server)[0]
+            api = Api(server.url)
             name = lambda: {"name": f"bench-{ObjectId()}"}  # noqa: E731
             ids = [api.post("/api/rooms", token, json=name()).json()["id"] for _ in range(count)]
-            self._rooms[count] = (ids, [f"bench-{count}-{i}" for i in range(count)])
-        return self._rooms[count]
+            self._rooms[server.url, count] = (ids, [f"bench-{count}-{i}" for i in range(count)])
+        return self._rooms[server.url, count]
 
     def sides(self, clients, rooms=1):
         """python and node: (urls, tokens, rooms, pids) for a fan-out run."""
@@ -162,25 +169,30 @@ class Bench:
             "node": ([self.peer.url], [f"u{i}" for i in range(clients)], names, [self.peer.proc.pid]),
         }
 
+    # The single process hands out positions from memory (no REDIS_URL): another process writing to its database
+    # would make it and the other fall back to the rooms' counters, or (one with REDIS_URL) read the highest
+    # stored position at every batch (model/message_log.py). The pair and each mode get a database of their own.
+
     def pair(self):
-        """Two processes of our server behind a private Redis."""
+        """Two processes of our server behind a private Redis, sharing a database of their own."""
         if self._pair is None:
             self.redis = RedisServer(self.work)
             self.redis.start()
-            self._pair = [self.start_server(REDIS_URL=self.redis.url) for _ in range(2)]
-            warm_up([p.url for p in self._pair], self.tokens(100), self.rooms(1)[0])
+            self._pair = [self.start_server(database="pair", REDIS_URL=self.redis.url) for _ in range(2)]
+            first = self._pair[0]
+            warm_up([p.url for p in self._pair], self.tokens(100, server=first), self.rooms(1, server=first)[0])
         return self._pair
 
     def modes(self):
-        """One process on each of the other async modes (--modes)."""
+        """One process on each of the other async modes (--modes), each on a database of its own."""
         if self._modes is None:
             self._modes = {
-                f"python ({m})": self.start_server(script="bench/serve_other.py", ASYNC_MODE=m)
+                f"python ({m})": self.start_server(database=f"mode-{m}", script="bench/serve_other.py", ASYNC_MODE=m)
                 for m in self.args.modes.split(",")
                 if m
             }
             for mode in self._modes.values():
-                warm_up([mode.url], self.tokens(100), self.rooms(1)[0])
+                warm_up([mode.url], self.tokens(100, server=mode), self.rooms(1, server=mode)[0])
         return self._modes
 
     def stop(self):
@@ -374,9 +386,8 @@ def fanout_scenario(name, modes=False):
         clients, rooms, load = load_of(bench, name)
         sides = bench.sides(clients, rooms)
         if modes and "modes" in bench.args.scenarios:
-            ids = bench.rooms(rooms)[0]
-            tokens = bench.tokens(clients)
-            sides.update({n: ([m.url], tokens, ids, [m.proc.pid]) for n, m in bench.modes().items()})
+            for n, m in bench.modes().items():
+                sides[n] = ([m.url], bench.tokens(clients, server=m), bench.rooms(rooms, server=m)[0], [m.proc.pid])
         return fanout(sides, load, bench.args.repeat, bench.daemon.pid)
 
     return scenario(name)(run)
@@ -397,8 +408,9 @@ def pair(bench):
         clients, rooms, load = load_of(bench, name)
         servers = bench.pair()
         sides = bench.sides(clients, rooms)
-        sides["python x2 (redis)"] = ([s.url for s in servers], sides.pop("python")[1], bench.rooms(rooms)[0],
-                                      [s.proc.pid for s in servers])  # fmt: skip
+        del sides["python"]
+        tokens, ids = bench.tokens(clients, server=servers[0]), bench.rooms(rooms, server=servers[0])[0]
+        sides["python x2 (redis)"] = ([s.url for s in servers], tokens, ids, [s.proc.pid for s in servers])
         out[name] = fanout(sides, load, bench.args.repeat, bench.daemon.pid)
     return out
 
@@ -619,8 +631,8 @@ def _targets(results):
         if name in results.get("pair", {}):
             title = f"two processes + Redis, {name}: deliveries/s / p50 / p99 (ms) / CPU per delivery (µs)"
             rows.append(_fanout_row(title, results["pair"][name], "python x2 (redis)", (RATE, P50, P99, CPU), target))
-    for name in (n for n in results.get("steady", {}) if n.startswith("python (")):
-        steady, burst = results["steady"], results["burst"]
+    steady, burst = results.get("steady", {}), results.get("burst", {})
+    for name in (n for n in steady if n.startswith("python (") and n in burst):  # a mode's row needs both runs
         rows.append(
             f"| {name}: steady p99 (ms) / burst deliveries/s | {steady[name]['medians']['latP99']} / "
             f"{burst[name]['medians']['deliveriesPerS']} | {steady['node']['medians']['latP99']} / "
