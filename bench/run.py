@@ -8,8 +8,9 @@ Scenarios (`SCENARIOS`; each run alternately against both servers, the median of
 - manyrooms: 2000 clients in 200 rooms of 10, one sender per room at 1 msg/s; judge latency and CPU.
 - idle: 5000 idle connections (WebSocket, authenticated, 10 to a room) on a fresh process of each
   server, all connecting at once; judge RSS per connection and how long the connect storm took.
-- pair: burst and bigsteady again with two server processes behind Redis (clients split over both).
-- modes: steady and burst again on the other async modes (gevent, threading), one process each.
+- pair: burst and bigsteady again with two server processes behind Redis (clients split over both), on a database
+  of their own.
+- modes: steady and burst again on the other async modes (gevent, threading), one process and database each.
 - scaling: 10, 100, 500, 1000 clients in a room; RSS per connection, latency and throughput.
 - history: GET /api/messages, 50 a page, random `before` cursors, on a room of 100k messages.
 - search: bench/search.py (its own database and server), GET /api/search over 100k messages.
