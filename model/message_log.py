@@ -389,7 +389,7 @@ def _tops_stored(db, rooms):
 
 
 def _watermarks(db, rooms):
-    """Each room's archive watermark, `archived_seq` (0 for a room gone), in one read."""
+    """Each room's archive watermark, `archived_seq` (0 for a room gone), in one read a chunk of rooms (`find_in`)."""
     found = find_in(db[Room._get_collection_name()], "_id", rooms, {"archived_seq": 1})
     return dict.fromkeys(rooms, 0) | {room["_id"]: room.get("archived_seq", 0) for room in found}
 
@@ -406,7 +406,8 @@ def top_position(room, db=None):
 
 
 def top_positions(rooms, db=None):
-    """`top_position` of each of `rooms`, in one read (and one more a room whose positions a process holds).
+    """`top_position` of each of `rooms`, in one read a chunk of rooms (`find_in`; and one more a room whose positions
+    a process holds).
 
     A counter marked `held` (`HeldPositions`) may be behind its room's messages: here, outside the process
     that holds it, the highest stored position is read too."""

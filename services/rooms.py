@@ -277,8 +277,8 @@ def do_delete_room(user: User, ref: Ref) -> None:
 
 def _join_reads(keys: list[tuple[ObjectId, ObjectId]]) -> tuple[dict, dict]:
     """The rooms and the memberships of joins arriving together, `[(room id, user id)]`: `({room id: room},
-    {(room id, user id): role})`, in one query for the rooms and one a room or one a user, whichever is fewer (a
-    big room's members rejoining after a restart are one; so are a user's tabs rejoining their rooms)."""
+    {(room id, user id): role})`, in one query a chunk of rooms (`in_chunks`) and one a room or one a user, whichever
+    is fewer (a big room's members rejoining after a restart are one; so are a user's tabs rejoining their rooms)."""
     wanted = in_chunks({room_id for room_id, _ in keys})
     rooms = {room.id: room for chunk in wanted for room in Room.objects(id__in=chunk)}
     by_room, by_user = {}, {}
@@ -368,8 +368,8 @@ admit = Gathered(_admit)
 
 
 def standing_among(room_ids: set[ObjectId]) -> set[ObjectId]:
-    """Those of the rooms that still exist, in one read (a membership written as its room was deleted is taken
-    back by whoever wrote it and finds the room gone)."""
+    """Those of the rooms that still exist, in one read a chunk of them (a membership written as its room was deleted
+    is taken back by whoever wrote it and finds the room gone)."""
     return {found["_id"] for found in find_in(Room._get_collection(), "_id", room_ids, {"_id": 1})}
 
 

@@ -65,7 +65,8 @@ def authenticate(token: object, token_type: str = "access") -> tuple[User, dict]
 
 def authenticate_socket(token: object) -> tuple[User, dict]:
     """`authenticate` for a connecting socket's access token: the revocation records and users of the sockets that
-    connect at the same moment are read together (`connect_reads`), two queries for a storm's worth of sockets."""
+    connect at the same moment are read together (`connect_reads`): a query for the revocations and one a chunk of
+    users (`in_chunks`) for a storm's worth of sockets."""
     claims = _claims(token, "access")
     revoked, users = connect_reads(claims)
     _check_revoked(claims, revoked)
@@ -144,7 +145,8 @@ def _found(user: User | None) -> User:
 
 
 def _connect_reads(claims: list[dict]) -> tuple[set[str], dict]:
-    """The revocation records and users of the tokens of sockets connecting at the same moment: two queries."""
+    """The revocation records and users of the tokens of sockets connecting at the same moment: a query for the
+    revocations and one a chunk of users."""
     ids = list({parse_id(each.get("sub")) for each in claims} - {None})
     return revoked_among(claims), {user.id: user for chunk in in_chunks(ids) for user in User.objects(id__in=chunk)}
 
