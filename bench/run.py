@@ -162,11 +162,18 @@ class Bench:
             self._rooms[server.url, count] = (ids, [f"bench-{count}-{i}" for i in range(count)])
         return self._rooms[server.url, count]
 
-    def sides(self, clients, rooms=1):
-        """python and node: (urls, tokens, rooms, pids) for a fan-out run."""
-        ids, names = self.rooms(rooms)
+    def sides(self, clients, rooms=1, servers=None):
+        """python (the single process, or `servers`, users and rooms on the first's database) and node: (urls, tokens,
+        rooms, pids) for a fan-out run."""
+        servers = servers or [self.server]
+        ids, names = self.rooms(rooms, server=servers[0])
         return {
-            "python": ([self.server.url], self.tokens(clients), ids, [self.server.proc.pid]),
+            "python": (
+                [s.url for s in servers],
+                self.tokens(clients, server=servers[0]),
+                ids,
+                [s.proc.pid for s in servers],
+            ),
             "node": ([self.peer.url], [f"u{i}" for i in range(clients)], names, [self.peer.proc.pid]),
         }
 
@@ -387,8 +394,7 @@ def fanout_scenario(name, modes=False):
         clients, rooms, load = load_of(bench, name)
         sides = bench.sides(clients, rooms)
         if modes and "modes" in bench.args.scenarios:
-            for n, m in bench.modes().items():
-                sides[n] = ([m.url], bench.tokens(clients, server=m), bench.rooms(rooms, server=m)[0], [m.proc.pid])
+            sides.update({n: bench.sides(clients, rooms, [m])["python"] for n, m in bench.modes().items()})
         return fanout(sides, load, bench.args.repeat, bench.daemon.pid)
 
     return scenario(name)(run)
@@ -407,11 +413,8 @@ def pair(bench):
     out = {}
     for name in ("burst", "bigsteady"):
         clients, rooms, load = load_of(bench, name)
-        servers = bench.pair()
-        sides = bench.sides(clients, rooms)
-        del sides["python"]
-        tokens, ids = bench.tokens(clients, server=servers[0]), bench.rooms(rooms, server=servers[0])[0]
-        sides["python x2 (redis)"] = ([s.url for s in servers], tokens, ids, [s.proc.pid for s in servers])
+        sides = bench.sides(clients, rooms, bench.pair())
+        sides["python x2 (redis)"] = sides.pop("python")
         out[name] = fanout(sides, load, bench.args.repeat, bench.daemon.pid)
     return out
 
