@@ -16,9 +16,22 @@ HANDLERS = {
 
 
 def register_socket_handlers(app, socketio):
-    """Bind connect, disconnect and every client event on the default namespace; nothing else is dispatched."""
+    """Bind connect, disconnect and every client event on the default namespace; nothing else is dispatched.
+
+    Connect and disconnect run in Flask-SocketIO's request context (connect reads the handshake's query). A client
+    event runs in an app context and is given its socket's sid: the request context Flask-SocketIO builds for each
+    event (a Request made from the handshake's environ, its URL matched, a session opened, every teardown run) cost
+    ten times the app context, and nothing in an event reads it."""
     transport.install(app, socketio.server, HANDLERS, presence.user_of)
     socketio.on_event("connect", events.connect)
     socketio.on_event("disconnect", events.disconnect)
     for name, handler in HANDLERS.items():
-        socketio.on_event(name, handler)
+        socketio.server.on(name, _in_app_context(app, handler), namespace=transport.NAMESPACE)
+
+
+def _in_app_context(app, handler):
+    def run(sid, *args):
+        with app.app_context():
+            return handler(sid, *args)
+
+    return run

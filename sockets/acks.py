@@ -3,8 +3,6 @@
 import logging
 from functools import wraps
 
-from flask import request
-
 from services import presence
 from utils.errors import AppError, InternalError, Unauthorized
 from utils.extensions import socketio
@@ -15,28 +13,28 @@ log = logging.getLogger("chat.socket")
 
 
 def socket_event(schema):
-    """Validate the payload with `schema`, call the handler with (user, data), turn failures into error acks."""
+    """Validate the payload with `schema`, call the handler with (sid, user, data), turn failures into error acks."""
 
     def decorate(handler):
         @wraps(handler)
-        def wrapper(*args):
+        def wrapper(sid, *args):
             user_id, room = None, None
             try:
-                entry = presence.entry(request.sid)
+                entry = presence.entry(sid)
                 if entry is None:
                     raise Unauthorized("connection is not authenticated")
                 if entry.expired():
-                    socketio.start_background_task(_disconnect_after_ack, request.sid)
+                    socketio.start_background_task(_disconnect_after_ack, sid)
                     raise Unauthorized("token expired: connect again with a fresh access token")
                 user_id = entry.user_id
                 data = load(schema, args[0] if args else {})
                 room = data.get("room")
-                result = {"ok": True, **handler(entry.user, data)}
+                result = {"ok": True, **handler(sid, entry.user, data)}
                 outcome = "ok"
             except AppError as error:
                 result, outcome = {"ok": False, **error.to_dict()}, error.code
             except Exception:
-                if user_id is not None and presence.entry(request.sid) is None:
+                if user_id is not None and presence.entry(sid) is None:
                     # Its connection left while it ran (a client that sends and leaves in one write): no one takes
                     # the ack, and what failed was the socket's room or presence, already gone with it.
                     outcome = "left"

@@ -40,49 +40,49 @@ def disconnect(reason=None):
 
 
 @socket_event(RoomEvent())
-def join(user, data):
+def join(sid, user, data):
     """`join {room}` -> `{ok, room, members: [{userId, userName}]}`; the room gets `user_joined` and `presence`."""
-    room, online = live.join(request.sid, user, data["room"], data["legacy"])
+    room, online = live.join(sid, user, data["room"], data["legacy"])
     return _join_ack.dump({"room": room.id, "members": list(online.items())})
 
 
 @socket_event(SendSchema())
-def message(user, data):
+def message(sid, user, data):
     """`message {room, messageBody, clientId?, replyTo?, attachments?}` -> `{ok, message}` once stored; room gets it."""
     stored, _ = live.send(
-        request.sid, user, data["room"], data["message_body"], data["client_id"], data["reply_to"], data["attachments"]
+        sid, user, data["room"], data["message_body"], data["client_id"], data["reply_to"], data["attachments"]
     )
     return _message_ack.dump({"message": stored})
 
 
 @socket_event(RoomEvent())
-def left(user, data):
+def left(sid, user, data):
     """`left {room}` -> `{ok, room}`; the socket stops receiving the room; `user_left` follows the last socket."""
-    return _room_ack.dump({"room": live.leave(request.sid, user, data["room"]).id})
+    return _room_ack.dump({"room": live.leave(sid, user, data["room"]).id})
 
 
 @socket_event(TypingEvent())
-def typing(user, data):
+def typing(sid, user, data):
     """`typing {room, typing}` -> `{ok}`; the rest of the room gets `typing {room, userId, userName, typing}`."""
-    live.typing(request.sid, user, data["room"], data["typing"])
+    live.typing(sid, user, data["room"], data["typing"])
     return {}
 
 
 @socket_event(SyncEvent())
-def sync(user, data):
+def sync(sid, user, data):
     """`sync {room, after, limit?}` -> `{ok, messages, nextCursor}`: what came after `after`, oldest first."""
     page, next_cursor = live.sync(user, data["room"], data["after"], data["limit"])
     return _page.dump({"messages": page, "next_cursor": next_cursor})
 
 
 @socket_event(ReactEvent())
-def react(user, data):
+def react(sid, user, data):
     """`react {messageId, emoji, add}` -> `{ok, message}`, as PUT/DELETE /api/messages/<id>/reactions/<emoji>."""
     message = reactions.do_react(user, data["message_id"], data["emoji"], data["add"])
     return _message_ack.dump({"message": message})
 
 
 @socket_event(ReadEvent())
-def read(user, data):
+def read(sid, user, data):
     """`read {room, messageId}` -> `{ok, room, lastReadMessageId, unreadCount, mentionCount}`, as `POST .../read`."""
     return _read_ack.dump(read_state.do_mark_read(user, data["room"], data["message_id"]))

@@ -29,3 +29,20 @@ def test_the_socket_io_server_makes_its_packets_text_first(mongo_uri, db):
         assert socketio.server.packet_class is TextFirstPacket
     finally:
         mongoengine.disconnect()
+
+
+def test_a_client_event_runs_in_an_app_context_not_a_request_context(mongo_uri, db):
+    """Flask-SocketIO's request context for each event cost ten times the app context; a client event gets the
+    app context and its sid, and no request is set up or torn down for it."""
+    app = create_app("testing", MONGODB_URI=mongo_uri, ASYNC_MODE="threading")
+    torn_down = []
+    app.teardown_request(torn_down.append)
+    try:
+        server = socketio.server
+        sid = server.manager.connect("eio-1", "/")
+        server.environ["eio-1"] = {"flask.app": app, "PATH_INFO": "/socket.io/", "QUERY_STRING": "EIO=4"}
+        ack = server._trigger_event("typing", "/", sid, {"room": "general", "typing": True})
+        assert ack["ok"] is False and ack["error"]["code"] == "unauthorized"  # the handler ran, knew the sid's socket
+        assert torn_down == []
+    finally:
+        mongoengine.disconnect()
