@@ -39,13 +39,14 @@ SOCKETIO_PATH = "/socket.io/"
 
 
 class ChatApp(Flask):
-    """Flask, with Socket.IO events' request contexts left unrouted."""
+    """Flask, with the request contexts of Socket.IO's connects and disconnects left unrouted."""
 
     def create_url_adapter(self, request):
-        # Flask-SocketIO runs each event in a request context built from its connection's environ,
-        # whose path is engine.io's, which no route serves: binding the URL map to it and matching it
-        # (a NotFound raised and kept each time) cost 4% of the server's CPU in a burst, for a rule
-        # nothing reads. Without an adapter Flask does neither.
+        # Flask-SocketIO runs a connect and a disconnect (client events: `sockets.register_socket_handlers`)
+        # in a request context built from its connection's environ, whose path is engine.io's, which no
+        # route serves: binding the URL map to it and matching it (a NotFound raised and kept each time)
+        # cost 4% of the server's CPU in a burst when every event had one, for a rule nothing reads.
+        # Without an adapter Flask does neither.
         if request is not None and request.path.startswith(SOCKETIO_PATH):
             return None
         return super().create_url_adapter(request)

@@ -8,8 +8,9 @@ from utils.extensions import socketio
 from utils.transport.packets import TextFirstPacket
 
 
-def test_a_socket_io_event_context_is_not_routed_and_an_api_request_is(mongo_uri, db):
-    """Flask-SocketIO builds each event's request context from the connection's environ (engine.io's path)."""
+def test_a_socket_io_connect_context_is_not_routed_and_an_api_request_is(mongo_uri, db):
+    """Flask-SocketIO builds a connect's (and a disconnect's) request context from the connection's environ
+    (engine.io's path)."""
     app = create_app("testing", MONGODB_URI=mongo_uri, ASYNC_MODE="threading")
     try:
         with app.test_request_context("/socket.io/", query_string={"EIO": "4", "transport": "websocket"}):
