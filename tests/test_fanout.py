@@ -228,22 +228,25 @@ def test_a_reader_that_stops_reading_stalls_no_one_and_then_gets_everything_in_o
     with Room(node, 4) as room:
         sender, *readers = [room.connect(user, node.url) for user in room.users[:3]]
         slow = room.raw(room.users[3], node.url)
-        mark, before = LogMark(node), rss_kib(node.proc.pid)
-        expected = []
-        # 4 kB frames until the kernel's buffers (the server's send buffer grows up to 4 MB) take only part of
-        # a write to the slow reader; then as many again, which wait for it on the server.
+        mark, before, sent = LogMark(node), rss_kib(node.proc.pid), 0
+        # Bursts of 4 kB frames (stored many at a time) until the kernel's buffers (the server's send buffer grows up
+        # to 4 MB) take only part of a write to the slow reader; then as many again, which wait for it on the server.
         while not mark.partial_writes():
-            assert len(expected) < 4000, "the kernel never refused a write to the slow reader"
-            expected += send_all([sender], room.id, 100, "slow", body="y" * 3900, start=len(expected))
-        expected += send_all([sender], room.id, len(expected), "slow", body="y" * 3900, start=len(expected))
-        for reader in (sender, *readers):  # all of it reached the others while the slow one read nothing
-            assert client_ids(reader, "slow", len(expected)) == expected
+            assert sent < 4000, "the kernel never refused a write to the slow reader"
+            emit_all(sender, room.id, 100, f"slow-{sent}", body="y" * 3900)
+            sent += 100
+        emit_all(sender, room.id, sent, f"slow-{sent}", body="y" * 3900)
+        sent *= 2
+        order = client_ids(sender, "slow", sent)
+        for reader in readers:  # all of it reached the others while the slow one read nothing
+            assert client_ids(reader, "slow", sent) == order
+        assert len(set(order)) == sent, "lost or duplicated"
         grown = rss_kib(node.proc.pid) - before
         # What waits for the slow reader: references to the shared frames (4 kB each) and the rest of one write;
         # generous room for everything else.
-        assert grown < 64 * 1024 + 4 * len(expected), f"the server grew by {grown} KiB for {len(expected)} messages"
-        assert slow.messages("slow", len(expected)) == expected
-        assert [name for name, _ in slow.events].count("message") == len(expected)
+        assert grown < 64 * 1024 + 4 * sent, f"the server grew by {grown} KiB for {sent} messages"
+        assert slow.messages("slow", sent) == order
+        assert [name for name, _ in slow.events].count("message") == sent
 
 
 def test_polling_and_upgrading_clients_mixed_with_websockets_get_the_same_order(node):
