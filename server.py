@@ -34,28 +34,12 @@ from utils.extensions import jwt, limiter, socketio
 from utils.metrics import CommandTimer
 
 log = logging.getLogger("chat")
-# Where engine.io serves Socket.IO (python-engineio's and Flask-SocketIO's default): no route of ours is under it.
-SOCKETIO_PATH = "/socket.io/"
-
-
-class ChatApp(Flask):
-    """Flask, with the request contexts of Socket.IO's connects and disconnects left unrouted."""
-
-    def create_url_adapter(self, request):
-        # Flask-SocketIO runs a connect and a disconnect (client events: `sockets.register_socket_handlers`)
-        # in a request context built from its connection's environ, whose path is engine.io's, which no
-        # route serves: binding the URL map to it and matching it (a NotFound raised and kept each time)
-        # cost 4% of the server's CPU in a burst when every event had one, for a rule nothing reads.
-        # Without an adapter Flask does neither.
-        if request is not None and request.path.startswith(SOCKETIO_PATH):
-            return None
-        return super().create_url_adapter(request)
 
 
 def create_app(config_name=None, **overrides):
     """Build the Flask app from the environment as it is now and `overrides` (setting names): config,
     logs, extensions, database, HTTP and Socket.IO handlers. Raise ConfigError for a refused setting."""
-    app = ChatApp(__name__)
+    app = Flask(__name__)
     register_config(app, config_name, overrides)
     register_logging(app)
     log_proxy_trust(app)

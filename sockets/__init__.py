@@ -18,14 +18,12 @@ HANDLERS = {
 def register_socket_handlers(app, socketio):
     """Bind connect, disconnect and every client event on the default namespace; nothing else is dispatched.
 
-    Connect and disconnect run in Flask-SocketIO's request context (connect reads the handshake's query). A client
-    event runs in an app context and is given its socket's sid: the request context Flask-SocketIO builds for each
-    event (a Request made from the handshake's environ, its URL matched, a session opened, every teardown run) cost
-    ten times the app context, and nothing in an event reads it."""
+    Each runs in an app context and is given its socket's sid (connect also the handshake's environ): the request
+    context Flask-SocketIO builds for each (a Request made from the handshake's environ, a session opened, every
+    teardown run) cost ten times the app context, and nothing in them reads it."""
     transport.install(app, socketio.server, HANDLERS, presence.user_of)
-    socketio.on_event("connect", events.connect)
-    socketio.on_event("disconnect", events.disconnect)
-    for name, handler in HANDLERS.items():
+    every = {"connect": events.connect, "disconnect": events.disconnect, **HANDLERS}
+    for name, handler in every.items():
         socketio.server.on(name, _in_app_context(app, handler), namespace=transport.NAMESPACE)
 
 

@@ -1,6 +1,8 @@
 """Socket.IO handlers; each docstring is the client contract of its event."""
 
-from flask import current_app, request
+from urllib.parse import parse_qsl
+
+from flask import current_app
 from socketio.exceptions import ConnectionRefusedError
 
 from services import live, presence, reactions, read_state, tokens
@@ -17,11 +19,11 @@ _join_ack, _room_ack, _message_ack, _page = JoinAckSchema(), RoomAckSchema(), Me
 _read_ack = ReadStateSchema()
 
 
-def connect(auth=None):
+def connect(sid, environ, auth=None):
     """Connect with `auth: {token}` (or `?token=`); a bad token gets `connect_error` with the error object as data."""
     token = auth.get("token") if isinstance(auth, dict) else None
     try:
-        user, claims = tokens.authenticate_socket(token or request.args.get("token"))
+        user, claims = tokens.authenticate_socket(token or _query_token(environ))
         if len(presence.sids_of(str(user.id))) >= current_app.config["MAX_SOCKETS_PER_USER"]:
             metrics.refused("connect")
             raise RateLimited(60, "too many connections for this user")
@@ -31,12 +33,17 @@ def connect(auth=None):
         log_failure(log, "socket connect failed")
         error = InternalError()
         raise ConnectionRefusedError(error.message, error.to_dict()) from None
-    live.connect(request.sid, user, claims)
+    live.connect(sid, user, claims)
 
 
-def disconnect(reason=None):
+def _query_token(environ):
+    """The handshake's first `token` query parameter, as Flask's `request.args` would read it."""
+    return next((value for key, value in parse_qsl(environ.get("QUERY_STRING", ""), True) if key == "token"), None)
+
+
+def disconnect(sid, reason=None):
     """The rooms this socket was its user's last one in get `user_left`."""
-    live.disconnect(request.sid)
+    live.disconnect(sid)
 
 
 @socket_event(RoomEvent())

@@ -1,26 +1,12 @@
-"""The Flask app itself (server.ChatApp)."""
+"""The Flask app itself and how it runs Socket.IO's handlers."""
 
 import mongoengine
-from flask import request
+import pytest
+from socketio.exceptions import ConnectionRefusedError
 
 from server import create_app
 from utils.extensions import socketio
 from utils.transport.packets import TextFirstPacket
-
-
-def test_a_socket_io_connect_context_is_not_routed_and_an_api_request_is(mongo_uri, db):
-    """Flask-SocketIO builds a connect's (and a disconnect's) request context from the connection's environ
-    (engine.io's path)."""
-    app = create_app("testing", MONGODB_URI=mongo_uri, ASYNC_MODE="threading")
-    try:
-        with app.test_request_context("/socket.io/", query_string={"EIO": "4", "transport": "websocket"}):
-            assert request.url_rule is None and request.routing_exception is None
-        with app.test_request_context("/api/rooms"):
-            assert request.url_rule.rule == "/api/rooms" and request.routing_exception is None
-        with app.test_request_context("/nowhere"):
-            assert request.routing_exception is not None  # still a 404 where no route serves
-    finally:
-        mongoengine.disconnect()  # later tests in this process connect on their own terms
 
 
 def test_the_socket_io_server_makes_its_packets_text_first(mongo_uri, db):
@@ -32,18 +18,24 @@ def test_the_socket_io_server_makes_its_packets_text_first(mongo_uri, db):
         mongoengine.disconnect()
 
 
-def test_a_client_event_runs_in_an_app_context_not_a_request_context(mongo_uri, db):
-    """Flask-SocketIO's request context for each event cost ten times the app context; a client event gets the
-    app context and its sid, and no request is set up or torn down for it."""
+def test_socket_io_handlers_run_in_an_app_context_not_a_request_context(mongo_uri, db):
+    """Flask-SocketIO's request context for each handler cost ten times the app context; connect, disconnect and
+    every client event get the app context and their sid (connect also the handshake's environ), and no request
+    is set up or torn down for them."""
     app = create_app("testing", MONGODB_URI=mongo_uri, ASYNC_MODE="threading")
     torn_down = []
     app.teardown_request(torn_down.append)
     try:
         server = socketio.server
         sid = server.manager.connect("eio-1", "/")
-        server.environ["eio-1"] = {"flask.app": app, "PATH_INFO": "/socket.io/", "QUERY_STRING": "EIO=4"}
+        environ = {"flask.app": app, "PATH_INFO": "/socket.io/", "QUERY_STRING": "EIO=4&token=nonsense"}
+        server.environ["eio-1"] = environ
+        with pytest.raises(ConnectionRefusedError) as refused:
+            server._trigger_event("connect", "/", sid, environ, None)
+        assert refused.value.error_args["data"]["error"] == {"code": "unauthorized", "message": "invalid token"}
         ack = server._trigger_event("typing", "/", sid, {"room": "general", "typing": True})
         assert ack["ok"] is False and ack["error"]["code"] == "unauthorized"  # the handler ran, knew the sid's socket
+        server._trigger_event("disconnect", "/", sid, server.reason.CLIENT_DISCONNECT)
         assert torn_down == []
     finally:
         mongoengine.disconnect()
