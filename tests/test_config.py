@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pymongo
@@ -101,6 +103,41 @@ def test_embedded_database_keeps_its_data_across_a_restart(tmp_path):
         assert login.status_code == 200
     finally:
         second.kill()
+
+
+def _gone(pid, timeout):
+    """Whether process `pid` has ended (or is a zombie) within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_an_embedded_daemon_goes_with_the_process_that_started_it_even_if_it_cannot_stop():
+    """SecantusDB's SIGTERM handler can hang for good when another signal comes while it runs (two SIGTERMs back to
+    back left half the daemons running): a daemon goes with the process that started it (a server killed during its
+    shutdown, say) whatever state it is in, and a Ctrl-C in the server's terminal (its process group) reaches the
+    daemon only through the server's one SIGTERM."""
+    script = (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); from model.embedded import start_daemon; "
+        "print(start_daemon()[0].pid, flush=True); time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script, str(ROOT)], stdout=subprocess.PIPE, text=True)
+    daemon = int(parent.stdout.readline())
+    parent.stdout.close()
+    assert os.getpgid(daemon) != os.getpgid(parent.pid)
+    os.kill(daemon, signal.SIGSTOP)  # stands for a daemon that cannot handle a signal now
+    parent.kill()
+    parent.wait()
+    if not _gone(daemon, 10):
+        os.kill(daemon, signal.SIGKILL)
+        raise AssertionError("the daemon outlived the process that started it")
 
 
 @pytest.mark.skipif(bool(os.environ.get("TEST_MONGODB_URI")), reason="the database is not our embedded daemon")
