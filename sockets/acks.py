@@ -35,13 +35,15 @@ def socket_event(schema):
                 result, outcome = {"ok": False, **error.to_dict()}, error.code
             except Exception:
                 if user_id is not None and presence.entry(sid) is None:
-                    # Its connection left while it ran (a client that sends and leaves in one write): no one takes
-                    # the ack, and what failed was the socket's room or presence, already gone with it.
+                    # Its socket left the namespace while it ran (a client that sends and leaves in one write): what
+                    # failed was the socket's room or presence, gone with it. A connection still open gets the ack an
+                    # event from a connection not signed in gets.
                     outcome = "left"
+                    error = Unauthorized("connection is not authenticated")
                 else:
                     log_failure(log, "socket event %s failed", handler.__name__)
-                    outcome = "internal_error"
-                result = {"ok": False, **InternalError().to_dict()}
+                    outcome, error = "internal_error", InternalError()
+                result = {"ok": False, **error.to_dict()}
             log.info(
                 "socket %s user=%s room=%s outcome=%s",
                 handler.__name__,

@@ -255,6 +255,24 @@ def test_a_join_written_with_the_disconnect_ends_quietly(node, db):
     assert "Traceback" not in logged and "outcome=internal_error" not in logged, logged
 
 
+def test_an_event_written_with_the_namespaces_leave_is_answered_unauthorized(node, db):
+    """The connection stays open after its `41`, so the join's ack reaches it: what failed was the socket's room or
+    presence, gone with it, which is the answer any event from a connection not signed in gets, not a server error."""
+    api = Api(node.url)
+    user = register(api)
+    room = api.post("/api/rooms", user.token, json={"name": "join-and-leave"}).json()["id"]
+    acks = []
+    for _ in range(5):
+        client = BareWebSocket(node.url, user.token)
+        try:
+            client.sock.sendall(event(1, "join", {"room": room}) + frame("41"))
+            acks.append(client.ack(1))
+        finally:
+            client.close()
+    assert all(ack["ok"] or ack["error"]["code"] == "unauthorized" for ack in acks), acks
+    assert any(not ack["ok"] for ack in acks), "every join ended before its socket left: nothing was checked"
+
+
 def descriptors(server):
     return len(os.listdir(f"/proc/{server.proc.pid}/fd"))
 
