@@ -28,7 +28,7 @@ def test_socket_io_handlers_run_in_an_app_context_not_a_request_context(mongo_ur
     try:
         server = socketio.server
         sid = server.manager.connect("eio-1", "/")
-        environ = {"flask.app": app, "PATH_INFO": "/socket.io/", "QUERY_STRING": "EIO=4&token=nonsense"}
+        environ = {"QUERY_STRING": "EIO=4&token=nonsense"}
         server.environ["eio-1"] = environ
         with pytest.raises(ConnectionRefusedError) as refused:
             server._trigger_event("connect", "/", sid, environ, None)

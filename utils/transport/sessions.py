@@ -95,7 +95,7 @@ class LeanSocket:
     def receive(self, pkt):
         # Each event's handler starts in a greenlet of its own, and a disconnect is handled at once: events read in
         # the same write as the namespace's `41` (or engine.io's close) would meet a namespace already left, which
-        # Flask-SocketIO answers `["", 400]` without handling them. Their handlers start first.
+        # python-socketio drops without handling them. Their handlers start first.
         if pkt.packet_type == packet.CLOSE or (pkt.packet_type == packet.MESSAGE and str(pkt.data)[:1] == "1"):
             self.server.sleep(0)
         super().receive(pkt)
@@ -464,10 +464,11 @@ def detach(ws, protocol, pool):
     the handler returns is skipped (the socket sends it when it closes). The greenlet's place in the server's
     `pool` (when the server has one of `connection_pool`'s) stays taken until the connection closes.
 
-    The environ stays (python-socketio gives every event a request context made from it), without what would keep
-    the HTTP request's objects alive (its protocol: headers, files, the server's own environ; its input) and
-    what no event reads again (`HANDSHAKE_ONLY`); the strings left are shared with every other connection's equal
-    ones (`sys.intern`). Idle, a connection kept 28 keys of it, about 3 KiB."""
+    The environ stays (python-socketio hands it to each Socket.IO connect, which reads the token in its query),
+    without what would keep the HTTP request's objects alive (its protocol: headers, files, the server's own
+    environ; its input) and what of the upgrade request is never read again (`HANDSHAKE_ONLY`); the strings left are
+    shared with every other connection's equal ones (`sys.intern`). Idle, a connection kept 28 keys of it, about
+    3 KiB."""
     environ = ws.environ
     protocol.connection = protocol.request = protocol.conn_state[1] = Detached()
     if pool is not None:
