@@ -10,6 +10,7 @@ from utils.outage import log_failure
 from utils.schemas import load
 
 log = logging.getLogger("chat.socket")
+_NOT_SIGNED_IN = "connection is not authenticated"  # the answer to an event from a socket not (or no longer) signed in
 
 
 def socket_event(schema):
@@ -22,7 +23,7 @@ def socket_event(schema):
             try:
                 entry = presence.entry(sid)
                 if entry is None:
-                    raise Unauthorized("connection is not authenticated")
+                    raise Unauthorized(_NOT_SIGNED_IN)
                 if entry.expired():
                     socketio.start_background_task(_disconnect_after_ack, sid)
                     raise Unauthorized("token expired: connect again with a fresh access token")
@@ -39,7 +40,7 @@ def socket_event(schema):
                     # failed was the socket's room or presence, gone with it. A connection still open gets the ack an
                     # event from a connection not signed in gets.
                     outcome = "left"
-                    error = Unauthorized("connection is not authenticated")
+                    error = Unauthorized(_NOT_SIGNED_IN)
                 else:
                     log_failure(log, "socket event %s failed", handler.__name__)
                     outcome, error = "internal_error", InternalError()
