@@ -16,6 +16,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument, monitoring
 
 from model.embedded import free_port
+from tests.forking import ForkServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
@@ -85,10 +86,13 @@ class LiveServer:
         raise PortTaken(f"no free port after three tries:\n{self.log()}")
 
     def _start(self, timeout):
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, self.script], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
+        if self.script == "server.py":
+            self.proc = ForkServer.get().start(self.env, self.log_path)
+        else:
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(
+                    [sys.executable, self.script], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
