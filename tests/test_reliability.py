@@ -290,6 +290,24 @@ def test_connections_that_never_authenticate_are_closed(server_factory, make_use
         signed_in.close()
 
 
+def test_a_connect_the_server_cannot_take_is_refused_with_the_error_object(server):
+    """A second CONNECT to the namespace a socket is already in, or one to a namespace the server does not serve, is
+    answered CONNECT_ERROR with the error object as its data, as a refused token is; the socket in the namespace
+    stays."""
+    user = register(Api(server.url))
+    raw = RawSocket(server.url, user.token)
+    try:
+        raw.ws.send("40" + json.dumps({"token": user.token}))
+        again = json.loads(raw.next_packet(lambda p: p.startswith("44"))[2:])
+        assert again["data"]["error"]["code"] == "conflict" and again["message"], again
+        raw.ws.send("40/admin,")
+        elsewhere = json.loads(raw.next_packet(lambda p: p.startswith("44/admin,"))[len("44/admin,") :])
+        assert elsewhere["data"]["error"]["code"] == "not_found" and elsewhere["message"], elsewhere
+        assert raw.call("join", {})["ok"] is True
+    finally:
+        raw.close()
+
+
 def stays_open(raw, seconds):
     """Whether the connection is still open after `seconds` of answering the server's pings."""
     try:

@@ -41,6 +41,7 @@ METHODS = (
     (socketio.Server, "_handle_event", ("eio_sid", "namespace", "id", "data")),
     (socketio.Server, "_handle_eio_message", ("eio_sid", "data")),
     (socketio.Server, "_handle_eio_connect", ("eio_sid", "environ")),
+    (socketio.Server, "_handle_connect", ("eio_sid", "namespace", "data")),
     (socketio.Server, "disconnect", ("sid", "namespace", "ignore_queue")),
     (socketio.Manager, "eio_sid_from_sid", ("sid", "namespace")),
     (socketio.Server, "_send_packet", ("eio_sid", "pkt")),

@@ -29,7 +29,7 @@ import time
 from socketio import packet
 
 from utils import metrics
-from utils.errors import NotFound, RateLimited, ValidationFailed
+from utils.errors import Conflict, NotFound, RateLimited, ValidationFailed
 
 log = logging.getLogger("chat.socket")
 NAMESPACE = "/"
@@ -169,6 +169,19 @@ class GuardedServer:
             return
         payload = {"ok": False, **error.to_dict()}
         self._send_packet(eio_sid, self.packet_class(packet.ACK, namespace=namespace, id=id, data=[payload]))
+
+    def _handle_connect(self, eio_sid, namespace, data):
+        """A CONNECT the server cannot take (a namespace it does not serve, or the one this connection is already in)
+        is refused with the error object as a refused token is, not python-socketio's bare "Unable to connect"."""
+        namespace = namespace or NAMESPACE
+        if namespace != NAMESPACE:
+            error = NotFound(f"namespace {namespace} is not served: connect to {NAMESPACE}")
+        elif self.manager.sid_from_eio_sid(eio_sid, namespace) is not None:
+            error = Conflict("this connection is already in the namespace")
+        else:
+            return super()._handle_connect(eio_sid, namespace, data)
+        refused = {"message": error.message, "data": error.to_dict()}
+        self._send_packet(eio_sid, self.packet_class(packet.CONNECT_ERROR, data=refused, namespace=namespace))
 
     def _handle_eio_connect(self, eio_sid, environ):
         result = super()._handle_eio_connect(eio_sid, environ)
