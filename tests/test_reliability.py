@@ -308,6 +308,21 @@ def test_a_connect_the_server_cannot_take_is_refused_with_the_error_object(serve
         raw.close()
 
 
+def test_a_connect_whose_auth_is_not_json_is_refused_at_once(server):
+    """A CONNECT whose auth cannot be read is answered CONNECT_ERROR with `validation_error`, not left for the
+    connection to be closed at AUTH_TIMEOUT_SECONDS; a good CONNECT after it is taken."""
+    user = register(Api(server.url))
+    raw = RawSocket(server.url)
+    try:
+        raw.ws.send('40{"token": ')
+        refused = json.loads(raw.next_packet(lambda p: p.startswith("44"), timeout=3)[2:])
+        assert refused["data"]["error"]["code"] == "validation_error" and refused["message"], refused
+        raw.ws.send("40" + json.dumps({"token": user.token}))
+        assert raw.next_packet(lambda p: p.startswith("4")).startswith('40{"sid"')
+    finally:
+        raw.close()
+
+
 def stays_open(raw, seconds):
     """Whether the connection is still open after `seconds` of answering the server's pings."""
     try:

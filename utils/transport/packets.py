@@ -37,6 +37,7 @@ NAMESPACE = "/"
 _HEADER = re.compile(r"(?P<type>\d)(?:\d+-)?(?:(?P<namespace>/[^,]*),)?(?P<id>\d{1,15})?")
 # The first character of a packet of each type, as it arrives: read for every packet, so made once.
 _BINARY = (str(packet.BINARY_EVENT), str(packet.BINARY_ACK))
+_CONNECT = str(packet.CONNECT)
 _DISCONNECT = str(packet.DISCONNECT)
 _EVENT = str(packet.EVENT)
 _EVENTS = (_EVENT, str(packet.BINARY_EVENT))
@@ -137,6 +138,9 @@ class GuardedServer:
         except (ValueError, RecursionError):  # the packet's JSON cannot be read
             if data[:1] == _EVENT:
                 self._error_ack_unread(eio_sid, data, ValidationFailed("the event's payload is not valid JSON"))
+            elif data[:1] == _CONNECT:
+                namespace = _HEADER.match(data)["namespace"]
+                self._refuse_connect(eio_sid, namespace, ValidationFailed("the connect's auth is not valid JSON"))
             return None
         if joined and self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is None:
             self._watch_anonymous(eio_sid)
@@ -180,6 +184,9 @@ class GuardedServer:
             error = Conflict("this connection is already in the namespace")
         else:
             return super()._handle_connect(eio_sid, namespace, data)
+        self._refuse_connect(eio_sid, namespace, error)
+
+    def _refuse_connect(self, eio_sid, namespace, error):
         refused = {"message": error.message, "data": error.to_dict()}
         self._send_packet(eio_sid, self.packet_class(packet.CONNECT_ERROR, data=refused, namespace=namespace))
 
