@@ -127,11 +127,12 @@ def readers(user: User, message_id: str) -> list[Reader]:
     # The held moves first: one written while the stored marks are read is then in one or the other.
     held = _sent.held_in(message["room"])
     query = {"room": message["room"], "read_seq": {"$gte": message["seq"]}}
-    found = Membership._get_collection().find(query, {"user": 1, "read_at": 1}).limit(READERS_CAP + 1)
-    marks = [mark for mark in found if mark["user"] != message["user_id"]]
-    marks = (marks + _held_readers(message, held, {mark["user"] for mark in marks}))[:READERS_CAP]
+    # The earliest first, before the cap: past it, those listed are the first whose markers moved.
+    found = Membership._get_collection().find(query, {"user": 1, "read_at": 1}).sort("read_at", 1)
+    marks = [mark for mark in found.limit(READERS_CAP + 1) if mark["user"] != message["user_id"]]
+    marks += _held_readers(message, held, {mark["user"] for mark in marks})
+    marks = sorted(marks, key=lambda mark: mark["read_at"])[:READERS_CAP]
     names = dict(User.objects(id__in=[mark["user"] for mark in marks]).scalar("id", "username"))
-    marks.sort(key=lambda mark: mark["read_at"])
     return [Reader(mark["user"], names[mark["user"]], mark["read_at"]) for mark in marks if mark["user"] in names]
 
 

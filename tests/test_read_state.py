@@ -430,6 +430,29 @@ def test_readers_are_members_past_the_message_but_its_author(api, make_user, tri
     assert_error(api.get(f"/api/messages/{hidden}/readers", alice.token), 404, "not_found")
 
 
+def test_readers_past_the_cap_are_the_earliest_thousand(api, db, make_user):
+    """With more readers than are listed, those listed are the first whose markers moved, not the first found."""
+    owner = make_user()
+    room = _room(api, owner)
+    seq, message = _position(db, _send(api, owner, room, "read by a crowd"))
+    crowd = [ObjectId() for _ in range(read_state.READERS_CAP + 1)]
+    at = datetime.now(UTC).replace(microsecond=0).timestamp()
+    db.users.insert_many(
+        {"_id": user, "username": f"crowd{n}", "username_key": f"crowd{n}", "username_length": 6 + len(str(n))}
+        for n, user in enumerate(crowd)
+    )
+    # Markers further along moved earlier: the index's order (room, position) is the reverse of the readers' order.
+    db.memberships.insert_many(
+        {
+            "room": ObjectId(room), "user": user, "role": "member", "joined_seq": 0,
+            "read_seq": seq + 1 + n, "read_message": message, "read_at": datetime.fromtimestamp(at - n, UTC),
+        }
+        for n, user in enumerate(crowd)
+    )  # fmt: skip
+    readers = api.get(f"/api/messages/{message}/readers", owner.token).json()["readers"]
+    assert [reader["userId"] for reader in readers] == [str(user) for user in reversed(crowd[1:])]
+
+
 def _plan(db, collection, query):
     """The stages of the winning plan of a find, outermost first, with the index an IXSCAN uses."""
     explained = db.command("explain", {"find": collection, "filter": query}, verbosity="executionStats")
