@@ -323,6 +323,29 @@ def test_a_connect_whose_auth_is_not_json_is_refused_at_once(server):
         raw.close()
 
 
+def test_a_packet_type_written_as_another_scripts_digit_is_guarded_as_the_ascii_one(server):
+    """python-socketio reads any Unicode decimal digit as a packet's type (`int`): a CONNECT or an event with unreadable
+    JSON, or a binary event, whose type is written so is answered as the ASCII one is, and a namespace's query is left
+    out of the refusal as the decoder leaves it out."""
+    user = register(Api(server.url))
+    raw = RawSocket(server.url)
+    try:
+        raw.ws.send("4\u0660{bad")  # ARABIC-INDIC DIGIT ZERO: a CONNECT
+        refused = json.loads(raw.next_packet(lambda p: p.startswith("44"), timeout=3)[2:])
+        assert refused["data"]["error"]["code"] == "validation_error", refused
+        raw.ws.send("40/admin?x=1,{bad")
+        assert raw.next_packet(lambda p: p.startswith("44"), timeout=3).startswith("44/admin,{")
+        raw.ws.send("40" + json.dumps({"token": user.token}))
+        assert raw.next_packet(lambda p: p.startswith("4")).startswith('40{"sid"')
+        raw.ws.send("4\uff127{bad")  # FULLWIDTH DIGIT TWO: an EVENT, ack id 7
+        assert raw.ack(7, timeout=3)["error"]["code"] == "validation_error"
+        raw.ws.send('4\u06653-8["join",{}]')  # a BINARY_EVENT announcing three attachments
+        assert raw.ack(8, timeout=3)["error"]["code"] == "validation_error"
+        assert raw.call("join", {})["ok"] is True, "no later packet is taken for an attachment"
+    finally:
+        raw.close()
+
+
 def stays_open(raw, seconds):
     """Whether the connection is still open after `seconds` of answering the server's pings."""
     try:

@@ -33,8 +33,9 @@ from utils.errors import Conflict, NotFound, RateLimited, ValidationFailed
 
 log = logging.getLogger("chat.socket")
 NAMESPACE = "/"
-# A Socket.IO packet's header: type, attachments, namespace, ack id (socket.io-protocol v5).
-_HEADER = re.compile(r"(?P<type>\d)(?:\d+-)?(?:(?P<namespace>/[^,]*),)?(?P<id>\d{1,15})?")
+# A Socket.IO packet's header: type, attachments, namespace (without the query python-socketio drops), ack id
+# (socket.io-protocol v5).
+_HEADER = re.compile(r"(?P<type>\d)(?:\d+-)?(?:(?P<namespace>/[^,?]*)(?:\?[^,]*)?,)?(?P<id>\d{1,15})?")
 # The first character of a packet of each type, as it arrives: read for every packet, so made once.
 _BINARY = (str(packet.BINARY_EVENT), str(packet.BINARY_ACK))
 _CONNECT = str(packet.CONNECT)
@@ -127,18 +128,22 @@ class GuardedServer:
             return None  # the session was closed and its client read on: its Socket.IO state is gone, none is made
         if not isinstance(data, str):
             return None  # an attachment of a binary packet, which was refused
-        if data[:1] in _EVENTS and self.event_budgets is not None and self._over_budget(eio_sid, data):
+        kind = data[:1]
+        if kind > "9" and kind.isdecimal():  # python-socketio reads any script's decimal digit as the type (`int`)
+            kind = str(int(kind))
+            data = kind + data[1:]
+        if kind in _EVENTS and self.event_budgets is not None and self._over_budget(eio_sid, data):
             return None
-        if data[:1] in _BINARY:
+        if kind in _BINARY:
             return self._refuse_binary(eio_sid, data)
         # Leaving the namespace makes the connection anonymous again; a `41` from one that never joined changes nothing.
-        joined = data[:1] == _DISCONNECT and self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is not None
+        joined = kind == _DISCONNECT and self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is not None
         try:
             result = super()._handle_eio_message(eio_sid, data)
         except (ValueError, RecursionError):  # the packet's JSON cannot be read
-            if data[:1] == _EVENT:
+            if kind == _EVENT:
                 self._error_ack_unread(eio_sid, data, ValidationFailed("the event's payload is not valid JSON"))
-            elif data[:1] == _CONNECT:
+            elif kind == _CONNECT:
                 namespace = _HEADER.match(data)["namespace"]
                 self._refuse_connect(eio_sid, namespace, ValidationFailed("the connect's auth is not valid JSON"))
             return None
