@@ -42,7 +42,8 @@ $(JS_STAMP): tests/js/package.json tests/js/package-lock.json | bootstrap-test
 
 # The suite in TEST_WORKERS processes (pytest-xdist; 0 runs it in pytest's own), a test file to each at a time so
 # that a module's servers start once. Most tests spend their time waiting on servers: more workers than CI's 2 cores
-# keep them busy (the whole suite on a 2-core machine: 420 s with 3 workers, 375 s with 4).
+# keep them busy (the whole suite on a 2-core machine, its servers forked: 265 s with 3 workers, 239 s with 4, 269 s
+# with 6).
 TEST_WORKERS ?= 4
 test: bootstrap-test $(STAMP) $(JS_STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
