@@ -27,6 +27,7 @@ import re
 import time
 
 from socketio import packet
+from socketio.exceptions import ConnectionRefusedError
 
 from utils import metrics
 from utils.errors import Conflict, NotFound, RateLimited, ValidationFailed
@@ -192,7 +193,8 @@ class GuardedServer:
         self._refuse_connect(eio_sid, namespace, error)
 
     def _refuse_connect(self, eio_sid, namespace, error):
-        refused = {"message": error.message, "data": error.to_dict()}
+        # The CONNECT_ERROR python-socketio sends for a connect handler's refusal (sockets.events.connect's).
+        refused = ConnectionRefusedError(error.message, error.to_dict()).error_args
         self._send_packet(eio_sid, self.packet_class(packet.CONNECT_ERROR, data=refused, namespace=namespace))
 
     def _handle_eio_connect(self, eio_sid, environ):
