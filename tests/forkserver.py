@@ -19,47 +19,47 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAP_SECONDS = 0.05  # how often ended children are looked for between requests
 
 
-def _reap(os):
+def _reap(system_os):
     while True:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status = system_os.waitpid(-1, system_os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
-        print(f"exited {pid} {os.waitstatus_to_exitcode(status)}", flush=True)
+        print(f"exited {pid} {system_os.waitstatus_to_exitcode(status)}", flush=True)
 
 
-def serve_requests(os, select):
+def serve_requests(system_os, system_select):
     """Fork a child for each request and return its request in the child; return None in this process at EOF.
-    `os` and `select` are the modules as they were before eventlet patched them: this process waits in the system's
-    calls, never in eventlet's hub, which its children inherit."""
+    `system_os` and `system_select` are the modules as they were before eventlet patched them: this process waits in
+    the system's calls, never in eventlet's hub, which its children inherit."""
     requests = sys.stdin.fileno()
     pending = b""
     while True:
-        _reap(os)
-        if not select.select([requests], [], [], REAP_SECONDS)[0]:
+        _reap(system_os)
+        if not system_select.select([requests], [], [], REAP_SECONDS)[0]:
             continue
-        chunk = os.read(requests, 65536)
+        chunk = system_os.read(requests, 65536)
         if not chunk:
             return None
         pending += chunk
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
             request = json.loads(line)
-            pid = os.fork()
+            pid = system_os.fork()
             if pid == 0:
                 return request
             print(f"started {pid}", flush=True)
 
 
-def become_server(request, hub, select):
+def become_server(request, hub, system_select):
     """In a forked child: the request's environment, its log as stdout and stderr, nothing on stdin, and an epoll of
     its own in eventlet's hub (importing the server made the hub, with a timer and no descriptor: the epoll inherited
     is the one every other child has)."""
     assert not any(hub.listeners.values()), "the hub watched a descriptor before the fork"
     hub.poll.close()
-    hub.poll = select.epoll()
+    hub.poll = system_select.epoll()
     os.environ.clear()
     os.environ.update(request["env"])
     null = os.open(os.devnull, os.O_RDONLY)
