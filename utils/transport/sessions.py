@@ -464,9 +464,10 @@ def detach(ws, protocol, pool):
     the handler returns is skipped (the socket sends it when it closes). The greenlet's place in the server's
     `pool` (when the server has one of `connection_pool`'s) stays taken until the connection closes.
 
-    The environ stays (python-socketio hands it to each Socket.IO connect, which reads the token in its query),
-    without what would keep the HTTP request's objects alive (its protocol: headers, files, the server's own
-    environ; its input) and what of the upgrade request is never read again (`HANDSHAKE_ONLY`); the strings left are
+    The environ stays (python-socketio hands it to each Socket.IO connect, which reads the token in its query, and
+    engine.io reads it again once the WebSocket ends, for its CORS headers), without what would keep the HTTP
+    request's objects alive (its protocol: headers, files, the server's own environ; its input) and what of the
+    upgrade request is never read again (`HANDSHAKE_ONLY`); the strings left are
     shared with every other connection's equal ones (`sys.intern`). Idle, a connection kept 28 keys of it, about
     3 KiB."""
     environ = ws.environ
