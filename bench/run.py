@@ -7,7 +7,8 @@ Scenarios (`SCENARIOS`; each run alternately against both servers, the median of
 - bigburst: 1000 clients in one room, 2 senders not waiting for acks (a message a millisecond each).
 - manyrooms: 2000 clients in 200 rooms of 10, one sender per room at 1 msg/s; judge latency and CPU.
 - idle: 5000 idle connections (WebSocket, authenticated, 10 to a room) on a fresh process of each
-  server, all connecting at once; judge RSS per connection and how long the connect storm took.
+  server (ours on a database of its own), all connecting at once; judge RSS per connection and how long the connect
+  storm took.
 - pair: burst and bigsteady again with two server processes behind Redis (clients split over both), on a database
   of their own.
 - modes: steady and burst again on the other async modes (gevent, threading), one process and database each.
@@ -129,6 +130,7 @@ class Bench:
         """One of our processes, on the single process's database or (`database`) one of its own."""
         uri = with_database(self.uri, database) if database else self.uri
         server = LiveServer(uri, self.work, **self.env, **env).start()
+        server.database = database  # what its users and rooms are kept under: processes of a database share them
         if hasattr(self, "processes"):
             self.processes.append(server)
         return server
@@ -142,7 +144,7 @@ class Bench:
         """Access tokens for `clients` sockets on our server (the single process, or `server` with its database): one
         user each up to `users`, then shared."""
         server = server or self.server
-        made = self._tokens.setdefault(server.url, [])
+        made = self._tokens.setdefault(server.database, [])
         missing = min(clients, users) - len(made)
         if missing > 0:
             api = Api(server.url)
@@ -154,13 +156,13 @@ class Bench:
         """`count` rooms on our server (ids; the single process's, or `server`'s), and as many names for the Node
         peer."""
         server = server or self.server
-        if (server.url, count) not in self._rooms:
+        if (server.database, count) not in self._rooms:
             token = self.tokens(1, server=server)[0]
             api = Api(server.url)
             name = lambda: {"name": f"bench-{ObjectId()}"}  # noqa: E731
             ids = [api.post("/api/rooms", token, json=name()).json()["id"] for _ in range(count)]
-            self._rooms[server.url, count] = (ids, [f"bench-{count}-{i}" for i in range(count)])
-        return self._rooms[server.url, count]
+            self._rooms[server.database, count] = (ids, [f"bench-{count}-{i}" for i in range(count)])
+        return self._rooms[server.database, count]
 
     def sides(self, clients, rooms=1, servers=None):
         """python (the single process, or `servers`, users and rooms on the first's database) and node: (urls, tokens,
@@ -429,17 +431,21 @@ def idle(bench):
     """`--idle` connections at once on a fresh process of each server, 10 to a room; RSS per connection once all
     have joined (against the process after an unmeasured warm-up), and how long connecting and joining took."""
     clients = bench.args.idle
-    ids, names = bench.rooms(clients // 10)
     runs = {"python": [], "node": []}
     for _ in range(bench.args.repeat):
         for name in runs:
             # A connection not authenticated within AUTH_TIMEOUT_SECONDS (10) is closed: in a storm of thousands on a
-            # busy machine some wait longer than that for their turn, and would never connect.
-            process = bench.start_server(AUTH_TIMEOUT_SECONDS=600) if name == "python" else bench.start_peer()
+            # busy machine some wait longer than that for their turn, and would never connect. Alone on a database
+            # of its own, as a lone process serves: beside the single process, which holds its rooms' positions,
+            # each first join of a room would read the room's highest stored message (the note above Bench.pair).
             # Ten sockets a user (two tabs in five rooms, say): registering is not what is measured.
-            ours = name == "python"
-            tokens = bench.tokens(clients, users=clients // 10) if ours else [f"u{i}" for i in range(clients)]
-            rooms = ids if ours else names
+            if name == "python":
+                process = bench.start_server(database="idle", AUTH_TIMEOUT_SECONDS=600)
+                ids, names = bench.rooms(clients // 10, server=process)
+                tokens, rooms = bench.tokens(clients, users=clients // 10, server=process), ids
+            else:  # after ours (`runs` is in that order): the same rooms, by their names
+                process = bench.start_peer()
+                tokens, rooms = [f"u{i}" for i in range(clients)], names
             warm_up([process.url], tokens, rooms)
             before, held = rss_kib(process.proc.pid), {}
             settled = partial(_settled_rss, held, process.proc.pid)
