@@ -275,10 +275,11 @@ def do_delete_room(user: User, ref: Ref) -> None:
     live.evict(room.id)
 
 
-def _join_reads(keys: list[tuple[ObjectId, ObjectId]]) -> tuple[dict, dict]:
-    """The rooms and the memberships of joins arriving together, `[(room id, user id)]`: `({room id: room},
-    {(room id, user id): role})`, in one query a chunk of rooms (`in_chunks`) and one a room or one a user, whichever
-    is fewer (a big room's members rejoining after a restart are one; so are a user's tabs rejoining their rooms)."""
+def rooms_and_roles(keys: list[tuple[ObjectId, ObjectId]]) -> tuple[dict, dict]:
+    """The rooms and the memberships of `[(room id, user id)]` (joins arriving together, a process's sockets):
+    `({room id: room}, {(room id, user id): role})`, in one query a chunk of rooms (`in_chunks`) and, for the
+    memberships, queries by room or by user, whichever are fewer (a big room's members rejoining after a restart
+    are one room; a user's tabs rejoining their rooms are one user), a chunk of the other side each."""
     wanted = in_chunks({room_id for room_id, _ in keys})
     rooms = {room.id: room for chunk in wanted for room in Room.objects(id__in=chunk)}
     by_room, by_user = {}, {}
@@ -288,9 +289,17 @@ def _join_reads(keys: list[tuple[ObjectId, ObjectId]]) -> tuple[dict, dict]:
     # One side in `$in`, the other an equality: the (room, user) and (user, room) indexes answer it, SecantusDB's
     # too, which scans the collection for a query with both in `$in`.
     if len(by_room) < len(by_user):
-        queries = [{"room": room_id, "user": {"$in": list(users)}} for room_id, users in by_room.items()]
+        queries = [
+            {"room": room_id, "user": {"$in": chunk}}
+            for room_id, users in by_room.items()
+            for chunk in in_chunks(users)
+        ]
     else:
-        queries = [{"user": user_id, "room": {"$in": list(room_ids)}} for user_id, room_ids in by_user.items()]
+        queries = [
+            {"user": user_id, "room": {"$in": chunk}}
+            for user_id, room_ids in by_user.items()
+            for chunk in in_chunks(room_ids)
+        ]
     roles = {}
     for query in queries:
         for found in Membership._get_collection().find(query, {"room": 1, "user": 1, "role": 1, "_id": 0}):
@@ -298,7 +307,7 @@ def _join_reads(keys: list[tuple[ObjectId, ObjectId]]) -> tuple[dict, dict]:
     return rooms, roles
 
 
-join_reads = Gathered(_join_reads)
+join_reads = Gathered(rooms_and_roles)
 
 
 def _access_to_join(user: User, ref: Ref) -> tuple[Room, Role | None]:

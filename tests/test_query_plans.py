@@ -155,6 +155,6 @@ def test_joins_read_only_from_indexes(recorder, db):
     assert rooms.do_join_room(bob, room.id)[1] == Role.MEMBER
     with pytest.raises(Forbidden):
         rooms.do_join_room(carol, room.id)
-    rooms._join_reads([(room.id, alice.id), (room.id, bob.id)])
-    rooms._join_reads([(room.id, bob.id), (other.id, bob.id)])
+    rooms.rooms_and_roles([(room.id, alice.id), (room.id, bob.id)])
+    rooms.rooms_and_roles([(room.id, bob.id), (other.id, bob.id)])
     _assert_indexed(recorder, db)
