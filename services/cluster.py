@@ -22,9 +22,7 @@ from bson import ObjectId
 from flask import Flask
 
 from model import message_log
-from model.membership import Membership
-from model.room import Room
-from services import grants, live, messages, notify, presence, read_state, tokens
+from services import grants, live, messages, notify, presence, read_state, rooms, tokens
 from services.presence_redis import RedisStore
 from utils import outage, transport
 from utils.extensions import socketio
@@ -135,18 +133,14 @@ def recheck() -> None:
     for sid, socket in sockets.items():
         if revoked & tokens.revocation_keys(socket.claims):
             socketio.server.disconnect(sid, namespace=transport.NAMESPACE, ignore_queue=True)
-    channels = {channel for socket in sockets.values() for channel in socket.rooms}
-    room_ids = [ObjectId(channel) for channel in channels]
-    existing = {str(room_id) for room_id in Room.objects(id__in=room_ids).distinct("id")}
-    users = {socket.user.id for socket in sockets.values()}
-    member = {
-        (str(m["room"]), str(m["user"]))
-        for m in Membership.objects(user__in=users, room__in=room_ids).as_pymongo().only("room", "user")
-    }
+    # Read as the joins of a storm are: a query with both rooms and users in `$in` scans the collection in SecantusDB.
+    existing, roles = rooms.rooms_and_roles(
+        [(ObjectId(channel), socket.user.id) for socket in sockets.values() for channel in socket.rooms]
+    )
     for sid, socket in sockets.items():
         for channel in list(socket.rooms):
-            admin = socket.user.role == "admin"
-            if channel not in existing or ((channel, socket.user_id) not in member and not admin):
+            room_id, admin = ObjectId(channel), socket.user.role == "admin"
+            if room_id not in existing or ((room_id, socket.user.id) not in roles and not admin):
                 live.leave_channel(sid, channel)
     grants.revoke()
 

@@ -16,7 +16,7 @@ from model.membership import Role
 from model.room import Room
 from model.room_sanction import RoomSanction, Sanction
 from model.user import User
-from services import mentions, messages, pins, reactions, read_state, rooms
+from services import cluster, mentions, messages, pins, presence, reactions, read_state, rooms
 from tests.support import plan_stages, store_messages
 from utils.errors import Forbidden
 from utils.search_keys import room_key
@@ -141,6 +141,30 @@ def test_read_state_reads_only_from_indexes(recorder, db):
     read_state.do_mark_read(bob, room.id, first.id)
     read_state.readers(alice, str(first.id))
     rooms.describe(alice, [stored])
+    _assert_indexed(recorder, db)
+
+
+def test_the_recheck_of_a_process_sockets_reads_only_from_indexes(recorder, db):
+    """While Redis is down a process re-checks every socket it has (`cluster.recheck`): their tokens' revocations,
+    their rooms, their memberships; every QUEUE_DOWN_RECHECK_SECONDS, so a read of the whole collection would cost
+    the database that often."""
+    alice, bob = _user("alice"), _user("bob")
+    room, other = rooms.do_create_room(alice, "recheck", "", False), rooms.do_create_room(alice, "other", "", False)
+    rooms.do_join_room(bob, room.id)
+    sockets = {"alice-1": (alice, [room, other]), "bob-1": (bob, [room])}
+    try:
+        for sid, (user, joined) in sockets.items():
+            presence.register(sid, user, {"jti": sid})
+            for each in joined:
+                presence.enter(sid, str(each.id))
+        recorder.recording.set()
+        cluster.recheck()
+        assert {sid: presence.entry(sid).rooms for sid in sockets} == {
+            sid: {str(each.id) for each in joined} for sid, (_, joined) in sockets.items()
+        }
+    finally:
+        for sid in sockets:
+            presence.unregister(sid)
     _assert_indexed(recorder, db)
 
 
