@@ -288,18 +288,8 @@ def rooms_and_roles(keys: list[tuple[ObjectId, ObjectId]]) -> tuple[dict, dict]:
         by_user.setdefault(user_id, set()).add(room_id)
     # One side in `$in`, the other an equality: the (room, user) and (user, room) indexes answer it, SecantusDB's
     # too, which scans the collection for a query with both in `$in`.
-    if len(by_room) < len(by_user):
-        queries = [
-            {"room": room_id, "user": {"$in": chunk}}
-            for room_id, users in by_room.items()
-            for chunk in in_chunks(users)
-        ]
-    else:
-        queries = [
-            {"user": user_id, "room": {"$in": chunk}}
-            for user_id, room_ids in by_user.items()
-            for chunk in in_chunks(room_ids)
-        ]
+    one, other, groups = ("room", "user", by_room) if len(by_room) < len(by_user) else ("user", "room", by_user)
+    queries = [{one: key, other: {"$in": chunk}} for key, values in groups.items() for chunk in in_chunks(values)]
     roles = {}
     for query in queries:
         for found in Membership._get_collection().find(query, {"room": 1, "user": 1, "role": 1, "_id": 0}):
