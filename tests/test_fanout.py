@@ -275,14 +275,20 @@ def test_a_websocket_closed_while_its_client_reads_nothing_is_shut_down_after_th
     """A connection the server closes (its user logged out, and it did not join again) has SOCKET_PING_TIMEOUT to
     take what is queued and answer the closing frame, even when its client stopped reading, so that the server's
     writer waits on full kernel buffers, and keeps sending pongs unasked."""
-    # Long enough for the sender's pongs on a busy machine: they wait behind its acks (each with its 4 KB message).
+    # Long enough for the sender's pongs on a busy machine: they wait behind its acks (each with its 4 KB message),
+    # and behind its own burst of messages.
     ping_timeout = 10
     node = server_factory(AUTH_TIMEOUT_SECONDS=1, SOCKET_PING_INTERVAL=1, SOCKET_PING_TIMEOUT=ping_timeout)
     with Room(node, 2) as room:
         stuck = room.raw(room.users[1], node.url)  # reads nothing from here on
         sender = room.connect(room.users[0], node.url)
         assert sender.call("left", {"room": room.id})["ok"] is True  # a member that sends, not receiving the room
-        emit_all(sender, room.id, 1500, "stuck", body="y" * 3900)  # 6 MB: more than the kernel's buffers take
+        # 6 MB: more than the kernel's buffers take. In bursts of 100: the sender's pong to a ping sent meanwhile
+        # reaches the server behind what it sent before. At 1500 in one burst, a server busy with the whole suite
+        # read that late: 11 s in (the ping interval and timeout) the sender's events met no session, and 95 of them
+        # never arrived, so their acks never came.
+        for burst in range(0, 1500, 100):
+            emit_all(sender, room.id, 100, f"stuck-{burst}", body="y" * 3900)
         assert Api(node.url).post("/api/auth/logout", room.users[1].token).status_code == 204
         closed_at = time.monotonic() + 1 + ping_timeout  # AUTH_TIMEOUT_SECONDS, then SOCKET_PING_TIMEOUT
         with pytest.raises((OSError, websocket.WebSocketException)):
