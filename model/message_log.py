@@ -6,7 +6,10 @@ command, an `$inc` for each room in the batch; none where this process is the on
 holds them in memory, `HeldPositions`), stores them with one unordered, journaled
 `insert_many`, wakes their callers and hands the lead to the first one that arrived
 meanwhile. Each caller returns only once its own message is stored (or raises its own
-error), so an ack always follows a write that survives a crash of the database.
+error), so an ack always follows a write that survives a crash of the database. What follows
+a store (the broadcast) is made by the writer, in position order, before the next batch's:
+the callers' threads wake in no set order, and a client that resumes after the last message
+it got would skip the ones broadcast after it but stored before.
 
 A position is handed out before its message is stored, so a reader may briefly see a later
 position stored before an earlier one (another process, or this one's next batch). A writer
@@ -58,8 +61,9 @@ class RoomGone(Exception):
 
 
 class _Waiter:
-    def __init__(self, message):
+    def __init__(self, message, announce=None):
         self.message = message
+        self.announce = announce
         self.done = threading.Event()  # green under eventlet and gevent (monkey-patched)
         self.lead = False
         self.error = self.traceback = None
@@ -71,18 +75,33 @@ class _Waiter:
         self.error, self.traceback = error, error.__traceback__
 
 
+def _announce(batch):
+    """Make the announcements of a stored batch, in position order (a message that lost its position to a tombstone
+    took a later one). One that fails is logged: its message is stored, and the ack says so."""
+    for waiter in sorted((w for w in batch if w.error is None and w.announce), key=lambda w: w.message.seq):
+        try:
+            waiter.announce(waiter.message)
+        except Exception:
+            log.exception("message %s stored, not announced", waiter.message.id)
+
+
 class MessageLog:
     """Store messages in their rooms' order, batching the ones that arrive together."""
 
     def __init__(self):
         self.lock = threading.Lock()
+        # Held from a batch's store until its announcements are made: the next batch's wait for them.
+        self.announcing = threading.Lock()
         self.pending = []
         self.writing = False
 
-    def append(self, message):
-        """Give `message` its id, position and time and store it; NotUniqueError for a reused clientId."""
+    def append(self, message, announce=None):
+        """Give `message` its id, position and time and store it; NotUniqueError for a reused clientId.
+
+        `announce(message)`, when given, is called once the message is stored, before this returns: this process's
+        announcements are made one at a time, in each room's order."""
         message.id = message.id or ObjectId()
-        waiter = _Waiter(message)
+        waiter = _Waiter(message, announce)
         with self.lock:
             self.pending.append(waiter)
             lead, self.writing = not self.writing, True
@@ -100,8 +119,11 @@ class MessageLog:
     def _write_pending(self):
         with self.lock:
             batch, self.pending = self.pending, []
+        stored = False
         try:
             self._write(batch)
+            self.announcing.acquire()  # before the next batch is stored: its announcements wait for these
+            stored = True
         except BaseException as error:
             # Whatever the batch stored, no send of it may be acknowledged as stored now (a retry with its clientId
             # finds the message if it was): each raises the error, not only the send that led the write.
@@ -116,6 +138,11 @@ class MessageLog:
                     self.pending[0].done.set()
                 else:
                     self.writing = False
+            if stored:
+                try:
+                    _announce(batch)
+                finally:
+                    self.announcing.release()
             for waiter in batch:
                 waiter.done.set()
         if _deleted:

@@ -126,7 +126,7 @@ def do_send_message(
     started = time.perf_counter()
     try:
         with files.attached(user, message, attachments):
-            _log.append(message)
+            _log.append(message, _announce)
     except NotUniqueError:
         original = _original(user, client_id)
         if not original.archived and not original.deleted:
@@ -135,14 +135,19 @@ def do_send_message(
     except RoomGone:
         raise NotFound.room(room_id) from None
     metrics.message_stored(started)
-    read_state.mark_sent(message)
-    notify.notify_message(message)
     if root is not None:
         threads.count_reply(message)
     kind = rooms.kind_of(room_id)
     if kind == "dm" or named or mentions_room:
         mentions.notify_mentioned(message, kind)
     return message, True
+
+
+def _announce(message: Message) -> None:
+    """What follows a message's store, in its room's order (`MessageLog.append`): the sender's marker moves to it and
+    the room gets it."""
+    read_state.mark_sent(message)
+    notify.notify_message(message)
 
 
 def stored_since(since: datetime) -> list[Message]:

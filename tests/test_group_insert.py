@@ -335,3 +335,58 @@ def test_the_sends_of_a_failed_batch_each_raise_its_error_from_where_it_failed(i
         thread.join(5)
     assert sizes == [1, 4] and len(depths) == 5
     assert len(set(depths.values())) == 1, depths
+
+
+def test_announcements_follow_the_rooms_order_whichever_sender_wakes_first(inserts, db):
+    """Sixteen threads send at once: the announcements come one at a time in position order, each before its own
+    send returns. Made by each sender once its send returned, about 40% of them came out of order."""
+    announced, errors = [], []
+
+    def announce(message):
+        announced.append(message.seq)
+
+    def send(k):
+        try:
+            for i in range(40):
+                message = _message(ObjectId(), f"{k}:{i}")
+                inserts.append(message, announce)
+                assert message.seq in announced
+        except Exception as error:  # reported by the test thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert announced == list(range(1, 641))
+
+
+def test_an_announcement_that_fails_is_logged_and_its_send_still_returns(inserts, db, caplog):
+    sizes, release = _held(inserts)
+    announced, errors = [], {}
+
+    def announce(message):
+        if message.message_body == "m2":
+            raise RuntimeError("no broadcast for m2")
+        announced.append(message.message_body)
+
+    def send(message):
+        try:
+            inserts.append(message, announce)
+        except Exception as error:
+            errors[message.message_body] = error
+
+    threads = [threading.Thread(target=send, args=(_message(ObjectId(), f"m{i}"),)) for i in range(5)]
+    threads[0].start()
+    _until(lambda: sizes == [1])
+    for thread in threads[1:]:
+        thread.start()
+    _until(lambda: len(inserts.pending) == 4)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert errors == {} and db.messages.count_documents({"room": ROOM}) == 5
+    assert sorted(announced) == ["m0", "m1", "m3", "m4"]
+    assert "no broadcast for m2" in caplog.text and "stored, not announced" in caplog.text
