@@ -59,6 +59,19 @@ def _until(predicate):
         time.sleep(0.01)
 
 
+def _in_two_batches(inserts, sizes, release, threads):
+    """Start the first sender, whose write `_held` holds, then the others, which make the next batch together;
+    release the first write and wait for every sender."""
+    threads[0].start()
+    _until(lambda: sizes == [1])
+    for thread in threads[1:]:
+        thread.start()
+    _until(lambda: len(inserts.pending) == len(threads) - 1)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+
+
 def _run(inserts, message, errors):
     try:
         inserts.append(message)
@@ -325,14 +338,7 @@ def test_the_sends_of_a_failed_batch_each_raise_its_error_from_where_it_failed(i
             depths[message.message_body] = len(traceback.extract_tb(error.__traceback__))
 
     threads = [threading.Thread(target=send, args=(_message(ObjectId(), f"m{i}"),)) for i in range(5)]
-    threads[0].start()
-    _until(lambda: sizes == [1])
-    for thread in threads[1:]:
-        thread.start()
-    _until(lambda: len(inserts.pending) == 4)
-    release.set()
-    for thread in threads:
-        thread.join(5)
+    _in_two_batches(inserts, sizes, release, threads)
     assert sizes == [1, 4] and len(depths) == 5
     assert len(set(depths.values())) == 1, depths
 
@@ -379,14 +385,7 @@ def test_an_announcement_that_fails_is_logged_and_its_send_still_returns(inserts
             errors[message.message_body] = error
 
     threads = [threading.Thread(target=send, args=(_message(ObjectId(), f"m{i}"),)) for i in range(5)]
-    threads[0].start()
-    _until(lambda: sizes == [1])
-    for thread in threads[1:]:
-        thread.start()
-    _until(lambda: len(inserts.pending) == 4)
-    release.set()
-    for thread in threads:
-        thread.join(5)
+    _in_two_batches(inserts, sizes, release, threads)
     assert errors == {} and db.messages.count_documents({"room": ROOM}) == 5
     assert sorted(announced) == ["m0", "m1", "m3", "m4"]
     assert "no broadcast for m2" in caplog.text and "stored, not announced" in caplog.text
