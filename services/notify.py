@@ -3,13 +3,19 @@
 A room's broadcasts go to its channel: the Socket.IO room named by the room id's hex string.
 What is for one user (`notification`, `room_added`) goes to their channel, `user:<id>`, which
 every socket of theirs is in from connect (`live.connect`), on whatever process.
+
+A message's changes made at once (users reacting together) each broadcast the message, and
+their handlers run in no set order: a client keeping the last state it got would keep an old
+one. So a change's broadcast reads the message again, with a lock for that message held, and
+this process's broadcasts of a message go from state to state in the database's order.
 """
 
+import threading
 from typing import TYPE_CHECKING
 
 from bson import ObjectId
 
-from model.message import MessageFields
+from model.message import Message, MessageFields
 from utils.extensions import socketio
 from utils.schemas.events import OnlineUserSchema
 from utils.schemas.messages import MessageSchema
@@ -24,6 +30,8 @@ _room = RoomSchema()
 _online = OnlineUserSchema(many=True)
 # The sockets that joined `general` the way the original single-room service's clients do.
 LEGACY_CHANNEL = "legacy:general"
+# A message's change is read and broadcast holding the lock its id falls on (green under eventlet and gevent).
+_CHANGING = [threading.Lock() for _ in range(64)]
 
 
 def user_channel(user_id: ObjectId | str) -> str:
@@ -49,13 +57,21 @@ def notify_message(message: MessageFields) -> None:
 
 
 def notify_message_updated(message: MessageFields) -> None:
-    """Broadcast an edited message."""
-    socketio.emit("message_updated", _message.dump(message), to=str(message.room))
+    """Broadcast a changed message (an edit, reactions, a pin, its thread's count) as it is now: as given when it is
+    no longer live (archived meanwhile)."""
+    with _changing(message.id):
+        now = Message.objects(id=message.id).first() or message
+        socketio.emit("message_updated", _message.dump(now), to=str(message.room))
 
 
 def notify_message_deleted(message: MessageFields) -> None:
-    """Broadcast that a message was deleted."""
-    socketio.emit("message_deleted", _deleted.dump(message), to=str(message.room))
+    """Broadcast that a message was deleted (after its last `message_updated` from this process)."""
+    with _changing(message.id):
+        socketio.emit("message_deleted", _deleted.dump(message), to=str(message.room))
+
+
+def _changing(message_id: ObjectId) -> threading.Lock:
+    return _CHANGING[hash(message_id) % len(_CHANGING)]
 
 
 def notify_joined(channel: str, user_id: str, user_name: str, skip_sid: str | None = None) -> None:

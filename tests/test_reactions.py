@@ -7,6 +7,7 @@ import pytest
 from bson import ObjectId
 
 from tests.support import Api, assert_error, register
+from tests.test_fanout import ordered
 
 FAMILY = "👩\u200d👩\u200d👧"  # three emoji joined by zero-width joiners
 SCOTLAND = "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"  # a black flag, tags, a cancel tag
@@ -256,3 +257,23 @@ def test_reactions_count_against_their_own_limit_over_rest_and_socket(server_fac
     ack = socket.call("react", {"messageId": message["id"], "emoji": "👀", "add": True})
     assert ack["ok"] is False and ack["error"]["code"] == "rate_limited"
     assert api.post("/api/send", user.token, json={"messageBody": "still fine"}).status_code == 201
+
+
+def test_a_message_s_broadcast_states_never_go_back_when_users_react_at_once(api, make_user, connect):
+    """Thirty users react at once: each change broadcasts the message, and a client keeps the last state it got, so
+    the states must come in the order the database took the changes. Broadcast as each handler ran, the counts went
+    back (24, then 23) in eight runs of eight."""
+    author = make_user()
+    users = [make_user() for _ in range(30)]
+    observer = ordered(connect(author))
+    assert observer.call("join", {})["ok"] is True
+    message = _send(api, author)
+    sessions = {user.id: Api(api.url) for user in users}  # made beforehand: the requests leave together
+    with ThreadPoolExecutor(len(users)) as pool:
+        answers = list(pool.map(lambda user: _put(sessions[user.id], user, message["id"], "👍"), users))
+    for session in sessions.values():
+        session.http.close()
+    assert [answer.status_code for answer in answers] == [200] * len(users)
+    observer.wait_for_count("message_updated", len(users), lambda m: m["id"] == message["id"], timeout=20)
+    counts = [m["reactions"][0]["count"] for m in observer.received("message_updated") if m["id"] == message["id"]]
+    assert counts == sorted(counts) and counts[-1] == len(users), counts
