@@ -6,8 +6,9 @@ every socket of theirs is in from connect (`live.connect`), on whatever process.
 
 A message's changes made at once (users reacting together) each broadcast the message, and
 their handlers run in no set order: a client keeping the last state it got would keep an old
-one. So a change's broadcast reads the message again, with a lock for that message held, and
-this process's broadcasts of a message go from state to state in the database's order.
+one. So a change's broadcast reads the message again, with a lock for that message held
+(`in_order`), and this process's broadcasts of a message go from state to state in the
+database's order; a member's read receipts likewise (`read_state.do_mark_read`).
 """
 
 import threading
@@ -30,8 +31,8 @@ _room = RoomSchema()
 _online = OnlineUserSchema(many=True)
 # The sockets that joined `general` the way the original single-room service's clients do.
 LEGACY_CHANNEL = "legacy:general"
-# A message's change is read and broadcast holding the lock its id falls on (green under eventlet and gevent).
-_CHANGING = [threading.Lock() for _ in range(64)]
+# The locks `in_order` hands out, by key (green under eventlet and gevent).
+_IN_ORDER = [threading.Lock() for _ in range(64)]
 
 
 def user_channel(user_id: ObjectId | str) -> str:
@@ -59,19 +60,21 @@ def notify_message(message: MessageFields) -> None:
 def notify_message_updated(message: MessageFields) -> None:
     """Broadcast a changed message (an edit, reactions, a pin, its thread's count) as it is now: as given when it is
     no longer live (archived meanwhile)."""
-    with _changing(message.id):
+    with in_order(message.id):
         now = Message.objects(id=message.id).first() or message
         socketio.emit("message_updated", _message.dump(now), to=str(message.room))
 
 
 def notify_message_deleted(message: MessageFields) -> None:
     """Broadcast that a message was deleted (after its last `message_updated` from this process)."""
-    with _changing(message.id):
+    with in_order(message.id):
         socketio.emit("message_deleted", _deleted.dump(message), to=str(message.room))
 
 
-def _changing(message_id: ObjectId) -> threading.Lock:
-    return _CHANGING[hash(message_id) % len(_CHANGING)]
+def in_order(key) -> threading.Lock:
+    """The lock of `key` (a message's id; a room's and a member's): a change to it made and broadcast holding the lock
+    reaches the room in the order the database took the changes."""
+    return _IN_ORDER[hash(key) % len(_IN_ORDER)]
 
 
 def notify_joined(channel: str, user_id: str, user_name: str, skip_sid: str | None = None) -> None:

@@ -93,8 +93,12 @@ def do_mark_read(user: User, ref: str | None, message_id: ObjectId) -> ReadState
     membership = _membership(room.id, user.id)
     # A move held here past it (their own later send) answers as moved already: no receipt takes the marker back.
     behind = membership is not None and (marker(room.id, user.id, membership)[0] or 0) < message["seq"]
-    if behind and _move(room.id, user.id, message["seq"], message_id):
-        notify.notify_read_receipt(room.id, user.id, user.username, message_id, _receipts_to_room(room.id))
+    # One move and its receipt at a time: the receipts of a member's reads made at once never go back.
+    with notify.in_order((room.id, user.id)):
+        moved = behind and _move(room.id, user.id, message["seq"], message_id)
+        if moved:
+            notify.notify_read_receipt(room.id, user.id, user.username, message_id, _receipts_to_room(room.id))
+    if moved:
         membership = _membership(room.id, user.id)
     if membership is None:  # they left meanwhile
         return ReadState(room.id, None, 0, 0)

@@ -1,6 +1,7 @@
 """Read state through the live server: markers, unread and mention counts, read receipts, readers, their indexes."""
 
 import signal
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from model.message import RETIRED_INDEXES
 from model.user import User
 from services import read_state
 from tests.support import Api, assert_error, register, store_messages
+from tests.test_fanout import ordered
 from tests.test_metrics import scrape
 from utils.search_keys import mention_keys
 
@@ -160,6 +162,25 @@ def test_the_marker_only_moves_forward(api, connect, trio):
     assert _read(api, alice, room, newer).json()["lastReadMessageId"] == newer  # the same: no move either
     watcher.settle()
     assert [e["messageId"] for e in watcher.received("read_receipt")] == [newer]
+
+
+def test_the_receipts_of_reads_sent_at_once_never_go_back(api, connect, trio):
+    """A client marks forty messages read as it scrolls, not waiting for acks: the markers only move forward, and so
+    must the receipts the others get. Each receipt left as its handler ran: they went back (0, 38, 19, 5) in four
+    runs of six."""
+    room, alice, bob, _ = trio
+    watcher, reader = ordered(connect(bob)), connect(alice)
+    for client in (watcher, reader):
+        assert client.call("join", {"room": room})["ok"] is True
+    ids = [_send(api, bob, room, f"m{i}")["id"] for i in range(40)]
+    acks = threading.Semaphore(0)
+    for message_id in ids:
+        reader.sio.emit("read", {"room": room, "messageId": message_id}, callback=lambda *_: acks.release())
+    for _ in ids:
+        assert acks.acquire(timeout=20)
+    watcher.settle()
+    got = [ids.index(e["messageId"]) for e in watcher.received("read_receipt") if e["userId"] == alice.id]
+    assert got == sorted(got) and got[-1] == 39, got
 
 
 def test_sending_moves_the_senders_marker_without_a_receipt(api, connect, trio):
