@@ -101,6 +101,9 @@ class Config:
     # A position allocated this long ago and still empty is taken to belong to a dead writer
     # (model/message_scan.py): readers fill it instead of waiting for it.
     GAP_SECONDS = number("GAP_SECONDS", 10)
+    # With REDIS_URL, a room's message that arrives before an earlier one stored through another process waits this
+    # long for it before the database is asked (utils/transport/ordering.py).
+    ORDER_HOLD_MS = number("ORDER_HOLD_MS", 250)
     # Without REDIS_URL this is the one serving process: it hands out messages' positions from memory and writes
     # the rooms' counters a second later (model/message_log.py, HeldPositions). False: a round trip to the
     # counters for each batch of sends, for a database that something else rewrites under the process (the test

@@ -70,21 +70,29 @@ def newest(collection, room_id, floor, ceiling, wanted, gap_seconds):
 
 def newer(collection, room_id, above, ceiling, wanted, gap_seconds):
     """Up to `wanted` messages after position `above`, oldest first, stopping before a pending position."""
-    old_before = utcnow() - timedelta(seconds=gap_seconds)
-    page, expect = [], above + 1
-    for doc in _windows(collection, room_id, above + 1, ceiling, wanted, ascending=True):
-        if doc["seq"] != expect:
-            missing = range(expect, doc["seq"])
-            if doc["time_stamp"] > old_before or len(missing) > MAX_FILL:
-                break  # still being written (or too much to fill in one read): the next read goes on
-            if not all(fill_gap(room_id, seq) for seq in missing):
-                break  # a late message took a position: the next read returns it
-        expect = doc["seq"] + 1
+    page = []
+    for doc in settled(collection, room_id, above, ceiling, wanted, gap_seconds):
         if not doc.get("gap"):
             page.append(doc)
             if len(page) == wanted:
                 break
     return page
+
+
+def settled(collection, room_id, above, ceiling, size, gap_seconds):
+    """Yield the room's documents (tombstones too) after position `above`, in order, up to `ceiling`, stopping before
+    a pending position: each one yielded settles every position up to its own. Windows start at `size` positions."""
+    old_before = utcnow() - timedelta(seconds=gap_seconds)
+    expect = above + 1
+    for doc in _windows(collection, room_id, above + 1, ceiling, size, ascending=True):
+        if doc["seq"] != expect:
+            missing = range(expect, doc["seq"])
+            if doc["time_stamp"] > old_before or len(missing) > MAX_FILL:
+                return  # still being written (or too much to fill in one read): the next read goes on
+            if not all(fill_gap(room_id, seq) for seq in missing):
+                return  # a late message took a position: the next read returns it
+        expect = doc["seq"] + 1
+        yield doc
 
 
 def settled_top(collection, room_id, floor, ceiling, gap_seconds):

@@ -40,7 +40,7 @@ def start(app: Flask) -> RedisStore | None:
     for name, handler in controls.items():
         transport.on_control(name, _in_context(app, handler))
     transport.on_reconnect(_in_context(app, catch_up))
-    transport.start(socketio.server)
+    transport.start(socketio.server, _in_context(app, messages.settled))
     store = None
     if app.config["REDIS_URL"]:
         store = RedisStore(

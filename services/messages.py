@@ -150,6 +150,19 @@ def _announce(message: Message) -> None:
     notify.notify_message(message)
 
 
+def settled(channel: str, first: int, last: int) -> list[tuple[int, dict | None]]:
+    """A room's positions from `first` to `last` that are settled, in order, each with its message as the room's
+    `message` event carries it (None: a tombstone, or a message no longer to broadcast), stopping before a position
+    still being written; one allocated GAP_SECONDS ago and still empty is filled (`message_scan.settled`)."""
+    room_id, gap_seconds = ObjectId(channel), current_app.config["GAP_SECONDS"]
+    docs = message_scan.settled(Message._get_collection(), room_id, first - 1, last, last - first + 1, gap_seconds)
+    unsent = ("gap", "stub", "deleted")
+    return [
+        (doc["seq"], None if any(doc.get(key) for key in unsent) else notify.message_payload(Message._from_son(doc)))
+        for doc in docs
+    ]
+
+
 def stored_since(since: datetime) -> list[Message]:
     """The live messages stored since a time, oldest first (to broadcast again what a dead process may not have)."""
     return list(Message.objects(id__gt=ObjectId.from_datetime(since), gap__ne=True, stub__ne=True).order_by("id"))

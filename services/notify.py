@@ -22,6 +22,7 @@ from utils.schemas.events import OnlineUserSchema
 from utils.schemas.messages import MessageSchema
 from utils.schemas.rooms import RoomSchema
 from utils.timefmt import iso
+from utils.transport.ordering import Positioned
 
 if TYPE_CHECKING:  # services.rooms imports this module
     from services.rooms import RoomView
@@ -53,8 +54,14 @@ def notify_room_added(user_id: ObjectId, room: "RoomView") -> None:
 
 
 def notify_message(message: MessageFields) -> None:
-    """Broadcast a new message to its room, the sender's sockets included."""
-    socketio.emit("message", _message.dump(message), to=str(message.room))
+    """Broadcast a new message to its room, the sender's sockets included, with its position: every process delivers
+    a room's messages in their positions' order (`utils/transport/ordering.py`)."""
+    socketio.emit("message", Positioned(message_payload(message), message.seq), to=str(message.room))
+
+
+def message_payload(message: MessageFields) -> dict:
+    """A message as its room's `message` event carries it."""
+    return _message.dump(message)
 
 
 def notify_message_updated(message: MessageFields) -> None:

@@ -7,7 +7,9 @@ Each test counts what was acknowledged, stored and delivered: 0 lost, 0 duplicat
   until GAP_SECONDS, then is filled with a tombstone;
 - evictions and logouts without a trustworthy Redis index: Redis restarted, Redis down with one
   process, a process stalled past NODE_TTL_SECONDS and swept;
-- broadcasts missed while Redis hangs, or by a process killed before it could publish;
+- broadcasts missed while Redis hangs, or by a process killed before it could publish; a
+  message stored through one process reaching the other's sockets before a later one stored
+  there, and none past a position still being written;
 - `resync {rooms}` after a Redis restart;
 - a hung Redis (SIGSTOP) must not slow sends down, rate limits on or off.
 """
@@ -394,12 +396,16 @@ def test_after_stops_before_an_allocated_unstored_position_until_gap_seconds(nod
     api = Api(nodes.a.url)
     owner = make_user()
     room = _room(api, owner)
+    watcher = connect(owner, url=nodes.a.url)
+    _joined(watcher, room)
     first = api.post("/api/send", owner.token, json={"room": room, "messageBody": "first"}).json()
+    assert _got(watcher, first["id"], 5)
     # A writer that allocated the next position and stalled before storing it.
     counter = db.room_counters.find_one_and_update({"_id": ObjectId(room)}, {"$inc": {"seq": 1}}, return_document=True)
     stalled = counter["seq"]
     second = api.post("/api/send", owner.token, json={"room": room, "messageBody": "second"}).json()
     assert db.messages.find_one({"_id": ObjectId(second["id"])})["seq"] == stalled + 1
+    assert not _got(watcher, second["id"], GAP / 2), "a socket got a message past a position still being written"
     page = api.get(f"/api/messages?room={room}&after={first['id']}", owner.token).json()
     assert page == {"messages": [], "nextCursor": None}, "a reader was handed a cursor past an unstored position"
     client = connect(owner, url=nodes.b.url)
@@ -416,6 +422,7 @@ def test_after_stops_before_an_allocated_unstored_position_until_gap_seconds(nod
     tombstone = db.messages.find_one({"room": ObjectId(room), "seq": stalled})
     assert tombstone is not None and tombstone.get("gap") is True, tombstone
     assert client.call("sync", {"room": room, "after": first["id"]})["messages"] == [second]
+    assert _got(watcher, second["id"], 5) and _copies(watcher, second["id"]) == 1, "held for good, or twice"
 
 
 # ---------------------------------------------------------------- 3. evictions and logouts (item 2)
@@ -531,6 +538,33 @@ def test_a_message_sent_while_redis_hangs_reaches_the_other_process_once(nodes, 
     assert _got(b, sent["id"], 10), "the other process never got a message sent while Redis hung"
     time.sleep(TTL)  # nodes counted dead while Redis hung re-broadcast what they stored: all of it is dropped
     assert (_copies(a, sent["id"]), _copies(b, sent["id"])) == (1, 1)
+
+
+def test_a_message_stored_through_the_other_process_reaches_sockets_before_a_later_one_stored_here(
+    nodes, connect, make_user
+):
+    """Redis hangs, so B's message cannot come through it: A's later one waits for it (ORDER_HOLD_MS), then A reads
+    it from the database and delivers both in position order. A client that resumes after the last message it got
+    (`sync` after it) then skips nothing; Redis's copy, once it comes, is dropped."""
+    owner, alice, bob = make_user(), make_user(), make_user()
+    room = _room(Api(nodes.a.url), owner, [alice, bob])
+    watcher, here, there = (
+        connect(owner, url=nodes.a.url),
+        connect(alice, url=nodes.a.url),
+        connect(bob, url=nodes.b.url),
+    )
+    for client in (watcher, here, there):
+        _joined(client, room)
+    _until_linked(there, [watcher], room)
+    with stopped(nodes.redis.proc):
+        earlier = there.call("message", {"room": room, "messageBody": "stored through B"})["message"]
+        later = here.call("message", {"room": room, "messageBody": "stored through A"})["message"]
+        watcher.wait_for("message", lambda m: m["id"] == later["id"], timeout=FAST - 0.5)  # before a publish times out
+        order = [m["id"] for m in watcher.received("message") if m["id"] in (earlier["id"], later["id"])]
+        assert order == [earlier["id"], later["id"]], "a socket got a message before an earlier one of its room"
+    assert _got(there, later["id"], 10)
+    time.sleep(1)  # B's broadcast of the earlier message comes through Redis now
+    assert (_copies(watcher, earlier["id"]), _copies(watcher, later["id"])) == (1, 1)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,8 @@ What we change there, and why, is in this package and nowhere else:
   packets wait, one pinger per process (eventlet);
 - `fanout`: a room broadcast's WebSocket frame built once and written straight to each idle
   WebSocket, the others queued as before (eventlet; the managers deliver through it);
+- `ordering`: with Redis, a room's chat messages delivered to this process's sockets in
+  position order, whichever process stored them;
 - `members()`: the sockets this process has in a Socket.IO room (`manager.rooms`).
 
 `check_internals()` runs at start-up and refuses to start, naming what moved, when an
@@ -311,7 +313,13 @@ def connection_pool(server, size):
 def client_manager(config):
     """The client manager: over Redis when REDIS_URL is set, else this process alone."""
     if config["REDIS_URL"]:
-        return QueueManager(config["REDIS_URL"], config["SOCKETIO_CHANNEL"], config["PUBLISH_TIMEOUT_SECONDS"])
+        return QueueManager(
+            config["REDIS_URL"],
+            config["SOCKETIO_CHANNEL"],
+            config["PUBLISH_TIMEOUT_SECONDS"],
+            order_hold=config["ORDER_HOLD_MS"] / 1000,
+            order_max_wait=2 * config["GAP_SECONDS"],  # a dead writer's position is filled after GAP_SECONDS
+        )
     return LocalManager()
 
 
@@ -365,10 +373,12 @@ def control(server, name, payload):
     server.emit(hub.CONTROL_PREFIX + name, payload, namespace=NAMESPACE)
 
 
-def start(server):
-    """A serving process publishes in the background (jobs publish as they emit)."""
+def start(server, settle):
+    """A serving process publishes in the background (jobs publish as they emit) and delivers each room's messages
+    in position order, asking `settle(room, first, last)` what is stored when one is late (`ordering.RoomOrder`)."""
     if isinstance(server.manager, QueueManager):
         server.manager.start()
+        server.manager.order.settle = settle
 
 
 def queue_down(server):

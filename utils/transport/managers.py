@@ -13,12 +13,15 @@ process over Redis. The queue manager also:
   queued before it, to every process, so the request that caused it answers after the
   others have it (not while its own subscription is down: nothing would come back);
 - listens on a connection of its own and, when it comes back after a failure, runs the
-  reconnect hooks (the services re-check memberships and tell sockets to `resync`).
+  reconnect hooks (the services re-check memberships and tell sockets to `resync`);
+- delivers each room's chat messages, made here or come from Redis, in their positions' order
+  (`ordering.RoomOrder`), the position sent beside each broadcast to the other processes.
 """
 
 import time
 import uuid
 from collections import deque
+from functools import partial
 
 from redis import Redis
 from socketio import RedisManager
@@ -27,6 +30,7 @@ from utils import metrics
 from utils.outage import Outage
 from utils.transport import hub
 from utils.transport.fanout import FanoutManager
+from utils.transport.ordering import Positioned, RoomOrder
 
 outage = Outage("redis (message queue)", "broadcasts reach this process's sockets only")
 
@@ -128,9 +132,11 @@ class QueueManager(RedisManager, Counted):
     the local delivery that `PubSubManager._handle_emit` (and an emit with `ignore_queue`) calls.
     """
 
-    def __init__(self, url, channel, publish_timeout=2, max_backlog=10_000):
+    def __init__(self, url, channel, publish_timeout=2, order_hold=0.25, order_max_wait=20, max_backlog=10_000):
         super().__init__(url, channel=channel)
         self.publish_timeout = publish_timeout
+        self.order_hold, self.order_max_wait = order_hold, order_max_wait
+        self.order = None  # set by start(): until then (jobs), deliver as emitted
         self.backlog = deque(maxlen=max_backlog)
         self.publisher = None  # set by start(): until then (jobs), publish synchronously
         self.pending = None
@@ -145,16 +151,36 @@ class QueueManager(RedisManager, Counted):
         """
         self.pending = self.server.eio.create_event()
         self.publisher = self.server.start_background_task(self._publish_backlog)
+        self.order = RoomOrder(self.server, self._listened, self._deliver_stored, self.order_hold, self.order_max_wait)
         if not self.server.manager_initialized:
             self.server.manager_initialized = True
             self.initialize()
 
     def _handle_emit(self, message):
+        """Deliver an emit, made here or come from Redis, to this process's sockets: a room's chat messages in their
+        positions' order (`ordering`)."""
         data = message["data"][0] if len(message["data"]) == 1 else message["data"]
+        position = message.get("position", getattr(data, "position", None))
+        if position is None or self.order is None:
+            self._deliver(message, data)
+        else:
+            self.order.offer(message["room"], position, partial(self._deliver, message, data))
+
+    def _deliver(self, message, data):
         if hub.accept(message["event"], data):
             super()._handle_emit(message)
 
+    def _deliver_stored(self, room, payload):
+        """A message read from the database whose broadcast has not come: to this process's sockets alone."""
+        self._deliver({"event": "message", "data": [payload], "namespace": "/", "room": room}, payload)
+
+    def _listened(self, room):
+        return bool(self.rooms.get("/", {}).get(room))
+
     def _publish(self, data):
+        payload = data.get("data")
+        if isinstance(payload, list) and payload and isinstance(payload[0], Positioned):
+            data = {**data, "position": payload[0].position}  # the payload's own key would reach the clients
         if self.publisher is None:
             self._send([data])
             return

@@ -1,0 +1,92 @@
+"""What a process does with a room's message that arrives before an earlier one (utils/transport/ordering.py), on
+real threads: the database's answers are given here, the cluster tests (tests/test_faults.py) ask a real one."""
+
+import threading
+import time
+
+import socketio
+from pymongo.errors import ServerSelectionTimeoutError
+
+from utils.transport.ordering import RoomOrder
+
+HOLD = 0.05
+
+
+class Room:
+    """A RoomOrder for room "r", recording what reaches the sockets, and what the database is asked and answers."""
+
+    def __init__(self, listened=True, settled=(), max_held=10_000, max_wait=5):
+        self.got, self.asked, self.settled = [], [], list(settled)
+        self.done = threading.Event()
+        server = socketio.Server(async_mode="threading")
+        self.order = RoomOrder(server, lambda room: listened, self._stored, HOLD, max_wait, max_held=max_held)
+        self.order.settle = self._settle
+
+    def offer(self, *positions):
+        for position in positions:
+            self.order.offer("r", position, lambda position=position: self.got.append(position))
+
+    def _stored(self, room, payload):
+        self.got.append(payload)
+
+    def _settle(self, room, first, last):
+        self.asked.append((first, last))
+        answer = self.settled.pop(0) if self.settled else []
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def until(self, count, timeout=5):
+        deadline = time.monotonic() + timeout
+        while len(self.got) < count:
+            assert time.monotonic() < deadline, self.got
+            time.sleep(0.01)
+        return self.got
+
+
+def test_a_late_message_is_held_until_the_earlier_ones_arrive():
+    room = Room()
+    room.offer(1, 4, 3)
+    assert room.got == [1]
+    room.offer(2)
+    assert room.got == [1, 2, 3, 4] and room.order.held == {}
+
+
+def test_what_the_database_settles_is_delivered_in_order_with_what_was_held():
+    """Position 2 stored (its broadcast lost), 3 a tombstone, 5 still being written: 4 waits for 5."""
+    room = Room(settled=[[(2, "stored 2"), (3, None), (4, "stored 4")]])
+    room.offer(1, 4, 6)
+    assert room.until(3) == [1, "stored 2", 4]  # 4's own broadcast, not the database's copy
+    assert room.asked[0] == (2, 4) and room.order.next["r"] == 5
+    room.offer(2)  # its broadcast, late: at once (the managers drop a second delivery of a message)
+    assert room.got == [1, "stored 2", 4, 2]
+    room.offer(5)
+    assert room.got[-2:] == [5, 6] and room.order.held == {}
+
+
+def test_when_the_database_cannot_answer_what_is_held_goes_out_in_order():
+    room = Room(settled=[ServerSelectionTimeoutError("down")])
+    room.offer(1, 5, 3)
+    assert room.until(3) == [1, 3, 5] and room.order.next["r"] == 6
+    room.offer(2)
+    assert room.got == [1, 3, 5, 2]
+
+
+def test_a_room_held_past_max_wait_goes_on():
+    room = Room(max_wait=HOLD * 3)  # the database never settles position 2 (its room deleted meanwhile, say)
+    room.offer(1, 3)
+    assert room.until(2, timeout=2) == [1, 3] and len(room.asked) >= 2
+
+
+def test_a_room_holds_at_most_max_held():
+    room = Room(max_held=3)
+    room.offer(1, 3, 4, 5)
+    assert room.got == [1]
+    room.offer(6)
+    assert room.got == [1, 3, 4, 5, 6] and room.order.held == {}
+
+
+def test_a_room_with_no_socket_here_holds_nothing():
+    room = Room(listened=False)
+    room.offer(1, 3, 2)
+    assert room.got == [1, 3, 2] and room.asked == []

@@ -1,0 +1,134 @@
+"""A room's chat messages reach this process's sockets in position order, whichever process stored them.
+
+With several processes, a message stored through another one comes through Redis, and can
+arrive after a later one stored here and broadcast at once. A client that resumes from the
+last message it got (`sync` after it) would skip the earlier one. So, for each room this
+process has sockets in, a message (`Positioned`: the broadcast's payload and its position)
+whose position is past the next one expected is held until the positions before it arrive.
+
+A hold that lasts `hold_seconds` asks the database (`settle`, given by the services): it
+returns the room's positions that are settled from the next expected one on, in order, each
+with what to deliver (a message stored whose broadcast has not come, or that never will: its
+process died, or Redis hangs) or None (a tombstone). It stops before a position still being
+written, as history readers do (model/message_scan.py), so a writer that died holds the room
+back until GAP_SECONDS, then its position is filled and the room goes on. A message that
+comes after its position was given up, or again (a retry broadcasts the original), is
+delivered at once: the managers' `hub.accept` drops a second delivery.
+
+When the database cannot answer, a room has held messages for `max_wait` seconds (its room
+deleted meanwhile, say), or it holds more than `max_held`, what is held is delivered in order
+at once: nothing is held longer than the database can say why.
+"""
+
+import logging
+import threading
+import time
+
+from utils.outage import log_failure
+
+log = logging.getLogger("chat.transport")
+
+
+class Positioned(dict):
+    """A message's broadcast payload, knowing its position in its room (sent beside it to the other processes)."""
+
+    __slots__ = ("position",)
+
+    def __init__(self, payload, position):
+        super().__init__(payload)
+        self.position = position
+
+
+class RoomOrder:
+    """Deliveries of each room's messages in position order (see the module)."""
+
+    def __init__(self, server, listened, deliver_stored, hold_seconds, max_wait, max_held=10_000, max_rooms=100_000):
+        self.server = server
+        self.listened = listened  # room -> whether this process has sockets in it
+        self.deliver_stored = deliver_stored  # (room, payload): a message read from the database, to this process
+        self.hold_seconds, self.max_wait = hold_seconds, max_wait
+        self.max_held, self.max_rooms = max_held, max_rooms
+        self.settle = None  # (room, first, last) -> [(position, payload or None)]; set by the services
+        self.lock = threading.Lock()  # deliveries are made holding it, in order
+        self.next = {}  # room -> the next position to deliver
+        self.held = {}  # room -> {position: deliver}, for rooms waiting for an earlier position
+
+    def offer(self, room, position, deliver):
+        """Deliver (call `deliver()`) now, or once every earlier position of the room is delivered or given up."""
+        with self.lock:
+            expected = self.next.get(room, position)
+            if position < expected:
+                _run(deliver)
+                return
+            if position > expected and (room in self.held or (self.settle is not None and self.listened(room))):
+                held = self.held.get(room)
+                if held is None:
+                    held = self.held[room] = {}
+                    self.server.start_background_task(self._wait, room, held)
+                held[position] = deliver
+                if len(held) > self.max_held:
+                    log.warning("room %s held %d messages for an earlier one: delivered now", room, len(held))
+                    self._release(room)
+                return
+            _run(deliver)
+            self._advance(room, position + 1)
+
+    def _advance(self, room, position):
+        held = self.held.get(room)
+        while held and position in held:
+            _run(held.pop(position))
+            position += 1
+        if held is not None and not held:
+            del self.held[room]
+        self.next[room] = position
+        if len(self.next) > self.max_rooms:
+            oldest = next(key for key in self.next if key not in self.held)
+            del self.next[oldest]
+
+    def _release(self, room):
+        held = self.held.pop(room)
+        for position in sorted(held):
+            _run(held[position])
+        self.next[room] = max(held) + 1
+
+    def _wait(self, room, held):
+        """While the room holds messages (`held`, until the room is caught up): every `hold_seconds`, deliver what the
+        database says is settled."""
+        started = time.monotonic()
+        while True:
+            self.server.sleep(self.hold_seconds)
+            with self.lock:
+                if self.held.get(room) is not held:
+                    return
+                first, last = self.next[room], min(held)
+            settled = None
+            if time.monotonic() - started > self.max_wait:
+                log.warning("room %s: positions from %d still unsettled; delivering what is held", room, first)
+            else:
+                try:
+                    settled = self.settle(room, first, last)
+                except Exception:  # the database out of reach: nothing is held longer than it can say why
+                    log_failure(log, "room %s: positions %d-%d not read; delivering what is held", room, first, last)
+            with self.lock:
+                if self.held.get(room) is not held:
+                    return
+                if settled is None:
+                    self._release(room)
+                    return
+                for position, payload in settled:
+                    if position >= self.next[room]:
+                        deliver = held.pop(position, None)  # the broadcast's own delivery, when it came
+                        if deliver is not None:
+                            _run(deliver)
+                        elif payload is not None:
+                            _run(self.deliver_stored, room, payload)
+                        self.next[room] = position + 1
+                self._advance(room, self.next[room])
+
+
+def _run(deliver, *args):
+    """One delivery; one that fails is logged, and the room goes on."""
+    try:
+        deliver(*args)
+    except Exception:
+        log.exception("a message's delivery to this process's sockets failed")
