@@ -29,6 +29,7 @@ from bson import ObjectId
 
 from model import embedded
 from tests.support import Api, LiveServer, RedisServer, SocketClient, register
+from tests.test_metrics import scrape
 
 TTL = 3  # NODE_TTL_SECONDS of every cluster here
 GAP = 2  # GAP_SECONDS of every cluster here
@@ -565,6 +566,8 @@ def test_a_message_stored_through_the_other_process_reaches_sockets_before_a_lat
     assert _got(there, later["id"], 10)
     time.sleep(1)  # B's broadcast of the earlier message comes through Redis now
     assert (_copies(watcher, earlier["id"]), _copies(watcher, later["id"])) == (1, 1)
+    counted = scrape(nodes.a.url)
+    assert counted.value("chat_messages_held_total") >= 1 and counted.value("chat_messages_read_for_order_total") >= 1
 
 
 @contextlib.contextmanager

@@ -1,7 +1,6 @@
 """What a process does with a room's message that arrives before an earlier one (utils/transport/ordering.py), on
 real threads: the database's answers are given here, the cluster tests (tests/test_faults.py) ask a real one."""
 
-import threading
 import time
 
 import socketio
@@ -15,16 +14,15 @@ HOLD = 0.05
 class Room:
     """A RoomOrder for room "r", recording what reaches the sockets, and what the database is asked and answers."""
 
-    def __init__(self, listened=True, settled=(), max_held=10_000, max_wait=5):
+    def __init__(self, listened=True, settled=(), max_wait=5, **limits):
         self.got, self.asked, self.settled = [], [], list(settled)
-        self.done = threading.Event()
         server = socketio.Server(async_mode="threading")
-        self.order = RoomOrder(server, lambda room: listened, self._stored, HOLD, max_wait, max_held=max_held)
+        self.order = RoomOrder(server, lambda room: listened, self._stored, HOLD, max_wait, **limits)
         self.order.settle = self._settle
 
-    def offer(self, *positions):
+    def offer(self, *positions, room="r"):
         for position in positions:
-            self.order.offer("r", position, lambda position=position: self.got.append(position))
+            self.order.offer(room, position, lambda position=position: self.got.append(position))
 
     def _stored(self, room, payload):
         self.got.append(payload)
@@ -90,3 +88,14 @@ def test_a_room_with_no_socket_here_holds_nothing():
     room = Room(listened=False)
     room.offer(1, 3, 2)
     assert room.got == [1, 3, 2] and room.asked == []
+
+
+def test_the_room_quiet_longest_is_forgotten_first():
+    room = Room(max_rooms=2)
+    room.offer(1, room="a")
+    room.offer(1, room="b")
+    room.offer(2, room="a")
+    room.offer(1, room="c")
+    assert list(room.order.next) == ["a", "c"]
+    room.offer(5, room="b")  # starts again from its next message
+    assert room.got == [1, 1, 2, 1, 5]

@@ -49,6 +49,16 @@ PUBLISH_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+MESSAGES_HELD = Counter(
+    "chat_messages_held",
+    "Room messages held back until an earlier one, stored through another process, was delivered or given up.",
+    registry=REGISTRY,
+)
+MESSAGES_READ_FOR_ORDER = Counter(
+    "chat_messages_read_for_order",
+    "Messages whose broadcast was late or lost, read from the database to deliver a room's messages in order.",
+    registry=REGISTRY,
+)
 DB_SECONDS = Histogram(
     "chat_db_command_seconds",
     "Database command round trips as the driver measured them, by command name.",

@@ -15,15 +15,18 @@ back until GAP_SECONDS, then its position is filled and the room goes on. A mess
 comes after its position was given up, or again (a retry broadcasts the original), is
 delivered at once: the managers' `hub.accept` drops a second delivery.
 
-When the database cannot answer, a room has held messages for `max_wait` seconds (its room
+When the database cannot answer, a room has held messages for `max_wait` seconds (the room
 deleted meanwhile, say), or it holds more than `max_held`, what is held is delivered in order
-at once: nothing is held longer than the database can say why.
+at once: nothing is held longer than the database can say why. The next position of at most
+`max_rooms` rooms is kept; the one quiet longest is forgotten, and starts again from its next
+message.
 """
 
 import logging
 import threading
 import time
 
+from utils import metrics
 from utils.outage import log_failure
 
 log = logging.getLogger("chat.transport")
@@ -66,6 +69,7 @@ class RoomOrder:
                     held = self.held[room] = {}
                     self.server.start_background_task(self._wait, room, held)
                 held[position] = deliver
+                metrics.MESSAGES_HELD.inc()
                 if len(held) > self.max_held:
                     log.warning("room %s held %d messages for an earlier one: delivered now", room, len(held))
                     self._release(room)
@@ -80,10 +84,11 @@ class RoomOrder:
             position += 1
         if held is not None and not held:
             del self.held[room]
+        self.next.pop(room, None)  # to the end: the first rooms are the ones quiet longest
         self.next[room] = position
         if len(self.next) > self.max_rooms:
-            oldest = next(key for key in self.next if key not in self.held)
-            del self.next[oldest]
+            quiet = next(key for key in self.next if key not in self.held)
+            del self.next[quiet]
 
     def _release(self, room):
         held = self.held.pop(room)
@@ -121,6 +126,7 @@ class RoomOrder:
                         if deliver is not None:
                             _run(deliver)
                         elif payload is not None:
+                            metrics.MESSAGES_READ_FOR_ORDER.inc()
                             _run(self.deliver_stored, room, payload)
                         self.next[room] = position + 1
                 self._advance(room, self.next[room])
