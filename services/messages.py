@@ -2,6 +2,7 @@
 
 import time
 from datetime import datetime
+from functools import partial
 
 from bson import ObjectId
 from flask import current_app
@@ -201,7 +202,8 @@ def do_edit_message(user: User, message_id: str, body: str) -> Message:
     message, room, _ = readable_message(user, message_id)
     check_can_edit_message(user, message)
     named, mentions_room = mentions.resolve(user, room.id, body)
-    updated = update_one_by_id(
+    write = partial(
+        update_one_by_id,
         Message,
         message.id,
         {"deleted": False},
@@ -211,9 +213,9 @@ def do_edit_message(user: User, message_id: str, body: str) -> Message:
         set__mentions_room=mentions_room,
         set__search_keys=search_keys.message_keys(body, room.id, named, mentions_room),
     )
+    updated = notify.notify_message_updated(message.id, write)
     if updated is None:
         raise NotFound.message(message_id)
-    notify.notify_message_updated(updated)
     mentions.notify_mentioned(updated, room.kind, before=message)
     return updated
 
@@ -222,18 +224,22 @@ def do_delete_message(user: User, message_id: str) -> None:
     """Soft-delete a message (author, room owner/moderators, admins) and broadcast `message_deleted`."""
     message, _, role = readable_message(user, message_id)
     check_can_delete_message(user, message, role)
-    deleted = Message.objects(id=message.id, deleted=False).update_one(
-        set__deleted=True,
-        set__message_body="",
-        set__reactions=[],
-        set__mentions=[],
-        set__mentions_room=False,
-        set__attachments=[],
-        unset__search_keys=True,
-    )
-    if deleted:
-        pins.unpin_deleted(message)
-        notify.notify_message_deleted(message)
+
+    def delete() -> bool:
+        deleted = Message.objects(id=message.id, deleted=False).update_one(
+            set__deleted=True,
+            set__message_body="",
+            set__reactions=[],
+            set__mentions=[],
+            set__mentions_room=False,
+            set__attachments=[],
+            unset__search_keys=True,
+        )
+        if deleted:
+            pins.unpin_deleted(message)
+        return bool(deleted)
+
+    if notify.notify_message_deleted(message, delete):
         if message.reply_to is not None:
             threads.uncount_reply(message)
         if message.attachments:  # as read before the update: a message's files never change until it is deleted

@@ -6,17 +6,18 @@ every socket of theirs is in from connect (`live.connect`), on whatever process.
 
 A message's changes made at once (users reacting together) each broadcast the message, and
 their handlers run in no set order: a client keeping the last state it got would keep an old
-one. So a change's broadcast reads the message again, with a lock for that message held
+one. So a change is written, read back and broadcast with a lock for that message held
 (`in_order`), and this process's broadcasts of a message go from state to state in the
 database's order; a member's read receipts likewise (`read_state.do_mark_read`).
 """
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bson import ObjectId
 
-from model.message import Message, MessageFields
+from model.message import MessageFields
 from utils.extensions import socketio
 from utils.schemas.events import OnlineUserSchema
 from utils.schemas.messages import MessageSchema
@@ -64,18 +65,25 @@ def message_payload(message: MessageFields) -> dict:
     return _message.dump(message)
 
 
-def notify_message_updated(message: MessageFields) -> None:
-    """Broadcast a changed message (an edit, reactions, a pin, its thread's count) as it is now: as given when it is
-    no longer live (archived meanwhile)."""
-    with in_order(message.id):
-        now = Message.objects(id=message.id).first() or message
-        socketio.emit("message_updated", _message.dump(now), to=str(message.room))
+def notify_message_updated(message_id: ObjectId, write: Callable[[], MessageFields | None]) -> MessageFields | None:
+    """Change a message and broadcast it as it is after the change: `write()` makes the update and reads the message
+    back (None: the update did not apply, nothing is broadcast). Both hold the message's lock (`in_order`), so this
+    process's broadcasts of a message go from state to state in the database's order. Returns what `write` did."""
+    with in_order(message_id):
+        message = write()
+        if message is not None:
+            socketio.emit("message_updated", _message.dump(message), to=str(message.room))
+    return message
 
 
-def notify_message_deleted(message: MessageFields) -> None:
-    """Broadcast that a message was deleted (after its last `message_updated` from this process)."""
+def notify_message_deleted(message: MessageFields, delete: Callable[[], bool]) -> bool:
+    """Delete a message (`delete()`: whether it did) and broadcast that, holding the message's lock: no
+    `message_updated` of it leaves this process after its `message_deleted`."""
     with in_order(message.id):
-        socketio.emit("message_deleted", _deleted.dump(message), to=str(message.room))
+        deleted = delete()
+        if deleted:
+            socketio.emit("message_deleted", _deleted.dump(message), to=str(message.room))
+    return deleted
 
 
 def in_order(key) -> threading.Lock:

@@ -17,6 +17,7 @@ already (another pin of it under way, or left over) takes that slot over instead
 
 import random
 from datetime import timedelta
+from functools import partial
 
 from bson import ObjectId
 from mongoengine import NotUniqueError
@@ -48,9 +49,11 @@ def do_pin(user: User, message_id: str) -> Message:
             return message
         at = utcnow()
         if _take_slot(room, message, at):
-            pinned = update_one_by_id(Message, message.id, {"deleted": False, "pinned_at": None}, set__pinned_at=at)
+            write = partial(
+                update_one_by_id, Message, message.id, {"deleted": False, "pinned_at": None}, set__pinned_at=at
+            )
+            pinned = notify.notify_message_updated(message.id, write)
             if pinned is not None:
-                notify.notify_message_updated(pinned)
                 return pinned
         message = messages.live_message(message.id)
         if message.pinned:  # by another pin of it, whose slot this one took over: the slot gets that pin's time back
@@ -66,15 +69,18 @@ def do_unpin(user: User, message_id: str) -> Message:
         raise NotFound.message(message_id)
     if not message.pinned:
         return message
-    # This pin only: the slot is freed only if no pin of the message took it over meanwhile.
-    unpinned = update_one_by_id(
-        Message, message.id, {"deleted": False, "pinned_at": message.pinned_at}, set__pinned_at=None
-    )
-    if unpinned is None:  # unpinned, pinned again or deleted by other requests meanwhile
-        return messages.live_message(message.id)
-    Pin.objects(id=message.id, taken_at=message.pinned_at).delete()
-    notify.notify_message_updated(unpinned)
-    return unpinned
+
+    def unpin() -> Message | None:
+        # This pin only: the slot is freed only if no pin of the message took it over meanwhile.
+        unpinned = update_one_by_id(
+            Message, message.id, {"deleted": False, "pinned_at": message.pinned_at}, set__pinned_at=None
+        )
+        if unpinned is not None:
+            Pin.objects(id=message.id, taken_at=message.pinned_at).delete()
+        return unpinned
+
+    # None: unpinned, pinned again or deleted by other requests meanwhile
+    return notify.notify_message_updated(message.id, unpin) or messages.live_message(message.id)
 
 
 def unpin_deleted(message: MessageFields) -> None:

@@ -13,6 +13,7 @@ Entries are named with a filtered positional path (`reactions.$[r]`): SecantusDB
 positional `$` in findAndModify, the command that returns the message after the change.
 """
 
+from functools import partial
 from typing import NamedTuple
 
 from bson import ObjectId
@@ -53,15 +54,12 @@ def do_react(user: User, message_id: str, emoji: str, add: bool) -> Message:
         step = plan(message, user.id, emoji)
         if step is None:
             return message
-        changed = update_one_by_id(
-            Message,
-            message.id,
-            {"deleted": False, "__raw__": step.guard},
-            array_filters=step.array_filters,
-            __raw__=step.update,
+        guarded = {"deleted": False, "__raw__": step.guard}
+        write = partial(
+            update_one_by_id, Message, message.id, guarded, array_filters=step.array_filters, __raw__=step.update
         )
+        changed = notify.notify_message_updated(message.id, write)
         if changed is not None:
-            notify.notify_message_updated(changed)
             return changed
         message = messages.live_message(message.id)
     raise Conflict("the message's reactions kept changing; try again")

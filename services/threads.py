@@ -28,34 +28,36 @@ def root_of(room_id: ObjectId, reply_to: ObjectId) -> ObjectId:
 
 def count_reply(reply: MessageFields) -> None:
     """A reply was stored: its root counts it."""
-    root = update_raw_by_id(
-        Message._get_collection(),
-        {"_id": reply.reply_to},
-        {"$inc": {"reply_count": 1}, "$max": {"last_reply_at": reply.time_stamp}},
+    count = {"$inc": {"reply_count": 1}, "$max": {"last_reply_at": reply.time_stamp}}
+    notify.notify_message_updated(
+        reply.reply_to, lambda: _live(update_raw_by_id(Message._get_collection(), {"_id": reply.reply_to}, count))
     )
-    _announce(root)
 
 
 def uncount_reply(reply: MessageFields) -> None:
     """A reply was deleted: its root stops counting it, and its last reply time falls back to the newest left."""
     collection = Message._get_collection()
-    root = update_raw_by_id(collection, {"_id": reply.reply_to}, {"$inc": {"reply_count": -1}})
-    if root is not None and root.get("last_reply_at") == reply.time_stamp:
-        replies = replies_of(reply.room, reply.reply_to, {"$gte": 0})
-        newest_first = collection.find(replies, {"time_stamp": 1, "deleted": 1}).sort("seq", -1)
-        newest = next((doc for doc in newest_first if not doc["deleted"]), None)
-        # Only if no newer reply moved it meanwhile (its `$max` wins either way).
-        root = update_raw_by_id(
-            collection,
-            {"_id": root["_id"], "last_reply_at": reply.time_stamp},
-            {"$set": {"last_reply_at": newest["time_stamp"] if newest else None}},
-        ) or collection.find_one({"_id": root["_id"]})
-    _announce(root)
+
+    def uncount() -> Message | None:
+        root = update_raw_by_id(collection, {"_id": reply.reply_to}, {"$inc": {"reply_count": -1}})
+        if root is not None and root.get("last_reply_at") == reply.time_stamp:
+            replies = replies_of(reply.room, reply.reply_to, {"$gte": 0})
+            newest_first = collection.find(replies, {"time_stamp": 1, "deleted": 1}).sort("seq", -1)
+            newest = next((doc for doc in newest_first if not doc["deleted"]), None)
+            # Only if no newer reply moved it meanwhile (its `$max` wins either way).
+            root = update_raw_by_id(
+                collection,
+                {"_id": root["_id"], "last_reply_at": reply.time_stamp},
+                {"$set": {"last_reply_at": newest["time_stamp"] if newest else None}},
+            ) or collection.find_one({"_id": root["_id"]})
+        return _live(root)
+
+    notify.notify_message_updated(reply.reply_to, uncount)
 
 
-def _announce(root: dict | None) -> None:
-    if root is not None and not root.get("deleted"):
-        notify.notify_message_updated(Message._from_son(root))
+def _live(root: dict | None) -> Message | None:
+    """The root as read back after its update, when there is one to broadcast (not deleted)."""
+    return Message._from_son(root) if root is not None and not root.get("deleted") else None
 
 
 def page(collection, room_id, root_id, floor, ceiling, wanted, below=None, above=None, gap_seconds=None):
