@@ -84,6 +84,9 @@ class MessageFields(Document):
     stub = BooleanField()
     # The body's search keys and its mentions' (`utils/search_keys.py`), written with it; a deleted message has none.
     search_keys = ListField(StringField())
+    # Each change broadcast as `message_updated` increments it (`$inc` of "v") in its own write: every process
+    # delivers a message's states in this order, whichever made them (`utils/transport/ordering.py`).
+    version = IntField(db_field="v")
 
     meta = {"abstract": True}
 

@@ -212,6 +212,7 @@ def do_edit_message(user: User, message_id: str, body: str) -> Message:
         set__mentions=named,
         set__mentions_room=mentions_room,
         set__search_keys=search_keys.message_keys(body, room.id, named, mentions_room),
+        inc__version=1,
     )
     updated = notify.notify_message_updated(message.id, write)
     if updated is None:

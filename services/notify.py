@@ -23,7 +23,7 @@ from utils.schemas.events import OnlineUserSchema
 from utils.schemas.messages import MessageSchema
 from utils.schemas.rooms import RoomSchema
 from utils.timefmt import iso
-from utils.transport.ordering import Positioned
+from utils.transport.ordering import DELETED, Stamped
 
 if TYPE_CHECKING:  # services.rooms imports this module
     from services.rooms import RoomView
@@ -57,7 +57,7 @@ def notify_room_added(user_id: ObjectId, room: "RoomView") -> None:
 def notify_message(message: MessageFields) -> None:
     """Broadcast a new message to its room, the sender's sockets included, with its position: every process delivers
     a room's messages in their positions' order (`utils/transport/ordering.py`)."""
-    socketio.emit("message", Positioned(message_payload(message), message.seq), to=str(message.room))
+    socketio.emit("message", Stamped(message_payload(message), message.seq), to=str(message.room))
 
 
 def message_payload(message: MessageFields) -> dict:
@@ -72,8 +72,15 @@ def notify_message_updated(message_id: ObjectId, write: Callable[[], MessageFiel
     with in_order(message_id):
         message = write()
         if message is not None:
-            socketio.emit("message_updated", _message.dump(message), to=str(message.room))
+            socketio.emit("message_updated", _versioned(message), to=str(message.room))
     return message
+
+
+def _versioned(message: MessageFields) -> dict:
+    """The message as `message_updated` carries it, stamped with its version: every process delivers a message's
+    states in its versions' order, whichever process changed it (`utils/transport/ordering.py`)."""
+    payload = _message.dump(message)
+    return payload if message.version is None else Stamped(payload, message.version)
 
 
 def notify_message_deleted(message: MessageFields, delete: Callable[[], bool]) -> bool:
@@ -82,7 +89,7 @@ def notify_message_deleted(message: MessageFields, delete: Callable[[], bool]) -
     with in_order(message.id):
         deleted = delete()
         if deleted:
-            socketio.emit("message_deleted", _deleted.dump(message), to=str(message.room))
+            socketio.emit("message_deleted", Stamped(_deleted.dump(message), DELETED), to=str(message.room))
     return deleted
 
 

@@ -50,7 +50,12 @@ def do_pin(user: User, message_id: str) -> Message:
         at = utcnow()
         if _take_slot(room, message, at):
             write = partial(
-                update_one_by_id, Message, message.id, {"deleted": False, "pinned_at": None}, set__pinned_at=at
+                update_one_by_id,
+                Message,
+                message.id,
+                {"deleted": False, "pinned_at": None},
+                set__pinned_at=at,
+                inc__version=1,
             )
             pinned = notify.notify_message_updated(message.id, write)
             if pinned is not None:
@@ -73,7 +78,7 @@ def do_unpin(user: User, message_id: str) -> Message:
     def unpin() -> Message | None:
         # This pin only: the slot is freed only if no pin of the message took it over meanwhile.
         unpinned = update_one_by_id(
-            Message, message.id, {"deleted": False, "pinned_at": message.pinned_at}, set__pinned_at=None
+            Message, message.id, {"deleted": False, "pinned_at": message.pinned_at}, set__pinned_at=None, inc__version=1
         )
         if unpinned is not None:
             Pin.objects(id=message.id, taken_at=message.pinned_at).delete()

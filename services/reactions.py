@@ -56,7 +56,12 @@ def do_react(user: User, message_id: str, emoji: str, add: bool) -> Message:
             return message
         guarded = {"deleted": False, "__raw__": step.guard}
         write = partial(
-            update_one_by_id, Message, message.id, guarded, array_filters=step.array_filters, __raw__=step.update
+            update_one_by_id,
+            Message,
+            message.id,
+            guarded,
+            array_filters=step.array_filters,
+            __raw__={**step.update, "$inc": {"v": 1}},
         )
         changed = notify.notify_message_updated(message.id, write)
         if changed is not None:

@@ -28,7 +28,7 @@ def root_of(room_id: ObjectId, reply_to: ObjectId) -> ObjectId:
 
 def count_reply(reply: MessageFields) -> None:
     """A reply was stored: its root counts it."""
-    count = {"$inc": {"reply_count": 1}, "$max": {"last_reply_at": reply.time_stamp}}
+    count = {"$inc": {"reply_count": 1, "v": 1}, "$max": {"last_reply_at": reply.time_stamp}}
     notify.notify_message_updated(
         reply.reply_to, lambda: _live(update_raw_by_id(Message._get_collection(), {"_id": reply.reply_to}, count))
     )
@@ -39,7 +39,7 @@ def uncount_reply(reply: MessageFields) -> None:
     collection = Message._get_collection()
 
     def uncount() -> Message | None:
-        root = update_raw_by_id(collection, {"_id": reply.reply_to}, {"$inc": {"reply_count": -1}})
+        root = update_raw_by_id(collection, {"_id": reply.reply_to}, {"$inc": {"reply_count": -1, "v": 1}})
         if root is not None and root.get("last_reply_at") == reply.time_stamp:
             replies = replies_of(reply.room, reply.reply_to, {"$gte": 0})
             newest_first = collection.find(replies, {"time_stamp": 1, "deleted": 1}).sort("seq", -1)
@@ -48,7 +48,7 @@ def uncount_reply(reply: MessageFields) -> None:
             root = update_raw_by_id(
                 collection,
                 {"_id": root["_id"], "last_reply_at": reply.time_stamp},
-                {"$set": {"last_reply_at": newest["time_stamp"] if newest else None}},
+                {"$set": {"last_reply_at": newest["time_stamp"] if newest else None}, "$inc": {"v": 1}},
             ) or collection.find_one({"_id": root["_id"]})
         return _live(root)
 

@@ -8,13 +8,16 @@ import subprocess
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis
 import websocket
 
 from tests.support import ROOT, Api, LiveServer, RedisServer, SocketClient, assert_error
+from tests.test_fanout import ordered
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +89,28 @@ def test_rest_send_on_one_node_reaches_sockets_on_the_other(nodes, connect, make
     b.call("join", {})
     sent = Api(a_node.url).post("/api/send", alice.token, json={"messageBody": "over REST on A"}).json()
     assert b.wait_for("message") == sent
+
+
+def test_a_message_s_states_never_go_back_when_users_on_both_nodes_react_at_once(nodes, connect, make_user):
+    """Thirty users react at once, half through each process: each change is broadcast by the process that made it,
+    to its own sockets at once and to the other's through Redis, so a socket meets the two processes' states in no
+    set order. A client keeps the last state it got: no socket may get a state older than one it already has."""
+    a_node, b_node = nodes
+    author, users = make_user(), [make_user() for _ in range(30)]
+    observers = [ordered(connect(author, url=a_node.url)), ordered(connect(author, url=b_node.url))]
+    for observer in observers:
+        assert observer.call("join", {})["ok"] is True
+    message = Api(a_node.url).post("/api/send", author.token, json={"messageBody": "react to me"}).json()
+    sessions = [Api((a_node, b_node)[i % 2].url) for i in range(len(users))]  # made beforehand: they leave together
+    path = f"/api/messages/{message['id']}/reactions/{quote('👍')}"
+    with ThreadPoolExecutor(len(users)) as pool:
+        answers = list(pool.map(lambda i: sessions[i].put(path, users[i].token), range(len(users))))
+    assert [answer.status_code for answer in answers] == [200] * len(users)
+    for observer in observers:
+        observer.wait_for("message_updated", lambda m: m["reactions"][0]["count"] == len(users), timeout=20)
+        time.sleep(0.5)  # what else either process broadcast comes in meanwhile
+        counts = [m["reactions"][0]["count"] for m in observer.received("message_updated") if m["id"] == message["id"]]
+        assert counts == sorted(counts) and counts[-1] == len(users), counts
 
 
 def test_presence_and_multi_tab_across_nodes(nodes, connect, make_user):

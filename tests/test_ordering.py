@@ -6,7 +6,7 @@ import time
 import socketio
 from pymongo.errors import ServerSelectionTimeoutError
 
-from utils.transport.ordering import RoomOrder
+from utils.transport.ordering import DELETED, RoomOrder
 
 HOLD = 0.05
 
@@ -91,7 +91,7 @@ def test_a_room_with_no_socket_here_holds_nothing():
 
 
 def test_the_room_quiet_longest_is_forgotten_first():
-    room = Room(max_rooms=2)
+    room = Room(max_keys=2)
     room.offer(1, room="a")
     room.offer(1, room="b")
     room.offer(2, room="a")
@@ -99,3 +99,10 @@ def test_the_room_quiet_longest_is_forgotten_first():
     assert list(room.order.next) == ["a", "c"]
     room.offer(5, room="b")  # starts again from its next message
     assert room.got == [1, 1, 2, 1, 5]
+
+
+def test_a_message_s_state_older_than_one_delivered_is_dropped_and_none_after_its_deletion():
+    order = Room().order
+    assert [order.newer("m", version) for version in (2, 1, 2, 3)] == [True, False, False, True]
+    assert order.newer("m", DELETED) and not order.newer("m", 4)
+    assert order.newer("other", 1)

@@ -14,8 +14,9 @@ process over Redis. The queue manager also:
   others have it (not while its own subscription is down: nothing would come back);
 - listens on a connection of its own and, when it comes back after a failure, runs the
   reconnect hooks (the services re-check memberships and tell sockets to `resync`);
-- delivers each room's chat messages, made here or come from Redis, in their positions' order
-  (`ordering.RoomOrder`), the position sent beside each broadcast to the other processes.
+- delivers each room's chat messages, made here or come from Redis, in their positions' order,
+  and a message's states in its versions' order (`ordering.RoomOrder`), the stamp sent beside
+  each broadcast to the other processes.
 """
 
 import time
@@ -30,7 +31,7 @@ from utils import metrics
 from utils.outage import Outage
 from utils.transport import hub
 from utils.transport.fanout import FanoutManager
-from utils.transport.ordering import Positioned, RoomOrder
+from utils.transport.ordering import RoomOrder, Stamped
 
 outage = Outage("redis (message queue)", "broadcasts reach this process's sockets only")
 
@@ -158,13 +159,15 @@ class QueueManager(RedisManager, Counted):
 
     def _handle_emit(self, message):
         """Deliver an emit, made here or come from Redis, to this process's sockets: a room's chat messages in their
-        positions' order (`ordering`)."""
+        positions' order, a message's states in its versions' order (`ordering`)."""
         data = message["data"][0] if len(message["data"]) == 1 else message["data"]
-        position = message.get("position", getattr(data, "position", None))
-        if position is None or self.order is None:
+        stamp = message.get("stamp", getattr(data, "stamp", None))
+        if stamp is None or self.order is None:
             self._deliver(message, data)
-        else:
-            self.order.offer(message["room"], position, partial(self._deliver, message, data))
+        elif message["event"] == "message":
+            self.order.offer(message["room"], stamp, partial(self._deliver, message, data))
+        elif self.order.newer(data["id"], stamp):
+            self._deliver(message, data)
 
     def _deliver(self, message, data):
         if hub.accept(message["event"], data):
@@ -179,8 +182,8 @@ class QueueManager(RedisManager, Counted):
 
     def _publish(self, data):
         payload = data.get("data")
-        if isinstance(payload, list) and payload and isinstance(payload[0], Positioned):
-            data = {**data, "position": payload[0].position}  # the payload's own key would reach the clients
+        if isinstance(payload, list) and payload and isinstance(payload[0], Stamped):
+            data = {**data, "stamp": payload[0].stamp}  # the payload's own key would reach the clients
         if self.publisher is None:
             self._send([data])
             return

@@ -1,10 +1,12 @@
-"""A room's chat messages reach this process's sockets in position order, whichever process stored them.
+"""A room's chat messages, and a message's states, reach this process's sockets in the order the database took them,
+whichever process stored or changed them.
 
 With several processes, a message stored through another one comes through Redis, and can
 arrive after a later one stored here and broadcast at once. A client that resumes from the
 last message it got (`sync` after it) would skip the earlier one. So, for each room this
-process has sockets in, a message (`Positioned`: the broadcast's payload and its position)
-whose position is past the next one expected is held until the positions before it arrive.
+process has sockets in, a message (`Stamped`: the broadcast's payload, stamped with its
+position) whose position is past the next one expected is held until the positions before
+it arrive.
 
 A hold that lasts `hold_seconds` asks the database (`settle`, given by the services): it
 returns the room's positions that are settled from the next expected one on, in order, each
@@ -18,8 +20,12 @@ delivered at once: the managers' `hub.accept` drops a second delivery.
 When the database cannot answer, a room has held messages for `max_wait` seconds (the room
 deleted meanwhile, say), or it holds more than `max_held`, what is held is delivered in order
 at once: nothing is held longer than the database can say why. The next position of at most
-`max_rooms` rooms is kept; the one quiet longest is forgotten, and starts again from its next
-message.
+`max_keys` rooms is kept (and the version of as many messages); the one quiet longest is
+forgotten, and starts again from its next message.
+
+A changed message (`message_updated`) is stamped with its version, which each change of it
+increments in the same write: a state older than one delivered here already is dropped (a
+client keeps the last one it got), and so is any state after its `message_deleted`.
 """
 
 import logging
@@ -32,29 +38,35 @@ from utils.outage import log_failure
 log = logging.getLogger("chat.transport")
 
 
-class Positioned(dict):
-    """A message's broadcast payload, knowing its position in its room (sent beside it to the other processes)."""
+# The stamp of a message's deletion: later than every version of it.
+DELETED = 2**53
 
-    __slots__ = ("position",)
 
-    def __init__(self, payload, position):
+class Stamped(dict):
+    """A broadcast's payload with its stamp (sent beside it to the other processes, never to clients): a new
+    message's position in its room, a changed message's version, DELETED."""
+
+    __slots__ = ("stamp",)
+
+    def __init__(self, payload, stamp):
         super().__init__(payload)
-        self.position = position
+        self.stamp = stamp
 
 
 class RoomOrder:
     """Deliveries of each room's messages in position order (see the module)."""
 
-    def __init__(self, server, listened, deliver_stored, hold_seconds, max_wait, max_held=10_000, max_rooms=100_000):
+    def __init__(self, server, listened, deliver_stored, hold_seconds, max_wait, max_held=10_000, max_keys=100_000):
         self.server = server
         self.listened = listened  # room -> whether this process has sockets in it
         self.deliver_stored = deliver_stored  # (room, payload): a message read from the database, to this process
         self.hold_seconds, self.max_wait = hold_seconds, max_wait
-        self.max_held, self.max_rooms = max_held, max_rooms
+        self.max_held, self.max_keys = max_held, max_keys
         self.settle = None  # (room, first, last) -> [(position, payload or None)]; set by the services
         self.lock = threading.Lock()  # deliveries are made holding it, in order
         self.next = {}  # room -> the next position to deliver
         self.held = {}  # room -> {position: deliver}, for rooms waiting for an earlier position
+        self.versions = {}  # message id -> the latest stamp delivered of its states
 
     def offer(self, room, position, deliver):
         """Deliver (call `deliver()`) now, or once every earlier position of the room is delivered or given up."""
@@ -77,6 +89,15 @@ class RoomOrder:
             _run(deliver)
             self._advance(room, position + 1)
 
+    def newer(self, message_id, stamp):
+        """Whether a state of a message (its version, or DELETED) is newer than every one delivered here; if so, it is
+        the one delivered now."""
+        with self.lock:
+            if stamp <= self.versions.get(message_id, -1):
+                return False
+            _keep(self.versions, message_id, stamp, self.max_keys)
+            return True
+
     def _advance(self, room, position):
         held = self.held.get(room)
         while held and position in held:
@@ -84,11 +105,7 @@ class RoomOrder:
             position += 1
         if held is not None and not held:
             del self.held[room]
-        self.next.pop(room, None)  # to the end: the first rooms are the ones quiet longest
-        self.next[room] = position
-        if len(self.next) > self.max_rooms:
-            quiet = next(key for key in self.next if key not in self.held)
-            del self.next[quiet]
+        _keep(self.next, room, position, self.max_keys, self.held)
 
     def _release(self, room):
         held = self.held.pop(room)
@@ -130,6 +147,15 @@ class RoomOrder:
                             _run(self.deliver_stored, room, payload)
                         self.next[room] = position + 1
                 self._advance(room, self.next[room])
+
+
+def _keep(table, key, value, limit, busy=()):
+    """`table[key] = value`, at the end of the table: once it holds more than `limit` keys, the one quiet longest (the
+    first, not in `busy`) is forgotten, and starts again from its next stamp."""
+    table.pop(key, None)
+    table[key] = value
+    if len(table) > limit:
+        del table[next(quiet for quiet in table if quiet not in busy)]
 
 
 def _run(deliver, *args):
