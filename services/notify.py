@@ -131,12 +131,14 @@ def notify_typing(channel: str, user_id: str, user_name: str, typing: bool, skip
 
 
 def notify_read_receipt(
-    room_id: ObjectId, user_id: ObjectId, user_name: str, message_id: ObjectId, whole_room: bool
+    room_id: ObjectId, user_id: ObjectId, user_name: str, message_id: ObjectId, seq: int, whole_room: bool
 ) -> None:
-    """Tell a room how far a member has read, or only that member's sockets (a room too large for receipts)."""
+    """Tell a room how far a member has read (to the message at position `seq`), or only that member's sockets (a
+    room too large for receipts). Stamped with the position: every process delivers a member's receipts in the order
+    their marker moved, whichever process moved it (`utils/transport/ordering.py`)."""
     payload = {"room": str(room_id), "userId": str(user_id), "userName": user_name, "messageId": str(message_id)}
     channels = [user_channel(user_id), str(room_id)] if whole_room else [user_channel(user_id)]
-    socketio.emit("read_receipt", payload, to=channels)
+    socketio.emit("read_receipt", Stamped(payload, seq), to=channels)
 
 
 def notify_room_deleted(room_id: ObjectId) -> None:

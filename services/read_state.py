@@ -97,7 +97,8 @@ def do_mark_read(user: User, ref: str | None, message_id: ObjectId) -> ReadState
     with notify.in_order((room.id, user.id)):
         moved = behind and _move(room.id, user.id, message["seq"], message_id)
         if moved:
-            notify.notify_read_receipt(room.id, user.id, user.username, message_id, _receipts_to_room(room.id))
+            to_room = _receipts_to_room(room.id)
+            notify.notify_read_receipt(room.id, user.id, user.username, message_id, message["seq"], to_room)
     if moved:
         membership = _membership(room.id, user.id)
     if membership is None:  # they left meanwhile

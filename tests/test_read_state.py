@@ -415,6 +415,30 @@ def test_receipts_cross_processes_and_stop_at_the_room_size_limit(nodes, connect
     assert [e["messageId"] for e in watcher.received("read_receipt")] == [first]
 
 
+def test_a_member_s_receipts_never_go_back_when_they_read_through_both_processes_at_once(nodes, connect):
+    """A member reads forty messages from two devices, one on each process, not waiting for acks: each process sends
+    its own receipts to its sockets at once and the other's through Redis, so a socket met the two in no set order."""
+    api = Api(nodes[0].url)
+    alice, bob = register(api), register(api)
+    room = _room(api, alice)
+    _join(api, bob, room)
+    watchers = [ordered(connect(bob, url=node.url)) for node in nodes]
+    readers = [connect(alice, url=node.url) for node in nodes]
+    for client in watchers + readers:
+        assert client.call("join", {"room": room})["ok"] is True
+    ids = [_send(api, bob, room, f"m{i}")["id"] for i in range(40)]
+    acks = threading.Semaphore(0)
+    for i, message_id in enumerate(ids):
+        readers[i % 2].sio.emit("read", {"room": room, "messageId": message_id}, callback=lambda *_: acks.release())
+    for _ in ids:
+        assert acks.acquire(timeout=20)
+    for watcher in watchers:
+        watcher.wait_for("read_receipt", lambda e: e["messageId"] == ids[-1], timeout=10)
+        watcher.settle()
+        got = [ids.index(e["messageId"]) for e in watcher.received("read_receipt") if e["userId"] == alice.id]
+        assert got == sorted(got) and got[-1] == 39, got
+
+
 def test_readers_miss_no_move_written_while_they_are_read(in_process, api, make_user, db, monkeypatch):
     in_process()
     owner, member = make_user(), make_user()

@@ -83,6 +83,11 @@ class IndexedRooms(FanoutManager):
         return [room for room in self.rooms_of.get((namespace, sid), ()) if room is not None]
 
 
+def _stamped_state(event, data):
+    """What a stamped broadcast other than a new message is a state of: a member's read marker, or a message."""
+    return ("receipt", data["room"], data["userId"]) if event == "read_receipt" else data["id"]
+
+
 class _Pending(dict):
     """`pending_connect`: each list of sids python-socketio stores in it is kept as an insertion-ordered set."""
 
@@ -166,7 +171,7 @@ class QueueManager(RedisManager, Counted):
             self._deliver(message, data)
         elif message["event"] == "message":
             self.order.offer(message["room"], stamp, partial(self._deliver, message, data))
-        elif self.order.newer(data["id"], stamp):
+        elif self.order.newer(_stamped_state(message["event"], data), stamp):
             self._deliver(message, data)
 
     def _deliver(self, message, data):

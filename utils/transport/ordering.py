@@ -25,7 +25,8 @@ forgotten, and starts again from its next message.
 
 A changed message (`message_updated`) is stamped with its version, which each change of it
 increments in the same write: a state older than one delivered here already is dropped (a
-client keeps the last one it got), and so is any state after its `message_deleted`.
+client keeps the last one it got), and so is any state after its `message_deleted`. A
+member's `read_receipt` is stamped with the position their marker moved to, the same way.
 """
 
 import logging
@@ -44,7 +45,7 @@ DELETED = 2**53
 
 class Stamped(dict):
     """A broadcast's payload with its stamp (sent beside it to the other processes, never to clients): a new
-    message's position in its room, a changed message's version, DELETED."""
+    message's position in its room, a changed message's version or DELETED, a read receipt's position."""
 
     __slots__ = ("stamp",)
 
@@ -66,7 +67,7 @@ class RoomOrder:
         self.lock = threading.Lock()  # deliveries are made holding it, in order
         self.next = {}  # room -> the next position to deliver
         self.held = {}  # room -> {position: deliver}, for rooms waiting for an earlier position
-        self.versions = {}  # message id -> the latest stamp delivered of its states
+        self.versions = {}  # a message's id, or a read marker's key -> the latest stamp delivered of its states
 
     def offer(self, room, position, deliver):
         """Deliver (call `deliver()`) now, or once every earlier position of the room is delivered or given up."""
@@ -89,13 +90,13 @@ class RoomOrder:
             _run(deliver)
             self._advance(room, position + 1)
 
-    def newer(self, message_id, stamp):
-        """Whether a state of a message (its version, or DELETED) is newer than every one delivered here; if so, it is
-        the one delivered now."""
+    def newer(self, key, stamp):
+        """Whether a state (of a message: its version, or DELETED; of a member's read marker: its position) is newer
+        than every one of `key` delivered here; if so, it is the one delivered now."""
         with self.lock:
-            if stamp <= self.versions.get(message_id, -1):
+            if stamp <= self.versions.get(key, -1):
                 return False
-            _keep(self.versions, message_id, stamp, self.max_keys)
+            _keep(self.versions, key, stamp, self.max_keys)
             return True
 
     def _advance(self, room, position):
