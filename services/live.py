@@ -15,6 +15,7 @@ from model.room import Room
 from model.user import User
 from services import grants, messages, notify, presence, rooms
 from services.ratelimit import check_rate
+from utils import transport
 from utils.errors import AppError, Forbidden
 from utils.extensions import socketio
 from utils.transport import NAMESPACE, control, members
@@ -35,7 +36,11 @@ def join(sid: str, user: User, ref: str | None, legacy: bool = False) -> tuple[R
     since = grants.generation()
     room, role = rooms.do_join_room(user, ref)
     channel = str(room.id)
+    order = transport.ordering(socketio.server)
+    start = messages.settled_top(room) + 1 if order is not None and not order.listened(channel) else None
     socketio.server.enter_room(sid, channel, namespace=NAMESPACE)
+    if start is not None:  # the room's first socket here: its messages from there on come in order
+        order.start(channel, start)
     if grants.generation() != since:  # a membership changed while we read it: read it again, now in the channel
         try:
             rooms.do_join_room(user, room.id)

@@ -151,17 +151,26 @@ def _announce(message: Message) -> None:
     notify.notify_message(message)
 
 
-def settled(channel: str, first: int, last: int) -> list[tuple[int, dict | None]]:
-    """A room's positions from `first` to `last` that are settled, in order, each with its message as the room's
-    `message` event carries it (None: a tombstone, or a message no longer to broadcast), stopping before a position
-    still being written; one allocated GAP_SECONDS ago and still empty is filled (`message_scan.settled`)."""
+def settled(channel: str, first: int, last: int) -> list[tuple[int, str, dict | None]]:
+    """A room's positions from `first` to `last` that are settled, in order, each with its id and its message as the
+    room's `message` event carries it (None: a tombstone, or a message no longer to broadcast), stopping before a
+    position still being written; one allocated GAP_SECONDS ago and still empty is filled (`message_scan.settled`)."""
     room_id, gap_seconds = ObjectId(channel), current_app.config["GAP_SECONDS"]
     docs = message_scan.settled(Message._get_collection(), room_id, first - 1, last, last - first + 1, gap_seconds)
     unsent = ("gap", "stub", "deleted")
     return [
-        (doc["seq"], None if any(doc.get(key) for key in unsent) else notify.message_payload(Message._from_son(doc)))
-        for doc in docs
+        (doc["seq"], str(doc["_id"]), None if any(doc.get(key) for key in unsent) else _payload(doc)) for doc in docs
     ]
+
+
+def _payload(doc: dict) -> dict:
+    return notify.message_payload(Message._from_son(doc))
+
+
+def settled_top(room: Room) -> int:
+    """The highest position of a room with no position below it still being written."""
+    collection, gap_seconds = Message._get_collection(), current_app.config["GAP_SECONDS"]
+    return message_scan.settled_top(collection, room.id, room.archived_seq, top_position(room.id), gap_seconds)
 
 
 def stored_since(since: datetime) -> list[Message]:

@@ -29,6 +29,7 @@ from bson import ObjectId
 
 from model import embedded
 from tests.support import Api, LiveServer, RedisServer, SocketClient, register
+from tests.test_fanout import ordered
 from tests.test_metrics import scrape
 
 TTL = 3  # NODE_TTL_SECONDS of every cluster here
@@ -541,33 +542,60 @@ def test_a_message_sent_while_redis_hangs_reaches_the_other_process_once(nodes, 
     assert (_copies(a, sent["id"]), _copies(b, sent["id"])) == (1, 1)
 
 
+def _three_in_a_room(nodes, connect, make_user):
+    """A new room with a watcher and a sender on process A, a sender on B: (room, watcher, here, there)."""
+    owner, alice, bob = make_user(), make_user(), make_user()
+    room = _room(Api(nodes.a.url), owner, [alice, bob])
+    watcher = ordered(connect(owner, url=nodes.a.url))
+    here, there = connect(alice, url=nodes.a.url), connect(bob, url=nodes.b.url)
+    for client in (watcher, here, there):
+        _joined(client, room)
+    return room, watcher, here, there
+
+
+def _seen(client, messages):
+    """The ids among `messages` that `client` got, in the order it got them."""
+    ids = {message["id"] for message in messages}
+    return [m["id"] for m in client.received("message") if m["id"] in ids]
+
+
+@pytest.mark.parametrize("traffic_before", [True, False], ids=["after-traffic", "first-messages"])
 def test_a_message_stored_through_the_other_process_reaches_sockets_before_a_later_one_stored_here(
-    nodes, connect, make_user
+    nodes, connect, make_user, traffic_before
 ):
     """Redis hangs, so B's message cannot come through it: A's later one waits for it (ORDER_HOLD_MS), then A reads
     it from the database and delivers both in position order. A client that resumes after the last message it got
-    (`sync` after it) then skips nothing; Redis's copy, once it comes, is dropped."""
-    owner, alice, bob = make_user(), make_user(), make_user()
-    room = _room(Api(nodes.a.url), owner, [alice, bob])
-    watcher, here, there = (
-        connect(owner, url=nodes.a.url),
-        connect(alice, url=nodes.a.url),
-        connect(bob, url=nodes.b.url),
-    )
-    for client in (watcher, here, there):
-        _joined(client, room)
-    _until_linked(there, [watcher], room)
+    (`sync` after it) then skips nothing; Redis's copy, once it comes, is dropped. The room's first messages too: a
+    room's first socket on a process starts it from the room's settled position, not from the first message seen."""
+    room, watcher, here, there = _three_in_a_room(nodes, connect, make_user)
+    if traffic_before:
+        _until_linked(there, [watcher], room)
     with stopped(nodes.redis.proc):
         earlier = there.call("message", {"room": room, "messageBody": "stored through B"})["message"]
         later = here.call("message", {"room": room, "messageBody": "stored through A"})["message"]
         watcher.wait_for("message", lambda m: m["id"] == later["id"], timeout=FAST - 0.5)  # before a publish times out
-        order = [m["id"] for m in watcher.received("message") if m["id"] in (earlier["id"], later["id"])]
-        assert order == [earlier["id"], later["id"]], "a socket got a message before an earlier one of its room"
+        assert _seen(watcher, [earlier, later]) == [earlier["id"], later["id"]], "a message before an earlier one"
     assert _got(there, later["id"], 10)
     time.sleep(1)  # B's broadcast of the earlier message comes through Redis now
     assert (_copies(watcher, earlier["id"]), _copies(watcher, later["id"])) == (1, 1)
     counted = scrape(nodes.a.url)
     assert counted.value("chat_messages_held_total") >= 1 and counted.value("chat_messages_read_for_order_total") >= 1
+
+
+def test_a_message_deleted_before_its_late_broadcast_came_is_not_delivered(nodes, connect, make_user):
+    """B stores a message and deletes it while Redis hangs, then stores another; A stores a third. A reads the first
+    two from the database, the first deleted: its broadcast, once Redis carries it, must not bring it back."""
+    room, watcher, here, there = _three_in_a_room(nodes, connect, make_user)
+    with stopped(nodes.redis.proc):
+        gone = there.call("message", {"room": room, "messageBody": "soon deleted"})["message"]
+        deleted = Api(nodes.b.url).delete(f"/api/messages/{gone['id']}", there.token)
+        assert deleted.status_code == 204, deleted.text
+        kept = there.call("message", {"room": room, "messageBody": "kept"})["message"]
+        later = here.call("message", {"room": room, "messageBody": "stored through A"})["message"]
+        watcher.wait_for("message", lambda m: m["id"] == later["id"], timeout=FAST - 0.5)
+    watcher.wait_for("message_deleted", lambda m: m["id"] == gone["id"], timeout=10)
+    time.sleep(1)  # everything B published while Redis hung has come
+    assert _seen(watcher, [gone, kept, later]) == [kept["id"], later["id"]]
 
 
 @contextlib.contextmanager

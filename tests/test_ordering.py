@@ -12,20 +12,25 @@ HOLD = 0.05
 
 
 class Room:
-    """A RoomOrder for room "r", recording what reaches the sockets, and what the database is asked and answers."""
+    """A RoomOrder whose room "r" has sockets here from position 1 on, recording what reaches them, what the database
+    is asked and what it answers: `settled`, one answer a question, each [(position, message id, payload or None)]."""
 
     def __init__(self, listened=True, settled=(), max_wait=5, **limits):
-        self.got, self.asked, self.settled = [], [], list(settled)
+        self.got, self.dropped, self.asked, self.settled = [], [], [], list(settled)
         server = socketio.Server(async_mode="threading")
         self.order = RoomOrder(server, lambda room: listened, self._stored, HOLD, max_wait, **limits)
         self.order.settle = self._settle
+        self.order.start("r", 1)
 
     def offer(self, *positions, room="r"):
         for position in positions:
             self.order.offer(room, position, lambda position=position: self.got.append(position))
 
-    def _stored(self, room, payload):
-        self.got.append(payload)
+    def _stored(self, room, message_id, payload):
+        if payload is None:
+            self.dropped.append(message_id)
+        else:
+            self.got.append(payload)
 
     def _settle(self, room, first, last):
         self.asked.append((first, last))
@@ -51,11 +56,11 @@ def test_a_late_message_is_held_until_the_earlier_ones_arrive():
 
 
 def test_what_the_database_settles_is_delivered_in_order_with_what_was_held():
-    """Position 2 stored (its broadcast lost), 3 a tombstone, 5 still being written: 4 waits for 5."""
-    room = Room(settled=[[(2, "stored 2"), (3, None), (4, "stored 4")]])
+    """Position 2 stored (its broadcast lost), 3 a tombstone, 5 still being written: 6 waits for 5."""
+    room = Room(settled=[[(2, "m2", "stored 2"), (3, "m3", None), (4, "m4", "stored 4")]])
     room.offer(1, 4, 6)
     assert room.until(3) == [1, "stored 2", 4]  # 4's own broadcast, not the database's copy
-    assert room.asked[0] == (2, 4) and room.order.next["r"] == 5
+    assert room.asked[0] == (2, 6) and room.dropped == ["m3"] and room.order.next["r"] == 5
     room.offer(2)  # its broadcast, late: at once (the managers drop a second delivery of a message)
     assert room.got == [1, "stored 2", 4, 2]
     room.offer(5)
@@ -70,10 +75,17 @@ def test_when_the_database_cannot_answer_what_is_held_goes_out_in_order():
     assert room.got == [1, 3, 5, 2]
 
 
-def test_a_room_held_past_max_wait_goes_on():
+def test_a_room_held_past_max_wait_without_moving_goes_on():
     room = Room(max_wait=HOLD * 3)  # the database never settles position 2 (its room deleted meanwhile, say)
     room.offer(1, 3)
     assert room.until(2, timeout=2) == [1, 3] and len(room.asked) >= 2
+
+
+def test_a_room_that_moves_while_held_is_held_past_max_wait():
+    """Each question settles one more position: the room is held for eight of them, four times max_wait."""
+    room = Room(max_wait=HOLD * 2, settled=[[(p, f"m{p}", f"stored {p}")] for p in range(2, 10)])
+    room.offer(1, 10)
+    assert room.until(10) == [1, *(f"stored {p}" for p in range(2, 10)), 10]
 
 
 def test_a_room_holds_at_most_max_held():
@@ -84,21 +96,22 @@ def test_a_room_holds_at_most_max_held():
     assert room.got == [1, 3, 4, 5, 6] and room.order.held == {}
 
 
-def test_a_room_with_no_socket_here_holds_nothing():
+def test_a_room_with_no_socket_here_holds_nothing_and_is_tracked_again_from_its_next_first_join():
     room = Room(listened=False)
     room.offer(1, 3, 2)
-    assert room.got == [1, 3, 2] and room.asked == []
+    assert room.got == [1, 3, 2] and room.asked == [] and "r" not in room.order.next
+    room.offer(7, 6, room="never joined")
+    assert room.got[-2:] == [7, 6] and room.order.next == {}
 
 
 def test_the_room_quiet_longest_is_forgotten_first():
     room = Room(max_keys=2)
-    room.offer(1, room="a")
-    room.offer(1, room="b")
-    room.offer(2, room="a")
-    room.offer(1, room="c")
-    assert list(room.order.next) == ["a", "c"]
-    room.offer(5, room="b")  # starts again from its next message
-    assert room.got == [1, 1, 2, 1, 5]
+    room.order.start("a", 1)
+    room.offer(1, room="r")
+    room.order.start("c", 1)
+    assert list(room.order.next) == ["r", "c"]
+    room.offer(5, room="a")  # forgotten: delivered at once, until its next first join
+    assert room.got == [1, 5]
 
 
 def test_a_message_s_state_older_than_one_delivered_is_dropped_and_none_after_its_deletion():

@@ -381,6 +381,12 @@ def start(server, settle):
         server.manager.order.settle = settle
 
 
+def ordering(server):
+    """This process's `ordering.RoomOrder` (a serving process with a message queue), else None."""
+    manager = server.manager
+    return manager.order if isinstance(manager, QueueManager) else None
+
+
 def queue_down(server):
     """Whether this process has lost its link to the others."""
     manager = server.manager

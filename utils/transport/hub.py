@@ -48,11 +48,12 @@ def accept(event, data):
                 log.exception("control message %s failed", event)
         return False
     if event == "message" and isinstance(data, dict):
-        return _first_delivery(data.get("id"))
+        return first_delivery(data.get("id"))
     return True
 
 
-def _first_delivery(message_id):
+def first_delivery(message_id):
+    """Whether a chat message is delivered here for the first time; it counts as delivered from now on."""
     if message_id in _delivered:
         return False
     _delivered[message_id] = None

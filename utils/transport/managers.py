@@ -178,9 +178,13 @@ class QueueManager(RedisManager, Counted):
         if hub.accept(message["event"], data):
             super()._handle_emit(message)
 
-    def _deliver_stored(self, room, payload):
-        """A message read from the database whose broadcast has not come: to this process's sockets alone."""
-        self._deliver({"event": "message", "data": [payload], "namespace": "/", "room": room}, payload)
+    def _deliver_stored(self, room, message_id, payload):
+        """A position read from the database whose broadcast has not come: its message to this process's sockets alone
+        (none: a tombstone, a message deleted meanwhile); its broadcast, if it comes, is dropped."""
+        if payload is None:
+            hub.first_delivery(message_id)
+        else:
+            self._deliver({"event": "message", "data": [payload], "namespace": "/", "room": room}, payload)
 
     def _listened(self, room):
         return bool(self.rooms.get("/", {}).get(room))

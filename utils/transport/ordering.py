@@ -6,22 +6,25 @@ arrive after a later one stored here and broadcast at once. A client that resume
 last message it got (`sync` after it) would skip the earlier one. So, for each room this
 process has sockets in, a message (`Stamped`: the broadcast's payload, stamped with its
 position) whose position is past the next one expected is held until the positions before
-it arrive.
+it arrive. A room is followed from its first socket's join here (`start`: the room's settled
+position then, read by the join), until a message finds none of its sockets left: never from
+whatever message happens to come first (a retry's broadcast of an old one, say).
 
-A hold that lasts `hold_seconds` asks the database (`settle`, given by the services): it
-returns the room's positions that are settled from the next expected one on, in order, each
-with what to deliver (a message stored whose broadcast has not come, or that never will: its
-process died, or Redis hangs) or None (a tombstone). It stops before a position still being
-written, as history readers do (model/message_scan.py), so a writer that died holds the room
-back until GAP_SECONDS, then its position is filled and the room goes on. A message that
-comes after its position was given up, or again (a retry broadcasts the original), is
-delivered at once: the managers' `hub.accept` drops a second delivery.
+A hold that lasts `hold_seconds` asks the database (`settle`, given by the services) for
+the positions from the next expected one to the last one held: settled, in order, each with
+its message's id and what to deliver (a message stored whose broadcast has not come, or that
+never will: its process died, or Redis hangs), or None (a tombstone, a message deleted since:
+its broadcast, if it comes, is dropped). It stops before a position still being written, as
+history readers do (model/message_scan.py), so a writer that died holds the room back until
+GAP_SECONDS, then its position is filled and the room goes on. A message that comes after
+its position was given up, or again (a retry broadcasts the original), is delivered at once:
+the managers' `hub.accept` drops a second delivery.
 
-When the database cannot answer, a room has held messages for `max_wait` seconds (the room
-deleted meanwhile, say), or it holds more than `max_held`, what is held is delivered in order
-at once: nothing is held longer than the database can say why. The next position of at most
-`max_keys` rooms is kept (and the version of as many messages); the one quiet longest is
-forgotten, and starts again from its next message.
+When the database cannot answer, a room has not moved for `max_wait` seconds while holding
+(the room deleted meanwhile, say), or it holds more than `max_held`, what is held is delivered
+in order at once: nothing is held longer than the database can say why. The next position of
+at most `max_keys` rooms is kept (and the version of as many messages); the one quiet longest
+is forgotten, and followed again from its next first join.
 
 A changed message (`message_updated`) is stamped with its version, which each change of it
 increments in the same write: a state older than one delivered here already is dropped (a
@@ -60,35 +63,50 @@ class RoomOrder:
     def __init__(self, server, listened, deliver_stored, hold_seconds, max_wait, max_held=10_000, max_keys=100_000):
         self.server = server
         self.listened = listened  # room -> whether this process has sockets in it
-        self.deliver_stored = deliver_stored  # (room, payload): a message read from the database, to this process
+        # (room, message id, payload or None): a position read from the database, delivered to this process's sockets
+        # when it has a payload; its broadcast, if it comes, is then dropped
+        self.deliver_stored = deliver_stored
         self.hold_seconds, self.max_wait = hold_seconds, max_wait
         self.max_held, self.max_keys = max_held, max_keys
-        self.settle = None  # (room, first, last) -> [(position, payload or None)]; set by the services
+        self.settle = None  # (room, first, last) -> [(position, message id, payload or None)]; set by the services
         self.lock = threading.Lock()  # deliveries are made holding it, in order
-        self.next = {}  # room -> the next position to deliver
+        self.next = {}  # room -> the next position to deliver, for rooms this process has sockets in
         self.held = {}  # room -> {position: deliver}, for rooms waiting for an earlier position
         self.versions = {}  # a message's id, or a read marker's key -> the latest stamp delivered of its states
+
+    def start(self, room, position):
+        """A room's first socket here joined, when every position below `position` was settled: from there on, its
+        messages are delivered in order."""
+        with self.lock:
+            if room not in self.held:
+                _keep(self.next, room, position, self.max_keys, self.held)
 
     def offer(self, room, position, deliver):
         """Deliver (call `deliver()`) now, or once every earlier position of the room is delivered or given up."""
         with self.lock:
-            expected = self.next.get(room, position)
-            if position < expected:
+            expected = self.next.get(room)
+            if expected is None or position < expected:
                 _run(deliver)
                 return
-            if position > expected and (room in self.held or (self.settle is not None and self.listened(room))):
-                held = self.held.get(room)
-                if held is None:
-                    held = self.held[room] = {}
-                    self.server.start_background_task(self._wait, room, held)
-                held[position] = deliver
-                metrics.MESSAGES_HELD.inc()
-                if len(held) > self.max_held:
-                    log.warning("room %s held %d messages for an earlier one: delivered now", room, len(held))
-                    self._release(room)
-                return
-            _run(deliver)
-            self._advance(room, position + 1)
+            held = self.held.get(room)
+            if held is None:
+                if not self.listened(room):  # its last socket here left: it starts again at the next first join
+                    del self.next[room]
+                    _run(deliver)
+                    return
+                if position == expected:
+                    _run(deliver)
+                    self._advance(room, position + 1)
+                    return
+                held = self.held[room] = {}
+                self.server.start_background_task(self._wait, room, held)
+            held[position] = deliver
+            metrics.MESSAGES_HELD.inc()
+            if position == self.next[room]:
+                self._advance(room, position)
+            elif len(held) > self.max_held:
+                log.warning("room %s held %d messages for an earlier one: delivered now", room, len(held))
+                self._release(room)
 
     def newer(self, key, stamp):
         """Whether a state (of a message: its version, or DELETED; of a member's read marker: its position) is newer
@@ -115,18 +133,20 @@ class RoomOrder:
         self.next[room] = max(held) + 1
 
     def _wait(self, room, held):
-        """While the room holds messages (`held`, until the room is caught up): every `hold_seconds`, deliver what the
-        database says is settled."""
-        started = time.monotonic()
+        """While the room holds messages (`held`, until it is caught up): every `hold_seconds`, deliver what the
+        database says is settled up to the last one held. A room that has not moved for `max_wait` goes on."""
+        moved, first_before = time.monotonic(), None
         while True:
             self.server.sleep(self.hold_seconds)
             with self.lock:
                 if self.held.get(room) is not held:
                     return
-                first, last = self.next[room], min(held)
+                first, last = self.next[room], max(held)
+            if first != first_before:
+                moved, first_before = time.monotonic(), first
             settled = None
-            if time.monotonic() - started > self.max_wait:
-                log.warning("room %s: positions from %d still unsettled; delivering what is held", room, first)
+            if time.monotonic() - moved > self.max_wait:
+                log.warning("room %s: position %d still unsettled; delivering what is held", room, first)
             else:
                 try:
                     settled = self.settle(room, first, last)
@@ -138,14 +158,15 @@ class RoomOrder:
                 if settled is None:
                     self._release(room)
                     return
-                for position, payload in settled:
+                for position, message_id, payload in settled:
                     if position >= self.next[room]:
                         deliver = held.pop(position, None)  # the broadcast's own delivery, when it came
                         if deliver is not None:
                             _run(deliver)
-                        elif payload is not None:
-                            metrics.MESSAGES_READ_FOR_ORDER.inc()
-                            _run(self.deliver_stored, room, payload)
+                        else:
+                            if payload is not None:
+                                metrics.MESSAGES_READ_FOR_ORDER.inc()
+                            _run(self.deliver_stored, room, message_id, payload)
                         self.next[room] = position + 1
                 self._advance(room, self.next[room])
 
@@ -155,8 +176,8 @@ def _keep(table, key, value, limit, busy=()):
     first, not in `busy`) is forgotten, and starts again from its next stamp."""
     table.pop(key, None)
     table[key] = value
-    if len(table) > limit:
-        del table[next(quiet for quiet in table if quiet not in busy)]
+    if len(table) > limit and (quiet := next((quiet for quiet in table if quiet not in busy), None)) is not None:
+        del table[quiet]
 
 
 def _run(deliver, *args):
