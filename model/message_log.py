@@ -232,14 +232,14 @@ class MessageLog:
                 retry.append(waiter)
                 continue
             waiter.fail((NotUniqueError if key else RuntimeError)(failure.get("errmsg", "write failed")))
-            fill_gap(waiter.message.room, waiter.message.seq)
+            fill_gaps(waiter.message.room, [waiter.message.seq])
         return retry
 
     def _insert_alone(self, waiters, error):
         """The batch failed as a whole: try each message alone, so one bad message fails only its sender."""
         if len(waiters) == 1:
             waiters[0].fail(error)
-            fill_gap(waiters[0].message.room, waiters[0].message.seq)
+            fill_gaps(waiters[0].message.room, [waiters[0].message.seq])
             return []
         retry = []
         for waiter in waiters:
@@ -365,8 +365,7 @@ def _move(counters, moves):
     if done > len(marked):
         for room, (seen, count) in moves.items():
             if room not in marked:
-                for seq in range(seen + 1, seen + count + 1):
-                    fill_gap(room, seq)
+                fill_gaps(room, range(seen + 1, seen + count + 1))
                 repair_counter(room)  # past the tombstones, so that the next batch does not meet them
     return {room: lasts[room] for room in marked}
 
@@ -686,16 +685,16 @@ def _duplicate_key(failure):
     return "_id"
 
 
-def fill_gap(room, seq):
-    """Mark a position as never to be filled; False when a message took it first."""
+def fill_gaps(room, seqs):
+    """Mark positions as never to be filled, in one write; False when a message took one of them first."""
+    now = utcnow()
     try:
-        Message._get_collection().insert_one(
-            {"_id": ObjectId(), "room": room, "seq": seq, "gap": True, "time_stamp": utcnow()}
-        )
-    except DuplicateKeyError:
-        return False
+        tombstones = [{"_id": ObjectId(), "room": room, "seq": seq, "gap": True, "time_stamp": now} for seq in seqs]
+        Message._get_collection().insert_many(tombstones, ordered=False)
+    except BulkWriteError as error:
+        return not any(failure.get("code") == DUPLICATE_KEY for failure in error.details.get("writeErrors", ()))
     except PyMongoError:
-        pass  # left empty: readers fill it once it is old enough
+        pass  # left empty: readers fill them once they are old enough
     return True
 
 

@@ -14,7 +14,7 @@ above such a position. So a cursor handed out never passes a message that lands 
 
 from datetime import timedelta
 
-from model.message_log import fill_gap
+from model.message_log import fill_gaps
 from utils.timefmt import utcnow
 
 WIDEN = 8
@@ -87,10 +87,12 @@ def settled(collection, room_id, above, ceiling, size, gap_seconds):
     for doc in _windows(collection, room_id, above + 1, ceiling, size, ascending=True):
         if doc["seq"] != expect:
             missing = range(expect, doc["seq"])
-            if doc["time_stamp"] > old_before or len(missing) > MAX_FILL:
-                return  # still being written (or too much to fill in one read): the next read goes on
-            if not all(fill_gap(room_id, seq) for seq in missing):
+            if doc["time_stamp"] > old_before:
+                return  # still being written
+            if not fill_gaps(room_id, missing[:MAX_FILL]):
                 return  # a late message took a position: the next read returns it
+            if len(missing) > MAX_FILL:
+                return  # too wide to fill in one read: the next read goes on from the filled ones
         expect = doc["seq"] + 1
         yield doc
 

@@ -427,6 +427,23 @@ def test_after_stops_before_an_allocated_unstored_position_until_gap_seconds(nod
     assert _got(watcher, second["id"], 5) and _copies(watcher, second["id"]) == 1, "held for good, or twice"
 
 
+def test_a_gap_wider_than_one_read_fills_is_given_up_over_a_few_reads(nodes, make_user, db):
+    """A writer that died with more positions than one read fills (MAX_FILL): each read fills its share and the next
+    goes on from there, where every read used to stop before the gap for good."""
+    api = Api(nodes.a.url)
+    owner = make_user()
+    room = _room(api, owner)
+    first = api.post("/api/send", owner.token, json={"room": room, "messageBody": "first"}).json()
+    db.room_counters.update_one({"_id": ObjectId(room)}, {"$inc": {"seq": 2500}})
+    second = api.post("/api/send", owner.token, json={"room": room, "messageBody": "second"}).json()
+    time.sleep(GAP)
+    pages = []
+    while not (pages and pages[-1]["messages"]) and len(pages) < 10:
+        pages.append(api.get(f"/api/messages?room={room}&after={first['id']}", owner.token).json())
+    assert pages[-1] == {"messages": [second], "nextCursor": None}, f"{len(pages)} reads"
+    assert db.messages.count_documents({"room": ObjectId(room), "gap": True}) == 2500
+
+
 # ---------------------------------------------------------------- 3. evictions and logouts (item 2)
 
 
