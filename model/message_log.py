@@ -67,6 +67,7 @@ class _Waiter:
         self.done = threading.Event()  # green under eventlet and gevent (monkey-patched)
         self.lead = False
         self.error = self.traceback = None
+        self.tombstone = False  # its send failed, and a tombstone holds its position
 
     def fail(self, error):
         """Fail this send with `error`, which the batch's other sends may share: each raises it from where it was
@@ -75,20 +76,28 @@ class _Waiter:
         self.error, self.traceback = error, error.__traceback__
 
 
-def _announce(batch):
+def _announce(batch, skipped):
     """Make the announcements of a stored batch, in position order (a message that lost its position to a tombstone
-    took a later one). One that fails is logged: its message is stored, and the ack says so."""
-    for waiter in sorted((w for w in batch if w.error is None and w.announce), key=lambda w: w.message.seq):
+    took a later one): each message's, and `skipped(room, position)` for a position a failed send left to a
+    tombstone. One that fails is logged: its message is stored, and the ack says so."""
+    told = (w for w in batch if (w.error is None and w.announce) or (w.tombstone and skipped))
+    for waiter in sorted(told, key=lambda w: w.message.seq):
         try:
-            waiter.announce(waiter.message)
+            if waiter.error is None:
+                waiter.announce(waiter.message)
+            else:
+                skipped(waiter.message.room, waiter.message.seq)
         except Exception:
-            log.exception("message %s stored, not announced", waiter.message.id)
+            log.exception("position %s of room %s stored, not announced", waiter.message.seq, waiter.message.room)
 
 
 class MessageLog:
     """Store messages in their rooms' order, batching the ones that arrive together."""
 
-    def __init__(self):
+    def __init__(self, skipped=None):
+        """`skipped(room, position)`: announced, in order with the messages, for each position a failed send left to
+        a tombstone."""
+        self.skipped = skipped
         self.lock = threading.Lock()
         # Held from a batch's store until its announcements are made: the next batch's wait for them.
         self.announcing = threading.Lock()
@@ -140,7 +149,7 @@ class MessageLog:
                     self.writing = False
             if stored:
                 try:
-                    _announce(batch)
+                    _announce(batch, self.skipped)
                 finally:
                     self.announcing.release()
             for waiter in batch:
@@ -232,14 +241,14 @@ class MessageLog:
                 retry.append(waiter)
                 continue
             waiter.fail((NotUniqueError if key else RuntimeError)(failure.get("errmsg", "write failed")))
-            fill_gaps(waiter.message.room, [waiter.message.seq])
+            waiter.tombstone = fill_gaps(waiter.message.room, [waiter.message.seq])
         return retry
 
     def _insert_alone(self, waiters, error):
         """The batch failed as a whole: try each message alone, so one bad message fails only its sender."""
         if len(waiters) == 1:
             waiters[0].fail(error)
-            fill_gaps(waiters[0].message.room, [waiters[0].message.seq])
+            waiters[0].tombstone = fill_gaps(waiters[0].message.room, [waiters[0].message.seq])
             return []
         retry = []
         for waiter in waiters:

@@ -24,7 +24,7 @@ from utils.errors import NotFound, ValidationFailed
 from utils.ids import parse_id
 from utils.timefmt import utcnow
 
-_log = MessageLog()
+_log = MessageLog(notify.notify_position_skipped)
 
 
 def history(

@@ -23,6 +23,7 @@ from utils.schemas.events import OnlineUserSchema
 from utils.schemas.messages import MessageSchema
 from utils.schemas.rooms import RoomSchema
 from utils.timefmt import iso
+from utils.transport.hub import SKIPPED
 from utils.transport.ordering import DELETED, Stamped
 
 if TYPE_CHECKING:  # services.rooms imports this module
@@ -58,6 +59,12 @@ def notify_message(message: MessageFields) -> None:
     """Broadcast a new message to its room, the sender's sockets included, with its position: every process delivers
     a room's messages in their positions' order (`utils/transport/ordering.py`)."""
     socketio.emit("message", Stamped(message_payload(message), message.seq), to=str(message.room))
+
+
+def notify_position_skipped(room_id: ObjectId, seq: int) -> None:
+    """Tell every process, never a client, that a room's position holds no message (a send that failed there left a
+    tombstone): the order of delivery goes on past it at once (`utils/transport/ordering.py`)."""
+    socketio.emit(SKIPPED, Stamped({"room": str(room_id)}, seq), to=str(room_id))
 
 
 def message_payload(message: MessageFields) -> dict:

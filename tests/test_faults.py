@@ -599,6 +599,23 @@ def test_a_message_stored_through_the_other_process_reaches_sockets_before_a_lat
     assert counted.value("chat_messages_held_total") >= 1 and counted.value("chat_messages_read_for_order_total") >= 1
 
 
+def test_a_position_a_retry_left_to_a_tombstone_holds_no_room_back(nodes, connect, make_user):
+    """A retry of a stored clientId fails on the unique index after taking a position, which a tombstone fills: the
+    writer announces it in order with the room's messages, so the next message goes out without a wait and a read
+    (before, every process held the room ORDER_HOLD_MS, then read the database)."""
+    room, watcher, here, there = _three_in_a_room(nodes, connect, make_user)
+    sent = there.call("message", {"room": room, "messageBody": "once", "clientId": "retried"})["message"]
+    assert _got(watcher, sent["id"], 5)
+    reads = scrape(nodes.a.url).value("chat_order_reads_total")
+    retry = there.call("message", {"room": room, "messageBody": "once", "clientId": "retried"})
+    assert retry["ok"] is True and retry["message"]["id"] == sent["id"]
+    after = here.call("message", {"room": room, "messageBody": "after the tombstone"})["message"]
+    assert _got(watcher, after["id"], 5)
+    time.sleep(0.5)  # past ORDER_HOLD_MS: a hold would have read by now
+    assert scrape(nodes.a.url).value("chat_order_reads_total") == reads
+    assert _seen(watcher, [sent, after]) == [sent["id"], after["id"]]
+
+
 def test_a_message_deleted_before_its_late_broadcast_came_is_not_delivered(nodes, connect, make_user):
     """B stores a message and deletes it while Redis hangs, then stores another; A stores a third. A reads the first
     two from the database, the first deleted: its broadcast, once Redis carries it, must not bring it back."""

@@ -54,6 +54,11 @@ MESSAGES_HELD = Counter(
     "Room messages held back until an earlier one, stored through another process, was delivered or given up.",
     registry=REGISTRY,
 )
+ORDER_READS = Counter(
+    "chat_order_reads",
+    "Reads of a room's positions made because a message held for an earlier one waited ORDER_HOLD_MS.",
+    registry=REGISTRY,
+)
 MESSAGES_READ_FOR_ORDER = Counter(
     "chat_messages_read_for_order",
     "Messages whose broadcast was late or lost, read from the database to deliver a room's messages in order.",

@@ -169,7 +169,7 @@ class QueueManager(RedisManager, Counted):
         stamp = message.get("stamp", getattr(data, "stamp", None))
         if stamp is None or self.order is None:
             self._deliver(message, data)
-        elif message["event"] == "message":
+        elif message["event"] in ("message", hub.SKIPPED):  # a skipped position is delivered to no socket (`hub`)
             self.order.offer(message["room"], stamp, partial(self._deliver, message, data))
         elif self.order.newer(_stamped_state(message["event"], data), stamp):
             self._deliver(message, data)

@@ -16,9 +16,11 @@ its message's id and what to deliver (a message stored whose broadcast has not c
 never will: its process died, or Redis hangs), or None (a tombstone, a message deleted since:
 its broadcast, if it comes, is dropped). It stops before a position still being written, as
 history readers do (model/message_scan.py), so a writer that died holds the room back until
-GAP_SECONDS, then its position is filled and the room goes on. A message that comes after
-its position was given up, or again (a retry broadcasts the original), is delivered at once:
-the managers' `hub.accept` drops a second delivery.
+GAP_SECONDS, then its position is filled and the room goes on. A send that failed after
+taking its position (a retry of a stored clientId) leaves a tombstone there, which its
+writer announces in order with the messages (`hub.SKIPPED`): no process waits for it. A
+message that comes after its position was given up, or again (a retry broadcasts the
+original), is delivered at once: the managers' `hub.accept` drops a second delivery.
 
 When the database cannot answer, a room has not moved for `max_wait` seconds while holding
 (the room deleted meanwhile, say), or it holds more than `max_held`, what is held is delivered
@@ -149,6 +151,7 @@ class RoomOrder:
                 log.warning("room %s: position %d still unsettled; delivering what is held", room, first)
             else:
                 try:
+                    metrics.ORDER_READS.inc()
                     settled = self.settle(room, first, last)
                 except Exception:  # the database out of reach: nothing is held longer than it can say why
                     log_failure(log, "room %s: positions %d-%d not read; delivering what is held", room, first, last)
