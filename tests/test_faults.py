@@ -599,6 +599,51 @@ def test_a_message_stored_through_the_other_process_reaches_sockets_before_a_lat
     assert counted.value("chat_messages_held_total") >= 1 and counted.value("chat_messages_read_for_order_total") >= 1
 
 
+@pytest.mark.parametrize("change", ["edit", "delete"])
+def test_a_held_message_s_change_reaches_sockets_after_it(nodes, connect, make_user, change):
+    """A's message waits for B's earlier one (Redis hangs), and its author changes it meanwhile: the change must come
+    after the message (a client keeping the last state it got kept the original), and a message deleted meanwhile
+    must not come at all (it came back with its original body)."""
+    room, watcher, here, there = _three_in_a_room(nodes, connect, make_user)
+    api = Api(nodes.a.url)
+    with stopped(nodes.redis.proc):
+        earlier = there.call("message", {"room": room, "messageBody": "stored through B"})["message"]
+        held = here.call("message", {"room": room, "messageBody": "original"})["message"]
+        path = f"/api/messages/{held['id']}"
+        if change == "edit":
+            answer = api.patch(path, here.token, json={"messageBody": "edited"})
+        else:
+            answer = api.delete(path, here.token)
+        assert answer.status_code in (200, 204), answer.text
+        event = "message_updated" if change == "edit" else "message_deleted"
+        watcher.wait_for(event, lambda m: m["id"] == held["id"], timeout=FAST - 0.5)
+        assert _got(watcher, earlier["id"], FAST - 0.5)
+    time.sleep(1)  # whatever was held on A, and Redis's copies, have come
+    got = [(name, data.get("messageBody")) for name, data in watcher.events if (data or {}).get("id") == held["id"]]
+    if change == "edit":
+        assert got == [("message", "original"), ("message_updated", "edited")], got
+    else:
+        assert got == [("message_deleted", None)], got
+
+
+def test_a_socket_joining_while_a_broadcast_is_late_gets_nothing_from_before_its_join(nodes, connect, make_user):
+    """The room's first socket on A joins while B's message, stored before the join, is stuck in a hung Redis: the
+    socket starts after it (history has it), so its broadcast, once it comes, is not delivered after A's later one."""
+    owner, bob = make_user(), make_user()
+    room = _room(Api(nodes.a.url), owner, [bob])
+    there = connect(bob, url=nodes.b.url)
+    _joined(there, room)
+    with stopped(nodes.redis.proc):
+        before = there.call("message", {"room": room, "messageBody": "before the join"})["message"]
+        joiner = ordered(connect(owner, url=nodes.a.url))
+        _joined(joiner, room)
+        after = Api(nodes.a.url).post("/api/send", owner.token, json={"room": room, "messageBody": "after"}).json()
+        assert _got(joiner, after["id"], FAST - 0.5)
+    assert _got(there, after["id"], 10)
+    time.sleep(1)  # B's broadcast of the message before the join comes through Redis now
+    assert _seen(joiner, [before, after]) == [after["id"]]
+
+
 def test_a_position_a_retry_left_to_a_tombstone_holds_no_room_back(nodes, connect, make_user):
     """A retry of a stored clientId fails on the unique index after taking a position, which a tombstone fills: the
     writer announces it in order with the room's messages, so the next message goes out without a wait and a read

@@ -115,7 +115,37 @@ def test_the_room_quiet_longest_is_forgotten_first():
 
 
 def test_a_message_s_state_older_than_one_delivered_is_dropped_and_none_after_its_deletion():
-    order = Room().order
-    assert [order.newer("m", version) for version in (2, 1, 2, 3)] == [True, False, False, True]
-    assert order.newer("m", DELETED) and not order.newer("m", 4)
-    assert order.newer("other", 1)
+    room = Room()
+    for version in (2, 1, 2, 3, DELETED, 4):
+        room.order.state("m", "m", version, lambda version=version: room.got.append(version))
+    room.order.state("other", "other", 1, lambda: room.got.append("other 1"))
+    assert room.got == [2, 3, DELETED, "other 1"]
+
+
+def test_a_held_message_s_states_wait_for_it():
+    room = Room()
+    room.offer(1)
+    room.order.offer("r", 3, lambda: room.got.append("m3"), "m3")
+    room.order.state("m3", "m3", 1, lambda: room.got.append("m3 edited"))
+    assert room.got == [1]
+    room.offer(2)
+    assert room.got == [1, 2, "m3", "m3 edited"] and room.order.held_ids == {}
+
+
+def test_a_held_message_the_database_says_is_deleted_is_dropped_and_its_states_go():
+    room = Room(settled=[[(2, "m2", "stored 2"), (3, "m3", None)]])
+    room.offer(1)
+    room.order.offer("r", 3, lambda: room.got.append("m3"), "m3")
+    room.order.state("m3", "m3", DELETED, lambda: room.got.append("m3 deleted"))
+    assert room.until(3) == [1, "stored 2", "m3 deleted"] and room.dropped == ["m3"]
+
+
+def test_what_comes_below_a_first_join_s_position_is_history():
+    """The last socket left with position 3 held; the next first join starts at 5: 3 and a late 4 are history."""
+    room = Room()
+    room.offer(1)
+    room.order.offer("r", 3, lambda: room.got.append("m3"), "m3")
+    room.order.start("r", 5)
+    room.order.offer("r", 4, lambda: room.got.append("m4"), "m4")
+    room.offer(5)
+    assert room.got == [1, 5] and room.dropped == ["m3", "m4"] and room.order.held == {}

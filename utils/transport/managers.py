@@ -84,8 +84,11 @@ class IndexedRooms(FanoutManager):
 
 
 def _stamped_state(event, data):
-    """What a stamped broadcast other than a new message is a state of: a member's read marker, or a message."""
-    return ("receipt", data["room"], data["userId"]) if event == "read_receipt" else data["id"]
+    """What a stamped broadcast other than a new message is a state of (a member's read marker, or a message), and the
+    message it follows."""
+    if event == "read_receipt":
+        return ("receipt", data["room"], data["userId"]), data["messageId"]
+    return data["id"], data["id"]
 
 
 class _Pending(dict):
@@ -170,9 +173,10 @@ class QueueManager(RedisManager, Counted):
         if stamp is None or self.order is None:
             self._deliver(message, data)
         elif message["event"] in ("message", hub.SKIPPED):  # a skipped position is delivered to no socket (`hub`)
-            self.order.offer(message["room"], stamp, partial(self._deliver, message, data))
-        elif self.order.newer(_stamped_state(message["event"], data), stamp):
-            self._deliver(message, data)
+            self.order.offer(message["room"], stamp, partial(self._deliver, message, data), data.get("id"))
+        else:
+            key, message_id = _stamped_state(message["event"], data)
+            self.order.state(message_id, key, stamp, partial(self._deliver, message, data))
 
     def _deliver(self, message, data):
         if hub.accept(message["event"], data):
@@ -182,7 +186,8 @@ class QueueManager(RedisManager, Counted):
         """A position read from the database whose broadcast has not come: its message to this process's sockets alone
         (none: a tombstone, a message deleted meanwhile); its broadcast, if it comes, is dropped."""
         if payload is None:
-            hub.first_delivery(message_id)
+            if message_id is not None:
+                hub.first_delivery(message_id)
         else:
             self._deliver({"event": "message", "data": [payload], "namespace": "/", "room": room}, payload)
 

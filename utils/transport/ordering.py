@@ -32,6 +32,9 @@ A changed message (`message_updated`) is stamped with its version, which each ch
 increments in the same write: a state older than one delivered here already is dropped (a
 client keeps the last one it got), and so is any state after its `message_deleted`. A
 member's `read_receipt` is stamped with the position their marker moved to, the same way.
+The states of a message still held wait behind it; a held message the database says was
+deleted is dropped, its states delivered. What comes late below the position a room's first
+socket here joined at is history to every socket here: not delivered.
 """
 
 import logging
@@ -59,8 +62,18 @@ class Stamped(dict):
         self.stamp = stamp
 
 
+class _Held:
+    """A message held for an earlier one: its delivery, then its states that came meanwhile (key, stamp, delivery)."""
+
+    __slots__ = ("deliver", "message_id", "states")
+
+    def __init__(self, deliver, message_id):
+        self.deliver, self.message_id, self.states = deliver, message_id, []
+
+
 class RoomOrder:
-    """Deliveries of each room's messages in position order (see the module)."""
+    """Deliveries of each room's messages in position order, and of each message's states in its versions' order
+    (see the module)."""
 
     def __init__(self, server, listened, deliver_stored, hold_seconds, max_wait, max_held=10_000, max_keys=100_000):
         self.server = server
@@ -73,27 +86,38 @@ class RoomOrder:
         self.settle = None  # (room, first, last) -> [(position, message id, payload or None)]; set by the services
         self.lock = threading.Lock()  # deliveries are made holding it, in order
         self.next = {}  # room -> the next position to deliver, for rooms this process has sockets in
-        self.held = {}  # room -> {position: deliver}, for rooms waiting for an earlier position
+        # room -> the position its first socket here joined at: what comes below it, late, is history to them all
+        self.floors = {}
+        self.held = {}  # room -> {position: _Held}, for rooms waiting for an earlier position
+        self.held_ids = {}  # message id -> (room, position) of the held messages
         self.versions = {}  # a message's id, or a read marker's key -> the latest stamp delivered of its states
 
     def start(self, room, position):
         """A room's first socket here joined, when every position below `position` was settled: from there on, its
-        messages are delivered in order."""
+        messages are delivered in order; what comes below it (a broadcast late) is not delivered."""
         with self.lock:
-            if room not in self.held:
-                _keep(self.next, room, position, self.max_keys, self.held)
+            _keep(self.floors, room, position, self.max_keys)
+            held = self.held.get(room, {})
+            for below in sorted(p for p in held if p < position):  # left held by sockets gone since
+                self._drop(room, below)
+            self.next[room] = max(self.next.get(room, position), position)
+            self._advance(room, self.next[room])
 
-    def offer(self, room, position, deliver):
+    def offer(self, room, position, deliver, message_id=None):
         """Deliver (call `deliver()`) now, or once every earlier position of the room is delivered or given up."""
         with self.lock:
             expected = self.next.get(room)
             if expected is None or position < expected:
-                _run(deliver)
+                if position < self.floors.get(room, 0):
+                    self.deliver_stored(room, message_id, None)  # history to every socket here: counted delivered
+                else:
+                    _run(deliver)
                 return
             held = self.held.get(room)
             if held is None:
                 if not self.listened(room):  # its last socket here left: it starts again at the next first join
                     del self.next[room]
+                    self.floors.pop(room, None)
                     _run(deliver)
                     return
                 if position == expected:
@@ -102,7 +126,9 @@ class RoomOrder:
                     return
                 held = self.held[room] = {}
                 self.server.start_background_task(self._wait, room, held)
-            held[position] = deliver
+            held[position] = _Held(deliver, message_id)
+            if message_id is not None:
+                self.held_ids[message_id] = (room, position)
             metrics.MESSAGES_HELD.inc()
             if position == self.next[room]:
                 self._advance(room, position)
@@ -110,29 +136,55 @@ class RoomOrder:
                 log.warning("room %s held %d messages for an earlier one: delivered now", room, len(held))
                 self._release(room)
 
-    def newer(self, key, stamp):
-        """Whether a state (of a message: its version, or DELETED; of a member's read marker: its position) is newer
-        than every one of `key` delivered here; if so, it is the one delivered now."""
+    def state(self, message_id, key, stamp, deliver):
+        """Deliver a state of `key` (of a message: its version, or DELETED; of a member's read marker: its position)
+        if it is newer than every one delivered here, right after message `message_id` when that is held."""
         with self.lock:
-            if stamp <= self.versions.get(key, -1):
-                return False
+            where = self.held_ids.get(message_id)
+            if where is None:
+                self._state(key, stamp, deliver)
+            else:
+                room, position = where
+                self.held[room][position].states.append((key, stamp, deliver))
+
+    def _state(self, key, stamp, deliver):
+        if stamp > self.versions.get(key, -1):
             _keep(self.versions, key, stamp, self.max_keys)
-            return True
+            _run(deliver)
 
     def _advance(self, room, position):
         held = self.held.get(room)
         while held and position in held:
-            _run(held.pop(position))
+            self._deliver_held(room, position)
             position += 1
         if held is not None and not held:
             del self.held[room]
         _keep(self.next, room, position, self.max_keys, self.held)
 
+    def _take(self, room, position):
+        entry = self.held[room].pop(position)
+        self.held_ids.pop(entry.message_id, None)
+        return entry
+
+    def _deliver_held(self, room, position):
+        entry = self._take(room, position)
+        _run(entry.deliver)
+        for state in entry.states:
+            self._state(*state)
+
+    def _drop(self, room, position):
+        """A held message not to deliver (deleted since, or below a new floor); its states still go."""
+        entry = self._take(room, position)
+        self.deliver_stored(room, entry.message_id, None)
+        for state in entry.states:
+            self._state(*state)
+
     def _release(self, room):
-        held = self.held.pop(room)
+        held = self.held[room]
         for position in sorted(held):
-            _run(held[position])
-        self.next[room] = max(held) + 1
+            self._deliver_held(room, position)
+        del self.held[room]
+        self.next[room] = position + 1
 
     def _wait(self, room, held):
         """While the room holds messages (`held`, until it is caught up): every `hold_seconds`, deliver what the
@@ -162,15 +214,17 @@ class RoomOrder:
                     self._release(room)
                     return
                 for position, message_id, payload in settled:
-                    if position >= self.next[room]:
-                        deliver = held.pop(position, None)  # the broadcast's own delivery, when it came
-                        if deliver is not None:
-                            _run(deliver)
-                        else:
-                            if payload is not None:
-                                metrics.MESSAGES_READ_FOR_ORDER.inc()
-                            _run(self.deliver_stored, room, message_id, payload)
-                        self.next[room] = position + 1
+                    if position < self.next[room]:
+                        continue
+                    if position in held and payload is not None:  # its broadcast came: as it came, then its states
+                        self._deliver_held(room, position)
+                    elif position in held:
+                        self._drop(room, position)
+                    else:
+                        if payload is not None:
+                            metrics.MESSAGES_READ_FOR_ORDER.inc()
+                        _run(self.deliver_stored, room, message_id, payload)
+                    self.next[room] = position + 1
                 self._advance(room, self.next[room])
 
 
