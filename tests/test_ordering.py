@@ -85,6 +85,14 @@ def test_a_room_held_past_max_wait_without_moving_goes_on():
     assert room.until(2, timeout=2) == [1, 3] and len(room.asked) >= 2
 
 
+def test_a_room_that_does_not_move_is_read_less_and_less_often():
+    """Position 2's writer died: the database is asked after 1, 2, 4, 8, 8... holds, not after every one."""
+    room = Room()
+    room.offer(1, 3)
+    time.sleep(HOLD * 24)
+    assert 3 <= len(room.asked) <= 8, room.asked  # 24 at one read a hold
+
+
 def test_a_room_that_moves_while_held_is_held_past_max_wait():
     """Each question settles one more position: the room is held for eight of them, four times max_wait."""
     room = Room(max_wait=HOLD * 2, settled=[[(p, f"m{p}", f"stored {p}")] for p in range(2, 10)])

@@ -49,6 +49,8 @@ log = logging.getLogger("chat.transport")
 
 # The stamp of a message's deletion: later than every version of it.
 DELETED = 2**53
+# A room held without moving is read at most this many times `hold_seconds` apart.
+SLOWEST = 8
 
 
 class Stamped(dict):
@@ -187,17 +189,21 @@ class RoomOrder:
         self.next[room] = position + 1
 
     def _wait(self, room, held):
-        """While the room holds messages (`held`, until it is caught up): every `hold_seconds`, deliver what the
-        database says is settled up to the last one held. A room that has not moved for `max_wait` goes on."""
-        moved, first_before = time.monotonic(), None
+        """While the room holds messages (`held`, until it is caught up): after `hold_seconds`, deliver what the
+        database says is settled up to the last one held; again after twice as long each time the room did not move
+        (a dead writer's position: 8 reads in GAP_SECONDS of 10, not 40), up to SLOWEST times `hold_seconds`. A room
+        that has not moved for `max_wait` goes on."""
+        moved, first_before, pause = time.monotonic(), None, self.hold_seconds
         while True:
-            self.server.sleep(self.hold_seconds)
+            self.server.sleep(pause)
             with self.lock:
                 if self.held.get(room) is not held:
                     return
                 first, last = self.next[room], max(held)
             if first != first_before:
-                moved, first_before = time.monotonic(), first
+                moved, first_before, pause = time.monotonic(), first, self.hold_seconds
+            else:
+                pause = min(2 * pause, SLOWEST * self.hold_seconds)
             settled = None
             if time.monotonic() - moved > self.max_wait:
                 log.warning("room %s: position %d still unsettled; delivering what is held", room, first)
