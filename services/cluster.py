@@ -133,12 +133,15 @@ def recheck() -> None:
     for sid, socket in sockets.items():
         if revoked & tokens.revocation_keys(socket.claims):
             socketio.server.disconnect(sid, namespace=transport.NAMESPACE, ignore_queue=True)
+    # The rooms each socket is in now: one it joins while the memberships are read was checked by its join, and is not
+    # among what the read answers (it was taken out of the room, a join acknowledged).
+    checked = {sid: list(socket.rooms) for sid, socket in sockets.items()}
     # Read as the joins of a storm are: a query with both rooms and users in `$in` scans the collection in SecantusDB.
     existing, roles = rooms.rooms_and_roles(
-        [(ObjectId(channel), socket.user.id) for socket in sockets.values() for channel in socket.rooms]
+        [(ObjectId(channel), sockets[sid].user.id) for sid, channels in checked.items() for channel in channels]
     )
     for sid, socket in sockets.items():
-        for channel in list(socket.rooms):
+        for channel in checked[sid]:
             room_id, admin = ObjectId(channel), socket.user.role == "admin"
             if room_id not in existing or ((room_id, socket.user.id) not in roles and not admin):
                 live.leave_channel(sid, channel)
