@@ -86,7 +86,7 @@ def notify_message_updated(message_id: ObjectId, write: Callable[[], MessageFiel
 def _versioned(message: MessageFields) -> dict:
     """The message as `message_updated` carries it, stamped with its version: every process delivers a message's
     states in its versions' order, whichever process changed it (`utils/transport/ordering.py`)."""
-    payload = _message.dump(message)
+    payload = message_payload(message)
     return payload if message.version is None else Stamped(payload, message.version)
 
 

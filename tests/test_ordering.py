@@ -19,8 +19,7 @@ class Room:
     def __init__(self, listened=True, settled=(), max_wait=5, **limits):
         self.got, self.dropped, self.asked, self.settled = [], [], [], list(settled)
         server = socketio.Server(async_mode="threading")
-        self.order = RoomOrder(server, lambda room: listened, self._stored, HOLD, max_wait, **limits)
-        self.order.settle = self._settle
+        self.order = RoomOrder(server, lambda room: listened, self._settle, self._stored, HOLD, max_wait, **limits)
         self.order.start("r", 1)
 
     def offer(self, *positions, room="r"):

@@ -14,7 +14,8 @@ What we change there, and why, is in this package and nowhere else:
 - `fanout`: a room broadcast's WebSocket frame built once and written straight to each idle
   WebSocket, the others queued as before (eventlet; the managers deliver through it);
 - `ordering`: with Redis, a room's chat messages delivered to this process's sockets in
-  position order, whichever process stored them;
+  position order, and a message's states in its versions' order, whichever process stored or
+  changed them;
 - `members()`: the sockets this process has in a Socket.IO room (`manager.rooms`).
 
 `check_internals()` runs at start-up and refuses to start, naming what moved, when an
@@ -377,8 +378,7 @@ def start(server, settle):
     """A serving process publishes in the background (jobs publish as they emit) and delivers each room's messages
     in position order, asking `settle(room, first, last)` what is stored when one is late (`ordering.RoomOrder`)."""
     if isinstance(server.manager, QueueManager):
-        server.manager.start()
-        server.manager.order.settle = settle
+        server.manager.start(settle)
 
 
 def ordering(server):

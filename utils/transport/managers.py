@@ -152,15 +152,18 @@ class QueueManager(RedisManager, Counted):
         self.echoes = {}  # echo id -> event set when our own control message comes back
         self.listening = False  # subscribed: other processes' broadcasts reach this one
 
-    def start(self):
-        """Publish from a background task from now on, and subscribe now (a serving process).
+    def start(self, settle):
+        """Publish from a background task from now on, deliver each room's messages in order (asking `settle` what
+        the database holds of a room when one is late), and subscribe now (a serving process).
 
         python-socketio subscribes at the first connection; until then the process would count
         as cut off from the others (`queue_down`, `chat_queue_up` 0) while nothing is wrong.
         """
         self.pending = self.server.eio.create_event()
         self.publisher = self.server.start_background_task(self._publish_backlog)
-        self.order = RoomOrder(self.server, self._listened, self._deliver_stored, self.order_hold, self.order_max_wait)
+        self.order = RoomOrder(
+            self.server, self._listened, settle, self._deliver_stored, self.order_hold, self.order_max_wait
+        )
         if not self.server.manager_initialized:
             self.server.manager_initialized = True
             self.initialize()

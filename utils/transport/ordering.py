@@ -77,15 +77,17 @@ class RoomOrder:
     """Deliveries of each room's messages in position order, and of each message's states in its versions' order
     (see the module)."""
 
-    def __init__(self, server, listened, deliver_stored, hold_seconds, max_wait, max_held=10_000, max_keys=100_000):
+    def __init__(
+        self, server, listened, settle, deliver_stored, hold_seconds, max_wait, max_held=10_000, max_keys=100_000
+    ):
         self.server = server
         self.listened = listened  # room -> whether this process has sockets in it
+        self.settle = settle  # (room, first, last) -> [(position, message id, payload or None)], from the services
         # (room, message id, payload or None): a position read from the database, delivered to this process's sockets
         # when it has a payload; its broadcast, if it comes, is then dropped
         self.deliver_stored = deliver_stored
         self.hold_seconds, self.max_wait = hold_seconds, max_wait
         self.max_held, self.max_keys = max_held, max_keys
-        self.settle = None  # (room, first, last) -> [(position, message id, payload or None)]; set by the services
         self.lock = threading.Lock()  # deliveries are made holding it, in order
         self.next = {}  # room -> the next position to deliver, for rooms this process has sockets in
         # room -> the position its first socket here joined at: what comes below it, late, is history to them all
