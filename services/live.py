@@ -6,6 +6,8 @@ by every process against the sockets it really has (`transport.members`), never 
 index that may have forgotten one: see `evict`, `revoke_grants`, `disconnect_tokens`.
 """
 
+from functools import partial
+
 from bson import ObjectId
 from flask import current_app
 
@@ -36,11 +38,12 @@ def join(sid: str, user: User, ref: str | None, legacy: bool = False) -> tuple[R
     since = grants.generation()
     room, role = rooms.do_join_room(user, ref)
     channel = str(room.id)
+    enter = partial(socketio.server.enter_room, sid, channel, namespace=NAMESPACE)
     order = transport.ordering(socketio.server)
-    start = messages.settled_top(room) + 1 if order is not None and not order.listened(channel) else None
-    socketio.server.enter_room(sid, channel, namespace=NAMESPACE)
-    if start is not None:  # the room's first socket here: its messages from there on come in order
-        order.start(channel, start)
+    if order is None:
+        enter()
+    else:  # the room's first socket here reads where the room stands: its messages from there on come in order
+        order.join(channel, lambda: messages.settled_top(room) + 1, enter)
     if grants.generation() != since:  # a membership changed while we read it: read it again, now in the channel
         try:
             rooms.do_join_room(user, room.id)

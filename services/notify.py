@@ -87,7 +87,7 @@ def _versioned(message: MessageFields) -> dict:
     """The message as `message_updated` carries it, stamped with its version: every process delivers a message's
     states in its versions' order, whichever process changed it (`utils/transport/ordering.py`)."""
     payload = message_payload(message)
-    return payload if message.version is None else Stamped(payload, message.version)
+    return payload if message.version is None else Stamped(payload, message.version, message.seq)
 
 
 def notify_message_deleted(message: MessageFields, delete: Callable[[], bool]) -> bool:
@@ -96,7 +96,8 @@ def notify_message_deleted(message: MessageFields, delete: Callable[[], bool]) -
     with in_order(message.id):
         deleted = delete()
         if deleted:
-            socketio.emit("message_deleted", Stamped(_deleted.dump(message), DELETED), to=str(message.room))
+            deletion = Stamped(_deleted.dump(message), DELETED, message.seq)
+            socketio.emit("message_deleted", deletion, to=str(message.room))
     return deleted
 
 
@@ -145,7 +146,7 @@ def notify_read_receipt(
     their marker moved, whichever process moved it (`utils/transport/ordering.py`)."""
     payload = {"room": str(room_id), "userId": str(user_id), "userName": user_name, "messageId": str(message_id)}
     channels = [user_channel(user_id), str(room_id)] if whole_room else [user_channel(user_id)]
-    socketio.emit("read_receipt", Stamped(payload, seq), to=channels)
+    socketio.emit("read_receipt", Stamped(payload, seq, seq), to=channels)
 
 
 def notify_room_deleted(room_id: ObjectId) -> None:

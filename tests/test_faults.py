@@ -605,25 +605,45 @@ def test_a_held_message_s_change_reaches_sockets_after_it(nodes, connect, make_u
     after the message (a client keeping the last state it got kept the original), and a message deleted meanwhile
     must not come at all (it came back with its original body)."""
     room, watcher, here, there = _three_in_a_room(nodes, connect, make_user)
-    api = Api(nodes.a.url)
     with stopped(nodes.redis.proc):
         earlier = there.call("message", {"room": room, "messageBody": "stored through B"})["message"]
         held = here.call("message", {"room": room, "messageBody": "original"})["message"]
-        path = f"/api/messages/{held['id']}"
-        if change == "edit":
-            answer = api.patch(path, here.token, json={"messageBody": "edited"})
-        else:
-            answer = api.delete(path, here.token)
-        assert answer.status_code in (200, 204), answer.text
-        event = "message_updated" if change == "edit" else "message_deleted"
-        watcher.wait_for(event, lambda m: m["id"] == held["id"], timeout=FAST - 0.5)
+        _change(nodes.a, here, held, change, watcher)
         assert _got(watcher, earlier["id"], FAST - 0.5)
     time.sleep(1)  # whatever was held on A, and Redis's copies, have come
-    got = [(name, data.get("messageBody")) for name, data in watcher.events if (data or {}).get("id") == held["id"]]
+    expected = {"edit": [("message", "original"), ("message_updated", "edited")], "delete": [("message_deleted", None)]}
+    assert _states(watcher, held) == expected[change]
+
+
+@pytest.mark.parametrize("change", ["edit", "delete"])
+def test_a_change_made_before_its_message_came_reaches_sockets_after_it(nodes, connect, make_user, change):
+    """B stores a message while Redis hangs, and its author changes it through A, where it has not come: A's sockets
+    got the change first, then the message with its original body, which a client kept (or kept a deleted one). The
+    change now waits for the message (ORDER_HOLD_MS), which A reads from the database, as changed."""
+    room, watcher, _, there = _three_in_a_room(nodes, connect, make_user)
+    with stopped(nodes.redis.proc):
+        message = there.call("message", {"room": room, "messageBody": "original"})["message"]
+        _change(nodes.a, there, message, change, watcher)
+    time.sleep(1)  # B's broadcast of the message comes through Redis now
+    expected = {"edit": [("message", "edited"), ("message_updated", "edited")], "delete": [("message_deleted", None)]}
+    assert _states(watcher, message) == expected[change]
+
+
+def _change(node, author, message, change, watcher):
+    """`author` edits or deletes `message` through `node`; `watcher` gets that within a hold and a read."""
+    path = f"/api/messages/{message['id']}"
     if change == "edit":
-        assert got == [("message", "original"), ("message_updated", "edited")], got
+        answer = Api(node.url).patch(path, author.token, json={"messageBody": "edited"})
     else:
-        assert got == [("message_deleted", None)], got
+        answer = Api(node.url).delete(path, author.token)
+    assert answer.status_code in (200, 204), answer.text
+    event = "message_updated" if change == "edit" else "message_deleted"
+    watcher.wait_for(event, lambda m: m["id"] == message["id"], timeout=FAST - 0.5)
+
+
+def _states(client, message):
+    """The events of `message` that `client` got, each with its body, in order."""
+    return [(name, data.get("messageBody")) for name, data in client.events if (data or {}).get("id") == message["id"]]
 
 
 def test_a_socket_joining_while_a_broadcast_is_late_gets_nothing_from_before_its_join(nodes, connect, make_user):

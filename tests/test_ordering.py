@@ -3,6 +3,7 @@ real threads: the database's answers are given here, the cluster tests (tests/te
 
 import time
 
+import pytest
 import socketio
 from pymongo.errors import ServerSelectionTimeoutError
 
@@ -13,14 +14,32 @@ HOLD = 0.05
 
 
 class Room:
-    """A RoomOrder whose room "r" has sockets here from position 1 on, recording what reaches them, what the database
-    is asked and what it answers: `settled`, one answer a question, each [(position, message id, payload or None)]."""
+    """A RoomOrder whose room "r" has sockets here from position 1 on (`listened`: until they leave), recording what
+    reaches them, what the database is asked and what it answers: `settled`, one answer a question, each [(position,
+    message id, payload or None)]."""
 
     def __init__(self, listened=True, settled=(), max_wait=5, **limits):
         self.got, self.dropped, self.asked, self.settled = [], [], [], list(settled)
+        self.entered = set()  # the rooms a socket here joined
         server = socketio.Server(async_mode="threading")
-        self.order = RoomOrder(server, lambda room: listened, self._settle, self._stored, HOLD, max_wait, **limits)
-        self.order.start("r", 1)
+        in_room = lambda room: listened and room in self.entered  # noqa: E731
+        self.order = RoomOrder(server, in_room, self._settle, self._stored, HOLD, max_wait, **limits)
+        self.join("r", 1)
+
+    def join(self, room, position, during=lambda: None):
+        """A socket joins `room`; where the room stands is read as `position` (when it is the first), `during()` run
+        while that is read (what arrives meanwhile, another join)."""
+
+        def settled():
+            during()
+            return position
+
+        self.order.join(room, settled, lambda: self.entered.add(room))
+
+    def state(self, message_id, version, position=None, room="r"):
+        """A new version of message `message_id`, at `position` in `room`."""
+        got = f"{message_id} v{version}"
+        self.order.state(message_id, message_id, version, lambda: self.got.append(got), room, position)
 
     def offer(self, *positions, room="r"):
         for position in positions:
@@ -117,9 +136,9 @@ def test_a_room_with_no_socket_here_holds_nothing_and_is_tracked_again_from_its_
 
 def test_the_room_quiet_longest_is_forgotten_first():
     room = Room(max_keys=2)
-    room.order.start("a", 1)
+    room.join("a", 1)
     room.offer(1, room="r")
-    room.order.start("c", 1)
+    room.join("c", 1)
     assert list(room.order.next) == ["r", "c"]
     room.offer(5, room="a")  # forgotten: delivered at once, until its next first join
     assert room.got == [1, 5]
@@ -156,7 +175,70 @@ def test_what_comes_below_a_first_join_s_position_is_history():
     room = Room()
     room.offer(1)
     room.order.offer("r", 3, lambda: room.got.append("m3"), "m3")
-    room.order.start("r", 5)
+    room.entered.clear()
+    room.join("r", 5)
     room.order.offer("r", 4, lambda: room.got.append("m4"), "m4")
     room.offer(5)
     assert room.got == [1, 5] and room.dropped == ["m3", "m4"] and room.order.held == {}
+
+
+def test_a_change_that_comes_before_its_message_waits_for_it():
+    """A change made through this process to a message whose broadcast has not come yet goes after the message."""
+    room = Room()
+    room.offer(1)
+    room.state("m3", 1, position=3)
+    room.offer(2)
+    assert room.got == [1, 2]
+    room.order.offer("r", 3, lambda: room.got.append("m3"), "m3")
+    assert room.got == [1, 2, "m3", "m3 v1"] and room.order.held == {} and room.order.held_ids == {}
+
+
+def test_a_change_whose_message_never_comes_goes_after_the_database_s_copy():
+    room = Room(settled=[[(2, "m2", "stored 2")]])
+    room.offer(1)
+    room.state("m2", 1, position=2)
+    assert room.until(3) == [1, "stored 2", "m2 v1"] and room.asked == [(2, 2)]
+
+
+def test_a_change_of_a_message_delivered_here_or_in_a_room_not_followed_goes_at_once():
+    room = Room()
+    room.offer(1)
+    room.state("m1", 1, position=1)
+    room.state("elsewhere", 1, position=7, room="not joined here")
+    room.state("unplaced", 1)  # from a process that does not say where its message is
+    assert room.got == [1, "m1 v1", "elsewhere v1", "unplaced v1"] and room.order.held == {}
+
+
+def test_what_arrives_while_a_first_join_reads_waits_for_it():
+    room = Room()
+    room.join("j", 5, during=lambda: room.offer(6, 5, room="j"))
+    assert room.got == [5, 6] and room.order.next["j"] == 7
+
+
+def test_concurrent_first_joins_follow_the_room_from_the_lowest_position_read():
+    """The first join reads 11; a second one, reading after 11 was stored, reads 12 and enters first: 11's broadcast,
+    late, still reaches the sockets (the first join's socket had not seen it), before 12."""
+    room = Room()
+
+    def second_join():
+        room.join("j", 12)
+        room.offer(12, 11, room="j")
+        assert room.got == []
+
+    room.join("j", 11, during=second_join)
+    assert room.got == [11, 12] and room.order.floors["j"] == 11
+
+
+def test_a_first_join_that_cannot_read_enters_nothing_and_what_came_goes_out():
+    room = Room()
+
+    def failing():
+        room.offer(3, 2, room="j")
+        raise ServerSelectionTimeoutError("down")
+
+    with pytest.raises(ServerSelectionTimeoutError):
+        room.order.join("j", failing, lambda: room.entered.add("j"))
+    assert room.got == [2, 3] and "j" not in room.entered and "j" not in room.order.next
+    room.join("j", 4)
+    room.offer(5, 4, room="j")
+    assert room.got == [2, 3, 4, 5]

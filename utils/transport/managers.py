@@ -179,7 +179,8 @@ class QueueManager(RedisManager, Counted):
             self.order.offer(message["room"], stamp, partial(self._deliver, message, data), data.get("id"))
         else:
             key, message_id = _stamped_state(message["event"], data)
-            self.order.state(message_id, key, stamp, partial(self._deliver, message, data))
+            after = message.get("after", getattr(data, "after", None))
+            self.order.state(message_id, key, stamp, partial(self._deliver, message, data), data["room"], after)
 
     def _deliver(self, message, data):
         if hub.accept(message["event"], data):
@@ -200,7 +201,8 @@ class QueueManager(RedisManager, Counted):
     def _publish(self, data):
         payload = data.get("data")
         if isinstance(payload, list) and payload and isinstance(payload[0], Stamped):
-            data = {**data, "stamp": payload[0].stamp}  # the payload's own key would reach the clients
+            stamped = payload[0]  # beside the payload: a key of its own would reach the clients
+            data = {**data, "stamp": stamped.stamp, **({} if stamped.after is None else {"after": stamped.after})}
         if self.publisher is None:
             self._send([data])
             return

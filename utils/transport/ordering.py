@@ -6,9 +6,10 @@ arrive after a later one stored here and broadcast at once. A client that resume
 last message it got (`sync` after it) would skip the earlier one. So, for each room this
 process has sockets in, a message (`Stamped`: the broadcast's payload, stamped with its
 position) whose position is past the next one expected is held until the positions before
-it arrive. A room is followed from its first socket's join here (`start`: the room's settled
-position then, read by the join), until a message finds none of its sockets left: never from
-whatever message happens to come first (a retry's broadcast of an old one, say).
+it arrive. A room is followed from its first socket's join here (`join`: the room's settled
+position then, read by the join; what arrives during that read waits for it, and of first joins
+reading at once the lowest position wins), until a message finds none of its sockets left: never
+from whatever message happens to come first (a retry's broadcast of an old one, say).
 
 A hold that lasts `hold_seconds` asks the database (`settle`, given by the services) for
 the positions from the next expected one to the last one held: settled, in order, each with
@@ -32,9 +33,11 @@ A changed message (`message_updated`) is stamped with its version, which each ch
 increments in the same write: a state older than one delivered here already is dropped (a
 client keeps the last one it got), and so is any state after its `message_deleted`. A
 member's `read_receipt` is stamped with the position their marker moved to, the same way.
-The states of a message still held wait behind it; a held message the database says was
-deleted is dropped, its states delivered. What comes late below the position a room's first
-socket here joined at is history to every socket here: not delivered.
+The states of a message still held, or not come yet (changed through this process before its
+broadcast from another one came: a state says its message's position), wait behind it; a held
+message the database says was deleted is dropped, its states delivered. What comes late below
+the position a room's first socket here joined at is history to every socket here: not
+delivered.
 """
 
 import logging
@@ -55,22 +58,24 @@ SLOWEST = 8
 
 class Stamped(dict):
     """A broadcast's payload with its stamp (sent beside it to the other processes, never to clients): a new
-    message's position in its room, a changed message's version or DELETED, a read receipt's position."""
+    message's position in its room, a changed message's version or DELETED, a read receipt's position; and a state's
+    `after`, the position of the message it follows."""
 
-    __slots__ = ("stamp",)
+    __slots__ = ("after", "stamp")
 
-    def __init__(self, payload, stamp):
+    def __init__(self, payload, stamp, after=None):
         super().__init__(payload)
-        self.stamp = stamp
+        self.stamp, self.after = stamp, after
 
 
 class _Held:
-    """A message held for an earlier one: its delivery, then its states that came meanwhile (key, stamp, delivery)."""
+    """A message held for an earlier one: its delivery (None: only its states have come, it has not), then its states
+    that came meanwhile (key, stamp, delivery)."""
 
     __slots__ = ("deliver", "message_id", "states")
 
-    def __init__(self, deliver, message_id):
-        self.deliver, self.message_id, self.states = deliver, message_id, []
+    def __init__(self, message_id):
+        self.deliver, self.message_id, self.states = None, message_id, []
 
 
 class RoomOrder:
@@ -93,23 +98,57 @@ class RoomOrder:
         # room -> the position its first socket here joined at: what comes below it, late, is history to them all
         self.floors = {}
         self.held = {}  # room -> {position: _Held}, for rooms waiting for an earlier position
+        # room -> [its first joins still reading where it stands, the lowest position one of them read], while any is
+        self.starting = {}
         self.held_ids = {}  # message id -> (room, position) of the held messages
         self.versions = {}  # a message's id, or a read marker's key -> the latest stamp delivered of its states
 
-    def start(self, room, position):
-        """A room's first socket here joined, when every position below `position` was settled: from there on, its
-        messages are delivered in order; what comes below it (a broadcast late) is not delivered."""
+    def join(self, room, settled, enter):
+        """Put a socket in `room` (`enter()`). The room's first socket here asks `settled()` (a read of the database)
+        the position it joins at: what arrives meanwhile waits for the answer, and the room is followed from the lowest
+        position its first joins read. A join that fails to read enters nothing, and raises."""
         with self.lock:
-            _keep(self.floors, room, position, self.max_keys)
-            held = self.held.get(room, {})
-            for below in sorted(p for p in held if p < position):  # left held by sockets gone since
-                self._drop(room, below)
-            self.next[room] = max(self.next.get(room, position), position)
-            self._advance(room, self.next[room])
+            starting = self.starting.get(room)
+            if starting is None and self.listened(room):
+                enter()
+                return
+            if starting is None:
+                starting = self.starting[room] = [0, None]
+            starting[0] += 1
+        position = None
+        try:
+            position = settled()
+        finally:
+            with self.lock:
+                starting[0] -= 1
+                if position is not None:
+                    enter()
+                    starting[1] = position if starting[1] is None else min(starting[1], position)
+                if not starting[0]:
+                    del self.starting[room]
+                    self._start(room, starting[1])
+
+    def _start(self, room, position):
+        """The room's first sockets here joined at `position` (None: none could read it): from there on, its messages
+        are delivered in order; what comes below it (a broadcast late) is not delivered."""
+        if position is None:
+            if room not in self.next and room in self.held:  # what arrived while it read, to no socket: it goes
+                self._release(room)
+                del self.next[room]
+            return
+        _keep(self.floors, room, position, self.max_keys)
+        held = self.held.get(room, {})
+        for below in sorted(p for p in held if p < position):  # left held by sockets gone since, or late
+            self._drop(room, below)
+        self.next[room] = max(self.next.get(room, position), position)
+        self._advance(room, self.next[room])
 
     def offer(self, room, position, deliver, message_id=None):
         """Deliver (call `deliver()`) now, or once every earlier position of the room is delivered or given up."""
         with self.lock:
+            if room in self.starting:  # a first join reads where the room stands: this waits for its answer
+                self._hold(room, position, message_id, deliver)
+                return
             expected = self.next.get(room)
             if expected is None or position < expected:
                 if position < self.floors.get(room, 0):
@@ -117,8 +156,7 @@ class RoomOrder:
                 else:
                     _run(deliver)
                 return
-            held = self.held.get(room)
-            if held is None:
+            if room not in self.held:
                 if not self.listened(room):  # its last socket here left: it starts again at the next first join
                     del self.next[room]
                     self.floors.pop(room, None)
@@ -128,28 +166,48 @@ class RoomOrder:
                     _run(deliver)
                     self._advance(room, position + 1)
                     return
-                held = self.held[room] = {}
-                self.server.start_background_task(self._wait, room, held)
-            held[position] = _Held(deliver, message_id)
-            if message_id is not None:
-                self.held_ids[message_id] = (room, position)
-            metrics.MESSAGES_HELD.inc()
-            if position == self.next[room]:
+            self._hold(room, position, message_id, deliver)
+            if position == expected:
                 self._advance(room, position)
-            elif len(held) > self.max_held:
-                log.warning("room %s held %d messages for an earlier one: delivered now", room, len(held))
+            elif len(self.held[room]) > self.max_held:
+                log.warning("room %s held %d messages for an earlier one: delivered now", room, len(self.held[room]))
                 self._release(room)
 
-    def state(self, message_id, key, stamp, deliver):
+    def _hold(self, room, position, message_id, deliver=None):
+        """The room's entry of the message at `position`, held (a new one when neither it nor its states came yet);
+        `deliver`: the message has come."""
+        held = self.held.get(room)
+        if held is None:
+            held = self.held[room] = {}
+            self.server.start_background_task(self._wait, room, held)
+        entry = held.get(position)
+        if entry is None:
+            entry = held[position] = _Held(message_id)
+            if message_id is not None:
+                self.held_ids[message_id] = (room, position)
+        if deliver is not None:
+            entry.deliver = deliver
+            metrics.MESSAGES_HELD.inc()
+        return entry
+
+    def state(self, message_id, key, stamp, deliver, room=None, position=None):
         """Deliver a state of `key` (of a message: its version, or DELETED; of a member's read marker: its position)
-        if it is newer than every one delivered here, right after message `message_id` when that is held."""
+        if it is newer than every one delivered here, right after message `message_id` (at `position` in `room`)
+        when that is held, or has not come yet."""
         with self.lock:
             where = self.held_ids.get(message_id)
+            if where is None and self._ahead(room, position):
+                where = room, position
             if where is None:
                 self._state(key, stamp, deliver)
             else:
-                room, position = where
-                self.held[room][position].states.append((key, stamp, deliver))
+                self._hold(*where, message_id).states.append((key, stamp, deliver))
+
+    def _ahead(self, room, position):
+        """Whether the message at `position` has yet to reach this process's sockets in `room`."""
+        if position is None or room in self.starting:
+            return position is not None
+        return position >= self.next.get(room, position + 1) and self.listened(room)
 
     def _state(self, key, stamp, deliver):
         if stamp > self.versions.get(key, -1):
@@ -158,7 +216,7 @@ class RoomOrder:
 
     def _advance(self, room, position):
         held = self.held.get(room)
-        while held and position in held:
+        while held and position in held and held[position].deliver is not None:
             self._deliver_held(room, position)
             position += 1
         if held is not None and not held:
@@ -170,9 +228,15 @@ class RoomOrder:
         self.held_ids.pop(entry.message_id, None)
         return entry
 
-    def _deliver_held(self, room, position):
+    def _deliver_held(self, room, position, payload=None):
+        """A held message as it came, else (only its states came) as the database read it (`payload`) if it did, then
+        its states."""
         entry = self._take(room, position)
-        _run(entry.deliver)
+        if entry.deliver is not None:
+            _run(entry.deliver)
+        elif payload is not None:
+            metrics.MESSAGES_READ_FOR_ORDER.inc()
+            _run(self.deliver_stored, room, entry.message_id, payload)
         for state in entry.states:
             self._state(*state)
 
@@ -201,6 +265,9 @@ class RoomOrder:
             with self.lock:
                 if self.held.get(room) is not held:
                     return
+                if room in self.starting:  # its first join reads where the room stands: it moves once that answers
+                    moved = time.monotonic()
+                    continue
                 first, last = self.next[room], max(held)
             if first != first_before:
                 moved, first_before, pause = time.monotonic(), first, self.hold_seconds
@@ -224,8 +291,8 @@ class RoomOrder:
                 for position, message_id, payload in settled:
                     if position < self.next[room]:
                         continue
-                    if position in held and payload is not None:  # its broadcast came: as it came, then its states
-                        self._deliver_held(room, position)
+                    if position in held and payload is not None:  # as its broadcast came, if it did; its states
+                        self._deliver_held(room, position, payload)
                     elif position in held:
                         self._drop(room, position)
                     else:
